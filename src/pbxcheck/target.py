@@ -1,0 +1,342 @@
+"""Targets: one TOML file describes one central.
+
+Example (every key; ``${VAR}`` is replaced from the environment, so secrets stay out of the file)::
+
+    name = "staging"
+
+    [api]
+    url = "https://central.example:443"       # POST {url}/api.php, GET {url}/gravador28/<f>.gsm
+    plain_url = "http://central.example:80"   # AUTH-4 probes this
+    source_ip = "127.0.0.1"                   # the IP the token is bound to (client binds to it)
+    ca_file = "ca.pem"                        # optional, relative to the target file
+    insecure = false                          # skip TLS verification; every report then says so
+    timeout = 10.0
+
+    [credentials]
+    login = "root"
+    senha = "${PBX_SENHA}"
+    token = "${PBX_TOKEN}"
+
+    [foreign]                                 # a second token, bound to another source IP
+    token = "${PBX_FOREIGN_TOKEN}"
+    source_ip = "127.0.0.2"                   # optional: where that token is valid, if we can bind it
+
+    [disposable]                              # the only things destructive checks may touch
+    campaign = "900"
+    classe5_client = "teste"
+
+    [sip]
+    host = "127.0.0.1"
+    udp_port = 7048
+    tcp_port = 7048
+    ws_url = "ws://127.0.0.1:8089/ws"
+    wss_url = "wss://127.0.0.1:8089/ws"
+
+    [[extensions]]
+    number = "2001"
+    password = "${EXT_2001}"
+    ramal_web = false
+    classe5_client = "teste"                 # optional: the classe5 client the extension belongs to
+
+    [pins]                                    # answers for [unspecified] clauses, pinned
+    "AUTH-2.token" = '["Status","Token Invalido"]'
+
+    [findings]
+    fail_on = ["AUTH-6"]                      # hardening clauses whose findings fail the run
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from .contract import CLAUSES
+from .errors import TargetError
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+@dataclass(frozen=True)
+class Extension:
+    number: str
+    password: str
+    ramal_web: bool = False
+    classe5_client: str | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    api_url: str
+    plain_url: str
+    source_ip: str
+    login: str
+    senha: str
+    token: str
+    disposable_campaign: str
+    disposable_classe5: str
+    foreign_token: str | None = None
+    foreign_source_ip: str | None = None
+    ca_file: str | None = None
+    insecure: bool = False
+    timeout: float = 10.0
+    sip_host: str = "127.0.0.1"
+    sip_udp_port: int = 7048
+    sip_tcp_port: int = 7048
+    sip_ws_url: str | None = None
+    sip_wss_url: str | None = None
+    extensions: tuple[Extension, ...] = ()
+    pins: dict[str, str] = field(default_factory=dict)
+    fail_on_findings: tuple[str, ...] = ()
+    path: str | None = None
+
+    @property
+    def api_endpoint(self) -> str:
+        return self.api_url.rstrip("/") + "/api.php"
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every value that must never reach a report or the terminal."""
+        values = [self.login, self.senha, self.token, self.foreign_token]
+        values += [e.password for e in self.extensions]
+        return tuple(sorted({v for v in values if v}, key=len, reverse=True))
+
+    def extension(self, number: str) -> Extension:
+        for ext in self.extensions:
+            if ext.number == number:
+                return ext
+        raise TargetError(f"no extension {number!r} in [[extensions]]", path=self.path, key="extensions")
+
+    def with_(self, **changes: Any) -> Target:
+        return replace(self, **changes)
+
+
+def _expand(value: Any, key: str, path: str | None) -> Any:
+    if isinstance(value, str):
+        def sub(m: re.Match[str]) -> str:
+            name = m.group(1)
+            if name not in os.environ:
+                raise TargetError(f"environment variable {name} is not set", path=path, key=key)
+            return os.environ[name]
+        return _ENV.sub(sub, value)
+    return value
+
+
+class _Reader:
+    """Typed access to the parsed TOML that names the dotted key in every complaint."""
+
+    def __init__(self, data: dict[str, Any], path: str | None) -> None:
+        self.data = data
+        self.path = path
+
+    def _get(self, dotted: str) -> Any:
+        node: Any = self.data
+        for part in dotted.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return None
+            node = node[part]
+        return node
+
+    def str(self, dotted: str, *, required: bool = True, default: str | None = None) -> Any:
+        value = self._get(dotted)
+        if value is None:
+            if required:
+                raise TargetError("missing (required)", path=self.path, key=dotted)
+            return default
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)  # campaign = 900 is as good as "900"
+        if not isinstance(value, str):
+            raise TargetError(f"must be a string, not {type(value).__name__}", path=self.path, key=dotted)
+        value = _expand(value, dotted, self.path)
+        if required and not value:
+            raise TargetError("must not be empty", path=self.path, key=dotted)
+        return value
+
+    def int(self, dotted: str, default: int) -> int:
+        value = self._get(dotted)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
+            raise TargetError(f"must be a port number 1-65535, not {value!r}", path=self.path, key=dotted)
+        return value
+
+    def float(self, dotted: str, default: float) -> float:
+        value = self._get(dotted)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise TargetError(f"must be a positive number, not {value!r}", path=self.path, key=dotted)
+        return float(value)
+
+    def bool(self, dotted: str, default: bool) -> bool:
+        value = self._get(dotted)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise TargetError(f"must be true or false, not {value!r}", path=self.path, key=dotted)
+        return value
+
+
+def _check_url(value: str, schemes: tuple[str, ...], key: str, path: str | None) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or not parts.hostname:
+        raise TargetError(f"must be a {' or '.join(schemes)} URL, not {value!r}", path=path, key=key)
+    return value
+
+
+def _check_ip(value: str, key: str, path: str | None) -> str:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise TargetError(f"must be an IP address, not {value!r}", path=path, key=key) from None
+    return value
+
+
+_KNOWN_TOP = {"name", "api", "credentials", "foreign", "disposable", "sip", "extensions", "pins", "findings"}
+
+
+def parse_target(data: dict[str, Any], *, path: str | None = None, base_dir: Path | None = None) -> Target:
+    """Build a Target from parsed TOML; every problem is one TargetError naming its key."""
+    unknown = sorted(set(data) - _KNOWN_TOP)
+    if unknown:
+        raise TargetError(f"unknown key (known: {', '.join(sorted(_KNOWN_TOP))})", path=path, key=unknown[0])
+    r = _Reader(data, path)
+    api_url = _check_url(r.str("api.url"), ("https", "http"), "api.url", path)
+    plain_url = _check_url(r.str("api.plain_url"), ("http",), "api.plain_url", path)
+    ca_file = r.str("api.ca_file", required=False)
+    if ca_file:
+        ca = Path(ca_file)
+        if not ca.is_absolute() and base_dir is not None:
+            ca = base_dir / ca
+        if not ca.is_file():
+            raise TargetError(f"CA file {str(ca)!r} does not exist", path=path, key="api.ca_file")
+        ca_file = str(ca)
+
+    extensions: list[Extension] = []
+    raw_ext = data.get("extensions", [])
+    if not isinstance(raw_ext, list):
+        raise TargetError("must be an array of tables ([[extensions]])", path=path, key="extensions")
+    for i, item in enumerate(raw_ext):
+        key = f"extensions[{i}]"
+        if not isinstance(item, dict):
+            raise TargetError("must be a table", path=path, key=key)
+        er = _Reader(item, path)
+        try:
+            extensions.append(Extension(
+                number=er.str("number"),
+                password=er.str("password"),
+                ramal_web=er.bool("ramal_web", False),
+                classe5_client=er.str("classe5_client", required=False),
+            ))
+        except TargetError as exc:
+            raise TargetError(str(exc).split(": ", 2)[-1], path=path, key=f"{key}.{exc.key}") from None
+
+    pins_raw = data.get("pins", {})
+    if not isinstance(pins_raw, dict):
+        raise TargetError("must be a table", path=path, key="pins")
+    pins: dict[str, str] = {}
+    for k, v in pins_raw.items():
+        if k.split(".")[0] not in CLAUSES:
+            raise TargetError(f"pin must start with a clause ID from CLAUSES.md, not {k!r}", path=path, key=f"pins.{k}")
+        if not isinstance(v, str):
+            raise TargetError("must be a string", path=path, key=f"pins.{k}")
+        pins[k] = v
+
+    fail_on = r._get("findings.fail_on") or []
+    if not isinstance(fail_on, list) or any(x not in CLAUSES for x in fail_on):
+        raise TargetError("must be a list of clause IDs", path=path, key="findings.fail_on")
+
+    ws_url = r.str("sip.ws_url", required=False)
+    wss_url = r.str("sip.wss_url", required=False)
+    if ws_url:
+        _check_url(ws_url, ("ws",), "sip.ws_url", path)
+    if wss_url:
+        _check_url(wss_url, ("wss",), "sip.wss_url", path)
+    foreign_ip = r.str("foreign.source_ip", required=False)
+
+    return Target(
+        name=r.str("name", required=False, default=None) or (Path(path).stem if path else "target"),
+        api_url=api_url,
+        plain_url=plain_url,
+        source_ip=_check_ip(r.str("api.source_ip", required=False, default="127.0.0.1"), "api.source_ip", path),
+        ca_file=ca_file,
+        insecure=r.bool("api.insecure", False),
+        timeout=r.float("api.timeout", 10.0),
+        login=r.str("credentials.login"),
+        senha=r.str("credentials.senha"),
+        token=r.str("credentials.token"),
+        foreign_token=r.str("foreign.token", required=False),
+        foreign_source_ip=_check_ip(foreign_ip, "foreign.source_ip", path) if foreign_ip else None,
+        disposable_campaign=r.str("disposable.campaign"),
+        disposable_classe5=r.str("disposable.classe5_client"),
+        sip_host=r.str("sip.host", required=False, default=urlsplit(api_url).hostname),
+        sip_udp_port=r.int("sip.udp_port", 7048),
+        sip_tcp_port=r.int("sip.tcp_port", 7048),
+        sip_ws_url=ws_url,
+        sip_wss_url=wss_url,
+        extensions=tuple(extensions),
+        pins=pins,
+        fail_on_findings=tuple(fail_on),
+        path=path,
+    )
+
+
+def load_target(path: str | os.PathLike[str]) -> Target:
+    """Read and validate a target file. Raises TargetError, never anything else."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise TargetError("file not found", path=str(p)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TargetError(f"cannot read: {exc}", path=str(p)) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise TargetError(f"not valid TOML: {exc}", path=str(p)) from None
+    return parse_target(data, path=str(p), base_dir=p.parent)
+
+
+def dump_target(t: Target) -> str:
+    """A target as TOML text (used by the reference central to describe itself)."""
+    def q(s: str) -> str:
+        return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    lines = [f"name = {q(t.name)}", "", "[api]", f"url = {q(t.api_url)}", f"plain_url = {q(t.plain_url)}",
+             f"source_ip = {q(t.source_ip)}"]
+    if t.ca_file:
+        lines.append(f"ca_file = {q(t.ca_file)}")
+    lines += [f"insecure = {'true' if t.insecure else 'false'}", f"timeout = {t.timeout}", "",
+              "[credentials]", f"login = {q(t.login)}", f"senha = {q(t.senha)}", f"token = {q(t.token)}", ""]
+    if t.foreign_token:
+        lines += ["[foreign]", f"token = {q(t.foreign_token)}"]
+        if t.foreign_source_ip:
+            lines.append(f"source_ip = {q(t.foreign_source_ip)}")
+        lines.append("")
+    lines += ["[disposable]", f"campaign = {q(t.disposable_campaign)}",
+              f"classe5_client = {q(t.disposable_classe5)}", "",
+              "[sip]", f"host = {q(t.sip_host)}", f"udp_port = {t.sip_udp_port}", f"tcp_port = {t.sip_tcp_port}"]
+    if t.sip_ws_url:
+        lines.append(f"ws_url = {q(t.sip_ws_url)}")
+    if t.sip_wss_url:
+        lines.append(f"wss_url = {q(t.sip_wss_url)}")
+    lines.append("")
+    for e in t.extensions:
+        lines += ["[[extensions]]", f"number = {q(e.number)}", f"password = {q(e.password)}",
+                  f"ramal_web = {'true' if e.ramal_web else 'false'}"]
+        if e.classe5_client:
+            lines.append(f"classe5_client = {q(e.classe5_client)}")
+        lines.append("")
+    if t.pins:
+        lines.append("[pins]")
+        lines += [f"{q(k)} = {q(v)}" for k, v in t.pins.items()]
+        lines.append("")
+    if t.fail_on_findings:
+        lines += ["[findings]", "fail_on = [" + ", ".join(q(x) for x in t.fail_on_findings) + "]", ""]
+    return "\n".join(lines)
