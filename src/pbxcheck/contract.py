@@ -212,3 +212,26 @@ def clause(clause_id: str) -> Clause:
         return CLAUSES[clause_id]
     except KeyError:
         raise KeyError(f"unknown clause ID {clause_id!r} (see shared/spec/CLAUSES.md)") from None
+
+
+# --- Reference central's choices for [unspecified] answers (docs/DESIGN.md) ----------------------
+# Appended by the central's owner; the suites may pin or accept these.
+
+REQUISICAO_INVALIDA = "Requisicao Invalida"  # malformed body (not JSON, not an object, bad UTF-8, too big)
+ACAO_INVALIDA = "Acao Invalida"  # unknown acao, after auth passed
+CAMPO_INVALIDO = "Campo Invalido: "  # + field name: missing, wrong type, 255+ characters
+DATA_INVALIDA = "Data Invalida"  # statusreport/statusoperacoes malformed datainicial
+RAMAL_INVALIDO = "Ramal Invalido"  # clicktocall unknown origem
+RAMAL_BLOQUEADO = "Ramal Bloqueado"  # clicktocall origem belongs to a blocked classe5 client
+CLASSE5_BLOQUEADO = "BLOQUEADO"
+CLASSE5_DESBLOQUEADO = "DESBLOQUEADO"
+CLIENTE_NAO_CADASTRADO = "Cliente Nao Cadastrado"
+RAMAL_NOT_IN_USE = "Not in use"  # statusramais idle, registered
+RAMAL_UNAVAILABLE = "Unavailable"  # statusramais idle, not registered
+DATAINICIAL_ALIAS = "inicio"  # AMB-3: the Python example's name for datainicial
+ID_CLICKTOCALL = "id_clicktocall"  # C2C-3: extra call-record field carrying the clicktocall ID
+MAX_BODY_BYTES = 1 << 20  # larger bodies are answered REQUISICAO_INVALIDA unread
+
+# DIAL-ST-2: insert fields that come back under a statusdiscador column of another name.
+# Every other insert field named like a column (cliente, endereco, ..., gen22) comes back under its own name.
+INSERT_TO_COLUMN: dict[str, str] = {"ddd1": "ddd", "tel1": "numero"}
