@@ -1,0 +1,169 @@
+"""The command line: thin, it parses and delegates.
+
+Exit codes everywhere: 0 success, 1 a clause (or a load threshold) failed, 2 bad usage or bad target.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from .errors import PbxcheckError, TargetError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Conformance and load-test harness for a cloud PBX integration API (HTTP + SIP).",
+)
+err = Console(stderr=True, highlight=False)
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    err.print(f"[bold red]pbxcheck:[/] {escape(message)}", markup=True, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _check_faults(faults: list[str]) -> None:
+    from .central.faults import FAULTS
+
+    unknown = [f for f in faults if f not in FAULTS]
+    if unknown:
+        _fail(f"unknown fault {unknown[0]!r}; `pbxcheck central --list-faults` lists them")
+
+
+@app.command()
+def run(
+    target: Annotated[Path | None, typer.Option(help="Target TOML file; without it the embedded reference central is started and checked.")] = None,
+    reports: Annotated[Path, typer.Option(help="Directory for JUnit, Allure and clause reports.")] = Path("reports"),
+    fault: Annotated[list[str] | None, typer.Option(help="Only without --target: start the embedded central with this fault (repeatable).")] = None,
+    profile: Annotated[str, typer.Option(help="Hypothesis profile: ci (fast, derandomised) or thorough.")] = "ci",
+    select: Annotated[str | None, typer.Option("-k", help="pytest -k expression to run a subset of checks.")] = None,
+) -> None:
+    """Check a central clause by clause; write reports/; exit 1 on any failed clause."""
+    from .target import load_target
+
+    faults = list(fault or [])
+    if target is not None:
+        if faults:
+            _fail("--fault only applies to the embedded central (no --target)")
+        try:
+            load_target(target)
+        except TargetError as exc:
+            _fail(str(exc))
+    elif faults:
+        _check_faults(faults)
+    if profile not in ("ci", "thorough"):
+        _fail(f"--profile must be ci or thorough, not {profile!r}")
+    from . import runner
+
+    extra = ["-k", select] if select else []
+    code = runner.run(str(target) if target else None, str(reports), faults=faults,
+                      extra_args=extra, hypothesis_profile=profile)
+    raise typer.Exit(code)
+
+
+@app.command()
+def central(
+    host: Annotated[str, typer.Option(help="Address every listener binds to.")] = "127.0.0.1",
+    api_port: Annotated[int, typer.Option(help="HTTPS API port (0 picks a free one).")] = 8443,
+    plain_port: Annotated[int, typer.Option(help="Plain-HTTP port that answers Erro de Protocolo.")] = 8080,
+    sip_port: Annotated[int, typer.Option(help="SIP UDP and TCP port.")] = 7048,
+    ws_port: Annotated[int, typer.Option(help="SIP over secure WebSocket (wss) port.")] = 8089,
+    ws_plain_port: Annotated[int, typer.Option(help="SIP over plain WebSocket (ws) port.")] = 8088,
+    db: Annotated[Path | None, typer.Option(help="SQLite file; data survives restarts. Default: a temp file.")] = None,
+    state_dir: Annotated[Path | None, typer.Option(help="Directory for certificates and logs. Default: a temp dir.")] = None,
+    fault: Annotated[list[str] | None, typer.Option(help="Break one clause on purpose (repeatable); see --list-faults.")] = None,
+    clock_speed: Annotated[float, typer.Option(help="Dialer clock multiplier (2 = twice as fast).")] = 1.0,
+    write_target: Annotated[Path | None, typer.Option(help="Write a target file describing this central once it listens.")] = None,
+    list_faults: Annotated[bool, typer.Option("--list-faults", help="List the fault switches and exit.")] = False,
+) -> None:
+    """Run the reference central (HTTPS API, plain HTTP, SIP UDP/TCP/WS/WSS, SQLite) until Ctrl-C."""
+    from .central.faults import FAULTS
+
+    if list_faults:
+        from rich.table import Table
+
+        table = Table("fault", "clauses", "what it breaks")
+        for f in sorted(FAULTS.values(), key=lambda f: (f.clauses, f.name)):
+            table.add_row(f.name, " ".join(f.clauses), f.description)
+        Console().print(table)
+        raise typer.Exit(0)
+    faults = list(fault or [])
+    _check_faults(faults)
+    for name, port in (("api-port", api_port), ("plain-port", plain_port), ("sip-port", sip_port),
+                       ("ws-port", ws_port), ("ws-plain-port", ws_plain_port)):
+        if not 0 <= port < 65536:
+            _fail(f"--{name} must be 0-65535, not {port}")
+    if clock_speed <= 0:
+        _fail("--clock-speed must be positive")
+    from .central.server import CentralConfig, run_forever
+
+    config = CentralConfig(
+        host=host, api_port=api_port, plain_port=plain_port, sip_port=sip_port, ws_port=ws_port,
+        ws_plain_port=ws_plain_port, db_path=str(db) if db else None,
+        state_dir=str(state_dir) if state_dir else None, faults=frozenset(faults), clock_speed=clock_speed,
+    )
+    try:
+        run_forever(config, write_target=str(write_target) if write_target else None)
+    except OSError as exc:
+        _fail(f"cannot start the central: {exc}", 1)
+
+
+@app.command()
+def load(
+    scenario: Annotated[str, typer.Argument(help="Scenario name (see --list) or a locustfile path.")],
+    target: Annotated[Path | None, typer.Option(help="Target TOML; without it the embedded central is started.")] = None,
+    users: Annotated[int, typer.Option(help="Concurrent users.")] = 10,
+    spawn_rate: Annotated[float, typer.Option(help="Users started per second.")] = 10.0,
+    run_time: Annotated[str, typer.Option(help="Bounded duration, e.g. 30s, 2m.")] = "30s",
+    web: Annotated[bool, typer.Option("--web", help="Serve Locust's web UI instead of running headless.")] = False,
+    master: Annotated[bool, typer.Option("--master", help="Run as Locust master (distributed).")] = False,
+    worker: Annotated[bool, typer.Option("--worker", help="Run as Locust worker (distributed).")] = False,
+    master_host: Annotated[str, typer.Option(help="Master address for --worker.")] = "127.0.0.1",
+    expect_workers: Annotated[int, typer.Option(help="Workers the master waits for before starting.")] = 1,
+    max_fail_ratio: Annotated[float, typer.Option(help="Fail (exit 1) above this failure ratio.")] = 0.0,
+    max_p95_ms: Annotated[float | None, typer.Option(help="Fail (exit 1) above this 95th-percentile response time.")] = None,
+    reports: Annotated[Path, typer.Option(help="Directory for the CSV and HTML results.")] = Path("reports"),
+    list_scenarios: Annotated[bool, typer.Option("--list", help="List the scenarios and exit.")] = False,
+) -> None:
+    """Run a bounded Locust load scenario against a central; thresholds decide the exit code."""
+    from . import loadrun
+
+    if list_scenarios:
+        for name, desc in loadrun.scenarios().items():
+            Console().print(f"{name:20} {desc}")
+        raise typer.Exit(0)
+    if master and worker:
+        _fail("--master and --worker exclude each other")
+    try:
+        code = loadrun.run(
+            scenario, target=str(target) if target else None, users=users, spawn_rate=spawn_rate,
+            run_time=run_time, web=web, master=master, worker=worker, master_host=master_host,
+            expect_workers=expect_workers, max_fail_ratio=max_fail_ratio, max_p95_ms=max_p95_ms,
+            reports=str(reports),
+        )
+    except TargetError as exc:
+        _fail(str(exc))
+    except ValueError as exc:
+        _fail(str(exc))
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    try:
+        app()
+    except PbxcheckError as exc:
+        err.print(f"pbxcheck: {exc}", markup=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
