@@ -9,7 +9,7 @@ vendor's "API INTEGRAÇÃO" document (v5.0.3.1, API v1.2), cut into clauses in
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 # --- Endpoints ----------------------------------------------------------------------------------
 
@@ -24,7 +24,7 @@ RTP_PORT_RANGE = (10000, 20000)
 # --- acao values ("Utilizando API", every section) -----------------------------------------------
 
 
-class Acao(str, Enum):
+class Acao(StrEnum):
     INSERT = "insert"
     STATUSDISCADOR = "statusdiscador"
     STATUSDETALHADO = "statusdetalhado"
@@ -90,7 +90,7 @@ CONTACT_COLUMNS: tuple[str, ...] = (
 assert len(CONTACT_COLUMNS) == 53
 
 
-class ContactStatus(str, Enum):
+class ContactStatus(StrEnum):
     AGUARDANDO = "AGUARDANDO"  # not dialled yet
     DIALING = "Dialing"  # being dialled
     DESCARTADO = "Descartado"  # tried, not answered
