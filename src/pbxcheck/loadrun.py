@@ -1,0 +1,153 @@
+"""`pbxcheck load`: bounded Locust scenarios with thresholds that decide the exit code.
+
+Locust runs as a subprocess (its gevent monkey-patching must not leak into this process); the target
+reaches the locustfile through $PBXCHECK_TARGET. Distributed runs use Locust's own master/worker
+engine (`--master` here, `--worker` on each other machine).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+
+from .bundled import bundled_dir
+from .client import ApiClient
+from .contract import Acao
+from .target import Target, load_target
+
+console = Console(highlight=False, soft_wrap=True)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    locustfile: str  # relative to load/
+    description: str
+    counts_inserts: bool = False  # check afterwards that every OK insert is listed (nothing lost)
+
+
+SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
+    Scenario("dialer-insert", "locustfile_insert.py",
+             "insert contacts into the disposable campaign; afterwards none may be missing", counts_inserts=True),
+    Scenario("click-to-call", "locustfile_c2c.py", "concurrent clicktocall from the target's extensions"),
+    Scenario("sip-register", "locustfile_sip_register.py", "authenticated SIP REGISTERs over UDP (SIP Users)"),
+)}
+
+_RUN_TIME = re.compile(r"^\d+(s|m|h)?$|^(\d+h)?(\d+m)?(\d+s)?$")
+
+
+def scenarios() -> dict[str, str]:
+    return {s.name: s.description for s in SCENARIOS.values()}
+
+
+def _locustfile(scenario: str) -> tuple[Path, Scenario | None]:
+    if scenario in SCENARIOS:
+        sc = SCENARIOS[scenario]
+        path = bundled_dir("load") / sc.locustfile
+        if not path.is_file():
+            raise ValueError(f"scenario {scenario!r} is not available in this installation ({path.name} missing)")
+        return path, sc
+    path = Path(scenario)
+    if path.suffix == ".py" and path.is_file():
+        return path, None
+    raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)} (or a locustfile path)")
+
+
+@contextlib.contextmanager
+def _target(path: str | None, state: Path) -> Iterator[tuple[Target, str]]:
+    if path is not None:
+        yield load_target(path), path
+        return
+    from .central.process import CentralProcess
+
+    with CentralProcess(state_dir=state / "central") as t:
+        yield t, str(state / "central" / "target.toml")
+
+
+def _campaign_size(t: Target) -> int:
+    with ApiClient(t) as api:
+        value = api.call(Acao.STATUSDISCADOR, idcampanha=t.disposable_campaign).value
+    return len(value) if isinstance(value, list) else 0
+
+
+def _aggregate(stats_csv: Path, name: str = "Aggregated") -> dict[str, str]:
+    with stats_csv.open(newline="") as fh:
+        for row in csv.DictReader(fh):
+            if row.get("Name") == name:
+                return row
+    return {}
+
+
+def run(scenario: str, *, target: str | None, users: int, spawn_rate: float, run_time: str, web: bool,
+        master: bool, worker: bool, master_host: str, expect_workers: int, max_fail_ratio: float,
+        max_p95_ms: float | None, reports: str) -> int:
+    """Run one scenario; 0 when every threshold held, 1 otherwise. Raises ValueError on bad input."""
+    if users < 1 or spawn_rate <= 0:
+        raise ValueError("--users must be at least 1 and --spawn-rate positive")
+    if not _RUN_TIME.match(run_time) or run_time in ("", "0", "0s"):
+        raise ValueError(f"--run-time must be a bounded duration like 30s or 2m, not {run_time!r}")
+    locustfile, sc = _locustfile(scenario)
+    out = Path(reports) / "load"
+    out.mkdir(parents=True, exist_ok=True)
+    stem = sc.name if sc else locustfile.stem
+    with tempfile.TemporaryDirectory(prefix="pbxcheck-load-") as tmp, _target(target, Path(tmp)) as (t, tpath):
+        before = _campaign_size(t) if sc and sc.counts_inserts and not worker else 0
+        cmd = [sys.executable, "-m", "locust", "-f", str(locustfile), "--host", t.api_url,
+               "-u", str(users), "-r", str(spawn_rate), "-t", run_time, "--stop-timeout", "10",
+               "--csv", str(out / stem), "--html", str(out / f"{stem}.html"), "--only-summary"]
+        if not web:
+            cmd.append("--headless")
+        if master:
+            cmd += ["--master", "--expect-workers", str(expect_workers)]
+        if worker:
+            cmd = [sys.executable, "-m", "locust", "-f", str(locustfile), "--worker", "--master-host", master_host]
+        env = {**os.environ, "PBXCHECK_TARGET": str(Path(tpath).resolve())}
+        # Hard stop past the run time, in case a user blocks: every load is bounded.
+        proc = subprocess.run(cmd, env=env, timeout=_seconds(run_time) + 120 if not web else None)
+        if worker:
+            return proc.returncode
+        agg = _aggregate(out / f"{stem}_stats.csv")
+        code = 0
+        requests = int(agg.get("Request Count", "0") or 0)
+        failures = int(agg.get("Failure Count", "0") or 0)
+        p95 = float(agg.get("95%", "0") or 0)
+        ratio = failures / requests if requests else 1.0
+        rps = float(agg.get("Requests/s", "0") or 0)
+        console.print(f"{stem}: {requests} requests, {failures} failed ({ratio:.2%}), {rps:.0f} req/s, p95 {p95:.0f} ms")
+        if requests == 0:
+            console.print("[red]no request completed[/]")
+            code = 1
+        if ratio > max_fail_ratio:
+            console.print(f"[red]failure ratio {ratio:.2%} above --max-fail-ratio {max_fail_ratio:.2%}[/]")
+            code = 1
+        if max_p95_ms is not None and p95 > max_p95_ms:
+            console.print(f"[red]p95 {p95:.0f} ms above --max-p95-ms {max_p95_ms:.0f}[/]")
+            code = 1
+        if sc and sc.counts_inserts:
+            ok_inserts = requests - failures
+            after = _campaign_size(t)
+            lost = ok_inserts - (after - before)
+            console.print(f"inserts answered OK: {ok_inserts}; listed afterwards: {after - before}; lost: {lost}")
+            if lost != 0:
+                console.print("[red]inserts answered OK but missing from statusdiscador[/]")
+                code = 1
+        return code
+
+
+def _seconds(run_time: str) -> int:
+    if run_time.isdigit():
+        return int(run_time)
+    total = 0
+    for value, unit in re.findall(r"(\d+)([hms])", run_time):
+        total += int(value) * {"h": 3600, "m": 60, "s": 1}[unit]
+    return total
