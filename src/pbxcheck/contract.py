@@ -235,3 +235,4 @@ MAX_BODY_BYTES = 1 << 20  # larger bodies are answered REQUISICAO_INVALIDA unrea
 # DIAL-ST-2: insert fields that come back under a statusdiscador column of another name.
 # Every other insert field named like a column (cliente, endereco, ..., gen22) comes back under its own name.
 INSERT_TO_COLUMN: dict[str, str] = {"ddd1": "ddd", "tel1": "numero"}
+ERRO_INTERNO = "Erro Interno"  # the reference central's answer (HTTP 200) if a handler fails unexpectedly

@@ -1,0 +1,8 @@
+"""The embedded reference central: the HTTP side of the contract served from SQLite.
+
+Modules: ``store`` (SQLite), ``fragments`` (pre-rendered statusdiscador records), ``dialer``
+(the dialer simulation), ``calls`` (click-to-call seam the SIP side extends), ``records`` (call
+records), ``gsm`` (recordings), ``handlers`` + ``app`` (the ASGI apps), ``faults`` (fault switches),
+``seed`` (fixtures/seed), ``tls`` (private CA), ``server`` (running it), ``process`` (starting one
+for a test or a run).
+"""

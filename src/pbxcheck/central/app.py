@@ -1,0 +1,182 @@
+"""The ASGI apps: the HTTPS API (``POST /api.php``, recordings) and the plain-HTTP port.
+
+Order of checks on every call (docs/DESIGN.md): the body must be a JSON object (else
+``Requisicao Invalida``), then all four factors (login, senha, token, and the source IP the token
+is bound to; any wrong gets ``Login/Senha Invalido`` and changes nothing), then ``acao``, then the
+acao's own fields. Every answer is HTTP 200 with a PHP-style JSON body; a handler that fails
+unexpectedly answers ``Erro Interno``, never a 500 (only fault switches produce 500s).
+Request bodies are never logged: they carry the credentials.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from .. import contract as C
+from . import gsm
+from .calls import CallEngine
+from .dialer import Dialer
+from .handlers import FieldError, Handlers, ServerError, Stream, encode, status
+from .store import Instance, Store
+
+log = logging.getLogger("pbxcheck.central")
+
+JSON_TYPE = "application/json"
+DRAIN_LIMIT = 64 << 20  # past this, a huge body is cut off instead of read and discarded
+PHP_500 = b"<br />\n<b>Fatal error</b>:  Uncaught Error in /var/www/html/api.php:42\n"
+PROTOCOL_ERROR = encode(status(C.ERRO_PROTOCOLO))
+
+
+async def read_capped(receive: Receive, cap: int) -> bytes | None:
+    """The request body, or None when it exceeds ``cap``; the excess is drained, never buffered."""
+    chunks: list[bytes] = []
+    size = 0
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None  # the client went away
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size <= cap:
+            chunks.append(chunk)
+        elif size > DRAIN_LIMIT:
+            return None
+        more = message.get("more_body", False)
+    return None if size > cap else b"".join(chunks)
+
+
+def _answer(value: Any) -> Response:
+    return Response(encode(value), media_type=JSON_TYPE)
+
+
+class Api:
+    """The HTTPS side. ``faults`` are the switches of faults.py in force."""
+
+    def __init__(self, store: Store, dialer: Dialer, calls: CallEngine, faults: frozenset[str]) -> None:
+        self.store = store
+        self.faults = faults
+        self.handlers = Handlers(store, dialer, calls, faults)
+
+    # --- four-factor auth ---------------------------------------------------------------------
+
+    def authenticate(self, data: dict[str, Any], ip: str) -> Instance | str:
+        """The instance all four factors match, or the denial string to answer."""
+        login, senha, token = data.get("login"), data.get("senha"), data.get("token")
+        instances = self.store.instances()
+        if not isinstance(login, str) or not isinstance(senha, str):
+            return self._denial("login")
+        if "ignore-token" in self.faults:
+            candidates = [i for i in instances.values() if i.login == login]
+        else:
+            inst = instances.get(token) if isinstance(token, str) else None
+            candidates = [inst] if inst else []
+        if not candidates:
+            return self._denial("token")
+        why = "login"
+        for inst in candidates:
+            if inst.login != login:
+                why = "login"
+            elif "ignore-senha" not in self.faults and not hmac.compare_digest(inst.senha.encode(), senha.encode()):
+                why = "senha"
+            elif "ignore-source-ip" not in self.faults and inst.source_ip != ip:
+                why = "ip"
+            else:
+                return inst
+        return self._denial(why)
+
+    def _denial(self, factor: str) -> str:
+        if "denial-reveals-factor" in self.faults:
+            return {"login": "Login Invalido", "senha": "Senha Invalida", "token": "Token Invalido",
+                    "ip": "IP Nao Autorizado"}[factor]
+        return C.LOGIN_INVALIDO
+
+    # --- the endpoint -------------------------------------------------------------------------
+
+    async def api(self, request: Request) -> Response:
+        if request.method != "POST":
+            return _answer(status(C.REQUISICAO_INVALIDA))
+        body = await read_capped(request.receive, C.MAX_BODY_BYTES)
+        data: Any = None
+        if body is not None:
+            try:
+                data = json.loads(body)
+            except (ValueError, RecursionError):
+                data = None
+        if not isinstance(data, dict):
+            if "server-error-on-bad-json" in self.faults:
+                return Response(PHP_500, status_code=500, media_type="text/html")
+            return _answer(status(C.REQUISICAO_INVALIDA))
+        ip = request.client.host if request.client else ""
+        acao = data.get("acao")
+        acao_key = acao.lower() if isinstance(acao, str) else None
+        auth = self.authenticate(data, ip)
+        if isinstance(auth, str):
+            if "denied-insert-side-effect" in self.faults and acao_key == C.Acao.INSERT.value:
+                self._insert_anyway(data)
+            return _answer(status(auth))
+        if acao_key is None:
+            return _answer(status(C.CAMPO_INVALIDO + "acao"))
+        handler = self.handlers.table.get(acao_key)
+        if handler is None:
+            return _answer(status(C.ACAO_INVALIDA))
+        try:
+            result = handler(data, auth)
+        except FieldError as exc:
+            return _answer(status(C.CAMPO_INVALIDO + exc.name))
+        except ServerError as exc:
+            return Response(PHP_500 + str(exc).encode(), status_code=500, media_type="text/html")
+        except Exception as exc:  # answered, logged without the body (it holds credentials)
+            log.error("acao %s failed: %s: %s", acao_key, type(exc).__name__, exc)
+            return _answer(status(C.ERRO_INTERNO))
+        if isinstance(result, Stream):
+            return StreamingResponse(result.chunks, media_type=JSON_TYPE)
+        return _answer(result)
+
+    def _insert_anyway(self, data: dict[str, Any]) -> None:
+        """The "denied-insert-side-effect" fault: the insert runs before auth is looked at."""
+        try:
+            owner = self.store.instance("main")
+            self.handlers.insert(data, owner)
+        except Exception:
+            pass
+
+    async def recording(self, request: Request) -> Response:
+        path = request.path_params["path"]
+        if not path.endswith(".gsm") or "recording-missing" in self.faults:
+            return Response(b"Not Found", status_code=404, media_type="text/plain")
+        size = self.store.recording_size(path[:-4])
+        if size is None or size <= 0:
+            return Response(b"Not Found", status_code=404, media_type="text/plain")
+        if "recording-size-mismatch" in self.faults:
+            size -= C.GSM_FRAME_BYTES
+        body = gsm.not_gsm(size) if "recording-not-gsm" in self.faults else gsm.audio(size)
+        return Response(body, media_type="audio/x-gsm")
+
+    def asgi(self) -> Starlette:
+        return Starlette(routes=[
+            Route(C.API_PATH, self.api, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
+            # AMB-4: the document's click-to-call example posts to /discador.php; same endpoint.
+            Route("/discador.php", self.api, methods=["GET", "POST"]),
+            Route(C.RECORDINGS_PATH + "{path:path}", self.recording, methods=["GET"]),
+        ])
+
+
+async def plain_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """The plain-HTTP port (AUTH-4): one answer to every method and path, no side effect."""
+    if scope["type"] != "http":
+        return
+    await read_capped(receive, 0)
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", JSON_TYPE.encode()),
+                            (b"content-length", str(len(PROTOCOL_ERROR)).encode())]})
+    await send({"type": "http.response.body", "body": PROTOCOL_ERROR})
