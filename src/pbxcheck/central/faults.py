@@ -16,7 +16,7 @@ class Fault:
     description: str
 
 
-FAULTS: dict[str, Fault] = {f.name: f for f in (
+HTTP_FAULTS: dict[str, Fault] = {f.name: f for f in (
     Fault("plain-http-accepted", ("AUTH-4",), "the plain-HTTP port serves the API like the HTTPS one"),
     Fault("ignore-source-ip", ("AUTH-3", "AUTH-2"), "the source IP bound to the token is not checked"),
     Fault("ignore-token", ("AUTH-2",), "the token is not checked (login and senha suffice)"),
@@ -38,7 +38,7 @@ FAULTS: dict[str, Fault] = {f.name: f for f in (
     Fault("detail-short-duration", ("DIAL-DET-1",), "statusdetalhado gives duracao ≤ 10 for a CONCLUIDO call"),
     Fault("detail-wrong-uniqueid", ("DIAL-DET-1",), "statusdetalhado uniqueid is not <epoch>.<seq>"),
     Fault("detail-wrong-mailing", ("DIAL-DET-1",), "statusdetalhado id_mailing does not echo idmailing"),
-    Fault("delete-count-wrong", ("DIAL-DEL-1",), "deletediscador counts every campaign's contacts"),
+    Fault("delete-count-wrong", ("DIAL-DEL-1",), "deletediscador answers one more than it deleted (0 becomes 1)"),
     Fault("delete-leaves-rows", ("DIAL-DEL-1",), "deletediscador leaves AGUARDANDO contacts behind"),
     Fault("report-501-rows", ("REP-1",), "statusreport returns up to 501 records"),
     Fault("report-before-datainicial", ("REP-1",), "statusreport includes the day before datainicial"),
@@ -55,6 +55,21 @@ FAULTS: dict[str, Fault] = {f.name: f for f in (
     Fault("classe5-noop", ("C5-1",), "bloqueioclasse5 answers but blocks nothing"),
     Fault("server-error-on-bad-json", ("AUTH-1",), "a malformed body gets an HTTP 500 with a PHP error"),
 )}
+
+
+
+def _sip_faults() -> dict[str, Fault]:
+    """The SIP side declares its own switches (sip_faults.py, owned by the SIP engineer)."""
+    try:
+        from .sip_faults import SIP_FAULTS
+    except ModuleNotFoundError as exc:
+        if exc.name == "pbxcheck.central.sip_faults":
+            return {}
+        raise
+    return {name: Fault(name, clauses, description) for name, clauses, description in SIP_FAULTS}
+
+
+FAULTS: dict[str, Fault] = {**HTTP_FAULTS, **_sip_faults()}
 
 
 def validate(names: list[str] | tuple[str, ...] | frozenset[str]) -> frozenset[str]:
