@@ -1,0 +1,167 @@
+"""SIP-REG-1..3: REGISTER on the SIP port, over UDP and over TCP ("Registro de Ramais - Método TCP/UDP").
+
+The document's device sends REGISTER, gets ``401 Unauthorized``, sends the same REGISTER again with
+its credentials and gets ``200 OK`` (Expires 90). These probes do exactly that with each transport,
+then push on the edges: a wrong password, an unknown extension (which must look exactly like a wrong
+password), and the binding's lifetime (Expires honoured, Expires 0 removes it).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import sipkit
+from sipkit import SipSession
+
+TRANSPORTS = ["UDP", "TCP"]
+
+
+def _summary(responses: list[sipkit.Msg]) -> str:
+    return " → ".join(sipkit.first_lines(responses)) or "(no answer)"
+
+
+@pytest.mark.clause("SIP-REG-1")
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_register_challenge_then_200(sip: SipSession, observe, transport: str) -> None:
+    """REGISTER without credentials → 401 with a Digest challenge; with them → 200 OK."""
+    (ext,) = sip.extensions(1)
+
+    async def scenario() -> None:
+        phone = await sip.phone(ext, transport)
+        ex = await phone.register(90)
+        f = sipkit.final(ex.first)
+        sip.check(f is not None, "SIP-REG-1", f"no final answer to an unauthenticated REGISTER over {transport}")
+        assert f is not None
+        sip.check(f.status == 401, "SIP-REG-1",
+                  f"the first REGISTER (no credentials) must get 401 Unauthorized; got {f.first_line!r}")
+        chal_text = f.get("www-authenticate") or ""
+        chal = sipkit.challenge_params(chal_text)
+        sip.check(chal.get("scheme", "").lower() == "digest", "SIP-REG-1",
+                  f"the 401 must carry WWW-Authenticate: Digest; got {chal_text!r}")
+        for key in ("realm", "nonce"):
+            sip.check(chal.get(key), "SIP-REG-1", f"the Digest challenge has no {key}: {chal_text!r}")
+        qops = [q.strip().lower() for q in chal.get("qop", "").split(",") if q.strip()]
+        sip.check("auth" in qops, "SIP-REG-1", f'the Digest challenge must offer qop="auth"; got {chal_text!r}')
+        algorithm = chal.get("algorithm", "MD5")
+        sip.check(algorithm.upper() == "MD5", "SIP-REG-1",
+                  f"the Digest challenge must use algorithm=MD5 (the document's device); got {algorithm!r}")
+        observe("SIP-REG-1", f"challenge.{transport}.opaque", "present" if "opaque" in chal else "absent")
+        observe("SIP-REG-1", f"challenge.{transport}.realm", chal.get("realm"))
+        s = sipkit.final(ex.second)
+        sip.check(s is not None and s.status == 200, "SIP-REG-1",
+                  f"the REGISTER with a correct Authorization must get 200 OK; got {_summary(ex.second)}")
+        await phone.register(0)
+
+    sip.run(scenario())
+
+
+def _registrar_answer_shape(m: sipkit.Msg | None) -> tuple[object, ...]:
+    """What a caller can compare between two answers: status, reason, header names, challenge keys."""
+    if m is None:
+        return ("silence",)
+    chal = sipkit.challenge_params(m.get("www-authenticate") or m.get("proxy-authenticate") or "")
+    names = tuple(sorted({k for k, _ in m.headers} - {"content-length"}))
+    return (m.status, m.reason, names, tuple(sorted(k for k in chal if k != "nonce")),
+            chal.get("realm"), chal.get("qop"), chal.get("stale"))
+
+
+@pytest.mark.clause("SIP-REG-2")
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_wrong_password_and_unknown_extension(sip: SipSession, transport: str) -> None:
+    """A wrong password never gets 200; an unknown extension is answered exactly like a wrong password."""
+    (ext,) = sip.extensions(1)
+    unknown = sip.never_valid_extension()
+
+    async def scenario() -> None:
+        phone = await sip.phone(ext, transport)
+        wrong = await phone.register(90, password="not-" + sipkit.token(6))
+        sip.check(wrong.status != 200, "SIP-REG-2",
+                  f"extension {ext.number} registered with a WRONG password: {_summary(wrong.first + wrong.second)}")
+        sip.check(wrong.status is not None and wrong.status >= 400, "SIP-REG-2",
+                  f"a wrong password must be refused with an error; got {_summary(wrong.second or wrong.first)}")
+        # the same, for an extension that does not exist (same password guess, same shape of request)
+        stranger = await phone.register(90, user=unknown, password="not-" + sipkit.token(6))
+        sip.check(stranger.status != 200, "SIP-REG-2", f"unknown extension {unknown} got 200")
+        for step, a, b in (("without credentials", wrong.first, stranger.first),
+                           ("with (wrong) credentials", wrong.second, stranger.second)):
+            fa, fb = sipkit.final(a), sipkit.final(b)
+            sip.check(_registrar_answer_shape(fa) == _registrar_answer_shape(fb), "SIP-REG-2",
+                      f"an unknown extension is answered differently from a wrong password ({step}), so "
+                      f"extensions can be enumerated:\n    existing {ext.number}: "
+                      f"{fa.first_line if fa else 'silence'}\n    unknown {unknown}: {fb.first_line if fb else 'silence'}\n"
+                      f"    shapes: {_registrar_answer_shape(fa)} vs {_registrar_answer_shape(fb)}")
+
+    sip.run(scenario())
+
+
+def _granted(m: sipkit.Msg | None, contact_uri: str) -> int | None:
+    """The expiry the registrar granted our contact in a 200 (contact param, else the Expires header)."""
+    if m is None:
+        return None
+    host = re.escape(contact_uri)
+    for value in m.all("contact"):
+        for part in re.split(r",(?=\s*(?:<|\"|sip))", value):
+            if re.search(host, part, re.IGNORECASE):
+                e = re.search(r";\s*expires\s*=\s*(\d+)", part, re.IGNORECASE)
+                if e:
+                    return int(e.group(1))
+                h = m.get("expires")
+                return int(h) if h and h.isdigit() else None
+    return None
+
+
+def _lists_contact(m: sipkit.Msg | None, contact_uri: str) -> bool:
+    return m is not None and any(contact_uri.lower() in v.lower() for v in m.all("contact"))
+
+
+@pytest.mark.clause("SIP-REG-3")
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_expires_honoured_and_zero_removes(sip: SipSession, observe, transport: str) -> None:
+    """Expires 90 → a binding of at most 90 s; Expires 0 → the binding is gone (a fetch no longer lists it)."""
+    (ext,) = sip.extensions(1)
+
+    async def scenario() -> None:
+        phone = await sip.phone(ext, transport)
+        ch = phone.ch
+        contact_uri = re.search(r"<([^>;]+)", ch.contact(ext.number)).group(1)  # type: ignore[union-attr]
+        reg = await phone.register(90)
+        ok = sipkit.final(reg.second)
+        sip.check(ok is not None and ok.status == 200, "SIP-REG-3",
+                  f"could not register {ext.number} to test Expires: {_summary(reg.first + reg.second)}")
+        granted = _granted(ok, contact_uri)
+        observe("SIP-REG-3", f"granted.{transport}", granted)
+        sip.check(granted is not None, "SIP-REG-3",
+                  f"the 200 OK does not say how long our contact {contact_uri} is bound (no ;expires=, no Expires)")
+        sip.check(0 < granted <= 90, "SIP-REG-3",  # type: ignore[operator]
+                  f"REGISTER asked Expires: 90 and the registrar granted {granted} s: Expires not honoured")
+        un = await phone.register(0)
+        gone = sipkit.final(un.second) or sipkit.final(un.first)
+        sip.check(gone is not None and gone.status == 200, "SIP-REG-3",
+                  f"REGISTER with Expires: 0 must get 200 OK; got {_summary(un.first + un.second)}")
+        sip.check(not _lists_contact(gone, contact_uri) or _granted(gone, contact_uri) == 0, "SIP-REG-3",
+                  f"after Expires: 0 the 200 OK still lists our contact {contact_uri} as bound")
+        # RFC 3261 10.2.3: a REGISTER without Contact fetches the current bindings
+        fetch = await _fetch_bindings(phone)
+        if fetch is not None and fetch.status == 200:
+            sip.check(not _lists_contact(fetch, contact_uri) or _granted(fetch, contact_uri) == 0, "SIP-REG-3",
+                      f"a fetch after Expires: 0 still lists our contact {contact_uri}")
+        observe("SIP-REG-3", f"fetch-after-unregister.{transport}", fetch.first_line if fetch else "silence")
+
+    sip.run(scenario())
+
+
+async def _fetch_bindings(phone: sipkit.Phone) -> sipkit.Msg | None:
+    ch = phone.ch
+    req = ch.build("REGISTER", ch.server_uri, from_user=phone.number, d=phone.reg, cseq=phone.reg.next(),
+                   contact=False)
+    first = sipkit.final(await ch.request(req, timeout=2.0))
+    if first is None or first.status not in (401, 407):
+        return first
+    chal = sipkit.challenge_params(first.get("www-authenticate") or first.get("proxy-authenticate") or "")
+    auth = sipkit.digest_header(chal, method="REGISTER", uri=ch.server_uri, username=phone.number,
+                                password=phone.password)
+    name = "Authorization" if first.status == 401 else "Proxy-Authorization"
+    req = ch.build("REGISTER", ch.server_uri, from_user=phone.number, d=phone.reg, cseq=phone.reg.next(),
+                   contact=False, headers=[(name, auth)])
+    return sipkit.final(await ch.request(req, timeout=2.0))
