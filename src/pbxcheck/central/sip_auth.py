@@ -1,0 +1,81 @@
+"""Digest nonces for the reference central's SIP side, Asterisk/PJSIP style.
+
+A nonce is ``<epoch>/<hex>`` (the document's trace shows ``nonce="1609521111/e77ebd57..."``) where
+``hex = md5(epoch:source-ip:realm:secret)``. The central keeps no state to *issue* a nonce, and can
+tell from the nonce alone
+
+* that it issued it (the hash matches),
+* for which source IP (a nonce captured and replayed from another IP is invalid, SIP-SEC-1),
+* how old it is (older than ``lifetime`` seconds: stale, answered ``stale=true`` so an honest device
+  re-authenticates without asking its user, RFC 2617 §3.2.1).
+
+What needs state is the nonce count: per nonce, the highest ``nc`` accepted so far. A request whose nc
+is not greater (a replay of a captured Authorization, or a wrong nc) is refused (RFC 2617 §3.2.2:
+the server "should" detect replays by nc). The table is bounded: entries die with their nonce.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Callable
+from enum import Enum
+
+
+class NonceState(Enum):
+    VALID = "valid"
+    STALE = "stale"  # ours, right IP, but older than the lifetime
+    INVALID = "invalid"  # not ours, malformed, or issued to another source IP
+
+
+class NonceAuthority:
+    def __init__(self, realm: str, *, lifetime: float = 30.0, secret: bytes | None = None,
+                 clock: Callable[[], float] = time.time, max_tracked: int = 200_000) -> None:
+        self.realm = realm
+        self.lifetime = lifetime
+        self.secret = secret or secrets.token_bytes(16)
+        self.clock = clock
+        self.max_tracked = max_tracked
+        self._nc: dict[str, tuple[int, float]] = {}  # nonce -> (highest nc accepted, epoch)
+
+    def _hash(self, epoch: str, source_ip: str) -> str:
+        msg = f"{epoch}:{source_ip}:{self.realm}".encode()
+        return hmac.new(self.secret, msg, hashlib.md5).hexdigest()
+
+    def issue(self, source_ip: str) -> str:
+        epoch = str(int(self.clock()))
+        return f"{epoch}/{self._hash(epoch, source_ip)}"
+
+    def check(self, nonce: str, source_ip: str) -> NonceState:
+        epoch, sep, digest = nonce.partition("/")
+        if not sep or not epoch.isdigit() or len(epoch) > 12:
+            return NonceState.INVALID
+        if not hmac.compare_digest(digest, self._hash(epoch, source_ip)):
+            return NonceState.INVALID
+        age = self.clock() - int(epoch)
+        if age < -5:  # from the future: not one of ours (clock skew of a few seconds tolerated)
+            return NonceState.INVALID
+        return NonceState.STALE if age > self.lifetime else NonceState.VALID
+
+    def accept_nc(self, nonce: str, nc: int, *, replay_allowed: bool = False) -> bool:
+        """Record ``nc`` for ``nonce``; False when it is not greater than one already accepted."""
+        seen = self._nc.get(nonce)
+        if seen is not None and nc <= seen[0] and not replay_allowed:
+            return False
+        if nc < 1:
+            return False
+        if seen is None and len(self._nc) >= self.max_tracked:
+            self._expire()
+        epoch = nonce.partition("/")[0]
+        self._nc[nonce] = (max(nc, seen[0] if seen else 0), float(epoch) if epoch.isdigit() else self.clock())
+        return True
+
+    def _expire(self) -> None:
+        horizon = self.clock() - self.lifetime - 5
+        for k in [k for k, (_, t) in self._nc.items() if t < horizon]:
+            del self._nc[k]
+        if len(self._nc) >= self.max_tracked:  # still full (a flood of fresh nonces): drop the oldest half
+            for k in sorted(self._nc, key=lambda k: self._nc[k][1])[: len(self._nc) // 2]:
+                del self._nc[k]
