@@ -1,0 +1,311 @@
+"""SIP-SEC-1 (hardening), in the manner of SIPVicious: svmap, svwar, svcrack, replays, torture.
+
+Every result here is a *finding* with a severity (``finding`` fixture): it goes into the report and
+fails the run only when the target file lists SIP-SEC-1 under ``[findings] fail_on``. Severities:
+
+* critical: someone got in who must not (a wrong password, a replayed Authorization, a wrong nc, a
+  stale or foreign nonce answered 200), or the SIP side stopped answering after the torture messages;
+* high: extensions can be enumerated by response difference (svwar);
+* medium: no sign of throttling after a bounded run of wrong passwords;
+* low / info: a nonce valid from another source IP; the server's fingerprint.
+
+Every run is bounded: a fixed number of requests, each with a short timeout, from loopback only. The
+guessing runs from a loopback address of its own (127.0.0.5), so that a central that throttles by
+source IP does not lock out the other checks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+import sipkit
+from sipkit import SipSession
+
+from pbxcheck.bundled import bundled_dir
+
+GUESSES = 12  # per svcrack mode: enough to meet a sane throttle, few enough to stay under a second
+THROTTLE_CODES = {403, 429, 480, 486, 503}
+DOC_NONCE = "1609521111/e77ebd577852317e85e4cfd479d3c3"  # the document's own (years old) nonce
+GUESS_IP = "127.0.0.5"
+TORTURE_SRC = ("127.0.0.6", 0)
+
+
+def _first(responses: list[sipkit.Msg]) -> str:
+    f = sipkit.final(responses)
+    return f.first_line if f else "(silence)"
+
+
+# --- svmap -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.clause("SIP-SEC-1")
+def test_options_fingerprint(sip: SipSession, observe, finding) -> None:
+    """svmap: what an OPTIONS ping tells a scanner about the server."""
+
+    async def scenario() -> None:
+        ch = await sip.channel("UDP")
+        d = sipkit.Dialogish()
+        got = await ch.request(ch.build("OPTIONS", ch.server_uri, from_user="probe", to_user="probe", d=d,
+                                        headers=[("Accept", "application/sdp")]), timeout=1.5)
+        f = sipkit.final(got)
+        print_ = {"answer": f.first_line if f else "silence",
+                  "server": (f.get("server") or f.get("user-agent")) if f else None,
+                  "allow": f.get("allow") if f else None}
+        observe("SIP-SEC-1", "svmap.options", print_)
+        banner = print_["server"] or ""
+        if any(ch.isdigit() for ch in banner):
+            finding("SIP-SEC-1", "info", f"the SIP server announces its product and version: {banner!r}")
+
+    sip.run(scenario())
+
+
+# --- svwar -------------------------------------------------------------------------------------------
+
+
+def _shape(m: sipkit.Msg | None) -> tuple[object, ...]:
+    if m is None:
+        return ("silence",)
+    chal = sipkit.challenge_params(m.get("www-authenticate") or m.get("proxy-authenticate") or "")
+    return (m.status, m.reason, tuple(sorted(k for k in chal if k != "nonce")))
+
+
+@pytest.mark.clause("SIP-SEC-1")
+def test_extension_enumeration(sip: SipSession, observe, finding) -> None:
+    """svwar: REGISTER, INVITE and OPTIONS for a real extension and for a random never-valid one."""
+    (ext,) = sip.extensions(1)
+    baseline = sip.never_valid_extension()
+
+    async def scenario() -> None:
+        ch = await sip.channel("UDP")
+        leaks: list[str] = []
+        seen: dict[str, dict[str, str]] = {}
+        for method in ("REGISTER", "INVITE", "OPTIONS"):
+            answers: dict[str, sipkit.Msg | None] = {}
+            for user in (ext.number, baseline):
+                d = sipkit.Dialogish()
+                uri = ch.server_uri if method == "REGISTER" else ch.uri_for(user)
+                body = sipkit.sdp_offer(ch.local[0], 10_000) if method == "INVITE" else b""
+                req = ch.build(method, uri, from_user=user, to_user=user, d=d, body=body,
+                               headers=[("Expires", "60")] if method == "REGISTER" else [])
+                got = await ch.request(req, timeout=1.0)
+                f = sipkit.final(got)
+                answers[user] = f
+                await _clean_up(ch, req, f, user, d)
+            a, b = answers[ext.number], answers[baseline]
+            seen[method] = {"existing": a.first_line if a else "silence", "never-valid": b.first_line if b else "silence"}
+            if _shape(a) != _shape(b):
+                leaks.append(f"{method}: existing {ext.number} → {seen[method]['existing']!r}, "
+                             f"never-valid {baseline} → {seen[method]['never-valid']!r}")
+        observe("SIP-SEC-1", "svwar", seen)
+        if leaks:
+            finding("SIP-SEC-1", "high",
+                    "extensions can be enumerated by response difference (svwar): " + "; ".join(leaks))
+
+    sip.run(scenario())
+
+
+async def _clean_up(ch: sipkit.Channel, req: bytes, f: sipkit.Msg | None, user: str, d: sipkit.Dialogish) -> None:
+    """ACK a final answer to an INVITE (and BYE it if it was accepted), so no call is left behind."""
+    sent = sipkit.Msg.read(req)
+    if sent.method != "INVITE" or f is None:
+        return
+    if f.status and f.status >= 300:
+        d.to_tag = f.to_tag
+        via_branch = sipkit._param(sent.get("via") or "", "branch")
+        ch.send(ch.build("ACK", sent.uri, from_user=user, to_user=user, d=d, cseq=sent.cseq[0],
+                         via_branch=via_branch, contact=False))
+    elif f.status == 200:
+        d.to_tag = f.to_tag
+        ch.send(ch.build("ACK", sent.uri, from_user=user, to_user=user, d=d, cseq=sent.cseq[0], contact=False))
+        await ch.request(ch.build("BYE", sent.uri, from_user=user, to_user=user, d=d, cseq=d.next(),
+                                  contact=False), timeout=1.0)
+
+
+# --- svcrack -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.clause("SIP-SEC-1")
+def test_password_guessing(sip: SipSession, observe, finding) -> None:
+    """svcrack: a bounded run of wrong passwords, fresh nonce each time and one nonce reused."""
+    (ext,) = sip.extensions(1)
+
+    async def scenario() -> None:
+        ch = await sip.channel("UDP", local=(GUESS_IP, 0))
+        phone = sipkit.Phone(ch, ext.number, "never-sent")
+        results: dict[str, list[str]] = {"fresh-nonce": [], "reused-nonce": []}
+        got_in: list[str] = []
+        start = time.monotonic()
+        # mode 1: REGISTER → 401 → REGISTER with a wrong password, a fresh challenge every time
+        for i in range(GUESSES):
+            ex = await phone.register(60, password=f"guess{i:03d}", timeout=1.0)
+            line = _first(ex.second or ex.first)
+            results["fresh-nonce"].append(line)
+            if ex.status == 200:
+                got_in.append(f"fresh-nonce guess {i}")
+            if ex.first_status in THROTTLE_CODES or ex.status in THROTTLE_CODES or ex.status is None:
+                break
+        # mode 2: one challenge, then every guess reuses its nonce with a growing nc (svcrack -n)
+        ex = await phone.register(60, password="guess-first", timeout=1.0)
+        chal = ex.challenge
+        if chal:
+            for i in range(GUESSES):
+                auth = sipkit.digest_header(chal, method="REGISTER", uri=ch.server_uri, username=ext.number,
+                                            password=f"reuse{i:03d}", nc=i + 2)
+                got = await ch.request(phone.register_request(60, [("Authorization", auth)]), timeout=1.0)
+                f = sipkit.final(got)
+                results["reused-nonce"].append(f.first_line if f else "(silence)")
+                if f is not None and f.status == 200:
+                    got_in.append(f"reused-nonce guess {i}")
+                if f is None or f.status in THROTTLE_CODES:
+                    break
+        elapsed = time.monotonic() - start
+        observe("SIP-SEC-1", "svcrack", {k: _counts(v) for k, v in results.items()} | {"seconds": round(elapsed, 2)})
+        if got_in:
+            finding("SIP-SEC-1", "critical", f"wrong passwords got 200 OK for {ext.number}: {', '.join(got_in)}")
+        lines = results["fresh-nonce"] + results["reused-nonce"]
+        throttled = any(ln == "(silence)" or _code(ln) in THROTTLE_CODES for ln in lines)
+        if not throttled:
+            finding("SIP-SEC-1", "medium",
+                    f"{len(lines)} wrong-password attempts from {GUESS_IP} in {elapsed:.2f} s met no throttling "
+                    f"(every one answered {_counts(lines)})")
+
+    sip.run(scenario())
+
+
+def _code(line: str) -> int | None:
+    parts = line.split(" ")
+    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
+
+
+def _counts(lines: list[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for ln in lines:
+        out[ln] = out.get(ln, 0) + 1
+    return out
+
+
+# --- replays, wrong nc, stale and foreign nonces -----------------------------------------------------------
+
+
+@pytest.mark.clause("SIP-SEC-1")
+def test_nonce_replay_and_wrong_nc(sip: SipSession, observe, finding) -> None:
+    """A captured Authorization replayed; nc reused; nc 0; the document's stale nonce; a nonce from another IP."""
+    (ext,) = sip.extensions(1)
+
+    async def scenario() -> None:
+        phone = await sip.phone(ext, "UDP")
+        ch = phone.ch
+        ex = await phone.register(60)
+        sip.check(ex.status == 200, "SIP-SEC-1", f"could not register {ext.number} to start: {ex.status}")
+        chal = ex.challenge
+        sent = [sipkit.Msg.read(e.data) for e in ch.log.entries if e.direction == "out"]
+        captured = next((m.get("authorization") for m in reversed(sent) if m.get("authorization")), "") or ""
+        outcomes: dict[str, str] = {}
+        breaches: list[str] = []
+
+        async def attempt(name: str, auth: str, channel: sipkit.Channel = ch) -> None:
+            req = channel.build("REGISTER", channel.server_uri, from_user=ext.number, d=sipkit.Dialogish(),
+                                headers=[("Expires", "60"), ("Authorization", auth)])
+            f = sipkit.final(await channel.request(req, timeout=1.0))
+            outcomes[name] = f.first_line if f else "(silence)"
+            if f is not None and f.status == 200:
+                breaches.append(name)
+
+        # 1. the exact captured header, replayed in a new request (an eavesdropper's replay)
+        await attempt("replayed-authorization", captured)
+        # 2. a correct response, but an nc already used with this nonce (nc=1 was spent above)
+        await attempt("reused-nc", sipkit.digest_header(chal, method="REGISTER", uri=ch.server_uri,
+                                                        username=ext.number, password=ext.password, nc=1))
+        # 3. nc = 0, which no client may send (counts start at 1)
+        await attempt("nc-zero", sipkit.digest_header(chal, method="REGISTER", uri=ch.server_uri,
+                                                      username=ext.number, password=ext.password, nc=0))
+        # 4. the document's years-old nonce, with a correct response for it (stale / never issued here)
+        await attempt("stale-nonce", sipkit.digest_header(chal, method="REGISTER", uri=ch.server_uri,
+                                                          username=ext.number, password=ext.password, nonce=DOC_NONCE))
+        # 5. a fresh nonce issued to 127.0.0.1, used from 127.0.0.7 (a nonce captured and carried away)
+        other = await sip.channel("UDP", local=("127.0.0.7", 0))
+        fresh = sipkit.final(await ch.request(phone.register_request(60), timeout=1.0))
+        fresh_chal = sipkit.challenge_params((fresh.get("www-authenticate") or "") if fresh else "")
+        foreign = ""
+        if fresh_chal.get("nonce"):
+            auth = sipkit.digest_header(fresh_chal, method="REGISTER", uri=other.server_uri,
+                                        username=ext.number, password=ext.password, nc=1)
+            await attempt("nonce-from-other-ip", auth, other)
+            foreign = outcomes["nonce-from-other-ip"]
+        observe("SIP-SEC-1", "nonce-handling", outcomes)
+        serious = [b for b in breaches if b != "nonce-from-other-ip"]
+        if serious:
+            finding("SIP-SEC-1", "critical",
+                    "accepted with 200 OK: " + ", ".join(f"{b} ({outcomes[b]})" for b in serious))
+        if "nonce-from-other-ip" in breaches:
+            finding("SIP-SEC-1", "low", f"a nonce issued to one source IP is accepted from another ({foreign})")
+        await phone.register(0)
+
+    sip.run(scenario())
+
+
+# --- RFC 4475 torture, then a valid REGISTER ---------------------------------------------------------
+
+
+def torture_files() -> list[Path]:
+    return sorted((bundled_dir("fixtures") / "rfc4475").glob("*.dat"))
+
+
+@pytest.mark.clause("SIP-SEC-1")
+def test_torture_then_register(sip: SipSession, observe, finding) -> None:
+    """The 49 RFC 4475 messages (crafted with scapy from 127.0.0.6), then a valid REGISTER must be answered."""
+    files = torture_files()
+    if not files:
+        pytest.skip("fixtures/rfc4475/*.dat missing from this installation")
+    (ext,) = sip.extensions(1)
+
+    async def scenario() -> None:
+        answers: dict[str, str] = {}
+        sink = await sip.channel("UDP", local=TORTURE_SRC)  # where answers to our source come back
+        src = sink.local
+        dst = (sip.target.sip_host, sip.target.sip_udp_port)
+        how = "scapy"
+        try:
+            from pbxcheck.sip.drivers.craft import CraftError, RawSender
+
+            try:
+                sender = RawSender()
+            except CraftError as exc:
+                sender = None
+                how = f"plain socket ({exc})"
+        except ImportError:
+            sender = None
+            how = "plain socket (no craft module)"
+        for path in files:
+            data = path.read_bytes()
+            sink.log.record("out", "UDP", src, dst, data)
+            if sender is not None:
+                sender.send_udp(data, src, dst)
+                sip.crafted = True
+            else:
+                assert sink.flow is not None
+                sink.flow.send(data)
+            await asyncio.sleep(0.002)
+        if sender is not None:
+            sender.close()
+        await asyncio.sleep(0.4)  # answers (or silence) to the last messages
+        for m in sink.received:
+            answers.setdefault(m.call_id or "?", m.first_line)
+        observe("SIP-SEC-1", "torture", {"sent": len(files), "answered": len(sink.received), "via": how})
+        # the proof of life: a well-formed REGISTER, from our usual address, must still be answered
+        phone = await sip.phone(ext, "UDP")
+        ex = await phone.register(60, timeout=2.0)
+        if ex.first_status is None:
+            finding("SIP-SEC-1", "critical",
+                    f"after the {len(files)} RFC 4475 torture messages the SIP side no longer answers a "
+                    f"well-formed REGISTER (silence for 2 s)")
+        elif ex.status != 200:
+            finding("SIP-SEC-1", "high",
+                    f"after the torture messages a correct REGISTER is answered {ex.status}, not 200")
+        else:
+            await phone.register(0)
+
+    sip.run(scenario())
