@@ -157,10 +157,29 @@ class ManagedPeer:
     _tmp: tempfile.TemporaryDirectory | None = None
 
     def start(self) -> Self:
-        raise NotImplementedError
+        """Start the peer. A start that lost a free-port race ("Address already in use" on a port we
+        picked ourselves) is retried on fresh ports, twice at most."""
+        if self.proc is not None:
+            raise PeerError(f"{type(self).__name__} already started")
+        for attempt in range(3):
+            try:
+                self._start_once()  # stops and cleans up itself when it fails
+                return self
+            except PeerError as e:
+                if attempt == 2 or "already in use" not in str(e) or not self._repick_ports():
+                    raise
+        raise AssertionError("unreachable")
 
     def stop(self) -> None:
         raise NotImplementedError
+
+    def _start_once(self) -> None:
+        raise NotImplementedError
+
+    def _repick_ports(self) -> bool:
+        """Forget the ports we picked ourselves, so that the next start picks new ones; False when the
+        caller chose them (then a bind failure is theirs to see)."""
+        return False
 
     def __enter__(self) -> Self:
         return self.start()

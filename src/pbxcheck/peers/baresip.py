@@ -183,6 +183,7 @@ class BaresipPhone(ManagedPeer):
         self.registrar_port = registrar_port
         self.transport = transport
         self.local_port = local_port
+        self._local_port_arg = local_port
         self.local_host = local_host
         self.auto_answer = auto_answer
         self.regint = regint
@@ -193,7 +194,6 @@ class BaresipPhone(ManagedPeer):
         self.start_timeout = start_timeout
         self.binary = binary
         self.ctrl_port = 0
-        self.proc: subprocess.Popen | None = None
         self._sock: socket.socket | None = None
         self._reader: threading.Thread | None = None
         self._cond = threading.Condition()
@@ -270,9 +270,7 @@ class BaresipPhone(ManagedPeer):
         return "\n".join(lines) + "\n"
 
     # -- lifecycle -----------------------------------------------------------------------------
-    def start(self) -> BaresipPhone:
-        if self.proc is not None:
-            raise PeerError("baresip already started")
+    def _start_once(self) -> None:
         binary = self.binary or find_baresip()
         if not binary:
             raise PeerError("baresip not found (Debian package 'baresip-core')")
@@ -303,7 +301,12 @@ class BaresipPhone(ManagedPeer):
         except BaseException:
             self.stop()
             raise
-        return self
+
+    def _repick_ports(self) -> bool:
+        if self._local_port_arg != 0:
+            return False
+        self.local_port = 0
+        return True
 
     def stop(self) -> None:
         """Quit baresip (it unregisters), then make sure its process group is gone; idempotent."""

@@ -96,6 +96,7 @@ class KamailioProcess(ManagedPeer):
         self.users = dict(users)
         self.host = host
         self.port = port
+        self._port_arg = port
         self.leak_extensions = leak_extensions
         self.realm = realm
         self.invite_challenge = invite_challenge
@@ -137,9 +138,7 @@ class KamailioProcess(ManagedPeer):
             cmd += ["-A", d]
         return cmd
 
-    def start(self) -> KamailioProcess:
-        if self.proc is not None:
-            raise PeerError("kamailio already started")
+    def _start_once(self) -> None:
         workdir = self._acquire("pbxcheck-kamailio-")
         try:
             self._prepare()
@@ -152,7 +151,12 @@ class KamailioProcess(ManagedPeer):
         except BaseException:
             self.stop()
             raise
-        return self
+
+    def _repick_ports(self) -> bool:
+        if self._port_arg != 0:
+            return False
+        self.port = 0
+        return True
 
     def stop(self) -> None:
         if self.proc is not None:
