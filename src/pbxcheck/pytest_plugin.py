@@ -1,1 +1,579 @@
-"""pbxcheck's pytest plugin (placeholder until the suites land; owned by the suites work)."""
+"""The pytest plugin behind ``pbxcheck run``: the target, the clients, clause bookkeeping, the reports.
+
+It is registered as a ``pytest11`` entry point, so it loads in *every* pytest run of an environment
+where pbxcheck is installed, the harness's own ``tests/`` included. It therefore does nothing on its
+own: the central starts only when a check asks for the ``target`` fixture, and the clause reports
+are written only when at least one collected item carries a ``clause`` marker.
+
+Checks fail through :class:`ClauseFailure` (raised by the ``check`` fixture), which names the one
+clause a failed expectation belongs to; a check carrying several clause markers that fails in any
+other way counts against all of them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from . import report
+from .client import ApiClient, Exchange
+from .contract import CLAUSES, STATUS, Clause
+from .errors import TargetError
+from .redact import Redactor
+from .target import Target, load_target
+
+# --- Hypothesis profiles --------------------------------------------------------------------------
+# Registered at import time, because hypothesis's own plugin loads --hypothesis-profile during
+# pytest_configure and the entry points are imported before that.
+_SUPPRESS = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture,
+             HealthCheck.filter_too_much, HealthCheck.large_base_example]
+settings.register_profile("ci", derandomize=True, deadline=None, max_examples=8, stateful_step_count=8,
+                          database=None, print_blob=False, suppress_health_check=_SUPPRESS)
+settings.register_profile("thorough", deadline=None, max_examples=200, stateful_step_count=40,
+                          database=None, suppress_health_check=_SUPPRESS)
+PROFILE_ENV = "PBXCHECK_HYPOTHESIS_PROFILE"
+
+_STATE_KEY = pytest.StashKey["_Session"]()
+FAILURE_EXCHANGES = 12  # the last N exchanges of a failed check go into its failure file
+
+
+# --- Failures that name their clause ---------------------------------------------------------------
+
+
+class ClauseFailure(AssertionError):
+    """A failed expectation of one clause; the message is already redacted."""
+
+    def __init__(self, clause_id: str, message: str) -> None:
+        self.clause_id = clause_id
+        super().__init__(message)
+
+
+def failed_clauses_of(exc: BaseException | None, marked: tuple[str, ...]) -> list[str]:
+    """Which clauses an exception fails: the ones ClauseFailures name, else every marked clause."""
+    if exc is None:
+        return []
+    found: list[str] = []
+
+    def walk(e: BaseException) -> None:
+        if isinstance(e, ClauseFailure):
+            found.append(e.clause_id)
+        elif isinstance(e, BaseExceptionGroup):
+            for sub in e.exceptions:
+                walk(sub)
+
+    walk(exc)
+    if not found:
+        return list(marked)
+    return sorted(set(found))
+
+
+# --- Session state -----------------------------------------------------------------------------------
+
+
+@dataclass
+class CheckResult:
+    nodeid: str
+    clauses: tuple[str, ...]
+    outcome: str = "not-run"  # passed | failed | skipped | error
+    failed_clauses: list[str] = field(default_factory=list)
+    message: str = ""
+    failure_file: str | None = None
+    duration_s: float = 0.0
+
+
+@dataclass
+class _Session:
+    config: pytest.Config
+    reports_dir: Path
+    target_path: str | None
+    faults: list[str]
+    active: bool = False  # some collected item carries a clause marker
+    target: Target | None = None
+    redactor: Redactor = field(default_factory=lambda: Redactor(()))
+    stack: ExitStack = field(default_factory=ExitStack)
+    results: dict[str, CheckResult] = field(default_factory=dict)
+    observations: list[dict[str, Any]] = field(default_factory=list)
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    current: str | None = None  # nodeid of the check running now
+    exchanges: dict[str, list[tuple[ApiClient, int]]] = field(default_factory=dict)
+    extra_exchanges: dict[str, list[Exchange]] = field(default_factory=dict)
+    table: dict[str, Any] | None = None
+
+    def load(self) -> Target:
+        if self.target is not None:
+            return self.target
+        if self.target_path:
+            self.target = load_target(self.target_path)
+        else:
+            self.target = _start_embedded_central(self.stack, self.faults)
+        self.redactor = Redactor(self.target.secrets)
+        return self.target
+
+    def note_exchange(self, ex: Exchange) -> None:
+        """Exchanges not made through a fixture client (e.g. a client a check builds itself)."""
+        if self.current:
+            self.extra_exchanges.setdefault(self.current, []).append(ex)
+
+
+def _start_embedded_central(stack: ExitStack, faults: list[str]) -> Target:
+    try:
+        from .central.process import CentralProcess
+    except ImportError as exc:  # the central is someone else's module: say what is missing
+        raise pytest.UsageError(f"no --target given and the embedded central is unavailable: {exc}") from None
+    return stack.enter_context(CentralProcess(faults=list(faults)))
+
+
+def _state(config: pytest.Config) -> _Session:
+    return config.stash[_STATE_KEY]
+
+
+# --- Options and configuration ---------------------------------------------------------------------
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("pbxcheck", "pbxcheck conformance checks")
+    group.addoption("--target", dest="pbx_target", default=None, metavar="FILE",
+                    help="target TOML file; without it the embedded reference central is started")
+    group.addoption("--central-fault", dest="pbx_faults", action="append", default=[], metavar="NAME",
+                    help="start the embedded central with this fault switch (repeatable; not with --target)")
+    group.addoption("--reports", dest="pbx_reports", default="reports", metavar="DIR",
+                    help="where clauses.json, clauses.md and failures/ go (default: reports)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "clause(*ids): the contract clause IDs a check verifies")
+    target_path = config.getoption("pbx_target")
+    faults = list(config.getoption("pbx_faults") or [])
+    if target_path and faults:
+        raise pytest.UsageError("--central-fault applies only to the embedded central, not with --target")
+    state = _Session(config=config, reports_dir=Path(config.getoption("pbx_reports")),
+                     target_path=target_path, faults=faults)
+    config.stash[_STATE_KEY] = state
+    if target_path:
+        try:  # a bad target file is one clear line, before any check runs
+            state.load()
+        except TargetError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    profile = os.environ.get(PROFILE_ENV)
+    if profile and not config.getoption("hypothesis_profile", None):
+        settings.load_profile(profile)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(_STATE_KEY, None)
+    if state is None:
+        return
+    state.stack.close()
+    if state.active and state.target is not None:
+        # junitxml writes its file in pytest_sessionfinish and allure writes as it goes: both are done now.
+        report.redact_tree(state.reports_dir, state.redactor)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    state = config.stash.get(_STATE_KEY, None)
+    if state is None or state.target is None:
+        return []
+    t = state.target
+    tls = "TLS verification OFF (insecure = true)" if t.insecure else "TLS verified"
+    return [f"pbxcheck target: {t.name} {t.api_url} ({tls})"]
+
+
+def _marked_clauses(item: pytest.Item) -> tuple[str, ...]:
+    ids: list[str] = []
+    for mark in item.iter_markers("clause"):
+        ids.extend(str(a) for a in mark.args)
+    return tuple(dict.fromkeys(ids))
+
+
+_SEVERITY_OF_KIND = {"auth": "blocker", "contract": "critical", "unspecified": "normal", "hardening": "minor"}
+
+
+def clause_kind(c: Clause) -> str:
+    if c.hardening:
+        return "hardening"
+    if c.unspecified:
+        return "unspecified"
+    return "auth" if c.id.startswith("AUTH-") else "contract"
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    state = _state(config)
+    try:
+        import allure
+    except ImportError:  # allure-pytest is a dependency, but the labels are an extra
+        allure = None  # type: ignore[assignment]
+    marked = []
+    for item in items:
+        ids = _marked_clauses(item)
+        if not ids:
+            continue
+        marked.append(item)
+        for cid in ids:
+            if cid not in CLAUSES:
+                raise pytest.UsageError(f"{item.nodeid}: unknown clause ID {cid!r} in @pytest.mark.clause")
+        state.results[item.nodeid] = CheckResult(item.nodeid, ids)
+        if allure is not None:
+            first = CLAUSES[ids[0]]
+            item.add_marker(allure.epic(first.section))
+            for cid in ids:
+                item.add_marker(allure.story(cid))
+            kinds = [clause_kind(CLAUSES[c]) for c in ids]
+            best = min(kinds, key=list(_SEVERITY_OF_KIND).index)
+            item.add_marker(allure.severity(_SEVERITY_OF_KIND[best]))
+    state.active = bool(marked)
+    # Throttling probes send bursts of wrong credentials; a real central may then block our IP for a
+    # while, so they run after every other check.
+    items.sort(key=lambda it: "AUTH-6" in _marked_clauses(it))
+
+
+# --- Running checks --------------------------------------------------------------------------------
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    state = _state(item.config)
+    state.current = item.nodeid
+
+
+@pytest.hookimpl(hookwrapper=True, trylast=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    # trylast: as the innermost wrapper this runs first after the report exists, so junitxml,
+    # allure and the terminal all see the redacted text.
+    outcome = yield
+    rep: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    state = _state(item.config)
+    if state.target is not None:
+        if rep.longrepr is not None:
+            rep.longrepr = state.redactor.text(str(rep.longrepr))
+        rep.sections = [(title, state.redactor.text(content)) for title, content in rep.sections]
+    result = state.results.get(item.nodeid)
+    if result is None:
+        return
+    result.duration_s += rep.duration
+    if rep.when == "call" or rep.outcome != "passed":
+        if rep.outcome == "passed":
+            if result.outcome == "not-run":
+                result.outcome = "passed"
+        elif rep.outcome == "skipped":
+            if result.outcome in ("not-run", "passed"):
+                result.outcome = "skipped"
+                result.message = _skip_reason(rep)
+        else:
+            exc = call.excinfo.value if call.excinfo is not None else None
+            result.outcome = "failed" if rep.when == "call" else "error"
+            result.failed_clauses = sorted(set(result.failed_clauses) | set(failed_clauses_of(exc, result.clauses)))
+            text = state.redactor.text(str(rep.longrepr or ""))
+            result.message = _headline(exc, text, state.redactor)
+            result.failure_file = _write_failure(state, item, text)
+
+
+def _skip_reason(rep: pytest.TestReport) -> str:
+    lr = rep.longrepr
+    if isinstance(lr, tuple) and len(lr) == 3:
+        return str(lr[2]).removeprefix("Skipped: ")
+    return str(lr or "")
+
+
+def _headline(exc: BaseException | None, text: str, redactor: Redactor) -> str:
+    if exc is not None:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return redactor.text(f"{type(exc).__name__}: {first}" if not isinstance(exc, ClauseFailure) else first)
+    lines = [ln for ln in text.splitlines() if ln.startswith("E ")]
+    return lines[0][2:].strip() if lines else (text.strip().splitlines() or [""])[-1]
+
+
+def _exchanges_of(state: _Session, nodeid: str) -> list[Exchange]:
+    out: list[Exchange] = []
+    for client, start in state.exchanges.get(nodeid, []):
+        out.extend(client.exchanges[start:])
+    out.extend(state.extra_exchanges.get(nodeid, []))
+    return out
+
+
+def _write_failure(state: _Session, item: pytest.Item, text: str) -> str | None:
+    if state.target is None:
+        return None
+    t = state.target
+    exchanges = _exchanges_of(state, item.nodeid)[-FAILURE_EXCHANGES:]
+    described = [ex.describe(state.redactor, insecure=t.insecure, ca_file=t.ca_file) for ex in exchanges]
+    return report.write_failure(state.reports_dir, item.nodeid, _marked_clauses(item), text, described,
+                                state.redactor)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    state = _state(session.config)
+    if not state.active:
+        return
+    state.table = report.clause_table(
+        results=[vars(r) for r in state.results.values()],
+        observations=state.observations,
+        findings=state.findings,
+        target_name=state.target.name if state.target else None,
+        insecure=bool(state.target and state.target.insecure),
+    )
+    report.write_clause_reports(state.reports_dir, state.table, state.redactor)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    state = config.stash.get(_STATE_KEY, None)
+    if state is None or state.table is None:
+        return
+    width = getattr(terminalreporter, "_tw", None)
+    text = report.render_summary(state.table, width=getattr(width, "fullwidth", 100))
+    terminalreporter.write(state.redactor.text(text))
+    terminalreporter.write_line(f"clause reports: {state.reports_dir / 'clauses.md'}")
+
+
+# --- Fixtures ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def target(pytestconfig: pytest.Config) -> Target:
+    """The central under test: --target FILE, or the embedded reference central (started once)."""
+    state = _state(pytestconfig)
+    try:
+        return state.load()
+    except TargetError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+@pytest.fixture(scope="session")
+def redactor(target: Target, pytestconfig: pytest.Config) -> Redactor:
+    return _state(pytestconfig).redactor
+
+
+def _client(request: pytest.FixtureRequest, target: Target, **kw: Any) -> Iterator[ApiClient]:
+    state = _state(request.config)
+    client = ApiClient(target, **kw)
+    state.exchanges.setdefault(request.node.nodeid, []).append((client, 0))
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def api(request: pytest.FixtureRequest, target: Target) -> Iterator[ApiClient]:
+    """A client with the target's credentials, bound to the source IP its token belongs to."""
+    yield from _client(request, target, source_ip=target.source_ip)
+
+
+@pytest.fixture
+def plain_api(request: pytest.FixtureRequest, target: Target) -> Iterator[ApiClient]:
+    """The same credentials over the plain-http URL (AUTH-4)."""
+    yield from _client(request, target, source_ip=target.source_ip, plain=True)
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
+
+
+def other_loopback(ip: str) -> str:
+    """A loopback address other than ``ip`` (all of 127/8 reaches lo on Linux without setup)."""
+    return "127.0.0.2" if ip != "127.0.0.2" else "127.0.0.3"
+
+
+@dataclass(frozen=True)
+class ForeignProbe:
+    """How 'valid credentials, wrong source IP' is produced against this target (AUTH-3)."""
+
+    client: ApiClient
+    how: str
+    # A client for which the same token IS valid from where it connects, when we can build one:
+    # the positive control that proves the denial is about the IP, not about a dead token.
+    control: ApiClient | None
+
+
+def foreign_probe(request: pytest.FixtureRequest, target: Target) -> ForeignProbe | None:
+    state = _state(request.config)
+
+    def register(c: ApiClient) -> ApiClient:
+        state.exchanges.setdefault(request.node.nodeid, []).append((c, 0))
+        request.addfinalizer(c.close)
+        return c
+
+    local = _is_loopback(urlsplit(target.api_url).hostname) and _is_loopback(target.source_ip)
+    if local:
+        other = target.foreign_source_ip or other_loopback(target.source_ip)
+        if other == target.source_ip:
+            other = other_loopback(target.source_ip)
+        client = register(ApiClient(target, source_ip=other))
+        control = None
+        if target.foreign_token and target.foreign_source_ip == other:
+            control = register(ApiClient(target.with_(token=target.foreign_token), source_ip=other))
+        return ForeignProbe(client, f"our token, sent from {other} instead of {target.source_ip}", control)
+    if target.foreign_token:
+        client = register(ApiClient(target.with_(token=target.foreign_token), source_ip=target.source_ip))
+        return ForeignProbe(client, f"the foreign token (bound to {target.foreign_source_ip or 'another IP'}), "
+                                    f"sent from our IP {target.source_ip}", None)
+    return None
+
+
+@pytest.fixture
+def foreign_ip_api(request: pytest.FixtureRequest, target: Target) -> ForeignProbe:
+    """Valid credentials from the wrong source IP; skips when the target gives no way to produce that."""
+    probe = foreign_probe(request, target)
+    if probe is None:
+        pytest.skip("remote target without [foreign] token: cannot send valid credentials from a foreign IP")
+    return probe
+
+
+@pytest.fixture
+def observe(request: pytest.FixtureRequest, target: Target) -> Callable[[str, str, Any], None]:
+    """observe(clause, what, value): record what the target did on an [unspecified] point.
+
+    A pin ``"<CLAUSE>.<what>"`` in the target file turns the observation into an assertion.
+    """
+    state = _state(request.config)
+
+    def _observe(clause_id: str, what: str, value: Any) -> None:
+        if clause_id not in CLAUSES:
+            raise KeyError(f"unknown clause ID {clause_id!r}")
+        shown = state.redactor.data(value)
+        state.observations.append({"clause": clause_id, "what": what, "value": shown,
+                                   "check": request.node.nodeid})
+        pin = target.pins.get(f"{clause_id}.{what}")
+        if pin is not None and not pin_matches(pin, value):
+            raise ClauseFailure(clause_id, state.redactor.text(
+                f"[{clause_id}] pinned answer not given: {what}\n"
+                f"  pinned:   {pin}\n  observed: {json.dumps(value, ensure_ascii=False)}"))
+
+    return _observe
+
+
+def pin_matches(pin: str, value: Any) -> bool:
+    """A pin is JSON text or a bare string; it matches a value equal to either reading."""
+    if isinstance(value, str) and pin == value:
+        return True
+    try:
+        return bool(json.loads(pin) == value)
+    except ValueError:
+        return pin == json.dumps(value, ensure_ascii=False)
+
+
+SEVERITIES = ("info", "low", "medium", "high", "critical")
+
+
+@pytest.fixture
+def finding(request: pytest.FixtureRequest, target: Target) -> Callable[[str, str, str], None]:
+    """finding(clause, severity, text): a hardening result. Fails the check only if the target asks."""
+    state = _state(request.config)
+
+    def _finding(clause_id: str, severity: str, text: str) -> None:
+        if severity not in SEVERITIES:
+            raise ValueError(f"severity must be one of {SEVERITIES}")
+        shown = state.redactor.text(text)
+        state.findings.append({"clause": clause_id, "severity": severity, "text": shown,
+                               "check": request.node.nodeid})
+        if clause_id in target.fail_on_findings:
+            raise ClauseFailure(clause_id, f"[{clause_id}] finding ({severity}), failing as [findings] "
+                                           f"fail_on asks: {shown}")
+
+    return _finding
+
+
+# --- The check helper -----------------------------------------------------------------------------
+
+
+class Checker:
+    """Expectations that fail like a Schemathesis check: the clause, what was sent and got, a curl line."""
+
+    def __init__(self, target: Target, redactor: Redactor) -> None:
+        self.target = target
+        self.redactor = redactor
+
+    def describe(self, *exchanges: Exchange) -> str:
+        return "\n\n".join(ex.describe(self.redactor, insecure=self.target.insecure, ca_file=self.target.ca_file)
+                           for ex in exchanges)
+
+    def fail(self, clause_id: str, what: str, *exchanges: Exchange) -> NoReturn:
+        c = CLAUSES[clause_id]
+        head = f"[{clause_id}] {c.summary}\n  ({c.section})\n\n  {what}"
+        body = self.describe(*exchanges)
+        raise ClauseFailure(clause_id, self.redactor.text(head + ("\n\n" + body if body else "")))
+
+    def __call__(self, condition: object, clause_id: str, what: str, *exchanges: Exchange) -> None:
+        if not condition:
+            self.fail(clause_id, what, *exchanges)
+
+    def no_server_error(self, ex: Exchange, clause_id: str) -> None:
+        self(ex.status_code is not None and ex.status_code < 500, clause_id,
+             f"server error: HTTP {ex.status_code}", ex)
+
+    def value(self, ex: Exchange, clause_id: str) -> Any:
+        """The parsed answer, failing the clause when there is none or it is a server error."""
+        self.no_server_error(ex, clause_id)
+        if ex.answer is None:
+            self.fail(clause_id, f"the answer is not JSON: {ex.parse_error}", ex)
+        return ex.answer.value
+
+    def status(self, ex: Exchange, clause_id: str, text: str) -> None:
+        """The answer is exactly ["Status", text]."""
+        got = self.value(ex, clause_id)
+        expected = [STATUS, text]
+        self(got == expected, clause_id,
+             f"expected exactly {json.dumps(expected, ensure_ascii=False)}, "
+             f"got {_short(got)}", ex)
+
+    def records(self, ex: Exchange, clause_id: str) -> list[dict[str, Any]]:
+        """The answer is a JSON array of objects."""
+        got = self.value(ex, clause_id)
+        self(isinstance(got, list) and all(isinstance(r, dict) for r in got), clause_id,
+             f"expected a JSON array of records, got {_short(got)}", ex)
+        return list(got)
+
+
+def _short(value: Any, limit: int = 300) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text)} characters)"
+
+
+@pytest.fixture
+def check(target: Target, redactor: Redactor) -> Checker:
+    return Checker(target, redactor)
+
+
+# --- Data the checks share --------------------------------------------------------------------------
+
+
+@dataclass
+class RunTag:
+    """A short tag unique to this run, put in inserted values so a persistent central's old data never
+    matches. Derandomised Hypothesis examples repeat across runs; the tag does not."""
+
+    value: str
+    counter: int = 0
+
+    def next(self, prefix: str = "pbx") -> str:
+        self.counter += 1
+        return f"{prefix}{self.value}{self.counter:04d}"
+
+
+@pytest.fixture(scope="session")
+def run_tag() -> RunTag:
+    return RunTag(format(int(time.time() * 1000) % 36**6, "x"))
+
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
+
+
+def is_datetime_text(value: Any) -> bool:
+    return isinstance(value, str) and bool(_DATE.match(value))

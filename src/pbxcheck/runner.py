@@ -1,0 +1,165 @@
+"""``pbxcheck run``: the suites (and SIP probes, when present) under pytest, in a subprocess.
+
+A subprocess, because repeated runs in one interpreter (tests/quality runs dozens) would share
+imported suites, Hypothesis state and the plugin's session. Without a target the runner starts the
+embedded reference central itself and hands pytest the target file it wrote: that way the runner
+knows the secrets, and redacts them from every line pytest prints and from every file under the
+reports folder once pytest is done.
+
+Exit codes: 0 every clause passed (findings and [unspecified] observations included), 1 a clause
+failed (or a check broke), 2 bad usage or a bad target file, said in one line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from typing import TextIO
+
+from . import report
+from .bundled import bundled_dir
+from .errors import PbxcheckError, TargetError
+from .redact import Redactor
+from .target import Target, load_target
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+PROFILES = ("ci", "thorough")
+
+
+def check_dirs() -> list[Path]:
+    """suites/ always; sip_probes/ only when it holds checks (its absence is not an error)."""
+    dirs = [bundled_dir("suites")]
+    try:
+        probes = bundled_dir("sip_probes")
+    except FileNotFoundError:
+        probes = None
+    if probes is not None and any(probes.glob("test_*.py")):
+        dirs.append(probes)
+    return dirs
+
+
+def _resolve(paths: Sequence[str]) -> list[str]:
+    """Paths as given if they exist, else relative to suites/ or sip_probes/ (``test_auth.py`` works)."""
+    out = []
+    for p in paths:
+        base, sep, rest = p.partition("::")
+        candidates = [Path(base)] + [d / base for d in check_dirs()]
+        found = next((c for c in candidates if c.exists()), None)
+        if found is None:
+            raise FileNotFoundError(f"no such suite or path: {p}")
+        out.append(str(found.resolve()) + sep + rest)
+    return out
+
+
+def pytest_command(target_file: str, reports: Path, *, paths: list[str], extra_args: Sequence[str],
+                   hypothesis_profile: str) -> list[str]:
+    return [
+        sys.executable, "-m", "pytest", *paths,
+        "--target", target_file,
+        "--reports", str(reports),
+        f"--junitxml={reports / 'junit.xml'}",
+        f"--alluredir={reports / 'allure-results'}",
+        "--clean-alluredir",
+        f"--hypothesis-profile={hypothesis_profile}",
+        "-p", "no:cacheprovider",
+        "-o", "addopts=",  # the source tree's pytest ini is for the harness's own tests
+        "-q", "-rfE",
+        *extra_args,
+    ]
+
+
+def _stream(proc: subprocess.Popen[bytes], redactor: Redactor, out: TextIO) -> None:
+    assert proc.stdout is not None
+    for raw in iter(proc.stdout.readline, b""):
+        out.write(redactor.text(raw.decode("utf-8", "replace")))
+        out.flush()
+
+
+def _say(message: str, out: TextIO) -> None:
+    out.write(f"pbxcheck: {message}\n")
+    out.flush()
+
+
+def run(target: str | None, reports: str = "reports", *, faults: Sequence[str] = (),
+        paths: Sequence[str] | None = None, extra_args: Sequence[str] = (), hypothesis_profile: str = "ci",
+        out: TextIO | None = None) -> int:
+    """Run the checks against ``target`` (a TOML path) or the embedded central; the exit code."""
+    out = out or sys.stdout
+    if hypothesis_profile not in PROFILES:
+        _say(f"hypothesis profile must be one of {', '.join(PROFILES)}, not {hypothesis_profile!r}", out)
+        return EXIT_USAGE
+    if target is not None and faults:
+        _say("faults apply only to the embedded central, not to --target", out)
+        return EXIT_USAGE
+    try:
+        chosen = _resolve(paths) if paths else [str(d) for d in check_dirs()]
+    except FileNotFoundError as exc:
+        _say(str(exc), out)
+        return EXIT_USAGE
+    reports_dir = Path(reports)
+    with ExitStack() as stack:
+        try:
+            if target is not None:
+                loaded = load_target(target)
+                target_file = str(Path(target).resolve())
+            else:
+                loaded, target_file = _start_central(stack, list(faults))
+        except TargetError as exc:
+            _say(str(exc), out)
+            return EXIT_USAGE
+        except ValueError as exc:  # an unknown fault name
+            _say(str(exc), out)
+            return EXIT_USAGE
+        except PbxcheckError as exc:
+            _say(str(exc).splitlines()[0], out)
+            return EXIT_FAILED
+        redactor = Redactor(loaded.secrets)
+        reports_dir.mkdir(parents=True, exist_ok=True)
+        for stale in (report.CLAUSES_JSON, report.CLAUSES_MD, "junit.xml"):
+            (reports_dir / stale).unlink(missing_ok=True)
+        failures = reports_dir / report.FAILURES_DIR
+        if failures.is_dir():
+            for f in failures.iterdir():
+                f.unlink()
+        cmd = pytest_command(target_file, reports_dir, paths=chosen, extra_args=list(extra_args),
+                             hypothesis_profile=hypothesis_profile)
+        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=env)
+        try:
+            _stream(proc, redactor, out)
+        finally:
+            code = proc.wait()
+        report.redact_tree(reports_dir, redactor)
+    return exit_code(code, reports_dir, out)
+
+
+def _start_central(stack: ExitStack, faults: list[str]) -> tuple[Target, str]:
+    from .central.faults import validate
+    from .central.process import CentralProcess
+
+    validate(faults)
+    central = CentralProcess(faults=faults)
+    loaded = stack.enter_context(central)
+    return loaded, str(central.target_path)
+
+
+def exit_code(pytest_code: int, reports_dir: Path, out: TextIO) -> int:
+    """pytest's code read through the clause table: a failed clause is 1, usage errors are 2."""
+    if pytest_code == 4:  # pytest usage error (the plugin raises UsageError for a bad target)
+        return EXIT_USAGE
+    table_path = reports_dir / report.CLAUSES_JSON
+    if not table_path.exists():
+        if pytest_code == 5:
+            _say("no checks were collected", out)
+            return EXIT_USAGE
+        return EXIT_OK if pytest_code == 0 else EXIT_FAILED
+    table = json.loads(table_path.read_text(encoding="utf-8"))
+    if report.failed_clauses(table) or pytest_code != 0:
+        return EXIT_FAILED
+    return EXIT_OK

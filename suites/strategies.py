@@ -1,0 +1,170 @@
+"""Hypothesis strategies for the API's payloads: valid contacts and hostile insert bodies.
+
+Valid means what the document allows (DIAL-INS-4): a CPF with correct check digits, two-digit DDDs,
+8-9 digit phones, accented names, open text fields up to 254 characters, 1 to 5 phones. Hostile
+means what a careless or malicious client sends: 255+ characters, wrong types, missing and unknown
+fields, bodies that are not JSON (AMB-5's typographic quotes among them), huge bodies.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from hypothesis import strategies as st
+
+from pbxcheck.contract import MAX_PHONES, MAX_TEXT, OPEN_TEXT_FIELDS
+
+ACCENTED = "ÁÉÍÓÚÂÊÔÃÕÀÇÜáéíóúâêôãõàçü"
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+# Open text may hold anything a CRM sends; quotes and backslashes included, since JSON carries them.
+TEXT_ALPHABET = LETTERS + ACCENTED + "0123456789 -./,;:'\"&()#ºª@\\"
+
+
+def cpf_check_digits(nine: str) -> str:
+    """The two check digits of a CPF (Receita Federal's mod-11 rule)."""
+    digits = [int(c) for c in nine]
+    d1 = sum(d * w for d, w in zip(digits, range(10, 1, -1))) * 10 % 11 % 10
+    d2 = sum(d * w for d, w in zip(digits + [d1], range(11, 1, -1))) * 10 % 11 % 10
+    return f"{d1}{d2}"
+
+
+def cpf_is_valid(cpf: str) -> bool:
+    return len(cpf) == 11 and cpf.isdigit() and cpf_check_digits(cpf[:9]) == cpf[9:]
+
+
+cpfs = st.text("0123456789", min_size=9, max_size=9).map(lambda n: n + cpf_check_digits(n))
+ddds = st.integers(11, 99).map(str)  # two digits, never a leading zero (Brazil's DDDs are 11-99)
+phones = st.one_of(
+    st.integers(2000_0000, 5999_9999).map(str),  # landline, 8 digits
+    st.integers(9_0000_0000, 9_9999_9999).map(str),  # mobile, 9 digits starting with 9
+)
+
+
+def _trim(s: str) -> str:
+    return s.strip()
+
+
+names = st.one_of(
+    st.just("NOME DO RESPONSÁVEL"),
+    st.text(LETTERS + ACCENTED + " ", min_size=1, max_size=60).map(_trim).filter(bool),
+)
+short_text = st.text(TEXT_ALPHABET, max_size=40).map(_trim)
+exactly_254 = st.tuples(st.sampled_from(ACCENTED + LETTERS), st.text(TEXT_ALPHABET, max_size=20)).map(
+    lambda t: (t[1] + t[0] * MAX_TEXT)[:MAX_TEXT])
+open_values = st.one_of(short_text, short_text, short_text, exactly_254)
+
+
+@st.composite
+def valid_contacts(draw: st.DrawFn) -> dict[str, str]:
+    """The contact fields of an insert (no acao, credentials or idcampanha): 1-5 phones, some open fields."""
+    contact: dict[str, str] = {"cliente": draw(names), "cpf": draw(cpfs)}
+    for i in range(1, draw(st.integers(1, MAX_PHONES)) + 1):
+        contact[f"ddd{i}"] = draw(ddds)
+        contact[f"tel{i}"] = draw(phones)
+    chosen = draw(st.lists(st.sampled_from(OPEN_TEXT_FIELDS), max_size=6, unique=True))
+    for name in chosen:
+        contact[name] = draw(open_values)
+    return contact
+
+
+# --- hostile bodies ---------------------------------------------------------------------------------
+
+# Which clause a hostile kind tests, and whether "OK and a new row" is a failure (False) or one of the
+# plausible readings the target may choose ([unspecified], observed).
+HOSTILE_KINDS: dict[str, tuple[str, bool]] = {
+    "not-json": ("AUTH-1", False),
+    "typographic-quotes": ("AUTH-1", False),
+    "not-an-object": ("AUTH-1", False),
+    "bad-utf8": ("AUTH-1", False),
+    "wrong-type": ("DIAL-INS-4", False),
+    "missing-field": ("DIAL-INS-4", False),
+    "unknown-field": ("DIAL-INS-4", True),
+    "too-long": ("DIAL-INS-4", True),
+    "huge": ("DIAL-INS-4", True),
+}
+
+
+@dataclass(frozen=True)
+class Hostile:
+    """A hostile body, built from the valid one the check makes (credentials and idcampanha in it)."""
+
+    kind: str
+    detail: str
+    build: Callable[[dict[str, Any]], Any]  # valid body dict -> dict, str or bytes to POST
+
+    @property
+    def clause(self) -> str:
+        return HOSTILE_KINDS[self.kind][0]
+
+    @property
+    def success_plausible(self) -> bool:
+        return HOSTILE_KINDS[self.kind][1]
+
+    def __repr__(self) -> str:  # Hypothesis prints this in a falsifying example
+        return f"Hostile({self.kind}: {self.detail})"
+
+
+def typographic(body: dict[str, Any]) -> str:
+    """The body as the document's examples print it: “ ” instead of " (AMB-5)."""
+    text = json.dumps(body, ensure_ascii=False)
+    out, opening = [], True
+    for ch in text:
+        if ch == '"':
+            out.append("“" if opening else "”")
+            opening = not opening
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _drop(name: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    return lambda b: {k: v for k, v in b.items() if k != name}
+
+
+def _set(name: str, value: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    return lambda b: {**b, name: value}
+
+
+not_json = st.sampled_from([
+    Hostile("not-json", "truncated JSON", lambda b: json.dumps(b, ensure_ascii=False)[:-1]),
+    Hostile("not-json", "form-encoded", lambda b: "&".join(f"{k}={v}" for k, v in b.items())),
+    Hostile("not-json", "single quotes", lambda b: json.dumps(b, ensure_ascii=False).replace('"', "'")),
+    Hostile("not-json", "empty body", lambda b: ""),
+    Hostile("not-json", "trailing garbage", lambda b: json.dumps(b, ensure_ascii=False) + "}{"),
+])
+typographic_quotes = st.just(Hostile("typographic-quotes", "“ ” for every quote", typographic))
+not_an_object = st.sampled_from([
+    Hostile("not-an-object", "array of the body", lambda b: json.dumps([b])),
+    Hostile("not-an-object", "JSON string", lambda b: json.dumps(json.dumps(b))),
+    Hostile("not-an-object", "JSON number", lambda b: "42"),
+    Hostile("not-an-object", "JSON null", lambda b: "null"),
+])
+bad_utf8 = st.just(Hostile("bad-utf8", "invalid UTF-8 in cliente",
+                           lambda b: json.dumps({**b, "cliente": "@@"}).encode().replace(b"@@", b"\xff\xfe")))
+wrong_type = st.builds(
+    lambda field, value: Hostile("wrong-type", f"{field} = {json.dumps(value)}", _set(field, value)),
+    st.sampled_from(["idcampanha", "cliente", "tel1", "ddd1", "gen1"]),
+    st.sampled_from([{"x": "1"}, ["1", "2"], [], {}]),
+)
+missing_field = st.sampled_from([
+    Hostile("missing-field", "no idcampanha", _drop("idcampanha")),
+    Hostile("missing-field", "no acao", _drop("acao")),
+])
+unknown_field = st.builds(
+    lambda name: Hostile("unknown-field", f"extra field {name!r}", _set(name, "x")),
+    st.sampled_from(["campo_desconhecido", "gen23", "tel6", "ddd6", "id"]),
+)
+too_long = st.builds(
+    lambda field, n: Hostile("too-long", f"{field} of {n} characters", _set(field, "Á" * n)),
+    st.sampled_from(["cliente", "endereco", "gen1", "gen22", "conta"]),
+    st.integers(MAX_TEXT + 1, 1000),
+)
+huge = st.sampled_from([
+    Hostile("huge", "gen1 of 2 MiB", _set("gen1", "x" * (2 << 20))),
+    Hostile("huge", "10 MB body", lambda b: json.dumps(b)[:-1] + ', "gen2": "' + "y" * 10_000_000 + '"}'),
+])
+hostile_inserts = st.one_of(not_json, typographic_quotes, not_an_object, bad_utf8, wrong_type, missing_field,
+                            unknown_field, too_long, huge)

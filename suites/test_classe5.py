@@ -1,0 +1,86 @@
+"""Bloqueio/Desbloqueio Cliente Classe5 (C5-1), as far as HTTP can see it.
+
+Only the target's disposable client is ever blocked, and it is unblocked in a finalizer whatever
+happens. The answer strings are [unspecified]: observed, and pinned if the target file says so. The
+effect HTTP can see: while blocked, a click-to-call from one of the client's extensions must not
+connect. (Registration refused while blocked is the SIP probes' half of C5-1.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from pbxcheck.client import ApiClient, Exchange
+from pbxcheck.contract import CHAMADA_OK, CLASSE5_BLOQUEAR, CLASSE5_DESBLOQUEAR, ERRO_PROTOCOLO, LOGIN_INVALIDO, Acao
+from pbxcheck.pytest_plugin import Checker
+from pbxcheck.target import Target
+
+from .support import is_status_pair, now_text
+from .test_clicktocall import find_call
+
+BLOCKED_CALL_WAIT_S = 8.0
+
+
+def _blocking(api: ApiClient, check: Checker, target: Target, acao: str) -> Exchange:
+    ex = api.call(Acao.BLOQUEIOCLASSE5, logincliente=target.disposable_classe5, classe5acao=acao)
+    value = check.value(ex, "C5-1")
+    check(is_status_pair(value), "C5-1", f"{acao}: expected a [\"Status\", …] answer, got {value!r}", ex)
+    check(value[1] not in (LOGIN_INVALIDO, ERRO_PROTOCOLO), "C5-1",
+          f"{acao} with valid credentials was denied: {value!r}", ex)
+    return ex
+
+
+@pytest.fixture
+def blocked(api: ApiClient, check: Checker, target: Target) -> Iterator[Exchange]:
+    try:
+        yield _blocking(api, check, target, CLASSE5_BLOQUEAR)
+    finally:
+        with ApiClient(target) as c:
+            c.call(Acao.BLOQUEIOCLASSE5, logincliente=target.disposable_classe5, classe5acao=CLASSE5_DESBLOQUEAR)
+
+
+@pytest.mark.clause("C5-1")
+def test_bloquear_then_desbloquear(api: ApiClient, check: Checker, target: Target, observe: Any,
+                                   blocked: Exchange) -> None:
+    observe("C5-1", "bloquear", blocked.answer.value if blocked.answer else None)
+    ex = _blocking(api, check, target, CLASSE5_DESBLOQUEAR)
+    observe("C5-1", "desbloquear", ex.answer.value if ex.answer else None)
+
+
+@pytest.mark.clause("C5-1")
+def test_blocked_client_cannot_click_to_call(api: ApiClient, check: Checker, target: Target, observe: Any,
+                                             blocked: Exchange) -> None:
+    own = [e.number for e in target.extensions if e.classe5_client == target.disposable_classe5]
+    if not own:
+        pytest.skip("no extension of the disposable classe5 client in the target file")
+    destino = own[1] if len(own) > 1 else own[0]
+    since = now_text(-2)
+    ex = api.call(Acao.CLICKTOCALL, origem=own[0], destino=destino)
+    value = check.value(ex, "C5-1")
+    observe("C5-1", "clicktocall_while_blocked", value)
+    if not (isinstance(value, list) and value[1:2] == [CHAMADA_OK] and len(value) == 4):
+        return  # refused: the block shows
+    # Accepted: acceptable only if the call then never connects.
+    row, _ = find_call(api, check, value[3], since, "C5-1", wait_s=BLOCKED_CALL_WAIT_S)
+    check(row is None or row.get("statuschamada") not in ("ANSWER",), "C5-1",
+          f"while {target.disposable_classe5} is blocked, a click-to-call from its extension {own[0]} "
+          f"was placed and answered: {str(row)[:200]}", ex, api.exchanges[-1])
+
+
+@pytest.mark.clause("C5-1")
+def test_unknown_client_and_unknown_classe5acao(api: ApiClient, check: Checker, target: Target,
+                                                observe: Any) -> None:
+    from pbxcheck.pytest_plugin import _is_loopback
+    from urllib.parse import urlsplit
+
+    bad = api.call(Acao.BLOQUEIOCLASSE5, logincliente=target.disposable_classe5, classe5acao="SUSPENDER")
+    check.value(bad, "C5-1")
+    observe("C5-1", "unknown_classe5acao", bad.answer.value if bad.answer else None)
+    if not _is_loopback(urlsplit(target.api_url).hostname):
+        return  # against a real central, never name a client the target file did not give us
+    unknown = api.call(Acao.BLOQUEIOCLASSE5, logincliente="pbxcheck-no-such-client", classe5acao=CLASSE5_DESBLOQUEAR)
+    check.value(unknown, "C5-1")
+    observe("C5-1", "unknown_client", unknown.answer.value if unknown.answer else None)
