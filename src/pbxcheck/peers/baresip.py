@@ -38,6 +38,8 @@ phone's recent events and log in the message):
   CALL_ESTABLISHED / CALL_CLOSED (``.param`` holds the reason, e.g. 'Connection reset by peer',
   '486 Busy Here').
 - ``wait_event(types, timeout, predicate=None, start=0)`` → the first matching event at index ≥ start.
+- ``unregister()`` (un-REGISTER, Expires 0) and ``register()`` (a fresh REGISTER now, e.g. after a
+  403 once the registrar lets the user in again).
 - ``dial(uri)``, ``answer()``, ``hangup()``: baresip's menu commands over ctrl_tcp; ``command(name,
   params)`` sends any other (``reginfo``, ``listcalls``, ``callstat`` ...) and returns its text.
 - ``events``: list of ``BaresipEvent(type, klass, call_id, peer, direction, param, at, raw)`` (``at``
@@ -205,6 +207,7 @@ class BaresipPhone(ManagedPeer):
         self._seen_incoming: set[str] = set()
         self._reader_error: BaseException | None = None
         self._closed = False
+        self._has_ua = False
         self._log_snapshot = ""
 
     # -- properties ----------------------------------------------------------------------------
@@ -297,7 +300,7 @@ class BaresipPhone(ManagedPeer):
                     start_new_session=True,
                 )
             self._connect_ctrl()
-            self.command("uanew", self.account_line())
+            self.register()
         except BaseException:
             self.stop()
             raise
@@ -356,6 +359,22 @@ class BaresipPhone(ManagedPeer):
         if not resp.get("ok", False):
             raise PeerError(f"baresip refused {name!r}: {resp.get('data')!r}{self._context()}")
         return str(resp.get("data", ""))
+
+    def register(self) -> str:
+        """(Re-)create the account, which sends a fresh REGISTER at once (baresip 1.0 has no re-register
+        command; after a REGISTER_FAIL it would only retry after a back-off). Pair with
+        ``wait_registered``/``wait_registration``."""
+        if self._has_ua:
+            self.unregister()
+        out = self.command("uanew", self.account_line())
+        self._has_ua = True
+        return out
+
+    def unregister(self) -> str:
+        """Delete the account: baresip un-REGISTERs it (Expires 0) and stops refreshing."""
+        out = self.command("uadel", self.aor)
+        self._has_ua = False
+        return out
 
     def dial(self, uri: str) -> str:
         """Call ``uri`` ('2002' or 'sip:2002@host:port'); a TCP phone adds ';transport=tcp' to a SIP URI

@@ -100,3 +100,22 @@ def test_kamailio_leak_switch_answers_404_for_unknown_users():
     with KamailioProcess({"2001": "pw-2001"}, leak_extensions=True) as kam:
         assert _register_status(kam, "2001").startswith("SIP/2.0 401")
         assert _register_status(kam, "9" + secrets.token_hex(3)).startswith("SIP/2.0 404")
+
+
+def test_unregistered_phone_is_not_found_then_registers_again(phone, kamailio):
+    callee = phone("2002", transport="tcp", auto_answer=True)
+    caller = phone("2001")
+    callee.wait_registered(8)
+    caller.wait_registered(8)
+    callee.unregister()
+    callee.wait_event("UNREGISTERING", 8)
+    time.sleep(0.3)  # baresip sends the Expires-0 REGISTER after announcing it
+    caller.dial(kamailio.aor("2002"))
+    assert (caller.wait_closed(8).param or "").startswith("404")
+
+    callee.register()
+    callee.wait_registered(8)
+    caller.dial(kamailio.aor("2002"))
+    caller.wait_established(8)
+    caller.hangup()
+    callee.wait_closed(8)
