@@ -1,0 +1,131 @@
+"""SIP-NAT-1: two devices behind one public IP and source port ("Registro de Ramais", last paragraph).
+
+The document: "Se outro dispositivo client enviar a mesma porta de origem haverá um conflito e o
+dispositivo não irá receber chamadas corretamente salvo se o ip de internet for diferente." On
+loopback every 127/8 address is local, so "two devices behind one NAT mapping" is two extensions
+registering from one socket (127.0.0.1:P), and "two different public IPs, same port" is 127.0.0.2:P
+and 127.0.0.3:P. A third extension calls each in turn; where each INVITE lands tells the behaviour:
+
+* delivered: the INVITE reached the shared address with the called extension's own contact;
+* crossed: it reached the address but with the *other* extension's contact (the bindings collided);
+* lost: no INVITE reached us (the caller got an error or nothing).
+
+With different IPs both calls must be delivered (a failure). With one IP and port, the document
+predicts a collision but CLAUSES.md leaves it [unspecified]: the probe records ``same-ip-port`` =
+``collision`` or ``no-collision``; a target file pins the one it must be with
+``[pins] "SIP-NAT-1.same-ip-port" = "collision"``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import socket
+
+import pytest
+import sipkit
+from sipkit import SipSession
+
+from pbxcheck.target import Extension
+
+NAT_IPS = ("127.0.0.2", "127.0.0.3")
+
+
+def _free_port(ips: tuple[str, ...]) -> int:
+    for _ in range(50):
+        port = 20_000 + secrets.randbelow(30_000)
+        socks = []
+        try:
+            for ip in ips:
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(s)
+                s.bind((ip, port))
+            return port
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no UDP port free on every probe address")
+
+
+def _user_of(uri: str) -> str:
+    return sipkit._uri_user("<" + uri + ">")
+
+
+async def _call_each(sip: SipSession, caller: sipkit.Phone, devices: list[tuple[Extension, sipkit.Phone]],
+                     seen: list[sipkit.Msg]) -> dict[str, str]:
+    """Call every device's extension; for each, delivered / crossed / lost."""
+    outcome: dict[str, str] = {}
+    for ext, _phone in devices:
+        before = len(seen)
+        res = await caller.call(ext.number, hold=0.05, ring_timeout=2.0)
+        await asyncio.sleep(0.05)
+        arrived = [m for m in seen[before:] if m.method == "INVITE"]
+        if not arrived:
+            outcome[ext.number] = "lost" + (f" ({res.problem})" if res.problem else "")
+        elif any(_user_of(m.uri) == ext.number for m in arrived):
+            outcome[ext.number] = "delivered"
+        else:
+            outcome[ext.number] = f"crossed (INVITE for {ext.number} arrived as {arrived[0].uri})"
+    return outcome
+
+
+@pytest.mark.clause("SIP-NAT-1")
+def test_same_port_behind_one_and_two_ips(sip: SipSession, observe) -> None:
+    a, b, c = sip.extensions(3)
+
+    async def scenario() -> None:
+        caller = await sip.phone(c, "UDP")
+        reg = await caller.register(90)
+        sip.check(reg.status == 200, "SIP-NAT-1", f"the caller {c.number} could not register ({reg.status})")
+
+        # 1. one public IP and one source port for both devices: one socket, two registrations
+        port = _free_port(("127.0.0.1",))
+        shared = await sip.channel("UDP", local=("127.0.0.1", port))
+        pa = sipkit.Phone(shared, a.number, a.password)
+        pb = sipkit.Phone(shared, b.number, b.password)
+        seen_same: list[sipkit.Msg] = []
+        shared.on_request = _recorder(seen_same, pa)
+        for p in (pa, pb):
+            r = await p.register(90)
+            sip.check(r.status == 200, "SIP-NAT-1", f"{p.number} could not register from 127.0.0.1:{port}")
+        same = await _call_each(sip, caller, [(a, pa), (b, pb)], seen_same)
+        for p in (pa, pb):
+            await p.register(0)
+
+        # 2. two public IPs, the same source port
+        port2 = _free_port(NAT_IPS)
+        devices = []
+        seen_two: list[sipkit.Msg] = []
+        for ext, ip in zip((a, b), NAT_IPS, strict=True):
+            ch = await sip.channel("UDP", local=(ip, port2))
+            p = sipkit.Phone(ch, ext.number, ext.password)
+            ch.on_request = _recorder(seen_two, p)
+            r = await p.register(90)
+            sip.check(r.status == 200, "SIP-NAT-1", f"{ext.number} could not register from {ip}:{port2}")
+            devices.append((ext, p))
+        two = await _call_each(sip, caller, devices, seen_two)
+        for _, p in devices:
+            await p.register(0)
+        await caller.register(0)
+
+        observe("SIP-NAT-1", "same-ip-port.calls", same)
+        observe("SIP-NAT-1", "different-ips.calls", two)
+        collision = not all(v == "delivered" for v in same.values())
+        observe("SIP-NAT-1", "same-ip-port", "collision" if collision else "no-collision")
+        sip.check(all(v == "delivered" for v in two.values()), "SIP-NAT-1",
+                  f"from different IPs with the same port ({NAT_IPS[0]}:{port2}, {NAT_IPS[1]}:{port2}) both "
+                  f"devices must get their calls; got {two}")
+
+    sip.run(scenario(), timeout=25)
+
+
+def _recorder(seen: list[sipkit.Msg], phone: sipkit.Phone):  # type: ignore[no-untyped-def]
+    answer = phone._on_request
+
+    def on_request(req: sipkit.Msg) -> None:
+        seen.append(req)
+        answer(req)
+
+    return on_request
