@@ -8,7 +8,7 @@ engine (`--master` here, `--worker` on each other machine).
 from __future__ import annotations
 
 import contextlib
-import csv
+import json
 import os
 import re
 import subprocess
@@ -80,12 +80,33 @@ def _campaign_size(t: Target) -> int:
     return len(value) if isinstance(value, list) else 0
 
 
-def _aggregate(stats_csv: Path, name: str = "Aggregated") -> dict[str, str]:
-    with stats_csv.open(newline="") as fh:
-        for row in csv.DictReader(fh):
-            if row.get("Name") == name:
-                return row
-    return {}
+@dataclass(frozen=True)
+class Totals:
+    requests: int
+    failures: int
+    p95_ms: float
+    rps: float
+
+
+def _totals(stats_json: Path) -> Totals:
+    """Totals over every request name, from Locust's final ``--json-file`` stats (the CSV can lag)."""
+    entries = json.loads(stats_json.read_text()) if stats_json.is_file() else []
+    requests = sum(e["num_requests"] for e in entries)
+    failures = sum(e["num_failures"] for e in entries)
+    times: dict[float, int] = {}
+    for e in entries:
+        for ms, count in e["response_times"].items():
+            times[float(ms)] = times.get(float(ms), 0) + count
+    p95 = 0.0
+    seen, total = 0, sum(times.values())
+    for ms in sorted(times):
+        seen += times[ms]
+        if seen >= 0.95 * total:
+            p95 = ms
+            break
+    start = min((e["start_time"] for e in entries), default=0.0)
+    end = max((e["last_request_timestamp"] or 0 for e in entries), default=0.0)
+    return Totals(requests, failures, p95, requests / (end - start) if end > start else 0.0)
 
 
 def run(scenario: str, *, target: str | None, users: int, spawn_rate: float, run_time: str, web: bool,
@@ -104,7 +125,7 @@ def run(scenario: str, *, target: str | None, users: int, spawn_rate: float, run
         before = _campaign_size(t) if sc and sc.counts_inserts and not worker else 0
         cmd = [sys.executable, "-m", "locust", "-f", str(locustfile), "--host", t.api_url,
                "-u", str(users), "-r", str(spawn_rate), "-t", run_time, "--stop-timeout", "10",
-               "--csv", str(out / stem), "--html", str(out / f"{stem}.html"), "--only-summary"]
+               "--csv", str(out / stem), "--html", str(out / f"{stem}.html"), "--json-file", str(out / stem)]
         if not web:
             cmd.append("--headless")
         if master:
@@ -116,14 +137,12 @@ def run(scenario: str, *, target: str | None, users: int, spawn_rate: float, run
         proc = subprocess.run(cmd, env=env, timeout=_seconds(run_time) + 120 if not web else None)
         if worker:
             return proc.returncode
-        agg = _aggregate(out / f"{stem}_stats.csv")
+        totals = _totals(out / f"{stem}.json")
         code = 0
-        requests = int(agg.get("Request Count", "0") or 0)
-        failures = int(agg.get("Failure Count", "0") or 0)
-        p95 = float(agg.get("95%", "0") or 0)
+        requests, failures, p95 = totals.requests, totals.failures, totals.p95_ms
         ratio = failures / requests if requests else 1.0
-        rps = float(agg.get("Requests/s", "0") or 0)
-        console.print(f"{stem}: {requests} requests, {failures} failed ({ratio:.2%}), {rps:.0f} req/s, p95 {p95:.0f} ms")
+        console.print(f"{stem}: {requests} requests, {failures} failed ({ratio:.2%}), "
+                      f"{totals.rps:.0f} req/s, p95 {p95:.0f} ms")
         if requests == 0:
             console.print("[red]no request completed[/]")
             code = 1
