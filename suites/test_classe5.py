@@ -15,7 +15,7 @@ import pytest
 
 from pbxcheck.client import ApiClient, Exchange
 from pbxcheck.contract import CHAMADA_OK, CLASSE5_BLOQUEAR, CLASSE5_DESBLOQUEAR, ERRO_PROTOCOLO, LOGIN_INVALIDO, Acao
-from pbxcheck.pytest_plugin import Checker
+from pbxcheck.pytest_plugin import Checker, target_is_local
 from pbxcheck.target import Target
 
 from .support import is_status_pair, now_text
@@ -73,13 +73,10 @@ def test_blocked_client_cannot_click_to_call(api: ApiClient, check: Checker, tar
 @pytest.mark.clause("C5-1")
 def test_unknown_client_and_unknown_classe5acao(api: ApiClient, check: Checker, target: Target,
                                                 observe: Any) -> None:
-    from pbxcheck.pytest_plugin import _is_loopback
-    from urllib.parse import urlsplit
-
     bad = api.call(Acao.BLOQUEIOCLASSE5, logincliente=target.disposable_classe5, classe5acao="SUSPENDER")
     check.value(bad, "C5-1")
     observe("C5-1", "unknown_classe5acao", bad.answer.value if bad.answer else None)
-    if not _is_loopback(urlsplit(target.api_url).hostname):
+    if not target_is_local(target):
         return  # against a real central, never name a client the target file did not give us
     unknown = api.call(Acao.BLOQUEIOCLASSE5, logincliente="pbxcheck-no-such-client", classe5acao=CLASSE5_DESBLOQUEAR)
     check.value(unknown, "C5-1")

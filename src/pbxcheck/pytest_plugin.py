@@ -24,11 +24,12 @@ from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 from . import report
-from .client import ApiClient, Exchange
+from .client import ApiClient, Exchange, ssl_context
 from .contract import CLAUSES, STATUS, Clause
 from .errors import TargetError
 from .redact import Redactor
@@ -39,8 +40,11 @@ from .target import Target, load_target
 # pytest_configure and the entry points are imported before that.
 _SUPPRESS = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture,
              HealthCheck.filter_too_much, HealthCheck.large_base_example]
+# ci does not shrink: against a central every shrink step is a few HTTP calls on a growing campaign,
+# and a conformance run needs "this failed, with this example", not the smallest example.
 settings.register_profile("ci", derandomize=True, deadline=None, max_examples=8, stateful_step_count=8,
-                          database=None, print_blob=False, suppress_health_check=_SUPPRESS)
+                          database=None, print_blob=False, suppress_health_check=_SUPPRESS,
+                          phases=(Phase.explicit, Phase.reuse, Phase.generate))
 settings.register_profile("thorough", deadline=None, max_examples=200, stateful_step_count=40,
                           database=None, suppress_health_check=_SUPPRESS)
 PROFILE_ENV = "PBXCHECK_HYPOTHESIS_PROFILE"
@@ -355,9 +359,22 @@ def redactor(target: Target, pytestconfig: pytest.Config) -> Redactor:
     return _state(pytestconfig).redactor
 
 
+_SSL_CONTEXTS: dict[tuple[str | None, bool], Any] = {}
+
+
+def new_client(target: Target, *, source_ip: str | None, plain: bool = False) -> ApiClient:
+    """An ApiClient sharing one TLS context per CA setting: building a context (loading the system
+    store) costs more than the handful of calls a check makes."""
+    key = (target.ca_file, target.insecure)
+    if key not in _SSL_CONTEXTS:
+        _SSL_CONTEXTS[key] = ssl_context(target)
+    transport = httpx.HTTPTransport(verify=_SSL_CONTEXTS[key], local_address=source_ip, retries=0)
+    return ApiClient(target, source_ip=source_ip, plain=plain, transport=transport)
+
+
 def _client(request: pytest.FixtureRequest, target: Target, **kw: Any) -> Iterator[ApiClient]:
     state = _state(request.config)
-    client = ApiClient(target, **kw)
+    client = new_client(target, **kw)
     state.exchanges.setdefault(request.node.nodeid, []).append((client, 0))
     try:
         yield client
@@ -377,13 +394,18 @@ def plain_api(request: pytest.FixtureRequest, target: Target) -> Iterator[ApiCli
     yield from _client(request, target, source_ip=target.source_ip, plain=True)
 
 
-def _is_loopback(host: str | None) -> bool:
+def is_loopback(host: str | None) -> bool:
     if host in ("localhost", "localhost.localdomain"):
         return True
     try:
         return ipaddress.ip_address(host or "").is_loopback
     except ValueError:
         return False
+
+
+def target_is_local(target: Target) -> bool:
+    """Both ends on loopback: the reference central, or one a test started."""
+    return is_loopback(urlsplit(target.api_url).hostname) and is_loopback(target.source_ip)
 
 
 def other_loopback(ip: str) -> str:
@@ -410,18 +432,17 @@ def foreign_probe(request: pytest.FixtureRequest, target: Target) -> ForeignProb
         request.addfinalizer(c.close)
         return c
 
-    local = _is_loopback(urlsplit(target.api_url).hostname) and _is_loopback(target.source_ip)
-    if local:
+    if target_is_local(target):
         other = target.foreign_source_ip or other_loopback(target.source_ip)
         if other == target.source_ip:
             other = other_loopback(target.source_ip)
-        client = register(ApiClient(target, source_ip=other))
+        client = register(new_client(target, source_ip=other))
         control = None
         if target.foreign_token and target.foreign_source_ip == other:
-            control = register(ApiClient(target.with_(token=target.foreign_token), source_ip=other))
+            control = register(new_client(target.with_(token=target.foreign_token), source_ip=other))
         return ForeignProbe(client, f"our token, sent from {other} instead of {target.source_ip}", control)
     if target.foreign_token:
-        client = register(ApiClient(target.with_(token=target.foreign_token), source_ip=target.source_ip))
+        client = register(new_client(target.with_(token=target.foreign_token), source_ip=target.source_ip))
         return ForeignProbe(client, f"the foreign token (bound to {target.foreign_source_ip or 'another IP'}), "
                                     f"sent from our IP {target.source_ip}", None)
     return None

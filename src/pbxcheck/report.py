@@ -12,7 +12,7 @@ import json
 import os
 import re
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +65,12 @@ def clause_table(*, results: Iterable[dict[str, Any]], observations: Iterable[di
                 row["failures"].append({"check": r["nodeid"], "message": r.get("message", ""),
                                         "file": r.get("failure_file")})
     for o in observations:
-        table[o["clause"]]["observations"].append({k: o[k] for k in ("what", "value", "check")})
+        seen = table[o["clause"]]["observations"]
+        same = next((x for x in seen if x["what"] == o["what"] and x["value"] == o["value"]), None)
+        if same is None:  # one line per distinct answer; the checks that saw it are listed with it
+            seen.append({"what": o["what"], "value": o["value"], "check": o["check"], "checks": [o["check"]]})
+        elif o["check"] not in same["checks"]:
+            same["checks"].append(o["check"])
     for f in findings:
         table[f["clause"]]["findings"].append({k: f[k] for k in ("severity", "text", "check")})
     for row in table.values():
@@ -74,7 +79,7 @@ def clause_table(*, results: Iterable[dict[str, Any]], observations: Iterable[di
     return {
         "target": target_name,
         "insecure": insecure,
-        "generated": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "generated": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "counts": counts,
         "clauses": table,
     }

@@ -1,0 +1,97 @@
+"""The suites prove themselves: with each HTTP fault switch of the reference central on, the run fails
+on the clause(s) that fault breaks, and on no other.
+
+Each fault runs only the suite modules that check its clauses (found from the ``clause`` markers),
+so the other clauses checked in those modules are the control that the failure is not spread wide.
+Runs go two at a time (this is a 2-core machine; each run is a central plus a pytest process).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pbxcheck import runner
+from pbxcheck.bundled import bundled_dir
+from pbxcheck.central.faults import FAULTS, Fault
+from pbxcheck.contract import CLAUSES
+
+pytestmark = pytest.mark.slow
+
+HTTP_FAULTS: list[Fault] = sorted(
+    (f for f in FAULTS.values() if f.clauses and all(not CLAUSES[c].sip for c in f.clauses)),
+    key=lambda f: f.name)
+SERIOUS = ("medium", "high", "critical")
+_MARK = re.compile(r"""mark\.clause\(([^)]*)\)""")
+
+
+def modules_for(clauses: tuple[str, ...]) -> list[str]:
+    """The suite modules holding a check marked with any of ``clauses``."""
+    found = []
+    for path in sorted(bundled_dir("suites").glob("test_*.py")):
+        marked = {c for m in _MARK.finditer(path.read_text(encoding="utf-8"))
+                  for c in re.findall(r'"([A-Z0-9-]+)"', m.group(1))}
+        if marked & set(clauses):
+            found.append(path.name)
+    return found
+
+
+@dataclass
+class FaultRun:
+    code: int
+    table: dict[str, Any]
+    output: str
+
+    @property
+    def failed(self) -> set[str]:
+        return {cid for cid, row in self.table["clauses"].items() if row["status"] == "failed"}
+
+
+def _run(fault: Fault, root: Path) -> FaultRun:
+    reports = root / fault.name
+    out = io.StringIO()
+    code = runner.run(None, str(reports), faults=[fault.name], paths=modules_for(fault.clauses), out=out)
+    path = reports / "clauses.json"
+    table = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"clauses": {}}
+    return FaultRun(code, table, out.getvalue())
+
+
+@pytest.fixture(scope="module")
+def fault_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, FaultRun]:
+    root = tmp_path_factory.mktemp("faults")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {f.name: pool.submit(_run, f, root) for f in HTTP_FAULTS}
+        return {name: fut.result() for name, fut in futures.items()}
+
+
+def test_every_http_clause_has_a_fault() -> None:
+    """Each contract HTTP clause with a check can be broken on purpose (else nothing proves its check)."""
+    broken = {c for f in HTTP_FAULTS for c in f.clauses}
+    checked = {c for c in CLAUSES if not CLAUSES[c].sip and not CLAUSES[c].hardening and modules_for((c,))}
+    assert not checked - broken, f"no fault switch breaks {sorted(checked - broken)}"
+
+
+@pytest.mark.parametrize("fault", HTTP_FAULTS, ids=[f.name for f in HTTP_FAULTS])
+def test_fault_fails_its_clause_only(fault: Fault, fault_runs: dict[str, FaultRun]) -> None:
+    run = fault_runs[fault.name]
+    hardening = [c for c in fault.clauses if CLAUSES[c].hardening]
+    if hardening:
+        # Hardening clauses give findings, not failures: the fault must raise a serious finding.
+        for cid in hardening:
+            serious = [f for f in run.table["clauses"][cid]["findings"] if f["severity"] in SERIOUS]
+            assert serious, f"{fault.name}: no medium-or-worse finding on {cid}\n{run.output[-3000:]}"
+        contract = set(fault.clauses) - set(hardening)
+        assert run.failed <= contract, f"{fault.name}: unrelated clauses failed: {sorted(run.failed - contract)}"
+        return
+    assert run.code == 1, f"{fault.name}: exit {run.code}, expected 1\n{run.output[-3000:]}"
+    assert run.failed, f"{fault.name}: no clause failed\n{run.output[-3000:]}"
+    unrelated = run.failed - set(fault.clauses)
+    assert not unrelated, (f"{fault.name} breaks {fault.clauses}, but the run also failed {sorted(unrelated)}:\n"
+                           + "\n".join(f["message"] for c in unrelated for f in run.table["clauses"][c]["failures"]))

@@ -1,0 +1,107 @@
+"""report.py: verdicts per clause, the files it writes, and the redaction of what other tools wrote."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pbxcheck import report
+from pbxcheck.contract import CLAUSES
+from pbxcheck.redact import Redactor
+
+SECRET = "s3cr3t-Senha\"&<ção"
+TOKEN = "0123456789abcdef0123456789abcdef"
+
+
+def _result(nodeid: str, clauses: tuple[str, ...], outcome: str, failed: list[str] | None = None,
+            message: str = "") -> dict[str, Any]:
+    return {"nodeid": nodeid, "clauses": clauses, "outcome": outcome, "failed_clauses": failed or [],
+            "message": message, "failure_file": None}
+
+
+def _table(results: list[dict[str, Any]], observations: list[dict[str, Any]] | None = None,
+           findings: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return report.clause_table(results=results, observations=observations or [], findings=findings or [],
+                               target_name="t", insecure=True)
+
+
+def test_verdicts_per_clause_kind() -> None:
+    table = _table(
+        [
+            _result("a", ("AUTH-1",), "passed"),
+            _result("b", ("AUTH-2", "AUTH-5"), "failed", ["AUTH-5"], "[AUTH-5] changed"),
+            _result("c", ("AUTH-6",), "passed"),
+            _result("d", ("REP-2",), "passed"),
+            _result("e", ("RAM-1",), "skipped"),
+            _result("f", ("C5-1",), "passed"),
+        ],
+        observations=[{"clause": "REP-2", "what": "malformed_date", "value": ["Status", "X"], "check": "d"}],
+        findings=[{"clause": "AUTH-6", "severity": "low", "text": "no throttling", "check": "c"}],
+    )
+    verdict = {cid: row["status"] for cid, row in table["clauses"].items()}
+    assert verdict["AUTH-1"] == report.PASSED
+    assert verdict["AUTH-5"] == report.FAILED
+    # Only the clause the failure named fails; the check's other clause counts as passed by it.
+    assert verdict["AUTH-2"] == report.PASSED
+    assert verdict["AUTH-6"] == report.FINDING
+    assert verdict["REP-2"] == report.UNSPECIFIED_OBSERVED
+    assert verdict["RAM-1"] == report.NOT_RUN
+    assert verdict["C5-1"] == report.PASSED  # unspecified, but nothing observed
+    assert verdict["SIP-REG-1"] == report.NOT_RUN
+    assert report.failed_clauses(table) == ["AUTH-5"]
+    assert table["counts"][report.FAILED] == 1
+    assert set(table["clauses"]) == set(CLAUSES)
+
+
+def test_one_failed_check_fails_the_clause_whatever_else_passed() -> None:
+    table = _table([_result("a", ("REP-1",), "passed"), _result("b", ("REP-1",), "error", ["REP-1"], "boom")])
+    row = table["clauses"]["REP-1"]
+    assert row["status"] == report.FAILED
+    assert [c["outcome"] for c in row["checks"]] == ["passed", "failed"]
+    assert row["failures"][0]["message"] == "boom"
+
+
+def test_clause_reports_are_redacted(tmp_path: Path) -> None:
+    redactor = Redactor([SECRET, TOKEN])
+    table = _table([_result("a", ("AUTH-2",), "failed", ["AUTH-2"], f"sent token {TOKEN}")],
+                   observations=[{"clause": "AUTH-2", "what": "token", "value": [TOKEN], "check": "a"}])
+    report.write_clause_reports(tmp_path, table, redactor)
+    for name in (report.CLAUSES_JSON, report.CLAUSES_MD):
+        text = (tmp_path / name).read_text(encoding="utf-8")
+        assert TOKEN not in text and "[redacted]" in text
+    loaded = json.loads((tmp_path / report.CLAUSES_JSON).read_text(encoding="utf-8"))
+    assert loaded["clauses"]["AUTH-2"]["status"] == report.FAILED
+    assert "TLS verification was OFF" in (tmp_path / report.CLAUSES_MD).read_text(encoding="utf-8")
+
+
+def test_failure_file_holds_message_and_exchanges(tmp_path: Path) -> None:
+    redactor = Redactor([SECRET])
+    path = report.write_failure(tmp_path, "suites/test_x.py::test_y[a/b]", ("DIAL-INS-1",), "E  boom",
+                                [f"sent: POST /api.php {{\"senha\": \"{SECRET}\"}}"], redactor)
+    text = Path(path).read_text(encoding="utf-8")
+    assert Path(path).parent.name == report.FAILURES_DIR and "/" not in Path(path).name
+    assert "DIAL-INS-1" in text and "boom" in text and SECRET not in text and "[redacted]" in text
+
+
+def test_redact_tree_catches_escaped_spellings_and_file_names(tmp_path: Path) -> None:
+    redactor = Redactor([SECRET, TOKEN])
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "raw.txt").write_text(f"x {SECRET} y {TOKEN}", encoding="utf-8")
+    (tmp_path / "a" / "json.json").write_text(json.dumps({"v": SECRET}), encoding="utf-8")
+    (tmp_path / "a" / "xml.xml").write_text(SECRET.replace("&", "&amp;").replace("<", "&lt;")
+                                            .replace('"', "&quot;"), encoding="utf-8")
+    (tmp_path / "a" / "url.txt").write_text("token=" + TOKEN, encoding="utf-8")
+    (tmp_path / f"{TOKEN}.txt").write_text("x", encoding="utf-8")
+    assert report.find_secrets(tmp_path, redactor.secrets)
+    report.redact_tree(tmp_path, redactor)
+    assert report.find_secrets(tmp_path, redactor.secrets) == []
+
+
+def test_markdown_and_summary_list_every_clause_and_the_counts() -> None:
+    table = _table([_result("a", ("AUTH-1",), "failed", ["AUTH-1"], "[AUTH-1] broken")])
+    md = report.render_markdown(table)
+    assert all(f"| {cid} |" in md for cid in CLAUSES)
+    summary = report.render_summary(table, width=120)
+    assert "AUTH-1" in summary and "1 failed" in summary and "TLS verification: OFF" in summary
+    assert "SIP-REG-1" not in summary  # SIP clauses not run are left out of an HTTP-only table

@@ -1,0 +1,107 @@
+"""The plugin's pure parts and the suites' strategies (no central needed)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pbxcheck.bundled import bundled_dir
+from pbxcheck.client import Exchange
+from pbxcheck.contract import CLAUSES, MAX_PHONES, MAX_TEXT, OPEN_TEXT_FIELDS
+from pbxcheck.pytest_plugin import Checker, ClauseFailure, failed_clauses_of, other_loopback, pin_matches
+from pbxcheck.redact import Redactor
+from pbxcheck.target import parse_target
+
+sys.path.insert(0, str(bundled_dir("suites").parent))
+from suites import strategies  # noqa: E402
+
+TARGET = parse_target({
+    "api": {"url": "https://127.0.0.1:8443", "plain_url": "http://127.0.0.1:8080"},
+    "credentials": {"login": "root", "senha": "senha-secreta-123", "token": "f" * 32},
+    "disposable": {"campaign": "900", "classe5_client": "teste"},
+})
+
+
+def test_failed_clauses_named_by_clause_failures_else_all_marked() -> None:
+    assert failed_clauses_of(ClauseFailure("REP-1", "x"), ("REP-1", "REP-2")) == ["REP-1"]
+    assert failed_clauses_of(AssertionError("x"), ("REP-1", "REP-2")) == ["REP-1", "REP-2"]
+    group = ExceptionGroup("many", [ClauseFailure("AUTH-5", "a"), ClauseFailure("AUTH-2", "b")])
+    assert failed_clauses_of(group, ("AUTH-2", "AUTH-5", "AUTH-3")) == ["AUTH-2", "AUTH-5"]
+    assert failed_clauses_of(None, ("AUTH-2",)) == []
+
+
+def test_checker_failure_reads_like_schemathesis_and_is_redacted() -> None:
+    check = Checker(TARGET, Redactor(TARGET.secrets))
+    ex = Exchange(url="https://127.0.0.1:8443/api.php", body={"acao": "insert", "senha": TARGET.senha},
+                  source_ip="127.0.0.1", status_code=200, raw=b'["Status","Ok"]')
+    with pytest.raises(ClauseFailure) as info:
+        check.fail("DIAL-INS-1", 'expected exactly ["Status", "OK"]', ex)
+    text = str(info.value)
+    assert info.value.clause_id == "DIAL-INS-1"
+    assert text.startswith("[DIAL-INS-1] " + CLAUSES["DIAL-INS-1"].summary)
+    assert "sent:" in text and "got:" in text and "curl" in text and '["Status","Ok"]' in text
+    assert TARGET.senha not in text and "[redacted]" in text
+
+
+def test_checker_condition_true_does_not_raise() -> None:
+    Checker(TARGET, Redactor(TARGET.secrets))(True, "AUTH-1", "fine")
+
+
+def test_pins_match_json_or_bare_strings() -> None:
+    assert pin_matches('["Status","Token Invalido"]', ["Status", "Token Invalido"])
+    assert not pin_matches('["Status","Token Invalido"]', ["Status", "Login/Senha Invalido"])
+    assert pin_matches("statusreport, field id_clicktocall", "statusreport, field id_clicktocall")
+    assert pin_matches("5", 5)
+
+
+def test_other_loopback_differs() -> None:
+    assert other_loopback("127.0.0.1") == "127.0.0.2"
+    assert other_loopback("127.0.0.2") != "127.0.0.2"
+
+
+@pytest.mark.parametrize("cpf", ["52998224725", "11144477735", "39053344705"])
+def test_cpf_check_digits_of_known_valid_cpfs(cpf: str) -> None:
+    assert strategies.cpf_check_digits(cpf[:9]) == cpf[9:]
+    assert strategies.cpf_is_valid(cpf)
+    assert not strategies.cpf_is_valid(cpf[:10] + str((int(cpf[10]) + 1) % 10))
+
+
+@settings(max_examples=50, deadline=None)
+@given(strategies.valid_contacts())
+def test_valid_contacts_keep_the_document_rules(contact: dict[str, str]) -> None:
+    assert strategies.cpf_is_valid(contact["cpf"])
+    phones = [i for i in range(1, MAX_PHONES + 1) if f"tel{i}" in contact]
+    assert phones == list(range(1, len(phones) + 1)) and 1 <= len(phones) <= MAX_PHONES
+    for i in phones:
+        assert len(contact[f"ddd{i}"]) == 2 and contact[f"ddd{i}"][0] != "0"
+        assert contact[f"tel{i}"].isdigit() and len(contact[f"tel{i}"]) in (8, 9)
+    for name in OPEN_TEXT_FIELDS:
+        assert len(contact.get(name, "")) <= MAX_TEXT
+
+
+@settings(max_examples=30, deadline=None)
+@given(strategies.exactly_254)
+def test_exactly_254_is_exactly_254(value: str) -> None:
+    assert len(value) == MAX_TEXT
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_hostile_bodies_are_what_they_claim(data: st.DataObject) -> None:
+    hostile = data.draw(strategies.hostile_inserts)
+    valid = {"acao": "insert", "login": "l", "senha": "s", "token": "t", "idcampanha": "900", "cliente": "c"}
+    body = hostile.build(valid)
+    assert hostile.kind in strategies.HOSTILE_KINDS
+    if hostile.kind in ("not-json", "typographic-quotes"):
+        with pytest.raises(ValueError):
+            json.loads(body)
+    elif hostile.kind == "not-an-object":
+        assert not isinstance(json.loads(body), dict)
+    elif hostile.kind == "too-long":
+        assert any(isinstance(v, str) and len(v) > MAX_TEXT for v in body.values())
+    elif hostile.kind == "huge":
+        assert len(body if isinstance(body, str) else json.dumps(body)) > 1 << 20
