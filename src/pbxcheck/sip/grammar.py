@@ -73,37 +73,25 @@ def canonical_name(name: str) -> str:
     return CANONICAL.get(name.lower(), name)
 
 
+# A quoted string (possibly unterminated), a <...> (possibly unterminated), or a separating comma.
+_COMMA_SCAN_RE = re.compile(r'"(?:[^"\\]|\\.)*(?:"|$)|<[^>]*(?:>|$)|,', re.DOTALL)
+
+
 def split_commas(value: str) -> list[str]:
     """Split a list header value at commas that are outside quoted strings and ``<...>``.
 
     RFC 3261 7.3.1: a comma inside a quoted display name or inside a bracketed URI does not
     separate values. Elements are stripped of surrounding LWS; empty elements are kept (the
-    caller decides whether ``a,,b`` is an error).
+    caller decides whether ``a,,b`` is an error). An unterminated quote or bracket runs to the end.
     """
     if '"' not in value and "<" not in value:
         return [v.strip(" \t") for v in value.split(",")]
     out: list[str] = []
     start = 0
-    in_quote = in_angle = False
-    i = 0
-    n = len(value)
-    while i < n:
-        ch = value[i]
-        if in_quote:
-            if ch == "\\":
-                i += 1
-            elif ch == '"':
-                in_quote = False
-        elif ch == '"':
-            in_quote = True
-        elif ch == "<":
-            in_angle = True
-        elif ch == ">":
-            in_angle = False
-        elif ch == "," and not in_angle:
-            out.append(value[start:i].strip(" \t"))
-            start = i + 1
-        i += 1
+    for m in _COMMA_SCAN_RE.finditer(value):
+        if m.group() == ",":
+            out.append(value[start:m.start()].strip(" \t"))
+            start = m.end()
     out.append(value[start:].strip(" \t"))
     return out
 

@@ -35,6 +35,7 @@ REASONS: dict[int, str] = {
 }
 
 HeaderPairs = tuple[tuple[str, str], ...]
+_KEYS: dict[str, str] = {}  # header name as written -> lookup key (lower-case canonical name)
 
 
 @dataclass(frozen=True)
@@ -44,49 +45,59 @@ class Headers:
 
     items: HeaderPairs = ()
     _lower: tuple[str, ...] = field(default=(), init=False, repr=False, compare=False)
+    _index: dict[str, tuple[str, ...]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        items = tuple((canonical_name(n), v) for n, v in self.items)
+        self._init(tuple((canonical_name(n), v) for n, v in self.items))
+
+    def _init(self, items: HeaderPairs) -> None:
+        # _lower keeps positions for the editing methods; _index (lower name -> values in order)
+        # makes every lookup one dict access.
+        lower = tuple(n.lower() for n, _ in items)
+        index: dict[str, list[str]] = {}
+        for low, (_, v) in zip(lower, items, strict=True):
+            index.setdefault(low, []).append(v)
         object.__setattr__(self, "items", items)
-        object.__setattr__(self, "_lower", tuple(n.lower() for n, _ in items))
+        object.__setattr__(self, "_lower", lower)
+        object.__setattr__(self, "_index", {k: tuple(v) for k, v in index.items()})
 
     @classmethod
     def _trusted(cls, items: HeaderPairs) -> Headers:
         """For the parser: names already canonical, skip the normalisation pass."""
         h = object.__new__(cls)
-        object.__setattr__(h, "items", items)
-        object.__setattr__(h, "_lower", tuple(n.lower() for n, _ in items))
+        h._init(items)
         return h
 
     @staticmethod
     def _key(name: str) -> str:
-        low = name.lower()
-        return CANONICAL.get(low, low).lower()
+        key = _KEYS.get(name)
+        if key is None:
+            low = name.lower()
+            key = CANONICAL.get(low, low).lower()
+            if len(_KEYS) < 4096:  # names come from the wire: bound the cache
+                _KEYS[name] = key
+        return key
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of ``name`` as received (not split at commas)."""
-        key = self._key(name)
-        for i, low in enumerate(self._lower):
-            if low == key:
-                return self.items[i][1]
-        return default
+        values = self._index.get(self._key(name))
+        return values[0] if values else default
 
     def get_raw(self, name: str) -> list[str]:
         """Every header line's value for ``name``, unsplit."""
-        key = self._key(name)
-        return [self.items[i][1] for i, low in enumerate(self._lower) if low == key]
+        return list(self._index.get(self._key(name), ()))
 
     def get_all(self, name: str) -> list[str]:
         """Every value of ``name``; list-valued headers (Via, Contact, Route, Allow, ...) are split at
         commas outside quotes and <>, empty elements dropped."""
         key = self._key(name)
-        raw = self.get_raw(name)
+        raw = self._index.get(key, ())
         if key not in MULTI_VALUED:
-            return raw
+            return list(raw)
         return [v for value in raw for v in split_commas(value) if v]
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and self._key(name) in self._lower
+        return isinstance(name, str) and self._key(name) in self._index
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self.items)

@@ -1,0 +1,98 @@
+"""Cost of the sans-IO SIP core per message: parse, build/serialise, and the usual follow-ups.
+
+    /work/venv/bin/python bench/bench_sip_core.py [--number N] [--repeat R]
+
+Each figure is the best of R timeit runs of N calls, divided by N, in microseconds of process CPU
+time (``time.process_time``: on a shared machine wall time mostly measures the neighbours), best-of
+rather than mean because the minimum is the cost of the code and the rest is noise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+import timeit
+from collections.abc import Callable
+
+from pbxcheck.sip import samples
+from pbxcheck.sip.digest import Challenge, build_authorization, verify
+from pbxcheck.sip.message import Request, make_request, make_response, to_bytes
+from pbxcheck.sip.parser import StreamFramer, parse_message
+from pbxcheck.sip.sdp import make_answer, make_offer, parse_sdp
+from pbxcheck.sip.transaction import ServerTransaction
+from pbxcheck.sip.validate import uas_precheck
+
+
+def _req(data: bytes) -> Request:
+    m = parse_message(data)
+    assert isinstance(m, Request)
+    return m
+
+
+def cases() -> list[tuple[str, int, Callable[[], object]]]:
+    invite = _req(samples.INVITE)
+    ok = make_response(invite, 200, to_tag="abc", headers=[("Contact", "<sip:944511712@203.0.113.9:7048>")],
+                       body=make_answer(parse_sdp(invite.body), ip="203.0.113.9", rtp_port=10000).to_bytes(),
+                       content_type="application/sdp")
+    ok_bytes = to_bytes(ok)
+    offer = make_offer("192.0.2.1", 10000)
+    challenge = Challenge("xhand", "1609521111/e77ebd577852317e85e4cfd479d3c3", opaque="6c9b520111a7b797")
+    creds = build_authorization(challenge, "6961", "secret", "REGISTER", "sip:pbx", cnonce="c")
+    stream = samples.REGISTER * 10
+
+    def build_register() -> bytes:
+        return to_bytes(make_request(
+            "REGISTER", "sip:pbx.example:7048", from_="<sip:5545@pbx.example>;tag=abc", to="<sip:5545@pbx.example>",
+            call_id="pqCa151br258ne2EFAMi8VTicQXSwYp1O2J9", cseq=57949,
+            via="SIP/2.0/UDP 201.46.59.189:32670;rport;branch=z9hG4bKPjHbA6rc23vG1",
+            contact="<sip:5545@201.46.59.189:32670;transport=udp>", headers=[("Expires", "90")]))
+
+    def build_invite() -> bytes:
+        return to_bytes(make_request(
+            "INVITE", "sip:944511712@pbx.example:7048", from_='"RAMAL - 6961" <sip:6961@pbx.example>;tag=Uk8',
+            to="<sip:944511712@pbx.example>", call_id="ZlbycsRcVdqBAOyicF3xSZocQ8WNU3pRmQNO", cseq=14544,
+            via="SIP/2.0/UDP 192.168.15.121:5060;rport;branch=z9hG4bKpJGmljPpvYD",
+            contact="<sip:6961@192.168.15.121:60185>", body=offer.to_bytes(), content_type="application/sdp"))
+
+    def server_tx() -> object:
+        tx = ServerTransaction(invite, reliable=False)
+        tx.start()
+        return tx
+
+    return [
+        ("parse REGISTER", len(samples.REGISTER), lambda: parse_message(samples.REGISTER)),
+        ("parse INVITE+SDP", len(samples.INVITE), lambda: parse_message(samples.INVITE)),
+        ("parse 200 OK+SDP", len(ok_bytes), lambda: parse_message(ok_bytes)),
+        ("build+serialise REGISTER", 0, build_register),
+        ("build+serialise INVITE+SDP", 0, build_invite),
+        ("make_response 200+serialise", len(ok_bytes), lambda: to_bytes(make_response(invite, 200, to_tag="abc"))),
+        ("serialise parsed INVITE", len(samples.INVITE), lambda: to_bytes(invite)),
+        ("uas_precheck INVITE", 0, lambda: uas_precheck(invite)),
+        ("parse SDP offer", len(invite.body), lambda: parse_sdp(invite.body)),
+        ("make_answer", 0, lambda: make_answer(offer, ip="203.0.113.9", rtp_port=10000)),
+        ("digest verify (MD5, qop auth)", 0, lambda: verify(creds, "secret", "REGISTER")),
+        ("StreamFramer 10 REGISTERs / 10", len(stream) // 10, lambda: StreamFramer().feed(stream)),
+        ("INVITE server transaction start", 0, server_tx),
+    ]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--number", type=int, default=2000)
+    ap.add_argument("--repeat", type=int, default=5)
+    args = ap.parse_args()
+    print(f"Python {sys.version.split()[0]} on {platform.machine()} ({platform.system()}), "
+          f"best of {args.repeat} x {args.number} calls, CPU time")
+    print(f"| {'operation':<34} | {'bytes':>5} | {'µs/op':>7} |")
+    print(f"|{'-' * 36}|{'-' * 7}|{'-' * 9}|")
+    for name, size, fn in cases():
+        per = min(timeit.repeat(fn, number=args.number, repeat=args.repeat, timer=time.process_time)) / args.number
+        if name.startswith("StreamFramer"):
+            per /= 10
+        print(f"| {name:<34} | {size or '':>5} | {per * 1e6:7.1f} |")
+
+
+if __name__ == "__main__":
+    main()
