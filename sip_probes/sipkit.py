@@ -201,11 +201,27 @@ def _md5(s: str) -> str:
     return hashlib.md5(s.encode()).hexdigest()
 
 
+# RFC 2617 3.2.2: nc counts the requests *this client* sent with a nonce. The harness is one client
+# (many extensions, one process), and a server may hand the same nonce to every request from one
+# source IP within a second (PJSIP-style ``<epoch>/<hash>`` nonces), so the count is kept per nonce
+# for the whole process: a second phone reusing a nonce continues the count instead of replaying 1.
+_NONCE_COUNTS: dict[str, int] = {}
+
+
+def next_nc(nonce: str) -> int:
+    n = _NONCE_COUNTS.get(nonce, 0) + 1
+    if len(_NONCE_COUNTS) > 10_000:
+        _NONCE_COUNTS.clear()
+    _NONCE_COUNTS[nonce] = n
+    return n
+
+
 def digest_header(chal: dict[str, str], *, method: str, uri: str, username: str, password: str,
-                  nc: int = 1, cnonce: str | None = None, nonce: str | None = None,
+                  nc: int | None = None, cnonce: str | None = None, nonce: str | None = None,
                   header_nc: int | None = None) -> str:
-    """An Authorization value answering ``chal``. ``nonce`` overrides the challenge's (replays, stale),
-    ``header_nc`` writes a different nc than the one hashed (a wrong nc)."""
+    """An Authorization value answering ``chal``. ``nc`` defaults to the next count for the nonce; an
+    explicit ``nc`` is sent as is (replays, wrong counts). ``nonce`` overrides the challenge's
+    (stale or foreign nonces), ``header_nc`` writes a different nc than the one hashed."""
     try:
         from pbxcheck.sip import digest as core_digest  # the core's arithmetic, when it is installed
     except ImportError:  # pragma: no cover - only while the core is being written
@@ -214,6 +230,10 @@ def digest_header(chal: dict[str, str], *, method: str, uri: str, username: str,
     nonce = nonce or chal.get("nonce", "")
     cnonce = cnonce or token(8)
     qop = "auth" if "auth" in [q.strip() for q in chal.get("qop", "").split(",")] else None
+    if nc is None:
+        nc = next_nc(nonce) if qop else 1
+    else:
+        _NONCE_COUNTS[nonce] = max(_NONCE_COUNTS.get(nonce, 0), nc)
     nc_hex = f"{nc:08x}"
     response = None
     if core_digest is not None and hasattr(core_digest, "compute_response"):

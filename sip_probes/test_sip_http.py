@@ -1,0 +1,348 @@
+"""HTTP and SIP together: the clauses that need a phone on the line.
+
+* C2C-2 / C2C-3: ``clicktocall`` from our registered extension A to our extension B: A's phone rings
+  (the central INVITEs A's binding), A answers, the destination leg happens (B rings and answers),
+  and after hang-up the returned ID is found with the call's details.
+* RAM-2 / RAM-3 / REC-1: A calls B over SIP; ``statusramais`` read twice mid-call; after hang-up the
+  call's GRAVACAO (+ ``.gsm``) downloads as GSM 06.10 of the announced size.
+* C5-1: BLOQUEAR the target's disposable classe5 client: its extension's REGISTER (and INVITE) is
+  refused; DESBLOQUEAR: accepted again. Always undone in a finalizer, only on that client.
+
+Every call stays inside the PBX (extension to extension): nothing is ever dialled outside.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import sipkit
+from sipkit import SipSession
+
+from pbxcheck.bundled import bundled_dir
+from pbxcheck.client import ApiClient
+from pbxcheck.contract import (
+    CANAL_UP,
+    CLASSE5_BLOQUEAR,
+    CLASSE5_DESBLOQUEAR,
+    DIRECAO_ENTRADA,
+    DIRECAO_SAIDA,
+    GSM_FRAME_BYTES,
+    RAMAL_FIELDS,
+    RAMAL_IN_USE,
+    Acao,
+)
+from pbxcheck.pytest_plugin import Checker
+from pbxcheck.redact import Redactor
+from pbxcheck.target import Target
+
+sys.path.insert(0, str(bundled_dir("suites").parent))
+from suites.support import now_text  # noqa: E402
+from suites.test_clicktocall import click_to_call, find_call  # noqa: E402
+
+RING_WAIT_S = 6.0  # bounded wait for the central to ring a phone
+TALK_S = 1.2  # how long a call stays up before statusramais is read (twice, to see Duracao grow)
+
+
+def _ramais(api: ApiClient, check: Checker, clause: str) -> dict[str, dict[str, Any]]:
+    ex = api.call(Acao.STATUSRAMAIS)
+    rows = check.records(ex, clause)
+    return {str(r.get("Ramal")): r for r in rows if isinstance(r, dict)}
+
+
+async def _wait(event: asyncio.Event, timeout: float) -> bool:
+    try:
+        await asyncio.wait_for(event.wait(), timeout)
+        return True
+    except TimeoutError:
+        return False
+
+
+async def _in_thread(fn: Any, *args: Any, **kw: Any) -> Any:
+    """A blocking API call off the event loop, so the phones keep answering meanwhile."""
+    return await asyncio.get_running_loop().run_in_executor(None, lambda: fn(*args, **kw))
+
+
+# --- C2C-2 / C2C-3 -------------------------------------------------------------------------------------
+
+
+@pytest.mark.clause("C2C-2", "C2C-3")
+def test_clicktocall_rings_origin_then_destination(sip: SipSession, api: ApiClient, check: Checker,
+                                                   observe: Any) -> None:
+    """The origin's phone rings and answers; then some evidence that the leg to destino happened: destino's
+    own phone rings (destino is our second extension), or statusramais shows the origin Up with destino,
+    or the call record says the call was answered. No evidence at all fails C2C-2."""
+    a, b = sip.extensions(2)
+    since = now_text(-2)
+    evidence: list[str] = []
+
+    async def scenario() -> str:
+        pa = await sip.phone(a, "UDP", answer_delay=0.3)
+        pb = await sip.phone(b, "UDP", answer_delay=0.3)
+        for p in (pa, pb):
+            r = await p.register(90)
+            sip.check(r.status == 200, "C2C-2", f"extension {p.number} could not register ({r.status})")
+        _, call_id = await _in_thread(click_to_call, api, check, a.number, b.number)
+        rang = await _wait(pa.answered, RING_WAIT_S)
+        sip.check(pa.invites, "C2C-2",
+                  f"clicktocall {a.number} → {b.number} answered CHAMADA OK (ID {call_id}) but the origin "
+                  f"{a.number}'s registered phone received no INVITE within {RING_WAIT_S:.0f} s")
+        sip.check(rang, "C2C-2", f"our phone {a.number} answered the click-to-call but the call did not proceed")
+        observe("C2C-2", "origin-invite-from", pa.invites[0].get("from"))
+        if await _wait(pb.answered, 2.0):
+            evidence.append(f"destino {b.number}'s phone rang and answered")
+        else:
+            deadline = time.monotonic() + 3.0
+            while time.monotonic() < deadline:
+                ex = await _in_thread(api.call, Acao.STATUSRAMAIS)
+                rows = ex.answer.value if ex.answer is not None and isinstance(ex.answer.value, list) else []
+                mine = [r for r in rows if isinstance(r, dict) and str(r.get("Ramal")) == a.number]
+                if any(r.get("StatusCanal") == CANAL_UP and b.number in f"{r.get('Callerid')} {r.get('Extension')}"
+                       for r in mine):
+                    evidence.append(f"statusramais showed {a.number} Up with {b.number}")
+                    break
+                await asyncio.sleep(0.4)
+        if not pa.got_bye.is_set():
+            bye = await pa.hangup_incoming()
+            f = sipkit.final(bye)
+            observe("C2C-2", "origin-hangup", f.first_line if f else "silence")
+        await _wait(pb.got_bye, 1.0 if pb.invites else 0.01)
+        if not pb.got_bye.is_set() and pb.invites:
+            await pb.hangup_incoming()
+        for p in (pa, pb):
+            await p.register(0)
+        return call_id
+
+    call_id = sip.run(scenario(), timeout=30)
+    row, key = find_call(api, check, call_id, since, "C2C-3", wait_s=8.0)
+    if row is not None and str(row.get("statuschamada", "")).upper() == "ANSWER":
+        evidence.append(f"the call record {call_id} says statuschamada ANSWER")
+    observe("C2C-2", "destination-leg-evidence", evidence)
+    sip.check(evidence, "C2C-2",
+              f"the origin {a.number} answered, but nothing shows the leg to destino {b.number} happened: its "
+              f"phone never rang, statusramais never showed {a.number} Up with {b.number}, and no answered call "
+              f"record carries ID {call_id}")
+    sip.check(row is not None, "C2C-3",
+              f"no statusreport record since {since} carries the click-to-call ID {call_id!r}")
+    assert row is not None
+    observe("C2C-3", "sip.found_by", f"statusreport, field {key}")
+    values = {str(v) for v in row.values()}
+    sip.check(a.number in values and b.number in values, "C2C-3",
+              f"the record with ID {call_id} does not name origem {a.number} and destino {b.number}: {str(row)[:300]}")
+    details = {k: row.get(k) for k in ("gravacao", "duracao", "statuschamada", "ramal", "numero") if k in row}
+    observe("C2C-3", "sip.details", details)
+    sip.check(all(k in row for k in ("duracao", "statuschamada", "gravacao")), "C2C-3",
+              f"the record with ID {call_id} lacks the call's details (gravacao, duracao, statuschamada): "
+              f"{sorted(row)[:40]}")
+
+
+# --- RAM-2 / RAM-3 / REC-1 -------------------------------------------------------------------------------
+
+
+@dataclass
+class LiveCall:
+    session: SipSession
+    caller: str
+    callee: str
+    ok: bool = False
+    problem: str = ""
+    snapshots: list[tuple[float, dict[str, dict[str, Any]]]] = field(default_factory=list)
+    gravacao: str | None = None
+    gravacao_from: str = ""
+    record: dict[str, Any] | None = None
+
+
+@pytest.fixture(scope="module")
+def live_call(target: Target, redactor: Redactor) -> Iterator[LiveCall]:
+    """One SIP call A → B with statusramais read twice while it is up, then hung up (shared by RAM-2/3, REC-1)."""
+    session = SipSession(target, redactor, "live call for RAM-2/RAM-3/REC-1")
+    a, b = session.extensions(2)
+    live = LiveCall(session, a.number, b.number)
+    api = ApiClient(target, source_ip=target.source_ip)
+    since = now_text(-2)
+
+    async def scenario() -> None:
+        pa = await session.phone(a, "UDP")
+        pb = await session.phone(b, "UDP", answer_delay=0.1)
+        for p in (pa, pb):
+            if (await p.register(90)).status != 200:
+                live.problem = f"{p.number} could not register"
+                return
+        res = await pa.call(b.number, hangup=False)
+        if not res.ok:
+            live.problem = f"the call {a.number} → {b.number} failed: {res.problem}"
+            return
+        live.ok = True
+        for i in range(2):
+            await asyncio.sleep(TALK_S if i == 0 else 1.1)
+            ex = await _in_thread(api.call, Acao.STATUSRAMAIS)
+            rows = ex.answer.value if ex.answer is not None and isinstance(ex.answer.value, list) else []
+            live.snapshots.append((time.time(), {str(r.get("Ramal")): r for r in rows if isinstance(r, dict)}))
+        assert res.d is not None
+        await pa.bye(b.number, res.d)
+        for p in (pa, pb):
+            await p.register(0)
+
+    try:
+        session.run(scenario(), timeout=25)
+    except AssertionError as exc:
+        live.problem = str(exc)
+    for _, rows in live.snapshots:
+        for r in (rows.get(a.number), rows.get(b.number)):
+            if r and r.get("GRAVACAO"):
+                live.gravacao, live.gravacao_from = str(r["GRAVACAO"]), "statusramais"
+                break
+        if live.gravacao:
+            break
+    # the call record: its gravacao when statusramais gave none, and its size (REC-1)
+    deadline = time.monotonic() + 6.0
+    while live.ok and time.monotonic() < deadline:
+        ex = api.call(Acao.STATUSREPORT, datainicial=since)
+        rows = ex.answer.value if ex.answer is not None and isinstance(ex.answer.value, list) else []
+        for r in rows:
+            vals = {str(v) for v in r.values()} if isinstance(r, dict) else set()
+            if a.number in vals and b.number in vals and (not live.gravacao or live.gravacao in vals
+                                                          or live.gravacao in str(r.get("gravacao", ""))):
+                live.record = r
+        if live.record is not None:
+            break
+        time.sleep(0.4)
+    if live.gravacao is None and live.record is not None and live.record.get("gravacao"):
+        live.gravacao, live.gravacao_from = str(live.record["gravacao"]), "statusreport"
+    api.close()
+    yield live
+
+
+@pytest.mark.clause("RAM-2")
+def test_statusramais_mid_call(live_call: LiveCall, observe: Any) -> None:
+    s = live_call.session
+    try:
+        s.check(live_call.ok, "RAM-2", f"no call to observe: {live_call.problem}")
+        s.check(len(live_call.snapshots) == 2, "RAM-2", "statusramais could not be read twice mid-call")
+        a, b = live_call.caller, live_call.callee
+        durations: list[tuple[int, int]] = []
+        for _, rows in live_call.snapshots:
+            ra, rb = rows.get(a), rows.get(b)
+            s.check(ra and rb, "RAM-2", f"statusramais mid-call lists no object for {a if not ra else b}: "
+                                        f"{sorted(rows)}")
+            assert ra is not None and rb is not None
+            for r, other, direcao in ((ra, b, DIRECAO_SAIDA), (rb, a, DIRECAO_ENTRADA)):
+                who = r.get("Ramal")
+                s.check(r.get("Status") == RAMAL_IN_USE, "RAM-2",
+                        f"{who} is talking but statusramais says Status {r.get('Status')!r}, not {RAMAL_IN_USE!r}")
+                s.check(r.get("StatusCanal") == CANAL_UP, "RAM-2",
+                        f"{who}: StatusCanal {r.get('StatusCanal')!r}, not {CANAL_UP!r}")
+                s.check(r.get("Direcao") == direcao, "RAM-2",
+                        f"{who} {'placed' if direcao == DIRECAO_SAIDA else 'received'} the call: Direcao "
+                        f"{r.get('Direcao')!r}, expected {direcao!r}")
+                s.check(other in str(r.get("Callerid", "")), "RAM-2",
+                        f"{who}: Callerid {r.get('Callerid')!r} does not name the other party {other}")
+            for name in ("IDCHAMADA", "GRAVACAO"):
+                s.check(ra.get(name) and ra.get(name) == rb.get(name), "RAM-2",
+                        f"both legs must carry the same non-empty {name}: {ra.get(name)!r} vs {rb.get(name)!r}")
+            try:
+                durations.append((int(ra.get("Duracao", "")), int(rb.get("Duracao", ""))))
+            except (TypeError, ValueError):
+                s.fail("RAM-2", f"Duracao is not a whole number of seconds: {ra.get('Duracao')!r}")
+        observe("RAM-2", "duracao", durations)
+        s.check(durations[1][0] > durations[0][0] and durations[1][1] > durations[0][1], "RAM-2",
+                f"Duracao does not grow between two reads 1.1 s apart: {durations}")
+    finally:
+        s.attach(failed=False)
+
+
+@pytest.mark.clause("RAM-3", "REC-1")
+def test_json_fields_and_gravacao_after_hangup(live_call: LiveCall, api: ApiClient, observe: Any) -> None:
+    s = live_call.session
+    try:
+        s.check(live_call.ok, "RAM-3", f"no call to observe: {live_call.problem}")
+        for _, rows in live_call.snapshots:
+            for who in (live_call.caller, live_call.callee):
+                r = rows.get(who) or {}
+                missing = [f for f in RAMAL_FIELDS if f not in r]
+                s.check(not missing or not r, "RAM-3", f"{who}: statusramais object lacks {missing}")
+        if live_call.snapshots:
+            last = live_call.snapshots[-1][1]
+            observe("RAM-3", "json-during-call", {w: [last.get(w, {}).get(f"JSON{i}") for i in (1, 2, 3)]
+                                                  for w in (live_call.caller, live_call.callee)})
+        s.check(live_call.gravacao, "RAM-3",
+                "neither statusramais during the call nor the call record after it names a GRAVACAO")
+        assert live_call.gravacao is not None
+        observe("RAM-3", "gravacao-from", live_call.gravacao_from)
+        resp = api.recording(live_call.gravacao.replace("\\", "/"))
+        if resp.status_code in (401, 403):
+            resp = api.get(f"/gravador28/{live_call.gravacao}.gsm", auth=True)
+        s.check(resp.status_code == 200, "RAM-3",
+                f"GRAVACAO {live_call.gravacao!r} + .gsm does not download after hang-up: HTTP {resp.status_code}")
+        problem = gsm_problem(resp.content, (live_call.record or {}).get("tamanho_gravacao"))
+        s.check(problem is None, "REC-1", f"recording {live_call.gravacao!r}.gsm: {problem}")
+    finally:
+        s.attach(failed=False)
+
+
+def gsm_problem(data: bytes, size: Any) -> str | None:
+    """Why ``data`` is not GSM 06.10 of ``size`` bytes, or None."""
+    if not data or len(data) % GSM_FRAME_BYTES:
+        return f"{len(data)} bytes is not a whole number of {GSM_FRAME_BYTES}-byte GSM 06.10 frames"
+    if any(data[i] >> 4 != 0xD for i in range(0, len(data), GSM_FRAME_BYTES)):
+        return "frames lack the GSM 06.10 signature nibble 0xD"
+    if size not in (None, "") and str(size) != str(len(data)):
+        return f"the record says tamanho_gravacao {size}, the file has {len(data)} bytes"
+    return None
+
+
+# --- C5-1 --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.clause("C5-1")
+def test_classe5_block_refuses_register(sip: SipSession, api: ApiClient, check: Checker, observe: Any,
+                                        request: pytest.FixtureRequest) -> None:
+    t = sip.target
+    own = [e for e in t.extensions if e.classe5_client == t.disposable_classe5]
+    if not own:
+        pytest.skip(f"no extension of the disposable classe5 client {t.disposable_classe5!r} in the target file")
+    ext = own[0]
+    others = [e for e in t.extensions if e.classe5_client != t.disposable_classe5]
+
+    def undo() -> None:
+        with ApiClient(t, source_ip=t.source_ip) as c:
+            c.call(Acao.BLOQUEIOCLASSE5, logincliente=t.disposable_classe5, classe5acao=CLASSE5_DESBLOQUEAR)
+
+    async def register(label: str) -> int | None:
+        phone = await sip.phone(ext, "UDP")
+        r = await phone.register(60)
+        observe("C5-1", f"sip.register-{label}", r.status)
+        if r.status == 200:
+            await phone.register(0)
+        return r.status
+
+    async def invite(label: str) -> int | None:
+        if not others:
+            return None
+        phone = await sip.phone(ext, "UDP")
+        res = await phone.call(others[0].number, hold=0.05, ring_timeout=2.0)
+        f = sipkit.final(res.invite2 or res.invite1)
+        observe("C5-1", f"sip.invite-{label}", f.first_line if f else "silence")
+        return f.status if f else None
+
+    before = sip.run(register("before"))
+    sip.check(before == 200, "C5-1", f"{ext.number} (client {t.disposable_classe5}) does not register even "
+                                     f"before any block: {before}")
+    request.addfinalizer(undo)
+    ex = api.call(Acao.BLOQUEIOCLASSE5, logincliente=t.disposable_classe5, classe5acao=CLASSE5_BLOQUEAR)
+    observe("C5-1", "sip.bloquear-answer", ex.answer.value if ex.answer else ex.raw[:100].decode("utf-8", "replace"))
+    blocked = sip.run(register("blocked"))
+    sip.check(blocked != 200, "C5-1",
+              f"client {t.disposable_classe5} is BLOQUEADO but its extension {ext.number} still registers (200 OK)")
+    blocked_call = sip.run(invite("blocked"))
+    sip.check(blocked_call != 200, "C5-1",
+              f"client {t.disposable_classe5} is BLOQUEADO but its extension {ext.number} still places a call")
+    ex = api.call(Acao.BLOQUEIOCLASSE5, logincliente=t.disposable_classe5, classe5acao=CLASSE5_DESBLOQUEAR)
+    observe("C5-1", "sip.desbloquear-answer", ex.answer.value if ex.answer else None)
+    after = sip.run(register("after"))
+    sip.check(after == 200, "C5-1", f"after DESBLOQUEAR, {ext.number} still cannot register: {after}")

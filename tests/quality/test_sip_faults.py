@@ -1,0 +1,158 @@
+"""The SIP probes prove themselves: with each SIP fault switch of the reference central on, the probes
+fail on the clause that fault breaks, and on no other.
+
+Each fault runs only the probe modules that check its clauses (found from the ``clause`` markers), so
+the other clauses checked in those modules are the control. The central's target file is given two
+additions, as a real operator's would be:
+
+* ``[pins] "SIP-NAT-1.same-ip-port" = "collision"``: the document says two devices behind one IP and
+  port conflict; SIP-NAT-1 is [unspecified], so only a pin makes the probe insist on it;
+* nothing in ``[findings] fail_on``: SIP-SEC-1 is hardening, its results are findings. A SIP-SEC-1
+  fault is proved by a *critical* finding that the healthy central does not produce (a critical finding
+  is what fails the run when the target lists SIP-SEC-1 under fail_on, which one run also shows).
+
+Runs go two at a time (a 2-core machine; each run is a central plus a pytest process).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pbxcheck import runner
+from pbxcheck.bundled import bundled_dir
+from pbxcheck.central.faults import FAULTS, Fault
+from pbxcheck.contract import CLAUSES
+from pbxcheck.target import dump_target
+
+pytestmark = pytest.mark.slow
+
+_MARK = re.compile(r"""mark\.clause\(([^)]*)\)""")
+NAT_PIN = {"SIP-NAT-1.same-ip-port": "collision"}
+
+
+def probe_modules(clauses: tuple[str, ...] | None = None) -> list[str]:
+    """The sip_probes modules holding a check marked with any of ``clauses`` (all of them for None)."""
+    found = []
+    for path in sorted(bundled_dir("sip_probes").glob("test_*.py")):
+        marked = {c for m in _MARK.finditer(path.read_text(encoding="utf-8"))
+                  for c in re.findall(r'"([A-Z0-9-]+)"', m.group(1))}
+        if clauses is None or marked & set(clauses):
+            found.append(path.name)
+    return found
+
+
+def _sip_fault(f: Fault) -> bool:
+    try:
+        from pbxcheck.central.sip_faults import SIP_FAULTS
+    except ImportError:
+        return False
+    return f.name in {name for name, _, _ in SIP_FAULTS}
+
+
+SIP_FAULT_LIST: list[Fault] = sorted((f for f in FAULTS.values() if _sip_fault(f)), key=lambda f: f.name)
+
+
+@dataclass
+class ProbeRun:
+    code: int
+    table: dict[str, Any]
+    output: str
+
+    @property
+    def rows(self) -> dict[str, Any]:
+        return self.table.get("clauses", {})
+
+    @property
+    def failed(self) -> set[str]:
+        return {cid for cid, row in self.rows.items() if row["status"] == "failed"}
+
+    def critical(self, clause: str) -> list[str]:
+        return [f["text"] for f in self.rows.get(clause, {}).get("findings", []) if f["severity"] == "critical"]
+
+    def ran(self, clause: str) -> bool:
+        return self.rows.get(clause, {}).get("status", "not-run") != "not-run"
+
+
+def run_probes(root: Path, name: str, faults: list[str], modules: list[str], *,
+               fail_on: tuple[str, ...] = ()) -> ProbeRun:
+    from pbxcheck.central.process import CentralProcess
+
+    reports = root / name
+    reports.mkdir(parents=True, exist_ok=True)
+    out = io.StringIO()
+    with CentralProcess(faults=faults) as target:
+        pinned = target.with_(pins={**target.pins, **NAT_PIN}, fail_on_findings=fail_on, path=None)
+        path = reports / "target.toml"
+        path.write_text(dump_target(pinned), encoding="utf-8")
+        code = runner.run(str(path), str(reports), paths=modules, out=out)
+    table_path = reports / "clauses.json"
+    table = json.loads(table_path.read_text(encoding="utf-8")) if table_path.exists() else {"clauses": {}}
+    return ProbeRun(code, table, out.getvalue())
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ProbeRun]:
+    root = tmp_path_factory.mktemp("sipfaults")
+    jobs: dict[str, tuple[list[str], list[str], tuple[str, ...]]] = {
+        "baseline": ([], probe_modules(), ()),
+    }
+    for f in SIP_FAULT_LIST:
+        jobs[f.name] = ([f.name], probe_modules(f.clauses), ())
+    torture = "crash-on-torture"
+    if torture in FAULTS:
+        jobs["crash-on-torture+fail-on"] = ([torture], probe_modules(("SIP-SEC-1",)), ("SIP-SEC-1",))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {name: pool.submit(run_probes, root, name, faults, mods, fail_on=fail_on)
+                   for name, (faults, mods, fail_on) in jobs.items()}
+        return {name: fut.result() for name, fut in futures.items()}
+
+
+def test_every_sip_clause_has_a_fault_and_a_probe() -> None:
+    if not SIP_FAULT_LIST:
+        pytest.fail("the reference central has no SIP fault switches (central/sip_faults.py)")
+    sip_clauses = {c for c in CLAUSES if CLAUSES[c].sip and probe_modules((c,))}
+    broken = {c for f in SIP_FAULT_LIST for c in f.clauses}
+    unbroken = sorted(sip_clauses - broken - {"RAM-3"})  # RAM-3's GRAVACAO is REC-1's recording faults' business
+    assert not unbroken, f"no SIP fault switch breaks {unbroken}"
+
+
+def test_healthy_central_passes_every_sip_probe(runs: dict[str, ProbeRun]) -> None:
+    r = runs["baseline"]
+    assert not r.failed, f"the healthy central fails {sorted(r.failed)}\n{r.output[-6000:]}"
+    assert not r.critical("SIP-SEC-1"), r.critical("SIP-SEC-1")
+    for c in ("SIP-REG-1", "SIP-REG-2", "SIP-REG-3", "SIP-INV-1", "SIP-INV-2", "SIP-NAT-1", "SIP-WS-1",
+              "C2C-2", "RAM-2", "RAM-3", "C5-1"):
+        assert r.ran(c), f"{c} did not run against the reference central\n{r.output[-3000:]}"
+    assert r.code == runner.EXIT_OK, r.output[-4000:]
+
+
+@pytest.mark.parametrize("fault", [f.name for f in SIP_FAULT_LIST])
+def test_fault_fails_its_clause_only(runs: dict[str, ProbeRun], fault: str) -> None:
+    f = FAULTS[fault]
+    r = runs[fault]
+    hardening = [c for c in f.clauses if CLAUSES[c].hardening]
+    contract = [c for c in f.clauses if not CLAUSES[c].hardening]
+    for c in contract:
+        assert c in r.failed, f"fault {fault} should fail {c}; failed: {sorted(r.failed)}\n{r.output[-5000:]}"
+    for c in hardening:
+        assert r.critical(c), f"fault {fault} should give a critical {c} finding; got " \
+                              f"{r.rows.get(c, {}).get('findings')}\n{r.output[-3000:]}"
+    unrelated = r.failed - set(f.clauses)
+    assert not unrelated, f"fault {fault} also fails unrelated {sorted(unrelated)}\n{r.output[-5000:]}"
+    assert r.code == (runner.EXIT_FAILED if contract else runner.EXIT_OK)
+
+
+def test_critical_finding_fails_the_run_when_the_target_asks(runs: dict[str, ProbeRun]) -> None:
+    if "crash-on-torture+fail-on" not in runs:
+        pytest.skip("no crash-on-torture fault")
+    r = runs["crash-on-torture+fail-on"]
+    assert r.critical("SIP-SEC-1"), r.rows.get("SIP-SEC-1")
+    assert "SIP-SEC-1" in r.failed and r.code == runner.EXIT_FAILED, r.output[-3000:]
