@@ -23,8 +23,11 @@ QUOTED_RE = re.compile(QUOTED)
 
 # host           =  hostname / IPv4address / IPv6reference   (token covers hostname and IPv4address)
 # gen-value      =  token / host / quoted-string
+# via-received   =  "received" EQUAL (IPv4address / IPv6address)  -- a bare IPv6 address has colons,
+# so it is tried before token (which would stop at the first colon).
 IPV6REF = r"\[[0-9A-Fa-f:.]+\]"
-GEN_VALUE = rf"(?:{TOKEN}|{IPV6REF}|{QUOTED})"
+IPV6ADDR = r"[0-9A-Fa-f]*:[0-9A-Fa-f:.]+"
+GEN_VALUE = rf"(?:{IPV6ADDR}|{TOKEN}|{IPV6REF}|{QUOTED})"
 
 # generic-param  =  token [ EQUAL gen-value ]      SEMI = SWS ";" SWS    EQUAL = SWS "=" SWS
 # SWS = [LWS]; after unfolding, LWS is just SP / HTAB.

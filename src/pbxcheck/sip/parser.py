@@ -193,9 +193,10 @@ class StreamFramer:
     streams). CRLF keep-alives between messages (RFC 5626 3.5.1) are skipped. After it raises, the
     stream cannot be resynchronised: close the connection."""
 
-    def __init__(self, max_header: int = 65536) -> None:
+    def __init__(self, max_header: int = 65536, max_body: int = MAX_CONTENT_LENGTH) -> None:
         self._buf = bytearray()
         self._max_header = max_header
+        self._max_body = max_body  # a peer announcing more is cut off before we buffer it
 
     def feed(self, data: bytes) -> list[bytes]:
         self._buf += data
@@ -226,7 +227,7 @@ class StreamFramer:
             if len(values) > 1:
                 raise BadContentLength("several different Content-Length values", b", ".join(sorted(values)))
             text = values.pop().decode("ascii", "replace")
-            length = parse_uint(text, BadContentLength, "Content-Length", MAX_CONTENT_LENGTH)
+            length = parse_uint(text, BadContentLength, "Content-Length", self._max_body)
             end = body_start + length
             if len(buf) < end:
                 break

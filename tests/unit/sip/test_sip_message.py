@@ -93,6 +93,8 @@ def test_via() -> None:
     assert str(v) == "SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKabc;rport;received=1.2.3.4"
     assert v.with_param("rport", "4000").rport == 4000
     assert v.rfc3261_branch and not Via.parse("SIP/2.0/UDP h;branch=z9hG4bK").rfc3261_branch
+    v6 = Via.parse("SIP/2.0/TCP [2001:db8::9]:5060;branch=z9hG4bKx;received=2001:db8::1;rport=5060")
+    assert (v6.host, v6.port, v6.received, v6.rport) == ("[2001:db8::9]", 5060, "2001:db8::1", 5060)
     for bad in ("SIP/2.0/UDP", "SIP/2.0 h", "SIP/2.0/UDP h;;", "SIP/2.0/UDP h:70000"):
         with pytest.raises(BadVia):
             Via.parse(bad)

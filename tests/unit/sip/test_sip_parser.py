@@ -136,9 +136,11 @@ def test_framer_rejects_missing_bad_or_ambiguous_length(head: bytes) -> None:
         StreamFramer().feed(head)
 
 
-def test_framer_limits_header_section() -> None:
+def test_framer_limits_header_section_and_body() -> None:
     with pytest.raises(BadHeader):
         StreamFramer(max_header=100).feed(b"OPTIONS sip:a@b SIP/2.0\r\nX: " + b"a" * 200)
+    with pytest.raises(BadContentLength, match="out of range"):
+        StreamFramer(max_body=1000).feed(b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 1001\r\n\r\n")
 
 
 def test_framer_same_length_twice_is_fine() -> None:
