@@ -16,7 +16,7 @@ from pbxcheck.central import gsm
 from pbxcheck.client import ApiClient
 
 if TYPE_CHECKING:
-    from conftest import Running
+    from central_harness import Running
 
 ACAO_BODIES: dict[str, dict[str, str]] = {
     "insert": {"idcampanha": "583", "cliente": "DENIAL PROBE", "ddd1": "11", "tel1": "41180000"},

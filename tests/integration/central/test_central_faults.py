@@ -15,16 +15,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from central_harness import start
 
 from pbxcheck import contract as C
 from pbxcheck.central import gsm
 from pbxcheck.central.faults import HTTP_FAULTS
 from pbxcheck.client import ApiClient, Exchange
 
-from conftest import start  # noqa: I001  (the conftest beside this file)
-
 if TYPE_CHECKING:
-    from conftest import Running
+    from central_harness import Running
 
 SPEED = 4.0  # a fresh contact stays AGUARDANDO 0.5 s; a click-to-call lasts 1 s
 WORKERS = 8
