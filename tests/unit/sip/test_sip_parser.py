@@ -17,6 +17,7 @@ from pbxcheck.sip.errors import (
 )
 from pbxcheck.sip.message import Request, Response, to_bytes
 from pbxcheck.sip.parser import StreamFramer, parse_message
+from pbxcheck.sip.validate import uas_precheck
 
 OPTIONS = (
     b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nFrom: <sip:x@y>;tag=1\r\n"
@@ -158,6 +159,17 @@ def _parse_or_parse_error(data: bytes) -> None:
         m = parse_message(data)
     except SipParseError:
         return
+    # Lazily parsed properties may refuse (SipParseError) but never crash.
+    for attr in ("call_id", "cseq", "via", "from_", "to", "contacts", "route", "record_route", "content_type",
+                 "expires", "max_forwards", "sip_uri", "parsed_uri"):
+        try:
+            getattr(m, attr)
+        except SipParseError:
+            pass
+        except AttributeError:
+            assert isinstance(m, Response)  # sip_uri / parsed_uri are request-only
+    if isinstance(m, Request):
+        uas_precheck(m)  # everything it reads was validated by the parser: it must not raise
     # Whatever parsed must serialise and parse again to the same message.
     again = parse_message(to_bytes(m))
     assert again.headers.without("Content-Length") == m.headers.without("Content-Length")
