@@ -1,8 +1,9 @@
 """Digest nonces for the reference central's SIP side, Asterisk/PJSIP style.
 
 A nonce is ``<epoch>/<hex>`` (the document's trace shows ``nonce="1609521111/e77ebd57..."``) where
-``hex = md5(epoch:source-ip:realm:secret)``. The central keeps no state to *issue* a nonce, and can
-tell from the nonce alone
+``hex`` is 32 hex digits: 8 random (so two challenges in the same second differ, and a nonce-count
+table per nonce means something) and 24 of ``hmac-md5(secret, epoch:salt:source-ip:realm)``. The
+central keeps no state to *issue* a nonce, and can tell from the nonce alone
 
 * that it issued it (the hash matches),
 * for which source IP (a nonce captured and replayed from another IP is invalid, SIP-SEC-1),
@@ -40,19 +41,20 @@ class NonceAuthority:
         self.max_tracked = max_tracked
         self._nc: dict[str, tuple[int, float]] = {}  # nonce -> (highest nc accepted, epoch)
 
-    def _hash(self, epoch: str, source_ip: str) -> str:
-        msg = f"{epoch}:{source_ip}:{self.realm}".encode()
-        return hmac.new(self.secret, msg, hashlib.md5).hexdigest()
+    def _hash(self, epoch: str, salt: str, source_ip: str) -> str:
+        msg = f"{epoch}:{salt}:{source_ip}:{self.realm}".encode()
+        return hmac.new(self.secret, msg, hashlib.md5).hexdigest()[:24]
 
     def issue(self, source_ip: str) -> str:
         epoch = str(int(self.clock()))
-        return f"{epoch}/{self._hash(epoch, source_ip)}"
+        salt = secrets.token_hex(4)
+        return f"{epoch}/{salt}{self._hash(epoch, salt, source_ip)}"
 
     def check(self, nonce: str, source_ip: str) -> NonceState:
         epoch, sep, digest = nonce.partition("/")
-        if not sep or not epoch.isdigit() or len(epoch) > 12:
+        if not sep or not epoch.isdigit() or len(epoch) > 12 or len(digest) != 32:
             return NonceState.INVALID
-        if not hmac.compare_digest(digest, self._hash(epoch, source_ip)):
+        if not hmac.compare_digest(digest[8:], self._hash(epoch, digest[:8], source_ip)):
             return NonceState.INVALID
         age = self.clock() - int(epoch)
         if age < -5:  # from the future: not one of ours (clock skew of a few seconds tolerated)

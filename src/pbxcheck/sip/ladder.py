@@ -137,6 +137,7 @@ def render_ladder(entries: Iterable[LogEntry], *, title: str | None = None, widt
     if not items:
         lines.append("(no messages)")
         return "\n".join(lines)
+    width = max(width, max(len(e.label) for e in items) + 8)  # long labels must not break the arrows
     columns: list[Addr] = []
     for e in items:
         for addr in (e.src, e.dst):
