@@ -67,9 +67,10 @@ def _header_lines(lines: list[str]) -> Headers:
         if line[0] in " \t":
             if not items:
                 raise BadHeader("continuation line before any header", line)
-            name, value = items[-1]
             more = line.strip(" \t")
-            items[-1] = (name, f"{value} {more}" if value else more)
+            if more:  # a whitespace-only continuation adds nothing (values are kept trimmed)
+                name, value = items[-1]
+                items[-1] = (name, f"{value} {more}" if value else more)
             continue
         colon = line.find(":")
         if colon < 0:

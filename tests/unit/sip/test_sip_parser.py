@@ -73,6 +73,12 @@ def test_bad_header_sections(data: bytes, error: type[SipParseError]) -> None:
         parse_message(data)
 
 
+def test_whitespace_only_continuation_line_adds_nothing() -> None:
+    # found by the mutation fuzzer: "Privacy: n" LF SP CR LF used to give "n " (and "n" after a round trip)
+    m = parse_message(OPTIONS.replace(b"Call-ID: c\r\n", b"Call-ID: c\n \r\n"))
+    assert m.call_id == "c" and parse_message(to_bytes(m)).call_id == "c"
+
+
 def test_no_content_length_on_datagram_takes_the_rest() -> None:
     m = parse_message(OPTIONS.replace(b"Content-Length: 0\r\n", b"") + b"body")
     assert m.body == b"body"
