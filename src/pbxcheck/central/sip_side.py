@@ -794,9 +794,10 @@ class SipCallEngine(CallEngine):
         return self.sip.registrar.lookup(number) is not None
 
 
-def create_service(central: Central) -> SipSide:
+def create_service(central: Central, settings: SipSettings | None = None) -> SipSide:
     """The hook ``server.Central`` calls: the SIP side on the central's sockets, and the CallEngine
-    swapped for one that rings real devices."""
+    swapped for one that rings real devices. Tests pass ``settings`` (short nonce lifetime...) through
+    ``functools.partial(create_service, settings=...)``."""
     assert central.store is not None
     ctx: ssl.SSLContext | None = None
     if central.tls is not None:
@@ -804,7 +805,7 @@ def create_service(central: Central) -> SipSide:
         ctx.load_cert_chain(central.tls.cert_file, central.tls.key_file)
     host = central.config.host if central.config.host not in ("0.0.0.0", "", "::") else "127.0.0.1"
     side = SipSide(central.store, host=host, sockets=central.sip_sockets, ssl_context=ctx, faults=central.faults,
-                   clock_speed=central.config.clock_speed)
+                   clock_speed=central.config.clock_speed, settings=settings)
     old = central.calls
     central.calls = SipCallEngine(central.store, side, clock_speed=central.config.clock_speed, faults=central.faults)
     if old is not None:

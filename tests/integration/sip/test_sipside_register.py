@@ -1,0 +1,189 @@
+"""REGISTER against the reference central's SIP side: digest, Expires, nonces, ramal-web, classe5.
+
+Clauses: SIP-REG-1 (401 then 200 over UDP, TCP, and WS/WSS), SIP-REG-2 (wrong password and unknown
+extension answered alike), SIP-REG-3 (Expires honoured, 0 removes), SIP-SEC-1 (stale and replayed
+nonces, nonces bound to the source IP), SIP-WS-1 (ramal-web only), C5-1 (blocked client: 403).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+
+import pytest
+from sip_harness import SipCentral, run
+
+from pbxcheck.client import ApiClient
+from pbxcheck.sip import digest
+from pbxcheck.sip.drivers.blocking import BlockingUdp
+from pbxcheck.sip.message import Response
+from pbxcheck.sip.parser import parse_message
+from pbxcheck.sip.ua import UaConfig, UserAgent
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
+
+NONCE = re.compile(r"^\d{10}/[0-9a-f]{32}$")  # Asterisk style <epoch>/<hex>
+
+
+def challenge_of(resp: Response) -> digest.Challenge:
+    value = resp.headers.get("WWW-Authenticate")
+    assert value is not None, f"401 without WWW-Authenticate:\n{resp}"
+    return digest.Challenge.parse(value)
+
+
+@pytest.mark.parametrize("transport,ext", [("UDP", "2001"), ("TCP", "2001"), ("WS", "7777"), ("WSS", "7777")])
+def test_register_challenge_then_200_refresh_and_unregister(sip_central: SipCentral, transport: str, ext: str):
+    async def scenario() -> None:
+        async with UserAgent(UaConfig.for_target(sip_central.target, ext, transport=transport)) as ua:
+            reg = await ua.register()
+            assert reg.status == 200, ua.log.ladder()
+            assert [c.status for c in reg.challenges] == [401]
+            ch = challenge_of(reg.challenges[0])
+            assert (ch.realm, ch.algorithm, ch.qop, ch.stale) == ("xhand", "MD5", ("auth",), False)
+            assert ch.opaque and NONCE.match(ch.nonce), ch
+            assert reg.expires == 90  # the document's device asks for 90 and gets it
+            assert sip_central.registered(ext)
+            again = await ua.register()  # refresh: credentials at once, next nc on the same nonce
+            assert (again.status, again.attempts) == (200, 1)
+            gone = await ua.unregister()
+            assert gone.status == 200
+            assert not sip_central.registered(ext)
+
+    run(scenario)
+
+
+def _final_register(sip_central: SipCentral, ext: str, password: str) -> tuple[Response, Response]:
+    """(first challenge, answer to our credentials) for ``ext`` with ``password``."""
+    async def scenario() -> tuple[Response, Response]:
+        cfg = UaConfig.for_target(sip_central.target, "2001")
+        cfg.user, cfg.password = ext, password
+        async with UserAgent(cfg) as ua:
+            reg = await ua.register(max_challenges=1)
+            return reg.challenges[0], reg.response
+
+    return run(scenario)
+
+
+def _shape(resp: Response) -> tuple[object, ...]:
+    ch = challenge_of(resp)
+    return (resp.status, resp.reason, [n for n, _ in resp.headers], ch.realm, ch.opaque, ch.algorithm, ch.qop,
+            ch.stale, bool(NONCE.match(ch.nonce)), len(resp.body))
+
+
+def test_wrong_password_and_unknown_extension_get_the_same_401(sip_central: SipCentral):
+    first_wrong, wrong = _final_register(sip_central, "2001", "not-the-password")
+    first_unknown, unknown = _final_register(sip_central, "9999", "whatever")
+    assert wrong.status == 401 and unknown.status == 401
+    assert _shape(wrong) == _shape(unknown) == _shape(first_wrong) == _shape(first_unknown)
+    assert not sip_central.registered("9999")
+
+
+def test_expires_is_honoured_and_zero_removes(sip_central: SipCentral):
+    async def scenario() -> None:
+        async with UserAgent(UaConfig.for_target(sip_central.target, "2002")) as ua:
+            reg = await ua.register(expires=1)
+            assert (reg.status, reg.expires) == (200, 1)
+            assert sip_central.registered("2002")
+            await asyncio.sleep(1.3)
+            assert not sip_central.registered("2002"), "binding outlived its Expires"
+            assert (await ua.register(expires=60)).expires == 60
+            assert sip_central.registered("2002")
+            assert (await ua.register(expires=0)).status == 200
+            assert not sip_central.registered("2002")
+            capped = await ua.register(expires=86400)
+            assert capped.status == 200 and capped.expires == 3600  # the registrar caps, and says so
+            await ua.unregister()
+
+    run(scenario)
+
+
+def test_stale_nonce_gets_stale_true_then_200(sip_central: SipCentral):
+    async def scenario() -> None:
+        async with UserAgent(UaConfig.for_target(sip_central.target, "5545")) as ua:
+            assert (await ua.register()).status == 200
+            await asyncio.sleep(3.1)  # > the test central's nonce lifetime (2 s)
+            again = await ua.register()
+            assert again.status == 200, ua.log.ladder()
+            assert [challenge_of(c).stale for c in again.challenges] == [True]
+            await ua.unregister()
+
+    run(scenario)
+
+
+def _register_bytes(target, ext: str, local: tuple[str, int], authorization: str | None, cseq: int,
+                    call_id: str) -> bytes:
+    auth = f"Authorization: {authorization}\r\n" if authorization else ""
+    return (f"REGISTER sip:{target.sip_host} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP {local[0]}:{local[1]};rport;branch=z9hG4bK{secrets.token_hex(8)}\r\n"
+            f"Max-Forwards: 70\r\nFrom: <sip:{ext}@{target.sip_host}>;tag=a1b2\r\nTo: <sip:{ext}@{target.sip_host}>\r\n"
+            f"Call-ID: {call_id}\r\nCSeq: {cseq} REGISTER\r\n"
+            f"Contact: <sip:{ext}@{local[0]}:{local[1]}>\r\nExpires: 60\r\n{auth}Content-Length: 0\r\n\r\n").encode()
+
+
+def test_replayed_authorization_and_foreign_ip_nonce_are_refused(sip_central: SipCentral):
+    """A captured Authorization replayed (new branch, same nonce and nc) and a nonce used from
+    another source IP never get 200 (SIP-SEC-1)."""
+    t = sip_central.target
+    ext = t.extension("6961")
+    server = (t.sip_host, t.sip_udp_port)
+    call_id = secrets.token_hex(8)
+    with BlockingUdp(server, local=("127.0.0.1", 0)) as a, BlockingUdp(server, local=("127.0.0.3", 0)) as b:
+        a.send(_register_bytes(t, "6961", a.local, None, 1, call_id))
+        ch = challenge_of(parse_message(a.recv() or b""))  # type: ignore[arg-type]
+        uri = f"sip:{t.sip_host}"
+        creds = str(digest.build_authorization(ch, "6961", ext.password, "REGISTER", uri, nc=1))
+        a.send(_register_bytes(t, "6961", a.local, creds, 2, call_id))
+        ok = parse_message(a.recv() or b"")
+        assert isinstance(ok, Response) and ok.status == 200
+        a.send(_register_bytes(t, "6961", a.local, creds, 3, call_id))  # the same credentials again
+        replay = parse_message(a.recv() or b"")
+        assert isinstance(replay, Response) and replay.status == 401
+        # the nonce was issued to 127.0.0.1: from 127.0.0.3 even fresh, correct credentials fail
+        creds2 = str(digest.build_authorization(ch, "6961", ext.password, "REGISTER", uri, nc=2))
+        b.send(_register_bytes(t, "6961", b.local, creds2, 4, call_id))
+        foreign = parse_message(b.recv() or b"")
+        assert isinstance(foreign, Response) and foreign.status == 401
+        assert not challenge_of(foreign).stale
+        a.send(_register_bytes(t, "6961", a.local, None, 5, call_id).replace(b"Expires: 60", b"Expires: 0"))
+        a.recv()
+
+
+def test_ws_register_needs_ramal_web(sip_central: SipCentral):
+    async def scenario() -> None:
+        for transport in ("WS", "WSS"):
+            async with UserAgent(UaConfig.for_target(sip_central.target, "2001", transport=transport)) as ua:
+                reg = await ua.register()
+                assert reg.status == 403, ua.log.ladder()
+                assert [c.status for c in reg.challenges] == [401]  # refused only after authenticating
+                assert not sip_central.registered("2001")
+
+    run(scenario)
+
+
+def test_blocked_classe5_client_gets_403_until_unblocked(sip_central: SipCentral):
+    t = sip_central.target
+    ext = next(e for e in t.extensions if e.classe5_client == t.disposable_classe5)
+
+    async def register_and_call() -> tuple[int, int]:
+        async with UserAgent(UaConfig.for_target(t, ext.number)) as ua:
+            reg = await ua.register()
+            call = ua.invite("944511712", ring_timeout=5)
+            try:
+                await call.wait_answered(5)
+            except Exception:
+                pass
+            status = call.final.status if call.final else 0
+            if call.state == "confirmed":
+                await call.hangup()
+            if reg.status == 200:
+                await ua.unregister()
+            return reg.status, status
+
+    with ApiClient(t) as api:
+        assert api.call("bloqueioclasse5", logincliente=t.disposable_classe5, classe5acao="BLOQUEAR").value
+        try:
+            assert run(register_and_call) == (403, 403)
+        finally:
+            api.call("bloqueioclasse5", logincliente=t.disposable_classe5, classe5acao="DESBLOQUEAR")
+        assert run(register_and_call) == (200, 200)
