@@ -634,7 +634,10 @@ class Call:
 
     def _response(self, status: int, *, body: bytes = b"", reason: str | None = None) -> Response:
         assert self.invite is not None
-        headers = [("Contact", str(self.ua.contact())), ("User-Agent", self.ua.config.user_agent), ("Allow", ALLOW)]
+        # RFC 3261 §12.1.1: a UAS copies Record-Route into every response that creates the dialog, so
+        # the proxy (Kamailio with record_route()) stays on the path of the ACK and the BYE
+        headers = [("Record-Route", rr) for rr in self.invite.headers.get_raw("Record-Route")] if status > 100 else []
+        headers += [("Contact", str(self.ua.contact())), ("User-Agent", self.ua.config.user_agent), ("Allow", ALLOW)]
         return make_response(self.invite, status, reason, to_tag=self.local_tag, headers=headers, body=body,
                              content_type="application/sdp" if body else None)
 

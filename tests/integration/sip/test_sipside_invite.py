@@ -20,7 +20,7 @@ from pbxcheck.client import ApiClient
 from pbxcheck.contract import RTP_PORT_RANGE
 from pbxcheck.sip import sdp
 from pbxcheck.sip.ladder import IN, OUT
-from pbxcheck.sip.ua import UaConfig, UaPort, UserAgent
+from pbxcheck.sip.ua import CallFailed, UaConfig, UaPort, UserAgent
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
@@ -62,7 +62,7 @@ def test_answer_picks_from_the_offer(sip_central: SipCentral, offer: tuple[int, 
             assert (await ua.register()).status == 200
             call = ua.invite(OUTSIDE, ring_timeout=5)
             if expected is None:
-                with pytest.raises(Exception):
+                with pytest.raises(CallFailed):
                     await call.wait_answered(5)
                 assert call.final is not None and call.final.status == 488
             else:

@@ -10,8 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
-from sip_harness import SipCentral, TEST_SETTINGS, run, running_central
+from sip_harness import TEST_SETTINGS, SipCentral, run, running_central
 
+from pbxcheck.sip.endpoint import SipTimeout
 from pbxcheck.sip.ua import UaConfig, UserAgent
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
@@ -154,5 +155,5 @@ def test_crash_on_torture_fault_stops_answering():
         sock.sendto(torture_messages()["badinv01"], (central.target.sip_host, central.target.sip_udp_port))
         sock.close()
         time.sleep(0.2)
-        with pytest.raises(Exception):
+        with pytest.raises(SipTimeout):
             _register_ok(central)
