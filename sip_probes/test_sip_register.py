@@ -76,6 +76,10 @@ def test_wrong_password_and_unknown_extension(sip: SipSession, transport: str) -
     async def scenario() -> None:
         phone = await sip.phone(ext, transport)
         wrong = await phone.register(90, password="not-" + sipkit.token(6))
+        if wrong.first_status == 200:
+            await phone.register(0)
+            pytest.skip("the registrar accepts a REGISTER without any credentials (SIP-REG-1 fails): no password "
+                        "is ever checked, so neither a wrong one nor an unknown extension can be told apart")
         sip.check(wrong.status != 200, "SIP-REG-2",
                   f"extension {ext.number} registered with a WRONG password: {_summary(wrong.first + wrong.second)}")
         sip.check(wrong.status is not None and wrong.status >= 400, "SIP-REG-2",
@@ -126,7 +130,7 @@ def test_expires_honoured_and_zero_removes(sip: SipSession, observe, transport: 
         ch = phone.ch
         contact_uri = re.search(r"<([^>;]+)", ch.contact(ext.number)).group(1)  # type: ignore[union-attr]
         reg = await phone.register(90)
-        ok = sipkit.final(reg.second)
+        ok = sipkit.final(reg.second) or sipkit.final(reg.first)  # unchallenged 200: SIP-REG-1's business
         sip.check(ok is not None and ok.status == 200, "SIP-REG-3",
                   f"could not register {ext.number} to test Expires: {_summary(reg.first + reg.second)}")
         granted = _granted(ok, contact_uri)
