@@ -564,7 +564,7 @@ class CallResult:
 class Phone:
     """One extension on one channel: REGISTER with digest, calls out, answers calls in (auto)."""
 
-    def __init__(self, ch: Channel, number: str, password: str, *, answer_delay: float = 0.15,
+    def __init__(self, ch: Channel, number: str, password: str, *, answer_delay: float = 0.05,
                  rtp_port: int = 10_000 + 2 * secrets.randbelow(4000), send_183: bool = True) -> None:
         self.ch = ch
         self.number = number
@@ -621,7 +621,7 @@ class Phone:
         return self.ch.build("ACK", uri, from_user=self.number, to_user=Msg.read(invite).uri.split("@")[0][4:],
                              d=d2, cseq=cseq, via_branch=via_branch, contact=False)
 
-    async def call(self, to_user: str, *, hold: float = 0.3, ring_timeout: float = 6.0,
+    async def call(self, to_user: str, *, hold: float = 0.1, ring_timeout: float = 6.0,
                    payloads: Iterable[int] = (18, 0, 8, 3, TELEPHONE_EVENT_PT), hangup: bool = True) -> CallResult:
         """INVITE (SDP) → 401/407 → ACK → INVITE+auth → 1xx → 200 (SDP) → ACK → hold → BYE → 200."""
         ch = self.ch
