@@ -162,6 +162,13 @@ def pytest_configure(config: pytest.Config) -> None:
     faults = list(config.getoption("pbx_faults") or [])
     if target_path and faults:
         raise pytest.UsageError("--central-fault applies only to the embedded central, not with --target")
+    if faults:
+        from .central.faults import validate
+
+        try:
+            validate(faults)
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
     state = _Session(config=config, reports_dir=Path(config.getoption("pbx_reports")),
                      target_path=target_path, faults=faults)
     config.stash[_STATE_KEY] = state
@@ -236,7 +243,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             kinds = [clause_kind(CLAUSES[c]) for c in ids]
             best = min(kinds, key=list(_SEVERITY_OF_KIND).index)
             item.add_marker(allure.severity(_SEVERITY_OF_KIND[best]))
-    state.active = bool(marked)
+    # --collect-only runs no check: it must not leave a clause report (of nothing) behind.
+    state.active = bool(marked) and not config.option.collectonly
     # Throttling probes send bursts of wrong credentials; a real central may then block our IP for a
     # while, so they run after every other check.
     items.sort(key=lambda it: "AUTH-6" in _marked_clauses(it))

@@ -11,7 +11,8 @@ from __future__ import annotations
 import io
 import json
 import re
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,14 +21,22 @@ import pytest
 
 from pbxcheck import runner
 from pbxcheck.bundled import bundled_dir
-from pbxcheck.central.faults import FAULTS, Fault
+from pbxcheck.central.faults import HTTP_FAULTS as CENTRAL_HTTP_FAULTS
+from pbxcheck.central.faults import Fault
 from pbxcheck.contract import CLAUSES
 
 pytestmark = pytest.mark.slow
 
-HTTP_FAULTS: list[Fault] = sorted(
-    (f for f in FAULTS.values() if f.clauses and all(not CLAUSES[c].sip for c in f.clauses)),
-    key=lambda f: f.name)
+HTTP_FAULTS: list[Fault] = sorted(CENTRAL_HTTP_FAULTS.values(), key=lambda f: f.name)
+# Clauses a fault breaks beyond the ones it declares, each for a reason the document gives; the
+# central's owner has been told (the declaration, not the check, is short).
+ALSO_BREAKS: dict[str, tuple[set[str], str]] = {
+    "denial-reveals-factor": ({"AUTH-2", "DIAL-INS-3"},
+                              'a wrong login or senha must get exactly "Login/Senha Invalido" (AUTH-2); '
+                              "this fault answers Login Invalido / Senha Invalida"),
+    "ignore-token": ({"AUTH-3"}, "with tokens ignored, our login and senha sent from 127.0.0.2 match the "
+                                 "foreign instance bound there, so our token's IP binding is not enforced"),
+}
 SERIOUS = ("medium", "high", "critical")
 _MARK = re.compile(r"""mark\.clause\(([^)]*)\)""")
 
@@ -64,11 +73,14 @@ def _run(fault: Fault, root: Path) -> FaultRun:
 
 
 @pytest.fixture(scope="module")
-def fault_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, FaultRun]:
+def fault_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Future[FaultRun]]]:
+    """Every fault's run, started at once two at a time; each check waits only for its own."""
     root = tmp_path_factory.mktemp("faults")
     with ThreadPoolExecutor(max_workers=2) as pool:
         futures = {f.name: pool.submit(_run, f, root) for f in HTTP_FAULTS}
-        return {name: fut.result() for name, fut in futures.items()}
+        yield futures
+        for fut in futures.values():
+            fut.cancel()
 
 
 def test_every_http_clause_has_a_fault() -> None:
@@ -79,19 +91,28 @@ def test_every_http_clause_has_a_fault() -> None:
 
 
 @pytest.mark.parametrize("fault", HTTP_FAULTS, ids=[f.name for f in HTTP_FAULTS])
-def test_fault_fails_its_clause_only(fault: Fault, fault_runs: dict[str, FaultRun]) -> None:
-    run = fault_runs[fault.name]
-    hardening = [c for c in fault.clauses if CLAUSES[c].hardening]
-    if hardening:
-        # Hardening clauses give findings, not failures: the fault must raise a serious finding.
-        for cid in hardening:
-            serious = [f for f in run.table["clauses"][cid]["findings"] if f["severity"] in SERIOUS]
-            assert serious, f"{fault.name}: no medium-or-worse finding on {cid}\n{run.output[-3000:]}"
-        contract = set(fault.clauses) - set(hardening)
-        assert run.failed <= contract, f"{fault.name}: unrelated clauses failed: {sorted(run.failed - contract)}"
-        return
-    assert run.code == 1, f"{fault.name}: exit {run.code}, expected 1\n{run.output[-3000:]}"
-    assert run.failed, f"{fault.name}: no clause failed\n{run.output[-3000:]}"
-    unrelated = run.failed - set(fault.clauses)
+def test_fault_fails_its_clause_only(fault: Fault, fault_runs: dict[str, Future[FaultRun]]) -> None:
+    run = fault_runs[fault.name].result()
+    allowed = set(fault.clauses) | ALSO_BREAKS.get(fault.name, (set(), ""))[0]
+    unrelated = run.failed - allowed
     assert not unrelated, (f"{fault.name} breaks {fault.clauses}, but the run also failed {sorted(unrelated)}:\n"
                            + "\n".join(f["message"] for c in unrelated for f in run.table["clauses"][c]["failures"]))
+    hardening = [c for c in fault.clauses if CLAUSES[c].hardening]
+    for cid in hardening:
+        # Hardening clauses give findings, not failures: the fault must raise a serious finding.
+        serious = [f for f in run.table["clauses"][cid]["findings"] if f["severity"] in SERIOUS]
+        assert serious, f"{fault.name}: no medium-or-worse finding on {cid}\n{run.output[-3000:]}"
+    if len(hardening) == len(fault.clauses):
+        return
+    assert run.code == 1, f"{fault.name}: exit {run.code}, expected 1\n{run.output[-3000:]}"
+    assert run.failed & set(fault.clauses), f"{fault.name}: none of {fault.clauses} failed\n{run.output[-3000:]}"
+
+
+def test_without_faults_no_serious_auth6_finding(tmp_path: Path) -> None:
+    """The control for the hardening check above: the reference central does not enumerate."""
+    out = io.StringIO()
+    code = runner.run(None, str(tmp_path), paths=["test_auth.py::test_denials_do_not_enumerate_and_are_throttled"],
+                      out=out)
+    table = json.loads((tmp_path / "clauses.json").read_text(encoding="utf-8"))
+    assert code == 0, out.getvalue()[-3000:]
+    assert not [f for f in table["clauses"]["AUTH-6"]["findings"] if f["severity"] in SERIOUS]

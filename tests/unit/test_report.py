@@ -42,8 +42,8 @@ def test_verdicts_per_clause_kind() -> None:
     verdict = {cid: row["status"] for cid, row in table["clauses"].items()}
     assert verdict["AUTH-1"] == report.PASSED
     assert verdict["AUTH-5"] == report.FAILED
-    # Only the clause the failure named fails; the check's other clause counts as passed by it.
-    assert verdict["AUTH-2"] == report.PASSED
+    # Only the clause the failure named fails; the check stopped before finishing with its other clause.
+    assert verdict["AUTH-2"] == report.NOT_RUN
     assert verdict["AUTH-6"] == report.FINDING
     assert verdict["REP-2"] == report.UNSPECIFIED_OBSERVED
     assert verdict["RAM-1"] == report.NOT_RUN
@@ -105,3 +105,10 @@ def test_markdown_and_summary_list_every_clause_and_the_counts() -> None:
     summary = report.render_summary(table, width=120)
     assert "AUTH-1" in summary and "1 failed" in summary and "TLS verification: OFF" in summary
     assert "SIP-REG-1" not in summary  # SIP clauses not run are left out of an HTTP-only table
+
+
+def test_failure_charged_to_a_clause_the_check_is_not_marked_with() -> None:
+    table = _table([_result("a", ("DIAL-ST-2",), "failed", ["DIAL-INS-1"], "[DIAL-INS-1] insert not OK")])
+    assert table["clauses"]["DIAL-INS-1"]["status"] == report.FAILED
+    assert table["clauses"]["DIAL-ST-2"]["status"] == report.NOT_RUN
+    assert table["clauses"]["DIAL-ST-2"]["checks"] == [{"check": "a", "outcome": "inconclusive"}]
