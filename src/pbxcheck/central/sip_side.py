@@ -90,6 +90,14 @@ NEW_TAG = "\x00new"  # sentinel for _respond: make up a To tag
 _DTMF_RELAY = re.compile(r"^signal\s*=\s*([0-9A-D*#])", re.IGNORECASE | re.MULTILINE)
 
 
+@dataclass(frozen=True, slots=True)
+class _Account:
+    number: str
+    password: str = field(repr=False)
+    ramal_web: bool
+    blocked: bool
+
+
 @dataclass
 class SipSettings:
     nonce_lifetime: float = 30.0  # seconds a nonce stays fresh (then stale=TRUE)
@@ -305,7 +313,15 @@ class SipSide:
                               qop=() if no_qop else ("auth",), stale=stale)
         self._respond(req, flow, 401, headers=[("WWW-Authenticate", str(ch))])
 
-    def _authenticate(self, req: Request, flow: Flow) -> str | None:
+    def _account(self, number: str) -> _Account | None:
+        """One query per request for what the SIP side needs of an extension (password, ramal-web,
+        blocked): a REGISTER flood must not cost four SQLite round trips per message."""
+        row = self.store.db.execute(
+            "SELECT e.password, e.ramal_web, coalesce(c.blocked, 0) FROM extensions e"
+            " LEFT JOIN classe5 c ON c.login = e.classe5 WHERE e.number=?", (number,)).fetchone()
+        return None if row is None else _Account(number, row[0], bool(row[1]), bool(row[2]))
+
+    def _authenticate(self, req: Request, flow: Flow, claimed: _Account | None) -> _Account | None:
         """The authenticated extension, or None after answering (401 challenge)."""
         value = req.headers.get("Authorization")
         if value is None:
@@ -317,7 +333,7 @@ class SipSide:
             self._challenge(req, flow)  # RFC 4475 regaut01: unknown scheme -> challenge
             return None
         lax = "nonce-replay-accepted" in self.faults
-        row = self.store.extension(creds.username)
+        row = claimed if claimed is not None and claimed.number == creds.username else self._account(creds.username)
         if creds.realm != SIP_REALM or (creds.opaque is not None and creds.opaque != self.opaque):
             self._challenge(req, flow)
             return None
@@ -346,34 +362,34 @@ class SipSide:
             if not self.nonces.accept_nc(creds.nonce, nc, replay_allowed=lax):
                 self._challenge(req, flow)  # a replayed or wrong nonce count
                 return None
-        return creds.username
+        return row
 
     def _admit(self, req: Request, flow: Flow, claimed: str | None) -> str | None:
         """Authentication and the refusals that come after it; the extension, or None (answered)."""
         if claimed is None:
             self._respond(req, flow, 400, "Bad Request (no user in " + ("To" if req.method == "REGISTER" else "From") + ")")
             return None
-        known = self.store.extension(claimed) is not None
-        if "unknown-ext-404" in self.faults and not known:
+        account = self._account(claimed)
+        if "unknown-ext-404" in self.faults and account is None:
             self._respond(req, flow, 404)
             return None
         no_auth = (req.method == "REGISTER" and "register-no-challenge" in self.faults) or \
                   (req.method == "INVITE" and "invite-no-challenge" in self.faults)
-        if no_auth and "Authorization" not in req.headers and known:
-            user: str | None = claimed
+        if no_auth and "Authorization" not in req.headers and account is not None:
+            found: _Account | None = account
         else:
-            user = self._authenticate(req, flow)
-        if user is None:
+            found = self._authenticate(req, flow, account)
+        if found is None:
             return None
+        user = found.number
         if user != claimed:
             self._forbid(req, flow, "username does not match the " + ("To" if req.method == "REGISTER" else "From"))
             return None
-        if self.store.is_extension_blocked(user) and "classe5-sip-not-blocked" not in self.faults:
+        if found.blocked and "classe5-sip-not-blocked" not in self.faults:
             self._forbid(req, flow, "client blocked")
             return None
         if flow.transport in ("WS", "WSS") and "ws-open-to-all" not in self.faults:
-            row = self.store.extension(user)
-            if row is None or not row.ramal_web:
+            if not found.ramal_web:
                 self._forbid(req, flow, "ramal-web disabled")
                 return None
         return user
