@@ -44,11 +44,14 @@ def check_dirs() -> list[Path]:
 
 
 def _resolve(paths: Sequence[str]) -> list[str]:
-    """Paths as given if they exist, else relative to suites/ or sip_probes/ (``test_auth.py`` works)."""
+    """Paths as given if they exist, else relative to suites/ or sip_probes/ (``test_auth.py`` works);
+    ``suites`` and ``sip_probes`` name the folders themselves, wherever pbxcheck is installed."""
     out = []
     for p in paths:
         base, sep, rest = p.partition("::")
         candidates = [Path(base)] + [d / base for d in check_dirs()]
+        if base.rstrip("/") in ("suites", "sip_probes"):
+            candidates.append(bundled_dir(base.rstrip("/")))
         found = next((c for c in candidates if c.exists()), None)
         if found is None:
             raise FileNotFoundError(f"no such suite or path: {p}")

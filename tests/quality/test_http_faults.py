@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -69,7 +70,13 @@ def _run(fault: Fault, root: Path) -> FaultRun:
     code = runner.run(None, str(reports), faults=[fault.name], paths=modules_for(fault.clauses), out=out)
     path = reports / "clauses.json"
     table = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"clauses": {}}
-    return FaultRun(code, table, out.getvalue())
+    run = FaultRun(code, table, out.getvalue())
+    table_file = os.environ.get("PBXCHECK_FAULT_TABLE")  # the fault -> failed clauses table, for notes
+    if table_file:
+        with open(table_file, "a", encoding="utf-8") as f:
+            f.write(f"| {fault.name} | {' '.join(fault.clauses)} | {' '.join(sorted(run.failed)) or '-'} | "
+                    f"{' '.join(modules_for(fault.clauses))} |\n")
+    return run
 
 
 @pytest.fixture(scope="module")
