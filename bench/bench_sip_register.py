@@ -146,7 +146,9 @@ def worker(idx: int, target_host: str, server: tuple[str, int], accounts: list[A
                 next_send += interval
             if next_send < now - 1.0:
                 next_send = now  # never burst to catch up more than a second of backlog
-        wait = min(0.01, max(0.0, next_send - now)) if rate else 0.05
+        # sleep until the next send is due, or (nothing idle to send on) until an answer frees a socket:
+        # a client that spins steals the load CPU from the other client processes
+        wait = min(0.01, max(0.0005, next_send - now)) if rate and idle else 0.01 if rate else 0.05
         for fd, _ in ep.poll(wait):
             c = by_fd[fd]
             while True:

@@ -100,3 +100,39 @@ class BlockingTcp:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def register_once(conn: BlockingUdp | BlockingTcp, user: str, password: str, domain: str, *,
+                  expires: int = 90, timeout: float = 2.0) -> int:
+    """One complete registration on a blocking connection (REGISTER, 401, REGISTER with digest):
+    the final status, 0 when an answer did not come in ``timeout``. For Locust users and scripts;
+    the asyncio ``UserAgent`` is the full-featured client."""
+    import secrets
+
+    from ..digest import Challenge, build_authorization
+    from ..message import Response, make_request, to_bytes
+    from ..parser import parse_message
+
+    call_id = secrets.token_hex(10)
+    tag = secrets.token_hex(4)
+    uri = f"sip:{domain}"
+    aor = f"<sip:{user}@{domain}>"
+    contact = f"<sip:{user}@{conn.local[0]}:{conn.local[1]};transport={conn.transport.lower()}>"
+    auth: list[tuple[str, str]] = []
+    for cseq in (1, 2):
+        via = f"SIP/2.0/{conn.transport} {conn.local[0]}:{conn.local[1]};rport;branch=z9hG4bK{secrets.token_hex(8)}"
+        req = make_request("REGISTER", uri, from_=f"{aor};tag={tag}", to=aor, call_id=call_id, cseq=cseq, via=via,
+                           contact=contact, headers=[("Expires", str(expires)), *auth])
+        conn.send(to_bytes(req))
+        data = conn.recv(timeout)
+        if data is None:
+            return 0
+        resp = parse_message(data)
+        if not isinstance(resp, Response):
+            return 0
+        value = resp.headers.get("WWW-Authenticate")
+        if resp.status != 401 or value is None or auth:
+            return resp.status
+        creds = build_authorization(Challenge.parse(value), user, password, "REGISTER", uri)
+        auth = [("Authorization", str(creds))]
+    return 401
