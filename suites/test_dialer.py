@@ -18,6 +18,7 @@ from pbxcheck.contract import (
     CAMPANHA_NAO_CADASTRADA,
     CONCLUIDO_MIN_TALK_S,
     CONTACT_COLUMNS,
+    DETAIL_FIELDS,
     DETAIL_REQUIRED,
     LOGIN_INVALIDO,
     MAX_TEXT,
@@ -235,6 +236,8 @@ def test_concluido_contact_has_call_detail(api: ApiClient, check: Checker, targe
         check(isinstance(got, dict), "DIAL-DET-1", f"expected one JSON object, got {type(got).__name__}", ex)
         missing = [f for f in DETAIL_REQUIRED if f not in got]
         check(not missing, "DIAL-DET-1", f"the call detail lacks {missing}", ex)
+        rest = [f for f in DETAIL_FIELDS if f not in got]
+        check(not rest, "DIAL-DET-1", f"the call detail lacks {rest}, part of the document's example", ex)
         check(got["statuschamada"] == "ANSWER", "DIAL-DET-1", f"statuschamada {got['statuschamada']!r}, not ANSWER", ex)
         try:
             duracao = int(str(got["duracao"]))

@@ -465,27 +465,58 @@ def foreign_ip_api(request: pytest.FixtureRequest, target: Target) -> ForeignPro
     return probe
 
 
-@pytest.fixture
-def observe(request: pytest.FixtureRequest, target: Target) -> Callable[[str, str, Any], None]:
-    """observe(clause, what, value): record what the target did on an [unspecified] point.
+SEVERITIES = ("info", "low", "medium", "high", "critical")
 
-    A pin ``"<CLAUSE>.<what>"`` in the target file turns the observation into an assertion.
+
+class Recorder:
+    """Observations of [unspecified] answers and hardening findings, for the clause table.
+
+    Both can turn into failures the target file asks for: a pin ``"<CLAUSE>.<what>"`` that the
+    observed answer does not match, or a finding on a clause listed in ``[findings] fail_on``.
     """
-    state = _state(request.config)
 
-    def _observe(clause_id: str, what: str, value: Any) -> None:
+    def __init__(self, state: _Session, target: Target, nodeid: str) -> None:
+        self.state, self.target, self.nodeid = state, target, nodeid
+
+    def _entry(self, clause_id: str, **fields: Any) -> dict[str, Any]:
         if clause_id not in CLAUSES:
             raise KeyError(f"unknown clause ID {clause_id!r}")
-        shown = state.redactor.data(value)
-        state.observations.append({"clause": clause_id, "what": what, "value": shown,
-                                   "check": request.node.nodeid})
-        pin = target.pins.get(f"{clause_id}.{what}")
+        return {"clause": clause_id, **fields, "check": self.nodeid}
+
+    def observe(self, clause_id: str, what: str, value: Any) -> None:
+        self.state.observations.append(self._entry(clause_id, what=what, value=self.state.redactor.data(value)))
+        pin = self.target.pins.get(f"{clause_id}.{what}")
         if pin is not None and not pin_matches(pin, value):
-            raise ClauseFailure(clause_id, state.redactor.text(
+            raise ClauseFailure(clause_id, self.state.redactor.text(
                 f"[{clause_id}] pinned answer not given: {what}\n"
                 f"  pinned:   {pin}\n  observed: {json.dumps(value, ensure_ascii=False)}"))
 
-    return _observe
+    def finding(self, clause_id: str, severity: str, text: str) -> None:
+        if severity not in SEVERITIES:
+            raise ValueError(f"severity must be one of {SEVERITIES}")
+        shown = self.state.redactor.text(text)
+        self.state.findings.append(self._entry(clause_id, severity=severity, text=shown))
+        if clause_id in self.target.fail_on_findings:
+            raise ClauseFailure(clause_id, f"[{clause_id}] finding ({severity}), failing as [findings] "
+                                           f"fail_on asks: {shown}")
+
+
+@pytest.fixture
+def recorder(request: pytest.FixtureRequest, target: Target) -> Recorder:
+    return Recorder(_state(request.config), target, request.node.nodeid)
+
+
+@pytest.fixture
+def observe(recorder: Recorder) -> Callable[[str, str, Any], None]:
+    """observe(clause, what, value): record what the target did on an [unspecified] point (a pin in
+    the target file turns it into an assertion)."""
+    return recorder.observe
+
+
+@pytest.fixture
+def finding(recorder: Recorder) -> Callable[[str, str, str], None]:
+    """finding(clause, severity, text): a hardening result; fails the check only if the target asks."""
+    return recorder.finding
 
 
 def pin_matches(pin: str, value: Any) -> bool:
@@ -498,36 +529,16 @@ def pin_matches(pin: str, value: Any) -> bool:
         return pin == json.dumps(value, ensure_ascii=False)
 
 
-SEVERITIES = ("info", "low", "medium", "high", "critical")
-
-
-@pytest.fixture
-def finding(request: pytest.FixtureRequest, target: Target) -> Callable[[str, str, str], None]:
-    """finding(clause, severity, text): a hardening result. Fails the check only if the target asks."""
-    state = _state(request.config)
-
-    def _finding(clause_id: str, severity: str, text: str) -> None:
-        if severity not in SEVERITIES:
-            raise ValueError(f"severity must be one of {SEVERITIES}")
-        shown = state.redactor.text(text)
-        state.findings.append({"clause": clause_id, "severity": severity, "text": shown,
-                               "check": request.node.nodeid})
-        if clause_id in target.fail_on_findings:
-            raise ClauseFailure(clause_id, f"[{clause_id}] finding ({severity}), failing as [findings] "
-                                           f"fail_on asks: {shown}")
-
-    return _finding
-
-
 # --- The check helper -----------------------------------------------------------------------------
 
 
 class Checker:
     """Expectations that fail like a Schemathesis check: the clause, what was sent and got, a curl line."""
 
-    def __init__(self, target: Target, redactor: Redactor) -> None:
+    def __init__(self, target: Target, redactor: Redactor, recorder: Recorder | None = None) -> None:
         self.target = target
         self.redactor = redactor
+        self.recorder = recorder
 
     def describe(self, *exchanges: Exchange) -> str:
         return "\n\n".join(ex.describe(self.redactor, insecure=self.target.insecure, ca_file=self.target.ca_file)
@@ -552,6 +563,9 @@ class Checker:
         self.no_server_error(ex, clause_id)
         if ex.answer is None:
             self.fail(clause_id, f"the answer is not JSON: {ex.parse_error}", ex)
+        if ex.answer.lenient and self.recorder is not None:
+            # AMB-5/AMB-6: read anyway, but the report says what had to be forgiven.
+            self.recorder.observe(clause_id, "lenient_answer", "; ".join(ex.answer.lenient))
         return ex.answer.value
 
     def status(self, ex: Exchange, clause_id: str, text: str) -> None:
@@ -576,8 +590,8 @@ def _short(value: Any, limit: int = 300) -> str:
 
 
 @pytest.fixture
-def check(target: Target, redactor: Redactor) -> Checker:
-    return Checker(target, redactor)
+def check(target: Target, redactor: Redactor, recorder: Recorder) -> Checker:
+    return Checker(target, redactor, recorder)
 
 
 # --- Data the checks share --------------------------------------------------------------------------

@@ -105,3 +105,29 @@ def test_hostile_bodies_are_what_they_claim(data: st.DataObject) -> None:
         assert any(isinstance(v, str) and len(v) > MAX_TEXT for v in body.values())
     elif hostile.kind == "huge":
         assert len(body if isinstance(body, str) else json.dumps(body)) > 1 << 20
+
+
+class _State:
+    def __init__(self) -> None:
+        self.observations: list[dict[str, object]] = []
+        self.findings: list[dict[str, object]] = []
+        self.redactor = Redactor(TARGET.secrets)
+
+
+def test_recorder_pins_and_fail_on() -> None:
+    from pbxcheck.pytest_plugin import Recorder
+
+    pinned = TARGET.with_(pins={"AUTH-2.token": '["Status","Token Invalido"]'}, fail_on_findings=("AUTH-6",))
+    state = _State()
+    rec = Recorder(state, pinned, "suites/x.py::t")  # type: ignore[arg-type]
+    rec.observe("AUTH-2", "token", ["Status", "Token Invalido"])
+    with pytest.raises(ClauseFailure) as info:
+        rec.observe("AUTH-2", "token", ["Status", "Login/Senha Invalido"])
+    assert info.value.clause_id == "AUTH-2" and "pinned" in str(info.value)
+    rec.finding("REC-2", "medium", f"downloads without {TARGET.senha}")
+    assert TARGET.senha not in str(state.findings)
+    with pytest.raises(ClauseFailure):
+        rec.finding("AUTH-6", "low", "no throttling")
+    with pytest.raises(ValueError):
+        rec.finding("AUTH-6", "dire", "x")
+    assert len(state.observations) == 2 and len(state.findings) == 2
