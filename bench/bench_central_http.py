@@ -40,6 +40,21 @@ from pbxcheck.target import Target
 
 LUA = Path(__file__).with_name("insert.lua")
 
+# The same stack with nothing behind it (uvicorn + httptools + uvloop, TLS, one Starlette route
+# answering ["Status","OK"] after reading the body): the ceiling the central is compared with.
+BARE_APP = """
+import sys, uvicorn
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.routing import Route
+async def api(request):
+    await request.body()
+    return Response(b'["Status","OK"]', media_type="application/json")
+uvicorn.run(Starlette(routes=[Route("/api.php", api, methods=["POST"])]), host="127.0.0.1", port=int(sys.argv[1]),
+            ssl_certfile=sys.argv[2], ssl_keyfile=sys.argv[3], http="httptools", loop="uvloop",
+            log_level="warning", access_log=False)
+"""
+
 
 def wrk(t: Target, campaign: str, duration: float, connections: int, threads: int, cpu: int) -> dict[str, float]:
     env = dict(os.environ, BENCH_LOGIN=t.login, BENCH_SENHA=t.senha, BENCH_TOKEN=t.token, BENCH_CAMPAIGN=campaign)
@@ -59,6 +74,32 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process (all its threads), from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def baseline(t: Target, state: Path, args: argparse.Namespace) -> tuple[dict[str, float], float]:
+    """wrk against BARE_APP under the same pinning: (wrk figures, server CPU seconds)."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(["taskset", "-c", str(args.server_cpu), sys.executable, "-c", BARE_APP, str(port),
+                             str(state / "server.pem"), str(state / "server.key")])
+    try:
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        bare = Target(**{**t.__dict__, "api_url": f"https://127.0.0.1:{port}"})
+        wrk(bare, "0", 2, args.connections, args.threads, args.client_cpu)
+        cpu0 = cpu_seconds(proc.pid)
+        r = wrk(bare, "0", args.duration, args.connections, args.threads, args.client_cpu)
+        return r, cpu_seconds(proc.pid) - cpu0
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def count_bench_rows(t: Target, campaign: str) -> int:
@@ -137,6 +178,7 @@ def main() -> int:
             cpu = cpu_seconds(central.proc.pid) - cpu0
             time.sleep(0.5)
             listed = count_bench_rows(t, campaign)
+        bare, bare_cpu = baseline(t, Path(d) / "a", args)
         lost = r["ok"] - listed
         print(f"inserts: {r['rps']:.0f} req/s over HTTPS, central on CPU {args.server_cpu}, wrk on CPU {args.client_cpu},"
               f" {args.connections} connections, {args.duration:g} s")
@@ -144,6 +186,9 @@ def main() -> int:
         print(f"  central CPU time: {cpu:.2f} s for {args.duration:g} s of wall time ({cpu / args.duration:.0%} of one core);"
               f" {(r['ok'] + r['other']) / cpu:.0f} requests per CPU-second")
         print(f"  latency p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms")
+        print(f"  baseline, bare Starlette app on the same stack and pinning: {bare['rps']:.0f} req/s,"
+              f" {bare_cpu / args.duration:.0%} of one core, {(bare['ok'] + bare['other']) / bare_cpu:.0f} requests per"
+              f" CPU-second; the central does {r['rps'] / bare['rps']:.0%} of the baseline's rate")
         print(f"  listed afterwards: {listed}  lost: {max(lost, 0)}  (listed but not acknowledged: {max(-lost, 0)},"
               " requests in flight when wrk stopped)")
         n = top_up(db, campaign, args.contacts)
