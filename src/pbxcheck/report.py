@@ -50,7 +50,7 @@ def clause_table(*, results: Iterable[dict[str, Any]], observations: Iterable[di
     failed_clauses, message, failure_file.
     """
     table: dict[str, dict[str, Any]] = {
-        cid: {"section": c.section, "summary": c.summary, "kind": _kind(cid), "status": NOT_RUN,
+        cid: {"section": c.section, "summary": c.summary, "kind": _kind(cid), "sip": c.sip, "status": NOT_RUN,
               "checks": [], "observations": [], "findings": [], "failures": []}
         for cid, c in CLAUSES.items()
     }
@@ -178,7 +178,7 @@ def render_summary(table: dict[str, Any], *, width: int = 100) -> str:
     grid.add_column("verdict")
     grid.add_column("detail", overflow="fold")
     for cid, row in table["clauses"].items():
-        if row["status"] == NOT_RUN and row["kind"] == "sip":
+        if row["status"] == NOT_RUN and row.get("sip"):
             continue  # SIP clauses not run are normal for an HTTP-only run; the count says so
         detail = ""
         if row["failures"]:
