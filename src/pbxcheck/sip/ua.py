@@ -84,6 +84,7 @@ class UaConfig:
     codecs: tuple[int, ...] = CODECS
     timeout: float = 5.0  # for non-INVITE transactions (REGISTER, BYE, INFO)
     auth_username: str | None = None  # defaults to ``user``
+    unregister_on_close: bool = True  # like a phone switched off: a binding must not outlive its socket
 
     @classmethod
     def for_target(cls, target: Target, number: str, *, transport: str = "UDP", **kw: object) -> UaConfig:
@@ -219,6 +220,16 @@ class UserAgent:
                 except (SipError, OSError):
                     pass
             call._end("closed")
+        if self.config.unregister_on_close and self.registered_until is not None and self.port is not None \
+                and self.port.flow is not None and not self.port.flow.closed:
+            saved = self.config.timeout
+            self.config.timeout = 1.0
+            try:
+                await self.unregister()
+            except (SipError, OSError):
+                pass  # best effort: the registrar's Expires cleans up what we could not
+            finally:
+                self.config.timeout = saved
         if self.port is not None:
             if self in self.port.agents:
                 self.port.agents.remove(self)
