@@ -671,18 +671,24 @@ class Phone:
         return res
 
     async def bye(self, to_user: str, d: Dialogish) -> list[Msg]:
-        req = self.ch.build("BYE", d.remote_target or self.ch.uri_for(to_user), from_user=self.number,
-                            to_user=to_user, d=d, cseq=d.next(), contact=False)
-        got = await self.ch.request(req, timeout=2.0)
-        f = final(got)
-        if f is not None and f.status in (401, 407):
-            chal = challenge_params(f.get("www-authenticate" if f.status == 401 else "proxy-authenticate") or "")
-            uri = d.remote_target or self.ch.uri_for(to_user)
-            auth = digest_header(chal, method="BYE", uri=uri, username=self.number, password=self.password)
-            req = self.ch.build("BYE", uri, from_user=self.number, to_user=to_user, d=d, cseq=d.next(),
-                                contact=False,
-                                headers=[("Authorization" if f.status == 401 else "Proxy-Authorization", auth)])
+        return await self.in_dialog("BYE", to_user, d)
+
+    async def in_dialog(self, method: str, to_user: str, d: Dialogish, *, body: bytes = b"",
+                        content_type: str = "application/sdp") -> list[Msg]:
+        """A request inside the call ``d`` (BYE, INFO); answered once more with credentials if challenged."""
+        uri = d.remote_target or self.ch.uri_for(to_user)
+        headers: list[tuple[str, str]] = []
+        got: list[Msg] = []
+        for _ in range(2):
+            req = self.ch.build(method, uri, from_user=self.number, to_user=to_user, d=d, cseq=d.next(),
+                                contact=False, body=body, content_type=content_type, headers=headers)
             got += await self.ch.request(req, timeout=2.0)
+            f = final(got)
+            if f is None or f.status not in (401, 407) or headers:
+                break
+            chal = challenge_params(f.get("www-authenticate" if f.status == 401 else "proxy-authenticate") or "")
+            auth = digest_header(chal, method=method, uri=uri, username=self.number, password=self.password)
+            headers = [("Authorization" if f.status == 401 else "Proxy-Authorization", auth)]
         return got
 
     # answering ----------------------------------------------------------------------------------

@@ -46,6 +46,7 @@ from suites.support import now_text  # noqa: E402
 from suites.test_clicktocall import click_to_call, find_call  # noqa: E402
 
 RING_WAIT_S = 6.0  # bounded wait for the central to ring a phone
+DTMF_DIGITS = "123"
 TALK_S = 0.3  # how long a call stays up before statusramais is read (twice, to see Duracao grow)
 
 
@@ -155,6 +156,7 @@ class LiveCall:
     gravacao: str | None = None
     gravacao_from: str = ""
     record: dict[str, Any] | None = None
+    info_answers: list[str] = field(default_factory=list)
 
 
 @pytest.fixture(scope="module")
@@ -178,6 +180,13 @@ def live_call(target: Target, redactor: Redactor) -> Iterator[LiveCall]:
             live.problem = f"the call {a.number} → {b.number} failed: {res.problem}"
             return
         live.ok = True
+        assert res.d is not None
+        # "digits typed in the IVR": DTMF as SIP INFO (application/dtmf-relay), the usual out-of-band form
+        for digit in DTMF_DIGITS:
+            got = await pa.in_dialog("INFO", b.number, res.d, body=f"Signal={digit}\r\nDuration=160\r\n".encode(),
+                                     content_type="application/dtmf-relay")
+            f = sipkit.final(got)
+            live.info_answers.append(f.first_line if f else "silence")
         for i in range(2):
             await asyncio.sleep(TALK_S if i == 0 else 1.1)
             ex = await _in_thread(api.call, Acao.STATUSRAMAIS)
@@ -268,8 +277,14 @@ def test_json_fields_and_gravacao_after_hangup(live_call: LiveCall, api: ApiClie
                 s.check(not missing or not r, "RAM-3", f"{who}: statusramais object lacks {missing}")
         if live_call.snapshots:
             last = live_call.snapshots[-1][1]
-            observe("RAM-3", "json-during-call", {w: [last.get(w, {}).get(f"JSON{i}") for i in (1, 2, 3)]
-                                                  for w in (live_call.caller, live_call.callee)})
+            json_now = {w: [last.get(w, {}).get(f"JSON{i}") for i in (1, 2, 3)]
+                        for w in (live_call.caller, live_call.callee)}
+            observe("RAM-3", "json-during-call", json_now)
+            # which JSON variable a central fills, and from what, is its dialplan's business (the document's
+            # example is an IVR): the DTMF sent as INFO is recorded, not required
+            reflected = any(DTMF_DIGITS in str(v[0] or "") for v in json_now.values())
+            observe("RAM-3", "dtmf-info", {"sent": DTMF_DIGITS, "info-answers": live_call.info_answers})
+            observe("RAM-3", "json1-set-by-dtmf", reflected)  # pinnable: [pins] "RAM-3.json1-set-by-dtmf" = "true"
         s.check(live_call.gravacao, "RAM-3",
                 "neither statusramais during the call nor the call record after it names a GRAVACAO")
         assert live_call.gravacao is not None

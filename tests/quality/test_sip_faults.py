@@ -65,6 +65,7 @@ class ProbeRun:
     code: int
     table: dict[str, Any]
     output: str
+    leaked: list[str]  # files (or "terminal") where a secret of the target showed up
 
     @property
     def rows(self) -> dict[str, Any]:
@@ -93,9 +94,14 @@ def run_probes(root: Path, name: str, faults: list[str], modules: list[str], *,
         path = reports / "target.toml"
         path.write_text(dump_target(pinned), encoding="utf-8")
         code = runner.run(str(path), str(reports), paths=modules, out=out)
+        secrets = [s.encode() for s in target.secrets]
+    path.unlink()  # the one file that holds the secrets on purpose
+    leaked = [str(p) for p in reports.rglob("*") if p.is_file() and any(s in p.read_bytes() for s in secrets)]
+    if any(s.decode() in out.getvalue() for s in secrets):
+        leaked.append("terminal")
     table_path = reports / "clauses.json"
     table = json.loads(table_path.read_text(encoding="utf-8")) if table_path.exists() else {"clauses": {}}
-    return ProbeRun(code, table, out.getvalue())
+    return ProbeRun(code, table, out.getvalue(), leaked)
 
 
 @pytest.fixture(scope="module")
@@ -156,3 +162,9 @@ def test_critical_finding_fails_the_run_when_the_target_asks(runs: dict[str, Pro
     r = runs["crash-on-torture+fail-on"]
     assert r.critical("SIP-SEC-1"), r.rows.get("SIP-SEC-1")
     assert "SIP-SEC-1" in r.failed and r.code == runner.EXIT_FAILED, r.output[-3000:]
+
+
+def test_no_password_in_any_report_or_terminal(runs: dict[str, ProbeRun]) -> None:
+    """Failed SIP checks put ladders, raw messages and pcaps in the reports: never a password."""
+    leaks = {name: r.leaked for name, r in runs.items() if r.leaked}
+    assert not leaks, leaks
