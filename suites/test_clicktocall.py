@@ -14,11 +14,9 @@ from typing import Any
 import pytest
 
 from pbxcheck.client import ApiClient, Exchange
-from pbxcheck.contract import CHAMADA_OK, ID, STATUS, Acao
+from pbxcheck.contract import CHAMADA_OK, DATE_FORMAT, ID, STATUS, Acao
 from pbxcheck.pytest_plugin import Checker
 from pbxcheck.target import Target
-
-from .support import now_text
 
 CALL_END_WAIT_S = 20.0  # bounded wait for the click-to-call's record to appear
 POLL_S = 0.5
@@ -58,6 +56,13 @@ def click_to_call(api: ApiClient, check: Checker, origem: str, destino: str) -> 
     return ex, value[3]
 
 
+def since_id(call_id: str) -> str:
+    """A datainicial just before the call, by the central's own clock (the ID's time is its local
+    time, which need not be ours)."""
+    stamp = datetime.strptime(call_id.split("_")[-2], "%Y%m%d%H%M%S")
+    return (stamp - timedelta(seconds=5)).strftime(DATE_FORMAT)
+
+
 @pytest.mark.clause("C2C-1")
 def test_clicktocall_answer_and_id(api: ApiClient, check: Checker, target: Target) -> None:
     origem, destino = endpoints(target)
@@ -83,8 +88,8 @@ def find_call(api: ApiClient, check: Checker, call_id: str, since: str, clause: 
 def test_clicktocall_id_found_with_call_details(api: ApiClient, check: Checker, target: Target,
                                                 observe: Any) -> None:
     origem, destino = endpoints(target)
-    since = now_text(-2)
     ex, call_id = click_to_call(api, check, origem, destino)
+    since = since_id(call_id)
     row, key = find_call(api, check, call_id, since, "C2C-3")
     check(row is not None, "C2C-3", f"no statusreport record since {since} carries the click-to-call ID "
                                     f"{call_id!r} within {CALL_END_WAIT_S:.0f} s", ex, api.exchanges[-1])

@@ -545,21 +545,25 @@ class Checker:
                            for ex in exchanges)
 
     def fail(self, clause_id: str, what: str, *exchanges: Exchange) -> NoReturn:
+        __tracebackhide__ = True  # the failure shows at the check's line, not in here
         c = CLAUSES[clause_id]
         head = f"[{clause_id}] {c.summary}\n  ({c.section})\n\n  {what}"
         body = self.describe(*exchanges)
         raise ClauseFailure(clause_id, self.redactor.text(head + ("\n\n" + body if body else "")))
 
     def __call__(self, condition: object, clause_id: str, what: str, *exchanges: Exchange) -> None:
+        __tracebackhide__ = True
         if not condition:
             self.fail(clause_id, what, *exchanges)
 
     def no_server_error(self, ex: Exchange, clause_id: str) -> None:
+        __tracebackhide__ = True
         self(ex.status_code is not None and ex.status_code < 500, clause_id,
              f"server error: HTTP {ex.status_code}", ex)
 
     def value(self, ex: Exchange, clause_id: str) -> Any:
         """The parsed answer, failing the clause when there is none or it is a server error."""
+        __tracebackhide__ = True
         self.no_server_error(ex, clause_id)
         if ex.answer is None:
             self.fail(clause_id, f"the answer is not JSON: {ex.parse_error}", ex)
@@ -570,6 +574,7 @@ class Checker:
 
     def status(self, ex: Exchange, clause_id: str, text: str) -> None:
         """The answer is exactly ["Status", text]."""
+        __tracebackhide__ = True
         got = self.value(ex, clause_id)
         expected = [STATUS, text]
         self(got == expected, clause_id,
@@ -578,6 +583,7 @@ class Checker:
 
     def records(self, ex: Exchange, clause_id: str) -> list[dict[str, Any]]:
         """The answer is a JSON array of objects."""
+        __tracebackhide__ = True
         got = self.value(ex, clause_id)
         self(isinstance(got, list) and all(isinstance(r, dict) for r in got), clause_id,
              f"expected a JSON array of records, got {_short(got)}", ex)
