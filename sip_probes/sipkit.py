@@ -580,6 +580,8 @@ class Phone:
         self.in_dialogs: dict[str, tuple[Msg, str]] = {}  # call-id -> (INVITE, our to-tag)
         self.auto_answer = True
         self.tasks: set[asyncio.Task[None]] = set()
+        # None: nc from the process-wide count per nonce; a dict: this phone's own count (a separate device)
+        self.own_nc: dict[str, int] | None = None
         ch.on_request = self._on_request
 
     # REGISTER -----------------------------------------------------------------------------------
@@ -605,8 +607,12 @@ class Phone:
         hname = "www-authenticate" if f.status == 401 else "proxy-authenticate"
         ex.challenge_header = f.get(hname) or ""
         ex.challenge = challenge_params(ex.challenge_header)
+        nc = None
+        if self.own_nc is not None:  # an independent device: it counts only its own requests
+            nonce = ex.challenge.get("nonce", "")
+            nc = self.own_nc[nonce] = self.own_nc.get(nonce, 0) + 1
         auth = digest_header(ex.challenge, method="REGISTER", uri=self.ch.server_uri, username=user,
-                             password=self.password if password is None else password)
+                             password=self.password if password is None else password, nc=nc)
         aname = "Authorization" if f.status == 401 else "Proxy-Authorization"
         ex.second = await self.ch.request(self.register_request(expires, [(aname, auth)], user=user),
                                           timeout=timeout)

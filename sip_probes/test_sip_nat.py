@@ -10,6 +10,9 @@ and 127.0.0.3:P. A third extension calls each in turn; where each INVITE lands t
 * crossed: it reached the address but with the *other* extension's contact (the bindings collided);
 * lost: no INVITE reached us (the caller got an error or nothing).
 
+Also, the everyday NAT case: two independent devices behind one public IP on different ports, each
+counting its own nonce uses from 1, register at the same instant: both must succeed.
+
 With different IPs both calls must be delivered (a failure). With one IP and port, the document
 predicts a collision but CLAUSES.md leaves it [unspecified]: the probe records ``same-ip-port`` =
 ``collision`` or ``no-collision``; a target file pins the one it must be with
@@ -109,6 +112,22 @@ def test_same_port_behind_one_and_two_ips(sip: SipSession, observe) -> None:
         for _, p in devices:
             await p.register(0)
         await caller.register(0)
+
+        # 3. two independent devices behind one IP (different ports) registering in the same instant,
+        #    each counting its own nonce uses from 1: both must be able to register (recorded)
+        devs = []
+        for ext in (a, b):
+            p = sipkit.Phone(await sip.channel("UDP"), ext.number, ext.password)
+            p.own_nc = {}
+            devs.append(p)
+        both = await asyncio.gather(*(p.register(90) for p in devs))
+        for p in devs:
+            await p.register(0)
+        sip.check(all(r.status == 200 for r in both), "SIP-NAT-1",
+                  "two devices behind one public IP (different source ports), each counting its own nonce uses, "
+                  "registered at the same instant: " + ", ".join(f"{p.number} got {r.status}"
+                                                                 for p, r in zip(devs, both, strict=True))
+                  + " (a nonce shared between clients makes the second one's nc=1 look like a replay)")
 
         observe("SIP-NAT-1", "same-ip-port.calls", same)
         observe("SIP-NAT-1", "different-ips.calls", two)
