@@ -10,6 +10,7 @@ Request bodies are never logged: they carry the credentials.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import logging
@@ -110,8 +111,9 @@ class Api:
         if isinstance(body, Stream):
             await send({"type": "http.response.start", "status": status_code,
                         "headers": [(b"content-type", content_type)]})
-            async for chunk in body.chunks:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            async with contextlib.aclosing(body.chunks) as chunks:  # its read transaction ends even if the client leaves
+                async for chunk in chunks:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b""})
             return
         await send({"type": "http.response.start", "status": status_code,

@@ -16,7 +16,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -285,7 +285,7 @@ class Store:
             sql += " AND status != 'AGUARDANDO'"
         return self.db.execute(sql, (campaign_id,)).rowcount
 
-    async def listing(self, campaign_id: str) -> AsyncIterator[bytes]:
+    async def listing(self, campaign_id: str) -> AsyncGenerator[bytes, None]:
         """The statusdiscador body, streamed in chunks from one consistent snapshot."""
         reader = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         reader.execute(f"PRAGMA mmap_size={MMAP_BYTES}")  # pages read through a mapping: half the time of read()
