@@ -156,17 +156,13 @@ def challenge_params(value: str) -> dict[str, str]:
 
 
 def sdp_offer(ip: str, port: int, payloads: Iterable[int] = (18, 0, 8, 3, TELEPHONE_EVENT_PT)) -> bytes:
-    """The document's device offer: G729, PCMU, PCMA (and GSM, the central's fourth codec), telephone-event."""
+    """The document's device offer (G729, PCMU, PCMA, and GSM, the central's fourth codec; telephone-event)."""
+    from pbxcheck.sip.sdp import make_offer
+
     pts = list(payloads)
-    lines = ["v=0", f"o=- {secrets.randbelow(10**9)} 1 IN IP4 {ip}", "s=pbxcheck", f"c=IN IP4 {ip}", "t=0 0",
-             f"m=audio {port} RTP/AVP {' '.join(str(p) for p in pts)}"]
-    for pt in pts:
-        if pt == TELEPHONE_EVENT_PT:
-            lines += [f"a=rtpmap:{pt} telephone-event/8000", f"a=fmtp:{pt} 0-15"]
-        elif pt in OFFERED_CODECS:
-            lines.append(f"a=rtpmap:{pt} {OFFERED_CODECS[pt]}/8000")
-    lines += ["a=ptime:20", "a=sendrecv"]
-    return ("\r\n".join(lines) + "\r\n").encode()
+    codecs = tuple(p for p in pts if p != TELEPHONE_EVENT_PT)
+    te = TELEPHONE_EVENT_PT if TELEPHONE_EVENT_PT in pts else None
+    return make_offer(ip, port, codecs, te, session_id=secrets.randbelow(10**9)).to_bytes()
 
 
 @dataclass
@@ -186,12 +182,14 @@ class SdpSummary:
 
 
 def sdp_answer(offer: bytes, ip: str, port: int) -> bytes:
-    """Our callee's answer: the first offered codec we know, plus telephone-event if offered."""
-    summary = SdpSummary.read(offer)
-    pick = [p for p in summary.payloads if p in OFFERED_CODECS][:1] or [0]
-    if TELEPHONE_EVENT_PT in summary.payloads:
-        pick.append(TELEPHONE_EVENT_PT)
-    return sdp_offer(ip, port, pick)
+    """Our callee's RFC 3264 answer (the core's); a plain PCMU/PCMA offer when the offer is unusable."""
+    from pbxcheck.sip.errors import SdpError
+    from pbxcheck.sip.sdp import make_answer, parse_sdp
+
+    try:
+        return make_answer(parse_sdp(offer), ip=ip, rtp_port=port).to_bytes()
+    except SdpError:
+        return sdp_offer(ip, port, (0, 8, TELEPHONE_EVENT_PT))
 
 
 # --- digest (RFC 2617 / 7616 MD5, qop=auth), with every knob a probe needs -----------------------
