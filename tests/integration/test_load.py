@@ -44,3 +44,11 @@ def test_bad_input_exit_2(tmp_path: Path, args: list[str], message: str) -> None
     assert proc.returncode == 2
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_sip_register_scenario_fires_request_events(tmp_path: Path) -> None:
+    proc = _load(tmp_path, "sip-register", "--users", "2", "--spawn-rate", "2", "--run-time", "3s")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "REGISTER (digest)" in out
+    assert " 0 failed" in out
