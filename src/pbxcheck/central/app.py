@@ -6,6 +6,21 @@ is bound to; any wrong gets ``Login/Senha Invalido`` and changes nothing), then 
 acao's own fields. Every answer is HTTP 200 with a PHP-style JSON body; a handler that fails
 unexpectedly answers ``Erro Interno``, never a 500 (only fault switches produce 500s).
 Request bodies are never logged: they carry the credentials.
+
+Choices beyond docs/DESIGN.md (the suites accept or pin these):
+
+* ``acao`` missing or not a string (after auth): ``Campo Invalido: acao``.
+* statusdiscador, statusdetalhado, deletediscador with an unknown ``idcampanha``:
+  ``ID CAMPANHA NAO CADASTRADO`` (as insert); an empty idcampanha is an unknown one.
+* clicktocall from an extension of a blocked classe5 client: ``Ramal Bloqueado`` (C5-1 is then
+  visible over HTTP too); an empty ``destino``: ``Campo Invalido: destino``.
+* statusoperacoes is capped at 500 events like statusreport, oldest first.
+* Any method other than POST on /api.php: ``Requisicao Invalida`` (HTTP 200). ``/discador.php``
+  (AMB-4, the click-to-call example) is the same endpoint; the ``Authorization: Bearer`` header
+  is ignored, the body must carry the credentials.
+* Recordings download without credentials, as the document describes (REC-2 reports it);
+  an unknown one is a plain 404.
+* No throttling of repeated denials (AUTH-6 reports it as a finding).
 """
 
 from __future__ import annotations
