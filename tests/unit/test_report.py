@@ -113,3 +113,19 @@ def test_failure_charged_to_a_clause_the_check_is_not_marked_with() -> None:
     assert table["clauses"]["DIAL-INS-1"]["status"] == report.FAILED
     assert table["clauses"]["DIAL-ST-2"]["status"] == report.NOT_RUN
     assert table["clauses"]["DIAL-ST-2"]["checks"] == [{"check": "a", "outcome": "inconclusive"}]
+
+
+def test_exit_codes_from_pytest_and_the_clause_table(tmp_path: Path) -> None:
+    import io
+
+    from pbxcheck.runner import exit_code
+
+    out = io.StringIO()
+    assert exit_code(4, tmp_path, out) == 2  # pytest usage error (a bad --target)
+    assert exit_code(5, tmp_path, out) == 2 and "no checks" in out.getvalue()
+    assert exit_code(1, tmp_path, out) == 1
+    redactor = Redactor(())
+    report.write_clause_reports(tmp_path, _table([_result("a", ("AUTH-1",), "passed")]), redactor)
+    assert exit_code(0, tmp_path, out) == 0
+    report.write_clause_reports(tmp_path, _table([_result("a", ("AUTH-1",), "failed", ["AUTH-1"])]), redactor)
+    assert exit_code(1, tmp_path, out) == 1
