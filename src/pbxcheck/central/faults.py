@@ -19,9 +19,11 @@ class Fault:
 HTTP_FAULTS: dict[str, Fault] = {f.name: f for f in (
     Fault("plain-http-accepted", ("AUTH-4",), "the plain-HTTP port serves the API like the HTTPS one"),
     Fault("ignore-source-ip", ("AUTH-3", "AUTH-2"), "the source IP bound to the token is not checked"),
-    Fault("ignore-token", ("AUTH-2",), "the token is not checked (login and senha suffice)"),
+    # login+senha then match the foreign instance too, so the main credentials pass from its IP (AUTH-3)
+    Fault("ignore-token", ("AUTH-2", "AUTH-3"), "the token is not checked (login and senha suffice)"),
     Fault("ignore-senha", ("AUTH-2",), "the senha is not checked"),
-    Fault("denial-reveals-factor", ("AUTH-6",), "each wrong factor gets its own denial string (enumeration)"),
+    Fault("denial-reveals-factor", ("AUTH-2", "AUTH-6"),
+          "each wrong factor gets its own denial string (a wrong login is not Login/Senha Invalido; enumeration)"),
     Fault("status-string-changed", ("DIAL-INS-1",), 'insert answers ["Status","Ok"] instead of "OK"'),
     Fault("campaign-check-skipped", ("DIAL-INS-2",),
           "an unknown idcampanha is answered OK and the contact inserted"),
