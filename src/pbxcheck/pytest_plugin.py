@@ -123,7 +123,24 @@ class _Session:
         else:
             self.target = _start_embedded_central(self.stack, self.faults)
         self.redactor = Redactor(self.target.secrets)
+        self._redact_terminal()
         return self.target
+
+    def _redact_terminal(self) -> None:
+        """Everything pytest writes to the terminal from now on goes through the redactor, its own
+        lines included (a login such as "root" can sit in any path it prints)."""
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        tw = getattr(reporter, "_tw", None)
+        if tw is None or getattr(tw, "_pbxcheck_redacted", False):
+            return
+        write = tw.write
+        redactor = self.redactor
+
+        def redacted_write(msg: str, **markup: Any) -> None:
+            write(redactor.text(msg), **markup)
+
+        tw.write = redacted_write
+        tw._pbxcheck_redacted = True
 
     def note_exchange(self, ex: Exchange) -> None:
         """Exchanges not made through a fixture client (e.g. a client a check builds itself)."""
@@ -156,6 +173,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="where clauses.json, clauses.md and failures/ go (default: reports)")
 
 
+@pytest.hookimpl(trylast=True)  # after the terminal reporter exists, so its output can be redacted
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "clause(*ids): the contract clause IDs a check verifies")
     target_path = config.getoption("pbx_target")
