@@ -37,3 +37,27 @@ def test_no_secret_in_reports_or_terminal(tmp_path: Path) -> None:
     assert "[redacted]" in terminal
     assert "[redacted]" in "".join(p.read_text(encoding="utf-8", errors="replace")
                                    for p in (reports / report.FAILURES_DIR).iterdir())
+
+
+def test_no_secret_from_the_plugin_alone(tmp_path: Path) -> None:
+    """The same through plain `pytest suites/... --target` (no runner to filter the output)."""
+    import subprocess
+    import sys
+
+    from pbxcheck.bundled import bundled_dir
+
+    reports = tmp_path / "reports"
+    with CentralProcess(faults=["ignore-senha"]) as target:
+        assert target.path is not None
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", str(bundled_dir("suites") / "test_auth.py"), "--target", target.path,
+             "--reports", str(reports), f"--junitxml={reports / 'junit.xml'}",
+             f"--alluredir={reports / 'allure'}", "-k", "senha and (insert or statusdiscador)", "-v", "-l",
+             "-p", "no:cacheprovider"],
+            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        secrets = target.secrets
+    terminal = proc.stdout + proc.stderr
+    assert proc.returncode == 1, terminal[-3000:]
+    assert [s for s in secrets if s in terminal] == []
+    assert report.find_secrets(reports, secrets) == []
+    assert any((reports / report.FAILURES_DIR).iterdir())
