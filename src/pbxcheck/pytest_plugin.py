@@ -110,9 +110,7 @@ class _Session:
     results: dict[str, CheckResult] = field(default_factory=dict)
     observations: list[dict[str, Any]] = field(default_factory=list)
     findings: list[dict[str, Any]] = field(default_factory=list)
-    current: str | None = None  # nodeid of the check running now
     exchanges: dict[str, list[tuple[ApiClient, int]]] = field(default_factory=dict)
-    extra_exchanges: dict[str, list[Exchange]] = field(default_factory=dict)
     table: dict[str, Any] | None = None
 
     def load(self) -> Target:
@@ -141,11 +139,6 @@ class _Session:
 
         tw.write = redacted_write
         tw._pbxcheck_redacted = True
-
-    def note_exchange(self, ex: Exchange) -> None:
-        """Exchanges not made through a fixture client (e.g. a client a check builds itself)."""
-        if self.current:
-            self.extra_exchanges.setdefault(self.current, []).append(ex)
 
 
 def _start_embedded_central(stack: ExitStack, faults: list[str]) -> Target:
@@ -271,12 +264,6 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 # --- Running checks --------------------------------------------------------------------------------
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    state = _state(item.config)
-    state.current = item.nodeid
-
-
 @pytest.hookimpl(hookwrapper=True, trylast=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     # trylast: as the innermost wrapper this runs first after the report exists, so junitxml,
@@ -328,7 +315,6 @@ def _exchanges_of(state: _Session, nodeid: str) -> list[Exchange]:
     out: list[Exchange] = []
     for client, start in state.exchanges.get(nodeid, []):
         out.extend(client.exchanges[start:])
-    out.extend(state.extra_exchanges.get(nodeid, []))
     return out
 
 
