@@ -9,8 +9,10 @@ fields, bodies that are not JSON (AMB-5's typographic quotes among them), huge b
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from hypothesis import strategies as st
@@ -168,3 +170,28 @@ huge = st.sampled_from([
 ])
 hostile_inserts = st.one_of(not_json, typographic_quotes, not_an_object, bad_utf8, wrong_type, missing_field,
                             unknown_field, too_long, huge)
+
+
+# --- other acoes ------------------------------------------------------------------------------------------
+
+# Values a careless client puts in any field. Strings that look like SQL or paths are only ever sent
+# to read-only acoes or as fields that name nothing real (see test_payloads.py): a central that would
+# interpret them must not be given the chance to do damage.
+HOSTILE_TEXT = st.one_of(
+    st.sampled_from(["", " ", "0", "-1", "999999999999999999999", "1e9", "null", "NULL", "' OR '1'='1",
+                     "1; DROP TABLE contatos", "../../etc/passwd", "%00", "ÁÉÍÓÚ ção", "\u202e", "😀"]),
+    st.text(TEXT_ALPHABET, min_size=MAX_TEXT + 1, max_size=600),
+)
+NON_STRINGS = st.sampled_from([{"x": "1"}, ["1"], [], {}, True, False, None, 3.5])
+hostile_values = st.one_of(HOSTILE_TEXT, NON_STRINGS)
+
+_any_datetime = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2040, 1, 1))
+# Most instants worth asking about lie in the last days, where a central has its records.
+_recent = st.integers(0, 5 * 86400).map(lambda s: datetime.fromtimestamp(time.time() - s).replace(microsecond=0))
+datetimes_text = st.one_of(_recent, _recent, _any_datetime).map(lambda d: d.strftime("%Y-%m-%d %H:%M:%S"))
+malformed_dates = st.one_of(
+    # Not a plausible other spelling of a date (2020-01-01 alone, or ISO 8601, could fairly be read as one).
+    st.sampled_from(["2020-13-01 00:00:00", "2020-02-30 00:00:00", "2020-01-01 25:00:00", "amanhã",
+                     "01/02/2020 00:00:00", "0000-00-00 00:00:00", "' OR '1'='1", "9" * 40]),
+    NON_STRINGS,
+)
