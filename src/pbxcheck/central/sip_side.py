@@ -408,7 +408,8 @@ class SipSide:
         if user is None:
             return
         ignore_expires = "expires-ignored" in self.faults
-        if req.contact_star:
+        contact = req.contact  # parsed (and cached) by the parser; None for "Contact: *" or no Contact
+        if contact is None and req.contact_star:
             if req.expires != 0:
                 self._respond(req, flow, 400, "Bad Request (Contact * needs Expires 0)")
                 return
@@ -416,7 +417,6 @@ class SipSide:
                 self.registrar.remove(user)
             self._respond(req, flow, 200, headers=[("Date", _http_date())])
             return
-        contact = req.contact
         if contact is None:  # a query: list the current binding
             b = self.registrar.lookup(user)
             headers = [("Date", _http_date())]
@@ -784,8 +784,16 @@ def _dtmf_digit(req: Request) -> str | None:
     return None
 
 
+_date_cache: list[object] = [0, ""]
+
+
 def _http_date() -> str:
-    return time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime())
+    """RFC 1123 date for the Date header, formatted once per second (a REGISTER flood asks often)."""
+    now = int(time.time())
+    if _date_cache[0] != now:
+        _date_cache[0] = now
+        _date_cache[1] = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(now))
+    return str(_date_cache[1])
 
 
 class SipCallEngine(CallEngine):

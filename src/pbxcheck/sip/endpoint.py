@@ -91,7 +91,17 @@ class _ServerEntry:
 
 def server_key(req: Request) -> tuple[str, ...]:
     """Server transaction key (§17.2.3): branch + method, or, for an RFC 2543 peer without the magic
-    cookie (RFC 4475 badbranch, inv2543), the fields that identified a transaction before."""
+    cookie (RFC 4475 badbranch, inv2543), the fields that identified a transaction before.
+    Memoised on the request (like the message's own cached properties): the endpoint needs it twice."""
+    cached = req.__dict__.get("_server_key")
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    key = _server_key(req)
+    req.__dict__["_server_key"] = key
+    return key
+
+
+def _server_key(req: Request) -> tuple[str, ...]:
     method = "INVITE" if req.method == "ACK" else req.method
     via = req.via[0] if req.via else None
     if via is not None and via.rfc3261_branch:
