@@ -103,7 +103,8 @@ class Api:
         for inst in candidates:
             if inst.login != login:
                 why = "login"
-            elif "ignore-senha" not in self.faults and not hmac.compare_digest(inst.senha.encode(), senha.encode()):
+            elif "ignore-senha" not in self.faults and not hmac.compare_digest(
+                    inst.senha.encode(), senha.encode("utf-8", "surrogatepass")):
                 why = "senha"
             elif "ignore-source-ip" not in self.faults and inst.source_ip != ip:
                 why = "ip"

@@ -5,6 +5,7 @@ choices of docs/DESIGN.md; every write happens inside one transaction."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
@@ -44,14 +45,25 @@ def status(text: str) -> list[str]:
     return [C.STATUS, text]
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def utf8_ok(v: str) -> bool:
+    """False for a string with a lone surrogate ("\\ud800" in the JSON): no UTF-8 can hold it."""
+    return v.isascii() or not _SURROGATE.search(v)
+
+
 def text_field(data: dict[str, Any], name: str, *, required: bool = True) -> str:
-    """A field as PHP would see it: numbers as their decimal string; objects, arrays, booleans refused."""
+    """A field as PHP would see it: numbers as their decimal string; objects, arrays, booleans and
+    text that is not valid Unicode refused."""
     v = data.get(name)
     if v is None:
         if required:
             raise FieldError(name)
         return ""
     if isinstance(v, str):
+        if not utf8_ok(v):
+            raise FieldError(name)
         return v
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise FieldError(name)
@@ -110,7 +122,7 @@ class Handlers:
             if name not in data:
                 continue
             v = data[name]
-            if v.__class__ is not str:  # the common case skips a call per field: inserts are the hot path
+            if v.__class__ is not str or not utf8_ok(v):  # the common case skips a call: inserts are the hot path
                 v = text_field(data, name, required=False)
             if len(v) > C.MAX_TEXT:
                 if "long-field-500" in self.faults:

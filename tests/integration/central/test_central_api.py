@@ -192,6 +192,18 @@ def test_malformed_bodies(central: Running, raw: bytes, answer: str) -> None:
     assert (ex.status_code, ex.value) == (200, ["Status", answer])
 
 
+def test_lone_surrogates_are_refused_not_crashed_on(central: Running) -> None:
+    t = central.target
+    creds = f'"login":"{t.login}","senha":"{t.senha}","token":"{t.token}"'
+    with ApiClient(t) as api:
+        ex = api.post('{"acao":"insert","idcampanha":"583",' + creds + ',"cliente":"a\\ud800b"}')
+        assert (ex.status_code, ex.value) == (200, ["Status", C.CAMPO_INVALIDO + "cliente"])
+        ex = api.post('{"acao":"statusramais","login":"root","senha":"\\udfff","token":"' + t.token + '"}')
+        assert (ex.status_code, ex.value) == (200, ["Status", C.LOGIN_INVALIDO])
+        ex = api.post('{"acao":"clicktocall",' + creds + ',"origem":"\\ud800","destino":"1"}')
+        assert (ex.status_code, ex.value) == (200, ["Status", C.CAMPO_INVALIDO + "origem"])
+
+
 def test_ten_megabyte_body(central: Running) -> None:
     before = _state(central)
     t = central.target
