@@ -19,7 +19,7 @@ from sip_harness import SipCentral, run
 from pbxcheck.client import ApiClient
 from pbxcheck.contract import RTP_PORT_RANGE
 from pbxcheck.sip import sdp
-from pbxcheck.sip.ladder import IN, OUT
+from pbxcheck.sip.ladder import IN, OUT, render_ladder
 from pbxcheck.sip.ua import CallFailed, UaConfig, UaPort, UserAgent
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
@@ -216,3 +216,24 @@ def test_clicktocall_rings_the_registered_origin(sip_central: SipCentral):
     with ApiClient(t) as api:
         got = api.recording(rec["gravacao"])
         assert got.status_code == 200 and len(got.content) == int(rec["tamanho_gravacao"])
+
+
+def test_password_never_reaches_the_log_or_the_pcap(sip_central: SipCentral, tmp_path):
+    from pbxcheck.sip.drivers.craft import write_pcap
+
+    ext = sip_central.target.extension("5545")
+
+    async def scenario() -> None:
+        cfg = UaConfig.for_target(sip_central.target, "5545")
+        assert ext.password not in repr(cfg)
+        async with UserAgent(cfg) as ua:
+            assert (await ua.register()).status == 200
+            call = await ua.call(OUTSIDE, timeout=5)
+            await call.hangup()
+            text = ua.log.ladder(call.call_id) + render_ladder(ua.log, with_messages=True)
+            assert "response=" in text  # digest responses may appear ...
+            assert ext.password not in text  # ... the password never
+            write_pcap(list(ua.log), tmp_path / "call.pcap")
+            assert ext.password.encode() not in (tmp_path / "call.pcap").read_bytes()
+
+    run(scenario)
