@@ -180,7 +180,10 @@ class UaPort:
         if self.udp is not None:
             self.udp.close()
         elif self.flow is not None:
-            self.flow.close()
+            try:
+                await asyncio.wait_for(self.flow.aclose(), 2.0)
+            except (TimeoutError, OSError):
+                self.flow.close()
 
 
 @dataclass

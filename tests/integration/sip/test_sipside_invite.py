@@ -237,3 +237,24 @@ def test_password_never_reaches_the_log_or_the_pcap(sip_central: SipCentral, tmp
             assert ext.password.encode() not in (tmp_path / "call.pcap").read_bytes()
 
     run(scenario)
+
+
+@pytest.mark.parametrize("transport", ["TCP", "WS", "WSS"])
+def test_callee_on_a_stream_transport_is_reached_on_its_connection(sip_central: SipCentral, transport: str):
+    """A device registered over TCP or WebSocket (RFC 7118: its Contact host is ``*.invalid``) gets
+    its INVITE on the very connection it registered on."""
+    t = sip_central.target
+
+    async def scenario() -> None:
+        callee_ext = "7777" if transport.startswith("WS") else "2002"
+        async with UserAgent(UaConfig.for_target(t, "2001")) as a, \
+                UserAgent(UaConfig.for_target(t, callee_ext, transport=transport, auto_answer=0.1)) as b:
+            assert (await a.register()).status == 200 and (await b.register()).status == 200
+            call = await a.call(callee_ext, timeout=5)
+            got = await b.next_incoming(5)
+            assert got.invite_flow is not None and got.invite_flow.transport == transport
+            await got.wait_answered(5)
+            assert await call.hangup() == 200
+            await got.wait_ended(5)
+
+    run(scenario)

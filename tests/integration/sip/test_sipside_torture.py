@@ -75,9 +75,9 @@ def mutate(rng: random.Random, data: bytes) -> bytes:
     return bytes(b[:60_000])
 
 
-def _register_ok(central: SipCentral, ext: str = "2001") -> int:
+def _register_ok(central: SipCentral, ext: str = "2001", timeout: float = 5.0) -> int:
     async def scenario() -> int:
-        async with UserAgent(UaConfig.for_target(central.target, ext)) as ua:
+        async with UserAgent(UaConfig.for_target(central.target, ext, timeout=timeout)) as ua:
             reg = await ua.register()
             if reg.status == 200:
                 await ua.unregister()
@@ -156,4 +156,4 @@ def test_crash_on_torture_fault_stops_answering():
         sock.close()
         time.sleep(0.2)
         with pytest.raises(SipTimeout):
-            _register_ok(central)
+            _register_ok(central, timeout=1.0)

@@ -10,7 +10,7 @@ what lets the central answer a TCP or WebSocket client on the very connection it
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 Addr = tuple[str, int]
@@ -33,6 +33,7 @@ class Flow:
     _close: Callable[[], None] | None = field(default=None, repr=False)
     closed: bool = False
     on_close: list[Callable[[Flow], None]] = field(default_factory=list, repr=False)
+    _aclose: Callable[[], Awaitable[None]] | None = field(default=None, repr=False)
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -55,6 +56,13 @@ class Flow:
         if self._close is not None:
             self._close()
         self.mark_closed()
+
+    async def aclose(self) -> None:
+        """Close and wait for the transport's goodbye (a WebSocket close handshake), so the peer does
+        not keep a half-dead connection until its own timeout."""
+        if self._aclose is not None and not self.closed:
+            await self._aclose()
+        self.close()
 
     def mark_closed(self) -> None:
         if self.closed:

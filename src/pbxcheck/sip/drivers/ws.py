@@ -62,6 +62,10 @@ class _WsFlowSender:
         self.queue.put_nowait(None)
         asyncio.get_running_loop().create_task(self.conn.close())
 
+    async def aclose(self) -> None:
+        self.queue.put_nowait(None)
+        await self.conn.close()
+
 
 async def _read_loop(conn: ServerConnection | ClientConnection, flow: Flow, handler: MessageHandler) -> None:
     try:
@@ -97,8 +101,10 @@ class WsServer:
         """Listen on (host, port), or on ``sock`` already listening."""
         self = cls(handler, path, "WSS" if ssl_context is not None else "WS")
         where: dict[str, Any] = {"sock": sock} if sock is not None else {"host": host, "port": port}
+        # close_timeout 1 s: a peer that vanished without a close frame must not hold a shutdown 10 s
         self.server = await serve(self._serve, ssl=ssl_context, subprotocols=[Subprotocol(SUBPROTOCOL)],
-                                  process_request=self._check, compression=None, max_size=2**20, **where)
+                                  process_request=self._check, compression=None, max_size=2**20,
+                                  close_timeout=1.0, **where)
         name = next(iter(self.server.sockets)).getsockname()
         self.local = (name[0], name[1])
         return self
@@ -132,12 +138,12 @@ async def ws_connect(url: str, handler: MessageHandler, *, ssl_context: ssl.SSLC
                      timeout: float = 5.0, subprotocols: tuple[str, ...] = (SUBPROTOCOL,)) -> Flow:
     """Connect to a SIP WebSocket server; returns the Flow (closed when the socket closes)."""
     kwargs: dict[str, Any] = {"subprotocols": [Subprotocol(p) for p in subprotocols], "open_timeout": timeout,
-                              "compression": None, "max_size": 2**20}
+                              "compression": None, "max_size": 2**20, "close_timeout": 1.0}
     if url.startswith("wss:"):
         kwargs["ssl"] = ssl_context if ssl_context is not None else ssl.create_default_context()
     conn = await ws_connect_raw(url, **kwargs)
     sender = _WsFlowSender(conn)
     flow = Flow("WSS" if url.startswith("wss:") else "WS", _addr(conn.local_address),
-                _addr(conn.remote_address), sender.send, sender.close)
+                _addr(conn.remote_address), sender.send, sender.close, _aclose=sender.aclose)
     asyncio.get_running_loop().create_task(_read_loop(conn, flow, handler))
     return flow
