@@ -26,6 +26,7 @@ Choices beyond docs/DESIGN.md (the suites accept or pin these):
 from __future__ import annotations
 
 import contextlib
+import functools
 import hmac
 import json
 import logging
@@ -72,8 +73,18 @@ async def read_capped(receive: Receive, cap: int) -> bytes | None:
     return None if size > cap else b"".join(chunks)
 
 
+_JSON_TYPE_B = JSON_TYPE.encode()
+
+
+@functools.lru_cache(maxsize=256)
+def _status_bytes(text: str) -> bytes:
+    return encode(status(text))
+
+
 def _json(value: Any) -> tuple[int, bytes, bytes]:
-    return 200, JSON_TYPE.encode(), encode(value)
+    if isinstance(value, list) and len(value) == 2 and value[0] == C.STATUS and isinstance(value[1], str):
+        return 200, _JSON_TYPE_B, _status_bytes(value[1])  # most answers are one of a few Status pairs
+    return 200, _JSON_TYPE_B, encode(value)
 
 
 class Api:
