@@ -323,8 +323,11 @@ class Store:
     # --- dialer queue -------------------------------------------------------------------------
 
     def dialing_counts(self) -> dict[str, int]:
+        # Left to itself the planner walks contacts_campaign for the GROUP BY: every row of the table,
+        # twenty times a second. The partial index holds only the few contacts being dialled.
         rows = self.db.execute(
-            "SELECT campanha_id, count(*) FROM contacts WHERE status = 'Dialing' GROUP BY campanha_id")
+            "SELECT campanha_id, count(*) FROM contacts INDEXED BY contacts_dialing"
+            " WHERE status = 'Dialing' GROUP BY campanha_id")
         return {r[0]: int(r[1]) for r in rows}
 
     def due_dialing(self, now: float, limit: int) -> list[DueContact]:
