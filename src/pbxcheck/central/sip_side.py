@@ -195,6 +195,7 @@ class SipSide:
         self.calls: dict[str, tuple[LiveCall, Leg]] = {}  # Call-ID of a leg -> (call, leg)
         self.live: list[LiveCall] = []
         self._rtp_next = RTP_PORT_RANGE[0]
+        self._seq = 0  # last call sequence number handed out (IDCHAMADA)
         self.dead = False  # crash-on-torture: set after the first malformed message
         self.stats: dict[str, int] = {"registered": 0, "challenged": 0, "parse_errors": 0, "rejected": 0,
                                       "forbidden": 0}
@@ -471,8 +472,11 @@ class SipSide:
 
     def _new_call(self, caller: str, callee: str, kind: str, *, c2c_id: str | None = None) -> LiveCall:
         now = time.time()
-        uniqueid = records.next_uniqueid(self.store, now)
-        uniqueid = f"{uniqueid}{len(self.live)}" if any(c.idchamada == uniqueid for c in self.live) else uniqueid
+        # <epoch>.<seq> like Asterisk's uniqueid; the store's next sequence number, but never one a call
+        # still in progress holds (its record is written only at hang-up)
+        seq = int(records.next_uniqueid(self.store, now).rpartition(".")[2])
+        self._seq = max(seq, self._seq + 1)
+        uniqueid = f"{int(now)}.{self._seq}"
         ramal = caller if kind != "c2c" else callee
         gravacao = records.gravacao_name(now, ramal, "S", callee if kind != "c2c" else caller, uniqueid)
         call = LiveCall(uniqueid, gravacao, caller, callee, kind, now, c2c_id=c2c_id)
