@@ -258,3 +258,35 @@ def test_callee_on_a_stream_transport_is_reached_on_its_connection(sip_central: 
             await got.wait_ended(5)
 
     run(scenario)
+
+
+def test_b2bua_relays_a_rejection_and_a_cancel(sip_central: SipCentral):
+    """The callee's 486 reaches the caller; a caller that gives up while the callee rings CANCELs,
+    gets 487, and the callee's INVITE is CANCELled too. Nobody stays 'In use' afterwards."""
+    t = sip_central.target
+
+    async def scenario() -> None:
+        async with UserAgent(UaConfig.for_target(t, "2001")) as a, \
+                UserAgent(UaConfig.for_target(t, "2002", auto_answer=None)) as b:
+            assert (await a.register()).status == 200 and (await b.register()).status == 200
+            call = a.invite("2002", ring_timeout=5)
+            ringing = await b.next_incoming(5)
+            await ringing.reject(486)
+            with pytest.raises(CallFailed) as failed:
+                await call.wait_answered(5)
+            assert failed.value.status == 486
+
+            call = a.invite("2002", ring_timeout=5)
+            ringing = await b.next_incoming(5)
+            await asyncio.sleep(0.2)
+            assert await call.hangup() == 487  # CANCEL while ringing
+            await ringing.wait_ended(5)
+            assert ringing.end_reason == "remote CANCEL"
+
+            with pytest.raises(CallFailed) as unreachable:  # an extension with no device registered
+                await a.call("4001", timeout=5)
+            assert unreachable.value.status == 480
+
+    run(scenario)
+    live = sip_central.call(lambda: [ch.ramal for ch in sip_central.side.live_channels()])
+    assert live == []
