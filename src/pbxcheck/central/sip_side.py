@@ -70,6 +70,7 @@ from pbxcheck.sip.errors import DigestError, SdpError, SipParseError
 from pbxcheck.sip.headers import NameAddr, SipUri
 from pbxcheck.sip.ladder import MessageLog
 from pbxcheck.sip.message import Request, Response, make_request, make_response
+from pbxcheck.sip.transaction import make_cancel
 from pbxcheck.sip.validate import reject_unparseable, uas_precheck
 
 from . import records
@@ -665,9 +666,7 @@ class SipSide:
         tx = leg.tx
         if tx is None or leg.flow is None or tx.final.done():
             return
-        inv = tx.request
-        cancel = make_request("CANCEL", inv.uri, from_=inv.headers.get("From") or "", to=inv.headers.get("To") or "",
-                              call_id=inv.call_id, cseq=inv.cseq.number, via=inv.headers.get_raw("Via")[0])
+        cancel = make_cancel(tx.request)
         try:
             await self.endpoint.request(cancel, leg.flow).wait(2.0)
         except (SipTimeout, asyncio.CancelledError):

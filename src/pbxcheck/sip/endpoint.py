@@ -26,9 +26,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pbxcheck.errors import SipError
+from pbxcheck.sip.dialog import new_tag
 from pbxcheck.sip.errors import SipParseError
-from pbxcheck.sip.message import Headers, Message, Request, Response, to_bytes
+from pbxcheck.sip.message import Message, Request, Response, to_bytes
 from pbxcheck.sip.parser import parse_message
+from pbxcheck.sip.transaction import make_ack, new_branch
+from pbxcheck.sip.transaction import server_key as core_server_key
 
 from .drivers.base import Flow
 from .ladder import IN, OUT, MessageLog
@@ -39,17 +42,11 @@ TIMEOUT = 64 * T1  # Timer B / F / H: a transaction gives up after 32 s
 
 _SERVER_CACHE_MAX = 60_000  # bounded memory under a registration flood
 
+__all__ = ["ClientTransaction", "SipEndpoint", "SipTimeout", "new_branch", "new_call_id", "new_tag", "server_key"]
+
 
 class SipTimeout(SipError):
     """No final response within the time allowed."""
-
-
-def new_branch() -> str:
-    return "z9hG4bK" + secrets.token_hex(10)
-
-
-def new_tag() -> str:
-    return secrets.token_hex(6)
 
 
 def new_call_id() -> str:
@@ -90,24 +87,15 @@ class _ServerEntry:
 
 
 def server_key(req: Request) -> tuple[str, ...]:
-    """Server transaction key (§17.2.3): branch + method, or, for an RFC 2543 peer without the magic
-    cookie (RFC 4475 badbranch, inv2543), the fields that identified a transaction before.
-    Memoised on the request (like the message's own cached properties): the endpoint needs it twice."""
+    """The core's server-transaction key (RFC 3261 §17.2.3, RFC 2543 fallback for RFC 4475
+    badbranch/inv2543), memoised on the request like the message's own cached properties: the
+    endpoint needs it twice per request."""
     cached = req.__dict__.get("_server_key")
     if cached is not None:
         return cached  # type: ignore[no-any-return]
-    key = _server_key(req)
+    key = core_server_key(req)
     req.__dict__["_server_key"] = key
     return key
-
-
-def _server_key(req: Request) -> tuple[str, ...]:
-    method = "INVITE" if req.method == "ACK" else req.method
-    via = req.via[0] if req.via else None
-    if via is not None and via.rfc3261_branch:
-        return (via.branch or "", via.host, method)
-    return ("2543", req.call_id if "Call-ID" in req.headers else "", str(req.headers.get("CSeq", "")).split()[0]
-            if req.headers.get("CSeq") else "", req.headers.get("From") or "", method)
 
 
 class SipEndpoint:
@@ -186,7 +174,7 @@ class SipEndpoint:
                 tx.on_provisional(resp)
             return
         if tx.is_invite and resp.status >= 300:
-            tx.ack = to_bytes(self._ack_for_non2xx(tx.request, resp))
+            tx.ack = to_bytes(make_ack(tx.request, resp))
             self._raw(tx.ack, tx.flow)
             # keep the transaction a while to re-ACK retransmissions (Timer D), then drop it
             asyncio.get_running_loop().call_later(self.t1 * 64 if not flow.reliable else 0.1,
@@ -337,18 +325,6 @@ class SipEndpoint:
         return (call_id, cseq) in self._await_ack
 
     # --- helpers ------------------------------------------------------------------------------------
-
-    @staticmethod
-    def _ack_for_non2xx(req: Request, resp: Response) -> Request:
-        """§17.1.1.3: same Request-URI, top Via, From, Call-ID, CSeq number and Route; To from the response."""
-        pairs: list[tuple[str, str]] = [("Via", req.headers.get_raw("Via")[0])]
-        pairs.append(("Max-Forwards", "70"))
-        pairs.append(("From", req.headers.get("From") or ""))
-        pairs.append(("To", resp.headers.get("To") or req.headers.get("To") or ""))
-        pairs.append(("Call-ID", req.call_id))
-        pairs.append(("CSeq", f"{req.cseq.number} ACK"))
-        pairs.extend(("Route", r) for r in req.headers.get_raw("Route"))
-        return Request("ACK", req.uri, Headers(tuple(pairs)), b"")
 
     def _prune(self, now: float) -> None:
         self._last_prune = now

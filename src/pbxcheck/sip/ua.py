@@ -37,7 +37,8 @@ from pbxcheck.errors import SipError
 from pbxcheck.sip import digest, sdp
 from pbxcheck.sip.errors import SdpError, SipParseError
 from pbxcheck.sip.headers import NameAddr, SipUri
-from pbxcheck.sip.message import Headers, Request, Response, make_request, make_response
+from pbxcheck.sip.message import Request, Response, make_request, make_response
+from pbxcheck.sip.transaction import make_cancel
 from pbxcheck.sip.validate import reject_unparseable
 
 from .drivers.base import Addr, Flow
@@ -587,10 +588,7 @@ class Call:
         tx = self.invite_tx
         if tx is None or self.state == "ended":
             return
-        inv = tx.request
-        cancel = Request("CANCEL", inv.uri, Headers((
-            ("Via", inv.headers.get_raw("Via")[0]), ("Max-Forwards", "70"), ("From", inv.headers.get("From") or ""),
-            ("To", inv.headers.get("To") or ""), ("Call-ID", inv.call_id), ("CSeq", f"{inv.cseq.number} CANCEL"))))
+        cancel = make_cancel(tx.request)
         try:
             await self.ua.endpoint.request(cancel, self.ua.flow).wait(2.0)
         except SipTimeout:
