@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from pbxcheck.central.process import CentralProcess  # noqa: E402
 from pbxcheck.sip import digest  # noqa: E402
+from pbxcheck.sip.drivers.craft import register_bytes  # noqa: E402
 from pbxcheck.target import Target  # noqa: E402
 
 CENTRAL_CPU = 0
@@ -47,15 +48,6 @@ LOAD_CPU = 1
 class Account:
     ext: str
     password: str
-
-
-def _register(host: str, ext: str, local: tuple[str, int], call_id: str, cseq: int, auth: str | None) -> bytes:
-    a = f"Authorization: {auth}\r\n" if auth else ""
-    return (f"REGISTER sip:{host} SIP/2.0\r\n"
-            f"Via: SIP/2.0/UDP {local[0]}:{local[1]};rport;branch=z9hG4bK{secrets.token_hex(8)}\r\n"
-            f"Max-Forwards: 70\r\nFrom: <sip:{ext}@{host}>;tag={call_id[:8]}\r\nTo: <sip:{ext}@{host}>\r\n"
-            f"Call-ID: {call_id}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{ext}@{local[0]}:{local[1]}>\r\n"
-            f"Expires: 90\r\nUser-Agent: pbxcheck-bench\r\n{a}Content-Length: 0\r\n\r\n").encode()
 
 
 class Client:
@@ -79,7 +71,7 @@ class Client:
         """The initial 401 challenge (its nonce then serves every refresh)."""
         self.sock.setblocking(True)
         self.sock.settimeout(timeout)
-        self.sock.sendto(_register(self.host, self.acct.ext, self.local, self.call_id, self.cseq, None), self.server)
+        self.sock.sendto(register_bytes(self.host, self.acct.ext, self.local, self.call_id, self.cseq), self.server)
         data = self.sock.recv(65535)
         self.sock.setblocking(False)
         head = data.split(b"\r\n\r\n", 1)[0].decode()
@@ -100,7 +92,7 @@ class Client:
         resp = hashlib.md5(f"{self.ha1}:{self.ch.nonce}:{nc}:{cnonce}:auth:{self.ha2}".encode()).hexdigest()
         auth = (f'Digest username="{self.acct.ext}", realm="{self.ch.realm}", nonce="{self.ch.nonce}", uri="{uri}", '
                 f'response="{resp}", algorithm=MD5, cnonce="{cnonce}", opaque="{self.ch.opaque}", qop=auth, nc={nc}')
-        self.sock.sendto(_register(self.host, self.acct.ext, self.local, self.call_id, self.cseq, auth), self.server)
+        self.sock.sendto(register_bytes(self.host, self.acct.ext, self.local, self.call_id, self.cseq, authorization=auth), self.server)
         self.sent_at = time.monotonic()
 
 

@@ -17,6 +17,7 @@ from sip_harness import SipCentral, run
 from pbxcheck.client import ApiClient
 from pbxcheck.sip import digest
 from pbxcheck.sip.drivers.blocking import BlockingUdp
+from pbxcheck.sip.drivers.craft import register_bytes
 from pbxcheck.sip.message import Response
 from pbxcheck.sip.parser import parse_message
 from pbxcheck.sip.ua import UaConfig, UserAgent
@@ -111,16 +112,6 @@ def test_stale_nonce_gets_stale_true_then_200(sip_central: SipCentral):
     run(scenario)
 
 
-def _register_bytes(target, ext: str, local: tuple[str, int], authorization: str | None, cseq: int,
-                    call_id: str) -> bytes:
-    auth = f"Authorization: {authorization}\r\n" if authorization else ""
-    return (f"REGISTER sip:{target.sip_host} SIP/2.0\r\n"
-            f"Via: SIP/2.0/UDP {local[0]}:{local[1]};rport;branch=z9hG4bK{secrets.token_hex(8)}\r\n"
-            f"Max-Forwards: 70\r\nFrom: <sip:{ext}@{target.sip_host}>;tag=a1b2\r\nTo: <sip:{ext}@{target.sip_host}>\r\n"
-            f"Call-ID: {call_id}\r\nCSeq: {cseq} REGISTER\r\n"
-            f"Contact: <sip:{ext}@{local[0]}:{local[1]}>\r\nExpires: 60\r\n{auth}Content-Length: 0\r\n\r\n").encode()
-
-
 def test_replayed_authorization_and_foreign_ip_nonce_are_refused(sip_central: SipCentral):
     """A captured Authorization replayed (new branch, same nonce and nc) and a nonce used from
     another source IP never get 200 (SIP-SEC-1)."""
@@ -129,23 +120,23 @@ def test_replayed_authorization_and_foreign_ip_nonce_are_refused(sip_central: Si
     server = (t.sip_host, t.sip_udp_port)
     call_id = secrets.token_hex(8)
     with BlockingUdp(server, local=("127.0.0.1", 0)) as a, BlockingUdp(server, local=("127.0.0.3", 0)) as b:
-        a.send(_register_bytes(t, "6961", a.local, None, 1, call_id))
+        a.send(register_bytes(t.sip_host, "6961", a.local, call_id, 1, expires=60))
         ch = challenge_of(parse_message(a.recv() or b""))  # type: ignore[arg-type]
         uri = f"sip:{t.sip_host}"
         creds = str(digest.build_authorization(ch, "6961", ext.password, "REGISTER", uri, nc=1))
-        a.send(_register_bytes(t, "6961", a.local, creds, 2, call_id))
+        a.send(register_bytes(t.sip_host, "6961", a.local, call_id, 2, authorization=creds, expires=60))
         ok = parse_message(a.recv() or b"")
         assert isinstance(ok, Response) and ok.status == 200
-        a.send(_register_bytes(t, "6961", a.local, creds, 3, call_id))  # the same credentials again
+        a.send(register_bytes(t.sip_host, "6961", a.local, call_id, 3, authorization=creds, expires=60))  # the same credentials again
         replay = parse_message(a.recv() or b"")
         assert isinstance(replay, Response) and replay.status == 401
         # the nonce was issued to 127.0.0.1: from 127.0.0.3 even fresh, correct credentials fail
         creds2 = str(digest.build_authorization(ch, "6961", ext.password, "REGISTER", uri, nc=2))
-        b.send(_register_bytes(t, "6961", b.local, creds2, 4, call_id))
+        b.send(register_bytes(t.sip_host, "6961", b.local, call_id, 4, authorization=creds2, expires=60))
         foreign = parse_message(b.recv() or b"")
         assert isinstance(foreign, Response) and foreign.status == 401
         assert not challenge_of(foreign).stale
-        a.send(_register_bytes(t, "6961", a.local, None, 5, call_id).replace(b"Expires: 60", b"Expires: 0"))
+        a.send(register_bytes(t.sip_host, "6961", a.local, call_id, 5, expires=0))
         a.recv()
 
 

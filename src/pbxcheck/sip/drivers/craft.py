@@ -16,6 +16,7 @@ scapy is imported lazily: it takes about a second to import and only these funct
 from __future__ import annotations
 
 import ipaddress
+import secrets
 import socket
 from collections.abc import Iterable
 from pathlib import Path
@@ -113,3 +114,16 @@ def read_pcap_payloads(path: str | Path) -> list[bytes]:
     from scapy.utils import rdpcap
 
     return [bytes(p[Raw].load) for p in rdpcap(str(path)) if p.haslayer(Raw)]
+
+
+def register_bytes(domain: str, user: str, local: Addr, call_id: str, cseq: int, *,
+                   authorization: str | None = None, expires: int = 90, transport: str = "UDP") -> bytes:
+    """A REGISTER as exact bytes, built with string formatting only (a fresh branch each time): for
+    floods and replays where building through the message model would cost more than the server
+    under test spends, or where the bytes must be byte-for-byte what a test says."""
+    auth = f"Authorization: {authorization}\r\n" if authorization else ""
+    return (f"REGISTER sip:{domain} SIP/2.0\r\n"
+            f"Via: SIP/2.0/{transport} {local[0]}:{local[1]};rport;branch=z9hG4bK{secrets.token_hex(8)}\r\n"
+            f"Max-Forwards: 70\r\nFrom: <sip:{user}@{domain}>;tag={call_id[:8]}\r\nTo: <sip:{user}@{domain}>\r\n"
+            f"Call-ID: {call_id}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{user}@{local[0]}:{local[1]}>\r\n"
+            f"Expires: {expires}\r\nUser-Agent: pbxcheck\r\n{auth}Content-Length: 0\r\n\r\n").encode()
