@@ -10,6 +10,7 @@ while writers go on.
 from __future__ import annotations
 
 import contextlib
+import heapq
 import json
 import os
 import secrets
@@ -36,7 +37,7 @@ CREATE TABLE IF NOT EXISTS contacts(
     tentativas INTEGER NOT NULL, next_at REAL, numero TEXT NOT NULL, extra TEXT NOT NULL,
     frag BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS contacts_campaign ON contacts(campanha_id, id);
-CREATE INDEX IF NOT EXISTS contacts_due ON contacts(campanha_id, next_at) WHERE next_at IS NOT NULL;
+DROP INDEX IF EXISTS contacts_due;
 CREATE INDEX IF NOT EXISTS contacts_dialing ON contacts(next_at) WHERE status = 'Dialing';
 CREATE TABLE IF NOT EXISTS calls(
     id INTEGER PRIMARY KEY, ts REAL NOT NULL, campanha TEXT, id_mailing TEXT,
@@ -120,6 +121,30 @@ class Checkpointer:
         self._thread.join(5)
 
 
+class WaitQueue:
+    """Contacts waiting for their next dial (AGUARDANDO, Descartado), per campaign, by time.
+
+    The rows keep ``next_at``, so the queue is rebuilt from them on start; it lives in memory
+    because an index on it cost every insert another page in its commit. Entries are checked
+    against the row when they come out, so a deleted or rescheduled contact's old entry is dropped."""
+
+    def __init__(self, rows: list[tuple[str, float, int]]) -> None:
+        self._heaps: dict[str, list[tuple[float, int]]] = {}
+        for campaign_id, next_at, cid in rows:
+            self._heaps.setdefault(campaign_id, []).append((next_at, cid))
+        for heap in self._heaps.values():
+            heapq.heapify(heap)
+
+    def push(self, campaign_id: str, next_at: float, cid: int) -> None:
+        heapq.heappush(self._heaps.setdefault(campaign_id, []), (next_at, cid))
+
+    def pop_due(self, campaign_id: str, now: float) -> tuple[float, int] | None:
+        heap = self._heaps.get(campaign_id)
+        if not heap or heap[0][0] > now:
+            return None
+        return heapq.heappop(heap)
+
+
 class Store:
     def __init__(self, path: str, *, faults: frozenset[str] = frozenset()) -> None:
         self.path = path
@@ -138,6 +163,7 @@ class Store:
         self._in_tx = False
         self._instances: dict[str, Instance] | None = None
         self._campaigns: dict[str, Campaign | None] = {}
+        self._queue: WaitQueue | None = None
         self._checkpointer = Checkpointer(path)
         row = self.db.execute("SELECT coalesce(max(id), 0) FROM contacts").fetchone()
         self._next_contact_id = max(int(row[0]) + 1, 1)
@@ -166,6 +192,7 @@ class Store:
             self.db.execute("ROLLBACK")
             self._instances = None  # the caches may hold rolled-back rows
             self._campaigns.clear()
+            self._queue = None
             raise
         self._in_tx = False
         self.db.execute("COMMIT")
@@ -246,6 +273,7 @@ class Store:
              json.dumps(dict(extra, cuje=cols["cuje"]), ensure_ascii=False, separators=(",", ":")),
              fragments.render(cols, self.render_faults)))
         self._next_contact_id = cid + 1
+        self._enqueue(campaign.id, cols["status"], next_at, cid)
         return cid
 
     @staticmethod
@@ -265,14 +293,28 @@ class Store:
         return {} if row is None else dict(json.loads(row[0]))
 
     def update_contact(self, contact_id: int, changes: dict[str, str], next_at: float | None) -> None:
-        cols = self.contact(contact_id)
-        if cols is None:
+        row = self.db.execute("SELECT campanha_id, status, tentativas, extra, frag FROM contacts WHERE id=?",
+                              (contact_id,)).fetchone()
+        if row is None:
             return  # deleted while being dialled
+        cols = self._columns(*row[1:])
         cols.update(changes)
         self.db.execute(
             "UPDATE contacts SET status=?, tentativas=?, next_at=?, frag=? WHERE id=?",
             (cols["status"], int(cols["tentativas"] or 0), next_at, fragments.render(cols, self.render_faults),
              contact_id))
+        self._enqueue(row[0], cols["status"], next_at, contact_id)
+
+    def _enqueue(self, campaign_id: str, status: str, next_at: float | None, cid: int) -> None:
+        if next_at is not None and status != "Dialing" and self._queue is not None:
+            self._queue.push(campaign_id, next_at, cid)
+
+    def _waiting(self) -> WaitQueue:
+        if self._queue is None:
+            rows = self.db.execute("SELECT campanha_id, next_at, id FROM contacts"
+                                   " WHERE next_at IS NOT NULL AND status != 'Dialing'").fetchall()
+            self._queue = WaitQueue(rows)
+        return self._queue
 
     def count_contacts(self, campaign_id: str | None = None) -> int:
         if campaign_id is None:
@@ -337,15 +379,19 @@ class Store:
         return [DueContact(*r) for r in rows]
 
     def due_waiting(self, campaign_id: str, now: float, limit: int) -> list[DueContact]:
-        rows = self.db.execute(
-            "SELECT id, campanha_id, status, tentativas, numero FROM contacts"
-            " WHERE campanha_id = ? AND next_at IS NOT NULL AND next_at <= ? AND status != 'Dialing'"
-            " ORDER BY next_at LIMIT ?", (campaign_id, now, limit)).fetchall()
-        return [DueContact(*r) for r in rows]
-
-    def next_due(self) -> float | None:
-        row = self.db.execute("SELECT min(next_at) FROM contacts WHERE next_at IS NOT NULL").fetchone()
-        return None if row[0] is None else float(row[0])
+        queue = self._waiting()
+        due: list[DueContact] = []
+        while len(due) < limit:
+            entry = queue.pop_due(campaign_id, now)
+            if entry is None:
+                break
+            next_at, cid = entry
+            row = self.db.execute("SELECT status, tentativas, numero, next_at FROM contacts WHERE id=?",
+                                  (cid,)).fetchone()
+            if row is None or row[3] != next_at or row[0] == "Dialing":
+                continue  # deleted, or rescheduled since: a newer entry stands for it
+            due.append(DueContact(cid, campaign_id, row[0], row[1], row[2]))
+        return due
 
     # --- call records -------------------------------------------------------------------------
 

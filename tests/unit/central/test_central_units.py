@@ -209,3 +209,24 @@ def test_generated_render_equals_the_generic_one(values: list[str]) -> None:
     plain = fragments.render_plain(cols)
     assert plain == fragments.render_generic(cols)
     assert json.loads(plain)["cliente"] == cols["cliente"]
+
+
+def test_wait_queue_survives_reopen_and_forgets_deleted(tmp_path: Path) -> None:
+    path = str(tmp_path / "q.sqlite3")
+    s = Store(path)
+    seed(s)
+    camp = s.campaign("900")
+    assert camp is not None
+    dialer = Dialer(s)
+    with s.tx():
+        ids = [s.insert_contact(camp, *build_contact(camp.nome, {"tel1": f"4118000{i}"}, 0.0,
+                                                     {"status": "AGUARDANDO", "tentativas": "0"}), 5.0) for i in range(3)]
+    dialer.tick(1.0)
+    assert all(s.contact(i)["status"] == "AGUARDANDO" for i in ids)  # type: ignore[index]
+    with s.tx():
+        s.db.execute("DELETE FROM contacts WHERE id=?", (ids[0],))
+    s.close()
+    s = Store(path)  # the queue is rebuilt from the rows' next_at
+    dialer = Dialer(s)
+    assert dialer.tick(6.0) == 2
+    assert [s.contact(i)["status"] for i in ids[1:]] == ["Dialing", "Dialing"]  # type: ignore[index]
