@@ -29,15 +29,6 @@ from pbxcheck.contract import CLAUSES
 pytestmark = pytest.mark.slow
 
 HTTP_FAULTS: list[Fault] = sorted(CENTRAL_HTTP_FAULTS.values(), key=lambda f: f.name)
-# Clauses a fault breaks beyond the ones it declares, each for a reason the document gives; the
-# central's owner has been told (the declaration, not the check, is short).
-ALSO_BREAKS: dict[str, tuple[set[str], str]] = {
-    "denial-reveals-factor": ({"AUTH-2", "DIAL-INS-3"},
-                              'a wrong login or senha must get exactly "Login/Senha Invalido" (AUTH-2); '
-                              "this fault answers Login Invalido / Senha Invalida"),
-    "ignore-token": ({"AUTH-3"}, "with tokens ignored, our login and senha sent from 127.0.0.2 match the "
-                                 "foreign instance bound there, so our token's IP binding is not enforced"),
-}
 SERIOUS = ("medium", "high", "critical")
 _MARK = re.compile(r"""mark\.clause\(([^)]*)\)""")
 
@@ -100,8 +91,7 @@ def test_every_http_clause_has_a_fault() -> None:
 @pytest.mark.parametrize("fault", HTTP_FAULTS, ids=[f.name for f in HTTP_FAULTS])
 def test_fault_fails_its_clause_only(fault: Fault, fault_runs: dict[str, Future[FaultRun]]) -> None:
     run = fault_runs[fault.name].result()
-    allowed = set(fault.clauses) | ALSO_BREAKS.get(fault.name, (set(), ""))[0]
-    unrelated = run.failed - allowed
+    unrelated = run.failed - set(fault.clauses)
     assert not unrelated, (f"{fault.name} breaks {fault.clauses}, but the run also failed {sorted(unrelated)}:\n"
                            + "\n".join(f["message"] for c in unrelated for f in run.table["clauses"][c]["failures"]))
     hardening = [c for c in fault.clauses if CLAUSES[c].hardening]
