@@ -33,6 +33,7 @@ import uvicorn
 from ..target import Extension, Target, dump_target
 from .app import Api, plain_app
 from .calls import CallEngine
+from .cork import CorkedHttpToolsProtocol
 from .dialer import Dialer
 from .faults import validate
 from .seed import seed
@@ -191,7 +192,7 @@ class Central:
     async def _serve(self, app: Any, sock: socket.socket, *, tls: bool) -> None:
         assert self.tls is not None
         config = uvicorn.Config(
-            app, http="httptools", ws="none", lifespan="off", access_log=False, log_level="warning",
+            app, http=CorkedHttpToolsProtocol, ws="none", lifespan="off", access_log=False, log_level="warning",
             proxy_headers=False, server_header=False, timeout_keep_alive=30, timeout_graceful_shutdown=2,
             ssl_certfile=self.tls.cert_file if tls else None, ssl_keyfile=self.tls.key_file if tls else None)
         config.load()
