@@ -3,6 +3,7 @@
 Modules: ``store`` (SQLite), ``fragments`` (pre-rendered statusdiscador records), ``dialer``
 (the dialer simulation), ``calls`` (click-to-call seam the SIP side extends), ``records`` (call
 records), ``gsm`` (recordings), ``handlers`` + ``app`` (the ASGI apps), ``faults`` (fault switches),
-``seed`` (fixtures/seed), ``tls`` (private CA), ``server`` (running it), ``process`` (starting one
-for a test or a run).
+``seed`` (fixtures/seed), ``tls`` (private CA), ``cork`` (one TLS write per response), ``server``
+(running it), ``process`` (starting one for a test or a run). The SIP side (``sip_*``) is another
+engineer's and plugs in through ``server``.
 """
