@@ -354,3 +354,30 @@ def test_clicktocall_shows_in_ramais_then_leaves_a_record(central: Running) -> N
         assert rec.status_code == 200 and len(rec.content) == int(found["tamanho_gravacao"])
         ramal = next(r for r in api.call("statusramais").value if r["Ramal"] == "6961")
         assert ramal["Status"] == C.RAMAL_UNAVAILABLE and ramal["Callerid"] == ""
+
+
+def test_pipelined_requests_on_one_connection_come_back_in_order(central: Running) -> None:
+    """Writes are corked per loop iteration (cork.py): answers must still arrive whole and in order."""
+    import socket
+    import ssl
+    from urllib.parse import urlsplit
+
+    t = central.target
+    url = urlsplit(t.api_url)
+    ctx = ssl.create_default_context(cafile=t.ca_file)
+    bodies = [json.dumps({"acao": "statusdetalhado", "login": t.login, "senha": t.senha, "token": t.token,
+                          "idcampanha": "583", "idmailing": m}).encode() for m in ("1435744", "1435749", "0")]
+    raw = b"".join(b"POST /api.php HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                   b"Content-Length: %d\r\n\r\n%s" % (len(b), b) for b in bodies)
+    with socket.create_connection((url.hostname, url.port), timeout=10) as sock, \
+            ctx.wrap_socket(sock, server_hostname=url.hostname) as tls:
+        tls.sendall(raw)
+        data = b""
+        while data.count(b"HTTP/1.1 200") < 3 or not data.endswith(b"[]"):
+            chunk = tls.recv(65536)
+            assert chunk, data
+            data += chunk
+    parts = data.split(b"HTTP/1.1 200 OK\r\n")[1:]
+    answers = [p.split(b"\r\n\r\n", 1)[1] for p in parts]
+    assert answers[0] == b"[]" and answers[2] == b"[]"
+    assert json.loads(answers[1])["id_mailing"] == "1435749"
