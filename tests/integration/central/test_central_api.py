@@ -381,3 +381,17 @@ def test_pipelined_requests_on_one_connection_come_back_in_order(central: Runnin
     answers = [p.split(b"\r\n\r\n", 1)[1] for p in parts]
     assert answers[0] == b"[]" and answers[2] == b"[]"
     assert json.loads(answers[1])["id_mailing"] == "1435749"
+
+
+def test_document_clicktocall_curl_on_discador_php(central: Running) -> None:
+    """AMB-4: the example posts to /discador.php, with the JSON in a Bearer header and no token in
+    the body. The path is served as /api.php; without the token in the body it is denied."""
+    t = central.target
+    header = json.dumps({"acao": "clicktocall", "login": t.login, "senha": t.senha, "token": t.token,
+                         "origem": "2002", "destino": "41187777"})
+    body = {"acao": "clicktocall", "login": t.login, "senha": t.senha, "origem": "2002", "destino": "41187777"}
+    with ApiClient(t) as api:
+        ex = api.post(body, path="/discador.php", headers={"Authorization": f"Bearer {header}"})
+        assert ex.value == ["Status", C.LOGIN_INVALIDO]
+        ex = api.post({**body, "token": t.token}, path="/discador.php")
+        assert ex.value[:3] == ["Status", "CHAMADA OK", "ID"]
