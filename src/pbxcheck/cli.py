@@ -82,6 +82,7 @@ def central(
     clock_speed: Annotated[float, typer.Option(help="Dialer clock multiplier (2 = twice as fast).")] = 1.0,
     write_target: Annotated[Path | None, typer.Option(help="Write a target file describing this central once it listens.")] = None,
     list_faults: Annotated[bool, typer.Option("--list-faults", help="List the fault switches and exit.")] = False,
+    exit_with_parent: Annotated[int | None, typer.Option(hidden=True, help="Stop when this parent PID is gone.")] = None,
 ) -> None:
     """Run the reference central (HTTPS API, plain HTTP, SIP UDP/TCP/WS/WSS, SQLite) until Ctrl-C."""
     from .central.faults import FAULTS
@@ -110,7 +111,8 @@ def central(
         state_dir=str(state_dir) if state_dir else None, faults=frozenset(faults), clock_speed=clock_speed,
     )
     try:
-        run_forever(config, write_target=str(write_target) if write_target else None)
+        run_forever(config, write_target=str(write_target) if write_target else None,
+                    parent_pid=exit_with_parent)
     except OSError as exc:
         _fail(f"cannot start the central: {exc}", 1)
 

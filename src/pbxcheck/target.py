@@ -143,7 +143,7 @@ class _Reader:
             node = node[part]
         return node
 
-    def str(self, dotted: str, *, required: bool = True, default: str | None = None) -> Any:
+    def text(self, dotted: str, *, required: bool = True, default: str | None = None) -> Any:
         value = self._get(dotted)
         if value is None:
             if required:
@@ -158,7 +158,7 @@ class _Reader:
             raise TargetError("must not be empty", path=self.path, key=dotted)
         return value
 
-    def int(self, dotted: str, default: int) -> int:
+    def port(self, dotted: str, default: int) -> int:
         value = self._get(dotted)
         if value is None:
             return default
@@ -166,7 +166,7 @@ class _Reader:
             raise TargetError(f"must be a port number 1-65535, not {value!r}", path=self.path, key=dotted)
         return value
 
-    def float(self, dotted: str, default: float) -> float:
+    def positive(self, dotted: str, default: float) -> float:
         value = self._get(dotted)
         if value is None:
             return default
@@ -174,7 +174,7 @@ class _Reader:
             raise TargetError(f"must be a positive number, not {value!r}", path=self.path, key=dotted)
         return float(value)
 
-    def bool(self, dotted: str, default: bool) -> bool:
+    def flag(self, dotted: str, default: bool) -> bool:
         value = self._get(dotted)
         if value is None:
             return default
@@ -207,9 +207,9 @@ def parse_target(data: dict[str, Any], *, path: str | None = None, base_dir: Pat
     if unknown:
         raise TargetError(f"unknown key (known: {', '.join(sorted(_KNOWN_TOP))})", path=path, key=unknown[0])
     r = _Reader(data, path)
-    api_url = _check_url(r.str("api.url"), ("https", "http"), "api.url", path)
-    plain_url = _check_url(r.str("api.plain_url"), ("http",), "api.plain_url", path)
-    ca_file = r.str("api.ca_file", required=False)
+    api_url = _check_url(r.text("api.url"), ("https", "http"), "api.url", path)
+    plain_url = _check_url(r.text("api.plain_url"), ("http",), "api.plain_url", path)
+    ca_file = r.text("api.ca_file", required=False)
     if ca_file:
         ca = Path(ca_file)
         if not ca.is_absolute() and base_dir is not None:
@@ -229,10 +229,10 @@ def parse_target(data: dict[str, Any], *, path: str | None = None, base_dir: Pat
         er = _Reader(item, path)
         try:
             extensions.append(Extension(
-                number=er.str("number"),
-                password=er.str("password"),
-                ramal_web=er.bool("ramal_web", False),
-                classe5_client=er.str("classe5_client", required=False),
+                number=er.text("number"),
+                password=er.text("password"),
+                ramal_web=er.flag("ramal_web", False),
+                classe5_client=er.text("classe5_client", required=False),
             ))
         except TargetError as exc:
             raise TargetError(str(exc).split(": ", 2)[-1], path=path, key=f"{key}.{exc.key}") from None
@@ -252,32 +252,32 @@ def parse_target(data: dict[str, Any], *, path: str | None = None, base_dir: Pat
     if not isinstance(fail_on, list) or any(x not in CLAUSES for x in fail_on):
         raise TargetError("must be a list of clause IDs", path=path, key="findings.fail_on")
 
-    ws_url = r.str("sip.ws_url", required=False)
-    wss_url = r.str("sip.wss_url", required=False)
+    ws_url = r.text("sip.ws_url", required=False)
+    wss_url = r.text("sip.wss_url", required=False)
     if ws_url:
         _check_url(ws_url, ("ws",), "sip.ws_url", path)
     if wss_url:
         _check_url(wss_url, ("wss",), "sip.wss_url", path)
-    foreign_ip = r.str("foreign.source_ip", required=False)
+    foreign_ip = r.text("foreign.source_ip", required=False)
 
     return Target(
-        name=r.str("name", required=False, default=None) or (Path(path).stem if path else "target"),
+        name=r.text("name", required=False, default=None) or (Path(path).stem if path else "target"),
         api_url=api_url,
         plain_url=plain_url,
-        source_ip=_check_ip(r.str("api.source_ip", required=False, default="127.0.0.1"), "api.source_ip", path),
+        source_ip=_check_ip(r.text("api.source_ip", required=False, default="127.0.0.1"), "api.source_ip", path),
         ca_file=ca_file,
-        insecure=r.bool("api.insecure", False),
-        timeout=r.float("api.timeout", 10.0),
-        login=r.str("credentials.login"),
-        senha=r.str("credentials.senha"),
-        token=r.str("credentials.token"),
-        foreign_token=r.str("foreign.token", required=False),
+        insecure=r.flag("api.insecure", False),
+        timeout=r.positive("api.timeout", 10.0),
+        login=r.text("credentials.login"),
+        senha=r.text("credentials.senha"),
+        token=r.text("credentials.token"),
+        foreign_token=r.text("foreign.token", required=False),
         foreign_source_ip=_check_ip(foreign_ip, "foreign.source_ip", path) if foreign_ip else None,
-        disposable_campaign=r.str("disposable.campaign"),
-        disposable_classe5=r.str("disposable.classe5_client"),
-        sip_host=r.str("sip.host", required=False, default=urlsplit(api_url).hostname),
-        sip_udp_port=r.int("sip.udp_port", 7048),
-        sip_tcp_port=r.int("sip.tcp_port", 7048),
+        disposable_campaign=r.text("disposable.campaign"),
+        disposable_classe5=r.text("disposable.classe5_client"),
+        sip_host=r.text("sip.host", required=False, default=urlsplit(api_url).hostname),
+        sip_udp_port=r.port("sip.udp_port", 7048),
+        sip_tcp_port=r.port("sip.tcp_port", 7048),
         sip_ws_url=ws_url,
         sip_wss_url=wss_url,
         extensions=tuple(extensions),

@@ -63,7 +63,8 @@ class CentralProcess:
     def command(self) -> list[str]:
         cmd = [sys.executable, "-m", "pbxcheck", "central", "--api-port", "0", "--plain-port", "0",
                "--sip-port", "0", "--ws-port", "0", "--ws-plain-port", "0",
-               "--state-dir", str(self.state_dir), "--write-target", str(self.target_path)]
+               "--state-dir", str(self.state_dir), "--write-target", str(self.target_path),
+               "--exit-with-parent", str(os.getpid())]
         for f in self.faults:
             cmd += ["--fault", f]
         if self.clock_speed is not None:

@@ -263,13 +263,15 @@ def write_target_file(target: Target, path: str) -> None:
 
 async def serve(config: CentralConfig, *, write_target: str | None = None,
                 on_ready: Callable[[Central], None] | None = None,
-                stop: asyncio.Event | None = None, services: list[ServiceFactory] | None = None) -> None:
-    """Run until ``stop`` is set (or SIGINT/SIGTERM in the main thread)."""
+                stop: asyncio.Event | None = None, services: list[ServiceFactory] | None = None,
+                parent_pid: int | None = None) -> None:
+    """Run until ``stop`` is set (or SIGINT/SIGTERM in the main thread, or ``parent_pid`` is gone)."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+    watchdog = asyncio.create_task(_watch_parent(parent_pid, stop)) if parent_pid else None
     central = Central(config, services=services)
     try:
         await central.start()
@@ -279,7 +281,18 @@ async def serve(config: CentralConfig, *, write_target: str | None = None,
             on_ready(central)
         await stop.wait()
     finally:
+        if watchdog:
+            watchdog.cancel()
         await central.stop()
+
+
+async def _watch_parent(parent_pid: int, stop: asyncio.Event) -> None:
+    # A harness killed with SIGKILL cannot stop its central; without this the central (and its
+    # ports, its temp files) would outlive it. When the parent dies we are re-parented, so
+    # getppid() changes: polling it works whatever thread started us (PR_SET_PDEATHSIG would not).
+    while os.getppid() == parent_pid:
+        await asyncio.sleep(1.0)
+    stop.set()
 
 
 def new_loop() -> asyncio.AbstractEventLoop:
@@ -291,7 +304,7 @@ def new_loop() -> asyncio.AbstractEventLoop:
 
 
 def run_forever(config: CentralConfig, write_target: str | None = None,
-                on_ready: Callable[[Central], None] | None = None) -> None:
-    """Blocking; returns after SIGINT/SIGTERM once everything is closed."""
+                on_ready: Callable[[Central], None] | None = None, parent_pid: int | None = None) -> None:
+    """Blocking; returns after SIGINT/SIGTERM (or the death of ``parent_pid``) once everything is closed."""
     with asyncio.Runner(loop_factory=new_loop) as runner:
-        runner.run(serve(config, write_target=write_target, on_ready=on_ready))
+        runner.run(serve(config, write_target=write_target, on_ready=on_ready, parent_pid=parent_pid))

@@ -3,6 +3,11 @@ with a database file, and the dialer progressing on a sped-up clock."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -74,3 +79,38 @@ def test_dialer_progression(tmp_path: Path) -> None:
         assert api.call("statusdetalhado", idcampanha="900", idmailing=rows["41180008"]["id"]).value == []
         rec = api.recording(detail["gravacao"])
         assert len(rec.content) == int(detail["tamanho_gravacao"])
+
+
+def test_central_stops_when_the_harness_is_killed(tmp_path: Path) -> None:
+    """A harness killed with SIGKILL cannot stop its central; the central must notice and go."""
+    script = textwrap.dedent(f"""
+        import os, sys, time
+        from pbxcheck.central.process import CentralProcess
+        c = CentralProcess(state_dir={str(tmp_path)!r})
+        c.start()
+        print(c.proc.pid, flush=True)
+        time.sleep(60)
+    """)
+    harness = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        central_pid = int(harness.stdout.readline())
+        os.kill(central_pid, 0)  # alive while the harness is
+        harness.send_signal(signal.SIGKILL)
+        harness.wait(5)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                os.kill(central_pid, 0)
+            except ProcessLookupError:
+                return
+            # the orphan is re-parented to us or to init; reap it if it is ours
+            try:
+                os.waitpid(central_pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+            time.sleep(0.2)
+        os.kill(central_pid, signal.SIGKILL)
+        pytest.fail("the central outlived its killed harness by 15 s")
+    finally:
+        if harness.poll() is None:
+            harness.kill()
