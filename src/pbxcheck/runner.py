@@ -70,7 +70,10 @@ def pytest_command(target_file: str, reports: Path, *, paths: list[str], extra_a
         "--clean-alluredir",
         f"--hypothesis-profile={hypothesis_profile}",
         "-p", "no:cacheprovider",
-        "-o", "addopts=",  # the source tree's pytest ini is for the harness's own tests
+        # The source tree's pytest config is for the harness's own tests (its addopts, its
+        # pytest-timeout option, which a plain install lacks): the checks run with none, and from
+        # the same rootdir in a source tree and in an installed wheel.
+        "-c", os.devnull, "--rootdir", str(bundled_dir("suites").parent),
         "-q", "-rfE",
         *extra_args,
     ]
