@@ -72,14 +72,25 @@ def _header_lines(lines: list[str]) -> Headers:
                 name, value = items[-1]
                 items[-1] = (name, f"{value} {more}" if value else more)
             continue
-        colon = line.find(":")
-        if colon < 0:
-            raise BadHeader("header line without ':'", line)
-        name = line[:colon].rstrip(" \t")
-        if not TOKEN_RE.fullmatch(name):
-            raise BadHeader("header name is not a token", line)
-        items.append((canonical_name(name), line[colon + 1:].strip(" \t")))
+        pair = _LINES.get(line)
+        if pair is None:
+            colon = line.find(":")
+            if colon < 0:
+                raise BadHeader("header line without ':'", line)
+            name = line[:colon].rstrip(" \t")
+            if not TOKEN_RE.fullmatch(name):
+                raise BadHeader("header name is not a token", line)
+            pair = (canonical_name(name), line[colon + 1:].strip(" \t"))
+            if len(_LINES) < _LINES_MAX:
+                _LINES[line] = pair
+        items.append(pair)
     return Headers._trusted(tuple(items))
+
+
+# Most header lines of a device's requests repeat byte for byte (Max-Forwards, User-Agent, Allow,
+# Expires, To, Contact...): each is split and checked once. Bounded; junk from the wire only fills it.
+_LINES: dict[str, tuple[str, str]] = {}
+_LINES_MAX = 8192
 
 
 def _start_line(line: str) -> tuple[str, str, str, bool]:
