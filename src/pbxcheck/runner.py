@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import TextIO
+from urllib.parse import urlsplit
 
 from . import report
 from .bundled import bundled_dir
@@ -86,6 +88,23 @@ def _stream(proc: subprocess.Popen[bytes], redactor: Redactor, out: TextIO) -> N
         out.flush()
 
 
+def _unreachable(t: Target) -> str | None:
+    """One line if the target's API does not accept a TCP connection; None if it does.
+
+    Without this a central that is down costs a minute of timeouts and a hundred failed checks,
+    all saying the same thing."""
+    u = urlsplit(t.api_url)
+    host = u.hostname or ""
+    port = u.port or (443 if u.scheme == "https" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=min(t.timeout, 10.0)):
+            return None
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        return (f"cannot reach the target's API at {u.scheme}://{host}:{port} ({why}); is the central up?"
+                " No clause was checked.")
+
+
 def _say(message: str, out: TextIO) -> None:
     out.write(f"pbxcheck: {message}\n")
     out.flush()
@@ -132,6 +151,11 @@ def run(target: str | None, reports: str = "reports", *, faults: Sequence[str] =
         if failures.is_dir():
             for f in failures.iterdir():
                 f.unlink()
+        if target is not None:
+            unreachable = _unreachable(loaded)
+            if unreachable:
+                _say(unreachable, out)
+                return EXIT_FAILED
         cmd = pytest_command(target_file, reports_dir, paths=chosen, extra_args=list(extra_args),
                              hypothesis_profile=hypothesis_profile)
         env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")

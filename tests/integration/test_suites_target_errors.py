@@ -64,3 +64,18 @@ def test_runner_usage_errors_exit_2(tmp_path: Path) -> None:
     assert runner.run(str(tmp_path / "t.toml"), str(tmp_path), faults=["ignore-token"], out=out) == 2
     assert runner.run(None, str(tmp_path), faults=["no-such-fault"], out=out) == 2
     assert runner.run(str(tmp_path / "missing.toml"), str(tmp_path), out=out) == 2
+
+
+def test_unreachable_target_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    """A central that is down: one line saying so, quickly, not a hundred failed checks."""
+    import socket
+
+    with socket.socket() as s:  # a port that was free a moment ago, with nothing listening on it
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    path = tmp_path / "target.toml"
+    path.write_text(GOOD.replace("https://127.0.0.1:1", f"https://127.0.0.1:{port}"), encoding="utf-8")
+    out = io.StringIO()
+    assert runner.run(str(path), str(tmp_path / "reports"), out=out) == 1
+    lines = out.getvalue().strip().splitlines()
+    assert len(lines) == 1 and f"127.0.0.1:{port}" in lines[0] and "No clause was checked" in lines[0], lines
