@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -30,6 +31,7 @@ from .redact import Redactor
 from .target import Target, load_target
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
 PROFILES = ("ci", "thorough")
 
 
@@ -163,10 +165,27 @@ def run(target: str | None, reports: str = "reports", *, faults: Sequence[str] =
                                 env=env)
         try:
             _stream(proc, redactor, out)
+        except KeyboardInterrupt:
+            # Ctrl-C reached us (alone, if it came by kill): pytest must stop too, then the central.
+            _interrupt(proc)
+            report.redact_tree(reports_dir, redactor)
+            _say("interrupted: the reports are incomplete", out)
+            return EXIT_INTERRUPTED
         finally:
             code = proc.wait()
         report.redact_tree(reports_dir, redactor)
     return exit_code(code, reports_dir, out)
+
+
+def _interrupt(proc: subprocess.Popen[bytes]) -> None:
+    for sig, grace in ((signal.SIGINT, 10.0), (signal.SIGKILL, 5.0)):
+        if proc.poll() is not None:
+            return
+        proc.send_signal(sig)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def _start_central(stack: ExitStack, faults: list[str]) -> tuple[Target, str]:
