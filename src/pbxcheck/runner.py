@@ -179,14 +179,14 @@ def run(target: str | None, reports: str = "reports", *, faults: Sequence[str] =
 
 
 def _interrupt(proc: subprocess.Popen[bytes]) -> None:
-    for sig, grace in ((signal.SIGINT, 10.0), (signal.SIGKILL, 5.0)):
-        if proc.poll() is not None:
-            return
-        proc.send_signal(sig)
+    """What Ctrl-C would have done to pytest (its finalizers undo BLOQUEAR), then a kill if it hangs."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
         try:
-            proc.wait(grace)
+            proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            continue
+            proc.kill()
+            proc.wait()
 
 
 def _start_central(stack: ExitStack, faults: list[str]) -> tuple[Target, str]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from pbxcheck import runner
+from pbxcheck.peers import free_port
 
 GOOD = """
 [api]
@@ -68,11 +69,7 @@ def test_runner_usage_errors_exit_2(tmp_path: Path) -> None:
 
 def test_unreachable_target_is_one_line_and_exit_1(tmp_path: Path) -> None:
     """A central that is down: one line saying so, quickly, not a hundred failed checks."""
-    import socket
-
-    with socket.socket() as s:  # a port that was free a moment ago, with nothing listening on it
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port(udp=False)  # nothing listens on it
     path = tmp_path / "target.toml"
     path.write_text(GOOD.replace("https://127.0.0.1:1", f"https://127.0.0.1:{port}"), encoding="utf-8")
     out = io.StringIO()
