@@ -505,13 +505,8 @@ class Channel:
 
 
 def ssl_context(target: Target) -> ssl.SSLContext:
-    ctx = ssl.create_default_context()
-    if target.ca_file:
-        ctx.load_verify_locations(target.ca_file)
-    if target.insecure:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    return ctx
+    """WSS uses the target's [sip] TLS settings, which may differ from the API's."""
+    return target.sip_ssl_context()
 
 
 def final(responses: list[Msg]) -> Msg | None:

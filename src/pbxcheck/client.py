@@ -72,13 +72,9 @@ class Exchange:
         return "\n".join(lines)
 
 
-def ssl_context(target: Target) -> ssl.SSLContext | bool:
-    if target.insecure:
-        return False
-    ctx = ssl.create_default_context()
-    if target.ca_file:
-        ctx.load_verify_locations(cafile=target.ca_file)
-    return ctx
+def ssl_context(target: Target) -> ssl.SSLContext:
+    """The API's TLS context (kept as a name here: the plugin and the load files import it)."""
+    return target.api_ssl_context()
 
 
 class ApiClient:

@@ -12,6 +12,8 @@ Example (every key; ``${VAR}`` is replaced from the environment, so secrets stay
     insecure = false                          # skip TLS verification; every report then says so
     timeout = 10.0
 
+(The full format, with what each check needs, is in docs/target-format.md.)
+
     [credentials]
     login = "root"
     senha = "${PBX_SENHA}"
@@ -31,6 +33,8 @@ Example (every key; ``${VAR}`` is replaced from the environment, so secrets stay
     tcp_port = 7048
     ws_url = "ws://127.0.0.1:8089/ws"
     wss_url = "wss://127.0.0.1:8089/ws"
+    ca_file = "sip-ca.pem"                    # WSS only; both default to [api]'s when neither is set
+    insecure = false
 
     [[extensions]]
     number = "2001"
@@ -43,6 +47,9 @@ Example (every key; ``${VAR}`` is replaced from the environment, so secrets stay
 
     [findings]
     fail_on = ["AUTH-6"]                      # hardening clauses whose findings fail the run
+
+    [gate]
+    require = ["SIP-WS-1"]                    # clauses that must be checked: "not checked" fails them
 """
 
 from __future__ import annotations
@@ -50,6 +57,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import ssl
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -92,8 +100,11 @@ class Target:
     sip_ws_url: str | None = None
     sip_wss_url: str | None = None
     extensions: tuple[Extension, ...] = ()
+    sip_ca_file: str | None = None
+    sip_insecure: bool = False
     pins: dict[str, str] = field(default_factory=dict)
     fail_on_findings: tuple[str, ...] = ()
+    gate_require: tuple[str, ...] = ()
     path: str | None = None
 
     @property
@@ -102,10 +113,22 @@ class Target:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        """Every value that must never reach a report or the terminal."""
-        values = [self.login, self.senha, self.token, self.foreign_token]
+        """Every value that must never reach a report or the terminal, nor any part of one.
+
+        The login is not among them: it is an identifier (shown in every curl line), and a short
+        one such as ``root`` would otherwise be cut out of every path that happens to contain it."""
+        values = [self.senha, self.token, self.foreign_token]
         values += [e.password for e in self.extensions]
         return tuple(sorted({v for v in values if v}, key=len, reverse=True))
+
+    def api_ssl_context(self) -> ssl.SSLContext:
+        """The client TLS context for the HTTPS API: ``[api] ca_file`` added to the system store,
+        or no verification at all when ``[api] insecure`` (every report then says so)."""
+        return _client_context(self.ca_file, self.insecure)
+
+    def sip_ssl_context(self) -> ssl.SSLContext:
+        """The client TLS context for SIP over WSS (``[sip] ca_file``/``insecure``)."""
+        return _client_context(self.sip_ca_file, self.sip_insecure)
 
     def extension(self, number: str) -> Extension:
         for ext in self.extensions:
@@ -115,6 +138,16 @@ class Target:
 
     def with_(self, **changes: Any) -> Target:
         return replace(self, **changes)
+
+
+def _client_context(ca_file: str | None, insecure: bool) -> ssl.SSLContext:
+    ctx = ssl.create_default_context()
+    if ca_file:
+        ctx.load_verify_locations(cafile=ca_file)
+    if insecure:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
 
 
 def _expand(value: Any, key: str, path: str | None) -> Any:
@@ -198,7 +231,19 @@ def _check_ip(value: str, key: str, path: str | None) -> str:
     return value
 
 
-_KNOWN_TOP = {"name", "api", "credentials", "foreign", "disposable", "sip", "extensions", "pins", "findings"}
+_KNOWN_TOP = {"name", "api", "credentials", "foreign", "disposable", "sip", "extensions", "pins", "findings", "gate"}
+
+
+def _ca_path(r: _Reader, key: str, base_dir: Path | None) -> str | None:
+    ca_file = r.text(key, required=False)
+    if not ca_file:
+        return None
+    ca = Path(ca_file)
+    if not ca.is_absolute() and base_dir is not None:
+        ca = base_dir / ca
+    if not ca.is_file():
+        raise TargetError(f"CA file {str(ca)!r} does not exist", path=r.path, key=key)
+    return str(ca)
 
 
 def parse_target(data: dict[str, Any], *, path: str | None = None, base_dir: Path | None = None) -> Target:
@@ -209,14 +254,14 @@ def parse_target(data: dict[str, Any], *, path: str | None = None, base_dir: Pat
     r = _Reader(data, path)
     api_url = _check_url(r.text("api.url"), ("https", "http"), "api.url", path)
     plain_url = _check_url(r.text("api.plain_url"), ("http",), "api.plain_url", path)
-    ca_file = r.text("api.ca_file", required=False)
-    if ca_file:
-        ca = Path(ca_file)
-        if not ca.is_absolute() and base_dir is not None:
-            ca = base_dir / ca
-        if not ca.is_file():
-            raise TargetError(f"CA file {str(ca)!r} does not exist", path=path, key="api.ca_file")
-        ca_file = str(ca)
+    ca_file = _ca_path(r, "api.ca_file", base_dir)
+    insecure = r.flag("api.insecure", False)
+    # WSS falls back to the API's TLS settings only when [sip] says nothing about its own: a central
+    # whose API sits behind another TLS front names the SIP side's CA apart.
+    if r._get("sip.ca_file") is None and r._get("sip.insecure") is None:
+        sip_ca_file, sip_insecure = ca_file, insecure
+    else:
+        sip_ca_file, sip_insecure = _ca_path(r, "sip.ca_file", base_dir), r.flag("sip.insecure", False)
 
     extensions: list[Extension] = []
     raw_ext = data.get("extensions", [])
@@ -251,6 +296,12 @@ def parse_target(data: dict[str, Any], *, path: str | None = None, base_dir: Pat
     fail_on = r._get("findings.fail_on") or []
     if not isinstance(fail_on, list) or any(x not in CLAUSES for x in fail_on):
         raise TargetError("must be a list of clause IDs", path=path, key="findings.fail_on")
+    require = r._get("gate.require") or []
+    if not isinstance(require, list) or any(x not in CLAUSES for x in require):
+        raise TargetError("must be a list of clause IDs from CLAUSES.md", path=path, key="gate.require")
+    unknown_gate = sorted(set(data.get("gate", {}) if isinstance(data.get("gate"), dict) else {}) - {"require"})
+    if unknown_gate:
+        raise TargetError("unknown key (known: require)", path=path, key=f"gate.{unknown_gate[0]}")
 
     ws_url = r.text("sip.ws_url", required=False)
     wss_url = r.text("sip.wss_url", required=False)
@@ -266,7 +317,7 @@ def parse_target(data: dict[str, Any], *, path: str | None = None, base_dir: Pat
         plain_url=plain_url,
         source_ip=_check_ip(r.text("api.source_ip", required=False, default="127.0.0.1"), "api.source_ip", path),
         ca_file=ca_file,
-        insecure=r.flag("api.insecure", False),
+        insecure=insecure,
         timeout=r.positive("api.timeout", 10.0),
         login=r.text("credentials.login"),
         senha=r.text("credentials.senha"),
@@ -280,9 +331,12 @@ def parse_target(data: dict[str, Any], *, path: str | None = None, base_dir: Pat
         sip_tcp_port=r.port("sip.tcp_port", 7048),
         sip_ws_url=ws_url,
         sip_wss_url=wss_url,
+        sip_ca_file=sip_ca_file,
+        sip_insecure=sip_insecure,
         extensions=tuple(extensions),
         pins=pins,
         fail_on_findings=tuple(fail_on),
+        gate_require=tuple(require),
         path=path,
     )
 
@@ -326,6 +380,10 @@ def dump_target(t: Target) -> str:
         lines.append(f"ws_url = {q(t.sip_ws_url)}")
     if t.sip_wss_url:
         lines.append(f"wss_url = {q(t.sip_wss_url)}")
+    if (t.sip_ca_file, t.sip_insecure) != (t.ca_file, t.insecure):
+        if t.sip_ca_file:
+            lines.append(f"ca_file = {q(t.sip_ca_file)}")
+        lines.append(f"insecure = {'true' if t.sip_insecure else 'false'}")
     lines.append("")
     for e in t.extensions:
         lines += ["[[extensions]]", f"number = {q(e.number)}", f"password = {q(e.password)}",
@@ -339,4 +397,6 @@ def dump_target(t: Target) -> str:
         lines.append("")
     if t.fail_on_findings:
         lines += ["[findings]", "fail_on = [" + ", ".join(q(x) for x in t.fail_on_findings) + "]", ""]
+    if t.gate_require:
+        lines += ["[gate]", "require = [" + ", ".join(q(x) for x in t.gate_require) + "]", ""]
     return "\n".join(lines)

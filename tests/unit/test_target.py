@@ -46,7 +46,7 @@ def test_good_target(monkeypatch: pytest.MonkeyPatch) -> None:
     assert t.disposable_campaign == "900"
     assert t.api_endpoint == "https://127.0.0.1:8443/api.php"
     assert t.extension("7777").ramal_web
-    assert set(t.secrets) == {"root", "s3cret", "abc123", "def456", "p2001", "p7"}
+    assert set(t.secrets) == {"s3cret", "abc123", "def456", "p2001", "p7"}
     assert t.fail_on_findings == ("AUTH-6",)
 
 

@@ -93,12 +93,7 @@ class UaConfig:
         ext = target.extension(number)
         port = target.sip_tcp_port if transport == "TCP" else target.sip_udp_port
         ws_url = target.sip_wss_url if transport == "WSS" else target.sip_ws_url if transport == "WS" else None
-        ctx = None
-        if transport == "WSS":
-            ctx = ssl.create_default_context(cafile=target.ca_file) if target.ca_file else ssl.create_default_context()
-            if target.insecure:
-                ctx.check_hostname = False
-                ctx.verify_mode = ssl.CERT_NONE
+        ctx = target.sip_ssl_context() if transport == "WSS" else None
         return cls(user=number, password=ext.password, domain=target.sip_host, server=(target.sip_host, port),
                    transport=transport, ws_url=ws_url, ssl_context=ctx, **kw)  # type: ignore[arg-type]
 
