@@ -1,55 +1,9 @@
 """Targets: one TOML file describes one central.
 
-Example (every key; ``${VAR}`` is replaced from the environment, so secrets stay out of the file)::
-
-    name = "staging"
-
-    [api]
-    url = "https://central.example:443"       # POST {url}/api.php, GET {url}/gravador28/<f>.gsm
-    plain_url = "http://central.example:80"   # AUTH-4 probes this
-    source_ip = "127.0.0.1"                   # the IP the token is bound to (client binds to it)
-    ca_file = "ca.pem"                        # optional, relative to the target file
-    insecure = false                          # skip TLS verification; every report then says so
-    timeout = 10.0
-
-(The full format, with what each check needs, is in docs/target-format.md.)
-
-    [credentials]
-    login = "root"
-    senha = "${PBX_SENHA}"
-    token = "${PBX_TOKEN}"
-
-    [foreign]                                 # a second token, bound to another source IP
-    token = "${PBX_FOREIGN_TOKEN}"
-    source_ip = "127.0.0.2"                   # optional: where that token is valid, if we can bind it
-
-    [disposable]                              # the only things destructive checks may touch
-    campaign = "900"
-    classe5_client = "teste"
-
-    [sip]
-    host = "127.0.0.1"
-    udp_port = 7048
-    tcp_port = 7048
-    ws_url = "ws://127.0.0.1:8089/ws"
-    wss_url = "wss://127.0.0.1:8089/ws"
-    ca_file = "sip-ca.pem"                    # WSS only; both default to [api]'s when neither is set
-    insecure = false
-
-    [[extensions]]
-    number = "2001"
-    password = "${EXT_2001}"
-    ramal_web = false
-    classe5_client = "teste"                 # optional: the classe5 client the extension belongs to
-
-    [pins]                                    # answers for [unspecified] clauses, pinned
-    "AUTH-2.token" = '["Status","Token Invalido"]'
-
-    [findings]
-    fail_on = ["AUTH-6"]                      # hardening clauses whose findings fail the run
-
-    [gate]
-    require = ["SIP-WS-1"]                    # clauses that must be checked: "not checked" fails them
+The format (every key, its default, which checks need it, the exit codes) is documented in
+``docs/target-format.md``; a commented example for a staging central is ``examples/staging.toml``.
+``${VAR}`` in a value is replaced from the environment, so secrets stay out of the file. Every
+problem is one :class:`TargetError` naming the file and the dotted key.
 """
 
 from __future__ import annotations

@@ -128,3 +128,39 @@ def test_cli_bad_target_one_line_exit_2(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr + proc.stdout
     assert "api.plain_url: missing (required)" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+MINIMAL = {
+    "api": {"url": "https://127.0.0.1:8443", "plain_url": "http://127.0.0.1:8080"},
+    "credentials": {"login": "root", "senha": "s3cret-senha", "token": "abc123abc123"},
+    "disposable": {"campaign": "900", "classe5_client": "teste"},
+}
+
+
+def test_the_documented_example_target_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "staging.toml"
+    for name in ("PBX_SENHA", "PBX_TOKEN", "EXT_2001", "EXT_2002"):
+        monkeypatch.setenv(name, f"value-of-{name}")
+    t = load_target(example)
+    assert t.name == "staging" and len(t.extensions) == 2
+    assert t.senha == "value-of-PBX_SENHA" and t.gate_require == ()
+
+
+def test_sip_tls_settings_apart_from_the_api(tmp_path: Path) -> None:
+    ca_api, ca_sip = tmp_path / "api.pem", tmp_path / "sip.pem"
+    ca_api.write_text("x")
+    ca_sip.write_text("y")
+    data = {**MINIMAL, "api": {**MINIMAL["api"], "ca_file": "api.pem"}}
+    same = parse_target(data, base_dir=tmp_path)
+    assert (same.sip_ca_file, same.sip_insecure) == (str(ca_api), False)  # [sip] silent: the API's
+    apart = parse_target({**data, "sip": {"ca_file": "sip.pem"}}, base_dir=tmp_path)
+    assert apart.ca_file == str(ca_api) and apart.sip_ca_file == str(ca_sip)
+    assert parse_target({**data, "sip": {"insecure": True}}, base_dir=tmp_path).sip_ca_file is None
+
+
+def test_gate_require_takes_clause_ids_only() -> None:
+    assert parse_target({**MINIMAL, "gate": {"require": ["SIP-WS-1"]}}).gate_require == ("SIP-WS-1",)
+    with pytest.raises(TargetError, match="gate.require"):
+        parse_target({**MINIMAL, "gate": {"require": ["NOPE-1"]}})
+    with pytest.raises(TargetError, match="gate.requires"):
+        parse_target({**MINIMAL, "gate": {"requires": []}})
