@@ -6,8 +6,9 @@ embedded reference central itself and hands pytest the target file it wrote: tha
 knows the secrets, and redacts them from every line pytest prints and from every file under the
 reports folder once pytest is done.
 
-Exit codes: 0 every clause passed (findings and [unspecified] observations included), 1 a clause
-failed (or a check broke), 2 bad usage or a bad target file, said in one line.
+Exit codes: 0 every checked clause passed (findings and [unspecified] observations included), 1 a
+clause failed (or a check broke), 2 usage or setup error (bad usage, a bad target file, or a target
+that fails the preflight: one line per problem, no clause checked), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -15,14 +16,12 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import TextIO
-from urllib.parse import urlsplit
 
 from . import report
 from .bundled import bundled_dir
@@ -90,20 +89,15 @@ def _stream(proc: subprocess.Popen[bytes], redactor: Redactor, out: TextIO) -> N
         out.flush()
 
 
-def _unreachable(t: Target) -> str | None:
-    """One line if the target's API does not accept a TCP connection; None if it does.
+def _unreachable(t: Target) -> list[str]:
+    """The target's setup problems, one line each (``preflight``: TLS with the target's CA, one
+    read-only authenticated call, a SIP OPTIONS per transport); [] when every endpoint answers.
 
-    Without this a central that is down costs a minute of timeouts and a hundred failed checks,
-    all saying the same thing."""
-    u = urlsplit(t.api_url)
-    host = u.hostname or ""
-    port = u.port or (443 if u.scheme == "https" else 80)
-    try:
-        with socket.create_connection((host, port), timeout=min(t.timeout, 10.0)):
-            return None
-    except OSError as exc:
-        why = exc.strerror or type(exc).__name__
-        return f"cannot reach the target's API at {u.scheme}://{host}:{port} ({why}); is the central up?"
+    Without this a central that is down, or a typo in the target file, costs a minute of timeouts
+    and dozens of clauses marked failed, all saying the same thing."""
+    from .preflight import PROBE_CAP_S, preflight
+
+    return [str(p) for p in preflight(t, timeout=min(t.timeout, PROBE_CAP_S))]
 
 
 def _say(message: str, out: TextIO) -> None:
@@ -153,12 +147,15 @@ def run(target: str | None, reports: str = "reports", *, faults: Sequence[str] =
             for f in failures.iterdir():
                 f.unlink()
         if target is not None:
-            unreachable = _unreachable(loaded)
-            if unreachable and not paths and "-k" not in extra_args:
-                _say(unreachable + " No clause was checked.", out)
-                return EXIT_FAILED
-            if unreachable:  # a chosen subset (a SIP-only target, say) may not need the API
-                _say(unreachable + " Running the chosen checks anyway.", out)
+            problems = _unreachable(loaded)
+            subset = bool(paths) or "-k" in extra_args
+            for line in problems:
+                _say(("warning: " if subset else "") + line, out)
+            if problems and not subset:
+                _say(f"{len(problems)} setup problem(s) in {target}: no clause was checked", out)
+                return EXIT_USAGE
+            if problems:  # a chosen subset (a SIP-only target, say) may not need what is missing
+                _say(f"{len(problems)} setup problem(s) in {target}: running the chosen checks anyway", out)
         cmd = pytest_command(target_file, reports_dir, paths=chosen, extra_args=list(extra_args),
                              hypothesis_profile=hypothesis_profile)
         env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")

@@ -244,7 +244,7 @@ class Central:
             foreign_token=foreign.token, foreign_source_ip=foreign.source_ip,
             disposable_campaign=self.store.meta("disposable_campaign") or "900",
             disposable_classe5=self.store.meta("disposable_classe5") or "teste",
-            ca_file=self.tls.ca_file,
+            ca_file=self.tls.ca_file, sip_ca_file=self.tls.ca_file,  # WSS is served with the API's certificate
             sip_host=host, sip_udp_port=ports["udp"], sip_tcp_port=ports["tcp"],
             sip_ws_url=f"ws://{host}:{ports['ws']}/ws", sip_wss_url=f"wss://{host}:{ports['wss']}/ws",
             extensions=tuple(Extension(e.number, e.password, e.ramal_web, e.classe5) for e in self.store.extensions()),
