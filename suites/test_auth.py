@@ -1,15 +1,27 @@
 """Utilizando API / Acessando API - https: the four factors, plain http, no side effect (AUTH-*).
 
 For every acao, each factor is made wrong alone (login, senha, token, source IP), and the same call
-goes over plain http; after every denial a second look proves nothing changed. Only the disposable
-campaign and classe5 client are ever named, and a BLOQUEAR that slips through is undone at once.
+goes over plain http. A denial is judged by effect, not by string:
+
+* the answer must not be *success-shaped* for that acao (``_success_shape``: records, ``["Status","OK"]``,
+  ``["Total Deletados", n]``, ``CHAMADA OK`` or an ID, ``BLOQUEADO``/``DESBLOQUEADO``): such an answer fails
+  AUTH-2 (AUTH-3 for the source IP) naming the acao and the factor, whatever else it says;
+* the state the acao changes is looked at before and after the denied call (AUTH-5, ``Snapshot``): the
+  disposable campaign's contacts (insert, deletediscador), the classe5 client's block state
+  (bloqueioclasse5: the client is blocked first, the denied call asks DESBLOQUEAR, and the block is read
+  by a click-to-call from one of its extensions, which a blocked client gets refused, so no call is
+  placed unless the denial leaked), and the live calls (clicktocall: no new call after a denial).
+
+Wrong senhas and tokens are fresh random values of the secret's shape (``support.wrong_like``), never
+derived from the secret. Only the disposable campaign and classe5 client are ever named, and the
+classe5 client ends unblocked whatever happens.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -17,20 +29,31 @@ import pytest
 from pbxcheck.client import ApiClient, Exchange
 from pbxcheck.contract import (
     CHAMADA_OK,
+    CLASSE5_BLOQUEADO,
+    CLASSE5_BLOQUEAR,
+    CLASSE5_DESBLOQUEADO,
     CLASSE5_DESBLOQUEAR,
     ERRO_PROTOCOLO,
+    ID,
     LOGIN_INVALIDO,
     OK,
+    RAMAL_NOT_IN_USE,
+    RAMAL_UNAVAILABLE,
     STATUS,
+    TOTAL_DELETADOS,
     Acao,
 )
+from pbxcheck.errors import TransportError
 from pbxcheck.pytest_plugin import Checker, ForeignProbe, RunTag
 from pbxcheck.target import Target
 
-from .support import contact_body, ids_of, insert, is_status_pair, listing, now_text, valid_body
+from .support import contact_body, ids_of, insert, is_status_pair, listing, now_text, valid_body, wrong_like
 
 ACOES = list(Acao)
 THROTTLE_PROBES = 12  # wrong-senha calls in a row for AUTH-6 (bounded: a real central may lock us out)
+LOCKOUT_WAIT_S = 20.0  # after a lockout is seen, how long we wait (polling) for it to lift
+IDLE_WAIT_S = 10.0  # how long a clicktocall check waits for its origin extension to be idle
+IDLE = (RAMAL_NOT_IN_USE, RAMAL_UNAVAILABLE, "")
 
 
 @pytest.fixture
@@ -54,41 +77,47 @@ def seeded(api: ApiClient, check: Checker, target: Target, run_tag: RunTag) -> s
     return str(records[0].get("id"))
 
 
-class Snapshot:
-    """What a denied call could have changed, looked at before and after (AUTH-5)."""
-
-    def __init__(self, api: ApiClient, check: Checker, target: Target, acao: Acao) -> None:
-        self.api, self.check, self.target, self.acao = api, check, target, acao
-
-    def take(self) -> dict[str, Any]:
-        snap: dict[str, Any] = {"contacts": sorted(ids_of(listing(self.api, self.check,
-                                                                     self.target.disposable_campaign)))}
-        if self.acao in (Acao.CLICKTOCALL, Acao.BLOQUEIOCLASSE5):
-            ex = self.api.call(Acao.STATUSRAMAIS)
-            ramais = self.check.records(ex, "RAM-1")
-            snap["ramais"] = sorted((str(r.get("Ramal")), str(r.get("Status"))) for r in ramais)
-        return snap
+# --- what a carried-out call looks like, per acao ----------------------------------------------------------
 
 
-def _success_looks(acao: Acao, value: Any) -> bool:
-    """Whether an answer looks like the acao was carried out (a denial must not)."""
+def _success_shape(acao: Acao, value: Any) -> str | None:
+    """Why ``value`` looks like ``acao`` was carried out (None: it does not). Judged by the shape of each
+    acao's success answer, so a central that serves ``["Status","BLOQUEADO"]`` to a denied call is caught
+    even though that is a ["Status", text] pair like a denial."""
     if isinstance(value, dict):
-        return True
-    if isinstance(value, list):
-        if not value or all(isinstance(v, dict) for v in value):
-            return True  # records, or an empty listing: not a denial
-        if value[:2] in ([STATUS, OK], [STATUS, CHAMADA_OK]) or (value and value[0] == "Total Deletados"):
-            return True
-    return False
+        return "a record object"
+    if not isinstance(value, list):
+        return None
+    if not value:
+        return "an empty listing"
+    if all(isinstance(v, dict) for v in value):
+        return f"a list of {len(value)} record(s)"
+    head = [v.strip().upper() if isinstance(v, str) else v for v in value]
+    if head[0] == TOTAL_DELETADOS.upper():
+        return "a deletediscador count"
+    if head[0] == STATUS.upper() and len(head) >= 2:
+        success = {
+            OK.upper(): "the insert's OK",
+            CHAMADA_OK.upper(): "clicktocall's CHAMADA OK",
+            CLASSE5_BLOQUEADO.upper(): "bloqueioclasse5's BLOQUEADO",
+            CLASSE5_DESBLOQUEADO.upper(): "bloqueioclasse5's DESBLOQUEADO",
+        }
+        if head[1] in success:
+            return success[head[1]]
+    if acao is Acao.CLICKTOCALL and any(v == ID for v in value):
+        return "a clicktocall ID"
+    return None
 
 
 def _expect_denied(check: Checker, ex: Exchange, acao: Acao, clause: str, factor: str) -> Any:
-    """Denied: HTTP 401/403, or a ["Status", text] pair that is not the acao's success. Returns the answer."""
+    """Denied: HTTP 401/403, or a ["Status", text] pair that is not success-shaped. Returns the answer."""
     check.no_server_error(ex, clause)
     if ex.status_code in (401, 403):
         return {"http": ex.status_code}
     value = check.value(ex, clause)
-    check(not _success_looks(acao, value), clause, f"{acao.value} with a wrong {factor} was carried out", ex)
+    shape = _success_shape(acao, value)
+    check(shape is None, clause, f"{acao.value} with a wrong {factor} got a success-shaped answer ({shape}): "
+                                 f"{json.dumps(value, ensure_ascii=False)[:200]}", ex)
     check(is_status_pair(value), clause,
           f"{acao.value} with a wrong {factor}: expected a denial [\"Status\", …], got {json.dumps(value)[:200]}", ex)
     return value
@@ -99,12 +128,91 @@ def _denied_call(client: ApiClient, acao: Acao, fields: dict[str, Any], **overri
     return client.post(body)
 
 
-def _assert_unchanged(check: Checker, before: dict[str, Any], snap: Snapshot, ex: Exchange, factor: str) -> None:
-    after = snap.take()
-    for key in before:
-        check(before[key] == after[key], "AUTH-5",
-              f"{snap.acao.value} denied for a wrong {factor}, yet {key} changed: "
-              f"before {before[key]!r}, after {after[key]!r}", ex)
+# --- AUTH-5: the state a denied call could change ------------------------------------------------------------
+
+
+def _new_calls(before: Any, after: Any) -> str | None:
+    started = sorted(set(after["calls"]) - set(before["calls"]))
+    busy = sorted(r for r, s in after["busy"].items() if s not in IDLE and before["busy"].get(r) in IDLE)
+    if started or busy:
+        return f"new live call(s) {started or ''} {('extensions now busy: ' + ', '.join(busy)) if busy else ''}"
+    return None
+
+
+class Snapshot:
+    """What a denied call of ``acao`` could have changed, looked at before and after (AUTH-5).
+
+    Each view is (name, how to read it, how to tell a change); a view that cannot be read on this target
+    (no extension of the classe5 client in the target file) is left out."""
+
+    def __init__(self, api: ApiClient, check: Checker, target: Target, acao: Acao) -> None:
+        self.api, self.check, self.target, self.acao = api, check, target, acao
+        own = [e.number for e in target.extensions if e.classe5_client == target.disposable_classe5]
+        self.classe5_ext = own
+        self.views: list[tuple[str, Callable[[], Any], Callable[[Any, Any], str | None]]] = [
+            ("campaign contacts", self._contacts,
+             lambda b, a: None if b == a else f"before {len(b)} ids, after {len(a)} "
+                                              f"(gone {sorted(set(b) - set(a))[:5]}, new {sorted(set(a) - set(b))[:5]})"),
+        ]
+        if acao is Acao.CLICKTOCALL:
+            self.views.append(("live calls", self._calls, _new_calls))
+        if acao is Acao.BLOQUEIOCLASSE5 and own:
+            self.views.append((f"classe5 client {target.disposable_classe5}'s block", self._block,
+                               lambda b, a: None if b is None or a == b else f"before {b}, after {a}"))
+
+    def prepare(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """The fields of the denied call. For bloqueioclasse5 the client is blocked first (valid call) and the
+        denied call asks DESBLOQUEAR: the harmless direction (a leak shows as a refused click-to-call that
+        now gets through, between the disposable client's own extensions)."""
+        if self.acao is Acao.CLICKTOCALL:
+            self._wait_idle(str(fields["origem"]))
+        if self.acao is not Acao.BLOQUEIOCLASSE5:
+            return fields
+        self.api.call(Acao.BLOQUEIOCLASSE5, logincliente=self.target.disposable_classe5,
+                      classe5acao=CLASSE5_BLOQUEAR)
+        return {**fields, "classe5acao": CLASSE5_DESBLOQUEAR}
+
+    def _wait_idle(self, origem: str) -> None:
+        """A call still live on ``origem`` (a leak of an earlier check) would hide a new one: wait for it to
+        end, at most IDLE_WAIT_S. On a sound central there is none and this is one statusramais."""
+        deadline = time.monotonic() + IDLE_WAIT_S
+        while self._calls()["busy"].get(origem, "") not in IDLE and time.monotonic() < deadline:
+            time.sleep(0.5)
+
+    def _contacts(self) -> list[str]:
+        return sorted(ids_of(listing(self.api, self.check, self.target.disposable_campaign)))
+
+    def _calls(self) -> dict[str, Any]:
+        ramais = self.check.records(self.api.call(Acao.STATUSRAMAIS), "RAM-1")
+        return {"calls": sorted(str(r.get("IDCHAMADA")) for r in ramais if r.get("IDCHAMADA")),
+                "busy": {str(r.get("Ramal")): str(r.get("Status", "")) for r in ramais}}
+
+    def _block(self) -> str | None:
+        """'blocked (<refusal>)' when a click-to-call from the client's extension is refused; 'not blocked'
+        when it is placed. None when the central places it even while blocked (then HTTP cannot read it)."""
+        own = self.classe5_ext
+        ex = self.api.call(Acao.CLICKTOCALL, origem=own[0], destino=own[1] if len(own) > 1 else own[0])
+        value = ex.answer.value if ex.answer else None
+        if _success_shape(Acao.CLICKTOCALL, value) is not None:
+            return "not blocked (click-to-call from its extension placed)"
+        return f"blocked ({json.dumps(value, ensure_ascii=False)[:80]})"
+
+    def take(self) -> dict[str, Any]:
+        return {name: read() for name, read, _ in self.views}
+
+    def assert_unchanged(self, before: dict[str, Any], ex: Exchange, factor: str) -> None:
+        after = self.take()
+        for name, _, changed in self.views:
+            if name.startswith("classe5") and before[name] is not None and before[name].startswith("not"):
+                continue  # placed even while blocked: the block cannot be read over HTTP here
+            what = changed(before[name], after[name])
+            self.check(what is None, "AUTH-5",
+                       f"{self.acao.value} denied for a wrong {factor}, yet the {name} changed: {what}", ex)
+
+
+def _observe_denial(observe: Any, factor: str, acao: Acao, answer: Any) -> None:
+    """One observation per (factor, acao): the report keeps every acao's denial, not the last one's."""
+    observe("AUTH-2", f"{factor}/{acao.value}", answer)
 
 
 @pytest.mark.clause("AUTH-2", "AUTH-5")
@@ -113,12 +221,12 @@ def _assert_unchanged(check: Checker, before: dict[str, Any], snap: Snapshot, ex
 def test_wrong_login_or_senha_denied(api: ApiClient, check: Checker, target: Target, run_tag: RunTag,
                                      seeded: str, undo_block: None, acao: Acao, factor: str) -> None:
     snap = Snapshot(api, check, target, acao)
+    fields = snap.prepare(valid_body(acao, target, tag=run_tag, idmailing=seeded))
     before = snap.take()
-    fields = valid_body(acao, target, tag=run_tag, idmailing=seeded)
-    ex = _denied_call(api, acao, fields, **{factor: getattr(target, factor) + "x"})
+    ex = _denied_call(api, acao, fields, **{factor: wrong_like(getattr(target, factor))})
     _expect_denied(check, ex, acao, "AUTH-2", factor)
     check.status(ex, "AUTH-2", LOGIN_INVALIDO)
-    _assert_unchanged(check, before, snap, ex, factor)
+    snap.assert_unchanged(before, ex, factor)
 
 
 @pytest.mark.clause("AUTH-2", "AUTH-5")
@@ -126,13 +234,12 @@ def test_wrong_login_or_senha_denied(api: ApiClient, check: Checker, target: Tar
 def test_wrong_token_denied(api: ApiClient, check: Checker, target: Target, run_tag: RunTag, seeded: str,
                             undo_block: None, observe: Any, acao: Acao) -> None:
     snap = Snapshot(api, check, target, acao)
+    fields = snap.prepare(valid_body(acao, target, tag=run_tag, idmailing=seeded))
     before = snap.take()
-    fields = valid_body(acao, target, tag=run_tag, idmailing=seeded)
-    wrong = ("0" if target.token[:1] != "0" else "1") + target.token[1:]
-    ex = _denied_call(api, acao, fields, token=wrong)
+    ex = _denied_call(api, acao, fields, token=wrong_like(target.token))
     answer = _expect_denied(check, ex, acao, "AUTH-2", "token")
-    observe("AUTH-2", "token", answer)
-    _assert_unchanged(check, before, snap, ex, "token")
+    _observe_denial(observe, "token", acao, answer)
+    snap.assert_unchanged(before, ex, "token")
 
 
 @pytest.mark.clause("AUTH-3", "AUTH-5")
@@ -141,12 +248,12 @@ def test_valid_credentials_from_foreign_ip_denied(api: ApiClient, check: Checker
                                                   seeded: str, undo_block: None, foreign_ip_api: ForeignProbe,
                                                   observe: Any, acao: Acao) -> None:
     snap = Snapshot(api, check, target, acao)
+    fields = snap.prepare(valid_body(acao, target, tag=run_tag, idmailing=seeded))
     before = snap.take()
-    fields = valid_body(acao, target, tag=run_tag, idmailing=seeded)
     ex = _denied_call(foreign_ip_api.client, acao, fields)
     answer = _expect_denied(check, ex, acao, "AUTH-3", f"source IP ({foreign_ip_api.how})")
-    observe("AUTH-2", "source_ip", answer)
-    _assert_unchanged(check, before, snap, ex, "source IP")
+    _observe_denial(observe, "source_ip", acao, answer)
+    snap.assert_unchanged(before, ex, "source IP")
 
 
 @pytest.mark.clause("AUTH-3")
@@ -166,10 +273,11 @@ def test_plain_http_answers_erro_de_protocolo(api: ApiClient, plain_api: ApiClie
                                               target: Target, run_tag: RunTag, seeded: str, undo_block: None,
                                               acao: Acao) -> None:
     snap = Snapshot(api, check, target, acao)
+    fields = snap.prepare(valid_body(acao, target, tag=run_tag, idmailing=seeded))
     before = snap.take()
-    ex = plain_api.call(acao, **valid_body(acao, target, tag=run_tag, idmailing=seeded))
+    ex = plain_api.call(acao, **fields)
     check.status(ex, "AUTH-4", ERRO_PROTOCOLO)
-    _assert_unchanged(check, before, snap, ex, "scheme (plain http)")
+    snap.assert_unchanged(before, ex, "scheme (plain http)")
 
 
 @pytest.mark.clause("AUTH-4")
@@ -200,7 +308,7 @@ def test_malformed_body_is_refused_cleanly(api: ApiClient, check: Checker, what:
     ex = api.post(body)
     check.no_server_error(ex, "AUTH-1")
     value = check.value(ex, "AUTH-1")
-    check(not _success_looks(Acao.STATUSRAMAIS, value), "AUTH-1", f"{what} was served like a valid call", ex)
+    check(not _success_shape(Acao.STATUSRAMAIS, value), "AUTH-1", f"{what} was served like a valid call", ex)
 
 
 @pytest.mark.clause("AUTH-1")
@@ -211,7 +319,7 @@ def test_credentials_in_body_with_typographic_quotes_are_refused(api: ApiClient,
     ex = api.post(typographic({"acao": "statusramais", **api.credentials()}))
     check.no_server_error(ex, "AUTH-1")
     value = check.value(ex, "AUTH-1")
-    check(not _success_looks(Acao.STATUSRAMAIS, value), "AUTH-1",
+    check(not _success_shape(Acao.STATUSRAMAIS, value), "AUTH-1",
           "a body with typographic quotes (AMB-5, not JSON) was served like a valid call", ex)
 
 
@@ -220,12 +328,11 @@ def test_acao_case_and_discador_php(api: ApiClient, check: Checker, observe: Any
     """AMB-2 and AMB-4: how the target takes an upper-case acao and the click-to-call example's path."""
     upper = api.call("STATUSRAMAIS")
     check.no_server_error(upper, "AUTH-1")
-    observe("AUTH-1", "acao_upper_case", "served" if _success_looks(Acao.STATUSRAMAIS, upper.answer and
-                                                                    upper.answer.value) else
+    observe("AUTH-1", "acao_upper_case", "served" if upper.answer and _success_shape(Acao.STATUSRAMAIS, upper.answer.value) else
             (upper.answer.value if upper.answer else f"HTTP {upper.status_code}"))
     alt = api.post({"acao": "statusramais", **api.credentials()}, path="/discador.php")
     check.no_server_error(alt, "AUTH-1")
-    observe("AUTH-1", "discador_php", "served" if alt.answer and _success_looks(Acao.STATUSRAMAIS, alt.answer.value)
+    observe("AUTH-1", "discador_php", "served" if alt.answer and _success_shape(Acao.STATUSRAMAIS, alt.answer.value)
             else (alt.answer.value if alt.answer else f"HTTP {alt.status_code}"))
 
 
@@ -234,13 +341,12 @@ def test_acao_case_and_discador_php(api: ApiClient, check: Checker, observe: Any
 
 @pytest.mark.clause("AUTH-6")
 def test_denials_do_not_enumerate_and_are_throttled(api: ApiClient, check: Checker, target: Target,
-                                                    finding: Any, request: pytest.FixtureRequest) -> None:
+                                                    finding: Any, observe: Any, request: pytest.FixtureRequest) -> None:
     from pbxcheck.pytest_plugin import foreign_probe
 
     answers: dict[str, str] = {}
     for factor in ("login", "senha", "token"):
-        wrong = getattr(target, factor)[:-1] + ("0" if getattr(target, factor)[-1:] != "0" else "1")
-        ex = api.post({"acao": "statusramais", **api.credentials(**{factor: wrong})})
+        ex = api.post({"acao": "statusramais", **api.credentials(**{factor: wrong_like(getattr(target, factor))})})
         check.no_server_error(ex, "AUTH-6")
         answers[factor] = f"HTTP {ex.status_code} {ex.raw[:200].decode('utf-8', 'replace')}"
     probe = foreign_probe(request, target)
@@ -254,17 +360,84 @@ def test_denials_do_not_enumerate_and_are_throttled(api: ApiClient, check: Check
     if distinct:
         finding("AUTH-6", "medium", "the denial tells which factor was wrong (a caller learns that the others "
                                     f"were right): {json.dumps(answers, ensure_ascii=False)}")
-    # Throttling: a burst of wrong senhas; a throttling central slows down or changes its answer.
-    times, bodies = [], set()
+    burst = guess_burst(api, target)
+    observe("AUTH-6", "throttling", burst.summary())
+    if not burst.throttled:
+        finding("AUTH-6", "low", f"{burst.sent} wrong senhas in a row ({now_text()}): {burst.summary()['verdict']}")
+
+
+class Burst:
+    """A bounded run of wrong senhas, then the right one: what a rate limit would show (AUTH-6).
+
+    Throttling is *measured*, never inferred from the denial itself (every wrong senha is refused anyway):
+    later guesses delayed (median of the last four clearly above the first four's, by 3x and 200 ms),
+    dropped (no answer within the timeout), or a lockout (right after the burst the *right* senha is
+    refused too; then polled until it is served again, at most LOCKOUT_WAIT_S)."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.dropped = 0
+        self.answers: dict[str, int] = {}
+        self.sent = 0
+        self.right_after: str = ""
+        self.lockout_s: float | None = None  # how long the right senha stayed refused (None: not refused)
+
+    @property
+    def delayed(self) -> bool:
+        if len(self.times) < 8:
+            return False
+        first, last = sorted(self.times[:4])[2], sorted(self.times[-4:])[2]
+        return last >= 3 * first and last - first >= 0.2
+
+    @property
+    def throttled(self) -> bool:
+        return self.delayed or self.dropped > 0 or self.lockout_s is not None
+
+    def summary(self) -> dict[str, Any]:
+        why = [w for w, on in (("later guesses delayed", self.delayed), (f"{self.dropped} guesses dropped",
+                                                                          self.dropped > 0),
+                                (f"lockout: the right senha refused for {self.lockout_s or 0:.1f} s",
+                                 self.lockout_s is not None)) if on]
+        verdict = ("throttled: " + ", ".join(why)) if why else (
+            f"no throttling measured: every guess answered ({self.answers}) within "
+            f"{max(self.times, default=0) * 1000:.0f} ms, and the right senha was served right after "
+            f"({self.right_after})")
+        return {"sent": self.sent, "answers": self.answers, "dropped": self.dropped,
+                "first_ms": [round(t * 1000) for t in self.times[:4]],
+                "last_ms": [round(t * 1000) for t in self.times[-4:]],
+                "right_senha_after": self.right_after, "verdict": verdict}
+
+
+def _served(ex: Exchange) -> bool:
+    return bool(ex.answer) and _success_shape(Acao.STATUSRAMAIS, ex.answer.value if ex.answer else None) is not None
+
+
+def guess_burst(api: ApiClient, target: Target) -> Burst:
+    b = Burst()
     for _ in range(THROTTLE_PROBES):
+        b.sent += 1
         started = time.perf_counter()
-        ex = api.post({"acao": "statusramais", **api.credentials(senha=target.senha + "x")})
-        times.append(time.perf_counter() - started)
-        bodies.add((ex.status_code, ex.raw))
-    # Throttled: the answers change (429, "bloqueado", ...) or the last calls are much slower than the
-    # first ones (medians, so one slow call on a busy machine does not count).
-    first, last = sorted(times[:4])[2], sorted(times[-4:])[2]
-    throttled = len(bodies) > 1 or last > 5 * max(first, 0.005)
-    if not throttled:
-        finding("AUTH-6", "low", f"{THROTTLE_PROBES} wrong senhas in a row, all answered alike in "
-                                 f"{max(times) * 1000:.0f} ms or less: no throttling seen (at {now_text()})")
+        try:
+            ex = api.post({"acao": "statusramais", **api.credentials(senha=wrong_like(target.senha))})
+        except TransportError:
+            b.dropped += 1
+            continue
+        b.times.append(time.perf_counter() - started)
+        key = f"HTTP {ex.status_code} {ex.raw[:80].decode('utf-8', 'replace')}"
+        b.answers[key] = b.answers.get(key, 0) + 1
+    refused_at = time.monotonic()
+    while True:
+        try:
+            ex = api.call(Acao.STATUSRAMAIS)
+            served = _served(ex)
+            b.right_after = b.right_after or (f"HTTP {ex.status_code}, served" if served else
+                                              f"HTTP {ex.status_code} {ex.raw[:80].decode('utf-8', 'replace')}")
+        except TransportError as exc:
+            served = False
+            b.right_after = b.right_after or f"no answer ({type(exc).__name__})"
+        if served:  # on the first try: no lockout (lockout_s stays None); later: the window measured
+            return b
+        b.lockout_s = waited = time.monotonic() - refused_at
+        if waited >= LOCKOUT_WAIT_S:
+            return b
+        time.sleep(1.0)

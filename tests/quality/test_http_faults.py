@@ -70,12 +70,25 @@ def _run(fault: Fault, root: Path) -> FaultRun:
     return run
 
 
+def _selected(session: pytest.Session) -> set[str]:
+    """The faults whose check this session runs (``-k classe5`` runs those faults' centrals only)."""
+    names = set()
+    for item in session.items:
+        callspec = getattr(item, "callspec", None)
+        fault = callspec.params.get("fault") if callspec is not None else None
+        if isinstance(fault, Fault):
+            names.add(fault.name)
+    return names
+
+
 @pytest.fixture(scope="module")
-def fault_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Future[FaultRun]]]:
-    """Every fault's run, started at once two at a time; each check waits only for its own."""
+def fault_runs(tmp_path_factory: pytest.TempPathFactory,
+               request: pytest.FixtureRequest) -> Iterator[dict[str, Future[FaultRun]]]:
+    """Every selected fault's run, started at once two at a time; each check waits only for its own."""
     root = tmp_path_factory.mktemp("faults")
+    wanted = _selected(request.session)
     with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = {f.name: pool.submit(_run, f, root) for f in HTTP_FAULTS}
+        futures = {f.name: pool.submit(_run, f, root) for f in HTTP_FAULTS if f.name in wanted}
         yield futures
         for fut in futures.values():
             fut.cancel()

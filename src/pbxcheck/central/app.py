@@ -94,16 +94,24 @@ class Api:
         self.store = store
         self.faults = faults
         self.handlers = Handlers(store, dialer, calls, faults)
+        # acoes a denied call still carries out: fault -> acao
+        side_effects = {"denied-insert-side-effect": C.Acao.INSERT, "denied-delete-side-effect": C.Acao.DELETEDISCADOR,
+                        "denied-classe5-side-effect": C.Acao.BLOQUEIOCLASSE5,
+                        "denied-c2c-side-effect": C.Acao.CLICKTOCALL}
+        self._anyway = frozenset(a.value for f, a in side_effects.items() if f in faults)
 
     # --- four-factor auth ---------------------------------------------------------------------
 
-    def authenticate(self, data: dict[str, Any], ip: str) -> Instance | str:
-        """The instance all four factors match, or the denial string to answer."""
+    def authenticate(self, data: dict[str, Any], ip: str, acao: str | None = None) -> Instance | str:
+        """The instance all four factors match, or the denial string to answer. ``acao`` (lower case)
+        only matters to the faults that skip a factor for one acao."""
         login, senha, token = data.get("login"), data.get("senha"), data.get("token")
         instances = self.store.instances()
         if not isinstance(login, str) or not isinstance(senha, str):
             return self._denial("login")
-        if "ignore-token" in self.faults:
+        classe5 = acao == C.Acao.BLOQUEIOCLASSE5.value
+        skip_ip = "ignore-source-ip" in self.faults or (classe5 and "classe5-ignores-source-ip" in self.faults)
+        if "ignore-token" in self.faults or (classe5 and "classe5-ignores-token" in self.faults):
             candidates = [i for i in instances.values() if i.login == login]
         else:
             inst = instances.get(token) if isinstance(token, str) else None
@@ -117,7 +125,7 @@ class Api:
             elif "ignore-senha" not in self.faults and not hmac.compare_digest(
                     inst.senha.encode(), senha.encode("utf-8", "surrogatepass")):
                 why = "senha"
-            elif "ignore-source-ip" not in self.faults and inst.source_ip != ip:
+            elif not skip_ip and inst.source_ip != ip:
                 why = "ip"
             else:
                 return inst
@@ -166,10 +174,10 @@ class Api:
         ip = client[0] if client else ""
         acao = data.get("acao")
         acao_key = acao.lower() if isinstance(acao, str) else None
-        auth = self.authenticate(data, ip)
+        auth = self.authenticate(data, ip, acao_key)
         if isinstance(auth, str):
-            if "denied-insert-side-effect" in self.faults and acao_key == C.Acao.INSERT.value:
-                self._insert_anyway(data)
+            if acao_key in self._anyway:
+                self._carry_out_anyway(acao_key, data)
             return _json(status(auth))
         if acao_key is None:
             return _json(status(C.CAMPO_INVALIDO + "acao"))
@@ -189,11 +197,12 @@ class Api:
             return 200, JSON_TYPE.encode(), result
         return _json(result)
 
-    def _insert_anyway(self, data: dict[str, Any]) -> None:
-        """The "denied-insert-side-effect" fault: the insert runs before auth is looked at."""
+    def _carry_out_anyway(self, acao_key: str, data: dict[str, Any]) -> None:
+        """The "denied-*-side-effect" faults: the acao runs as if auth had passed, before the denial is
+        answered (its own answer is thrown away)."""
         try:
             owner = self.store.instance("main")
-            self.handlers.insert(data, owner)
+            self.handlers.table[acao_key](data, owner)
         except Exception:
             pass
 

@@ -56,6 +56,17 @@ HTTP_FAULTS: dict[str, Fault] = {f.name: f for f in (
     Fault("ramais-missing-field", ("RAM-1",), "statusramais objects lack IDCHAMADA"),
     Fault("classe5-noop", ("C5-1",), "bloqueioclasse5 answers but blocks nothing"),
     Fault("server-error-on-bad-json", ("AUTH-1",), "a malformed body gets an HTTP 500 with a PHP error"),
+    # issue 9 (5): denials judged by effect, per acao
+    # login+senha also match the foreign instance, so our token passes from its IP too (AUTH-3)
+    Fault("classe5-ignores-token", ("AUTH-2", "AUTH-3"),
+          "bloqueioclasse5 (only) accepts a wrong token when login and senha are right"),
+    Fault("classe5-ignores-source-ip", ("AUTH-3",),
+          "bloqueioclasse5 (only) accepts the right token from a source IP it is not bound to"),
+    Fault("denied-delete-side-effect", ("AUTH-5",),
+          "a denied deletediscador still deletes the campaign's contacts, then answers the denial"),
+    Fault("denied-classe5-side-effect", ("AUTH-5",),
+          "a denied bloqueioclasse5 still sets the client's block state, then answers the denial"),
+    Fault("denied-c2c-side-effect", ("AUTH-5",), "a denied clicktocall still places the call, then answers the denial"),
 )}
 
 
