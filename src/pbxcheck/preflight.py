@@ -110,7 +110,11 @@ def preflight(target: Target, *, timeout: float | None = None) -> list[Problem]:
     with ThreadPoolExecutor(max_workers=len(probes), thread_name_prefix="preflight") as pool:
         results = list(pool.map(run, [p for _, p in probes]))
     redactor = Redactor(target.secrets)
-    return [Problem(redactor.text(endpoint), redactor.text(found.cause), redactor.text(found.fix))
+
+    def line(text: str) -> str:  # one line, whatever an exception's text held
+        return " ".join(redactor.text(text).split())
+
+    return [Problem(line(endpoint), line(found.cause), line(found.fix))
             for (endpoint, _), found in zip(probes, results, strict=True) if found is not None]
 
 
@@ -138,8 +142,9 @@ def _os_problem(exc: BaseException, budget: _Budget, *, source_ip: str | None = 
                       "check the host and port, and that no firewall drops the traffic")
     if isinstance(exc, socket.gaierror):
         return _Found(f"unknown host ({exc.strerror})", f"check the host name in {section}")
-    if isinstance(exc, OSError) and exc.errno == 99 and source_ip:  # EADDRNOTAVAIL
-        return _Found(f"cannot send from {source_ip}: not an address of this machine",
+    if isinstance(exc, OSError) and exc.errno in (22, 99) and source_ip:  # EINVAL, EADDRNOTAVAIL
+        return _Found(f"cannot send from {source_ip} ({exc.strerror}): not an address of this machine"
+                      " that reaches the central",
                       "set [api] source_ip to an address of this machine (the one the token is bound to)")
     why = exc.strerror if isinstance(exc, OSError) and exc.strerror else f"{type(exc).__name__}: {exc}"
     return _Found(f"cannot connect ({why})", f"check the host and port in {section}")
@@ -221,7 +226,8 @@ def _peer_cert_field(host: str, port: int, budget: _Budget, source_ip: str | Non
 
         cert = x509.load_der_x509_certificate(der)
         if what == "not_after":
-            return cert.not_valid_after_utc.strftime("%Y-%m-%d %H:%M UTC")
+            after = getattr(cert, "not_valid_after_utc", None) or cert.not_valid_after  # cryptography < 42
+            return after.strftime("%Y-%m-%d %H:%M UTC")
         try:
             san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
             names = [str(n) for n in san.get_values_for_type(x509.DNSName)]

@@ -197,6 +197,21 @@ def test_dead_sip_port(central: Target, tmp_path: Path, transport: str) -> None:
     expect_one_problem(path, tmp_path, f"SIP {transport} 127.0.0.1:{dead}", "refused")
 
 
+def test_silent_api_port_is_a_timeout_within_the_target_timeout(central: Target, tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts (backlog), never speaks TLS
+        url = f"https://127.0.0.1:{silent.getsockname()[1]}"
+        path = write(central.with_(api_url=url, timeout=1.0), tmp_path / "t.toml")
+        expect_one_problem(path, tmp_path, f"API {url}", "timeout", "1 s")
+
+
+def test_silent_sip_udp_port_is_no_sip_answer(central: Target, tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:  # bound: no ICMP, no answer
+        silent.bind(("127.0.0.1", 0))
+        port = silent.getsockname()[1]
+        path = write(central.with_(sip_udp_port=port, timeout=1.0), tmp_path / "t.toml")
+        expect_one_problem(path, tmp_path, f"SIP UDP 127.0.0.1:{port}", "no SIP answer", "udp_port")
+
+
 @pytest.fixture
 def wss_front(central: Target, tmp_path: Path) -> Iterator[Callable[[bool], Path]]:
     """A WSS url behind another CA than the API's, forwarding to the central's plain WS port:
