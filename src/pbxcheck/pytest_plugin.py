@@ -7,11 +7,19 @@ are written only when at least one collected item carries a ``clause`` marker.
 
 Checks fail through :class:`ClauseFailure` (raised by the ``check`` fixture), which names the one
 clause a failed expectation belongs to; a check carrying several clause markers that fails in any
-other way counts against all of them.
+other way counts against all of them. A check that cannot apply to the target skips (the clause is
+then *not applicable*, with the reason); one that cannot go on because another clause failed calls
+:func:`blocked_by` (the clause is then *blocked by* that one).
+
+Nothing in the reporting path may crash the run: every report pytest makes (passed, failed, skipped
+at setup or call, xfail, xpass, errors in setup or teardown) keeps the type of ``longrepr`` pytest
+and its plugins (junitxml, allure-pytest, the terminal) expect, with every secret and every
+6+-character fragment of one cut out of its text.
 """
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import json
 import os
@@ -26,6 +34,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from _pytest._code.code import TerminalRepr
 from hypothesis import HealthCheck, Phase, settings
 
 from . import report
@@ -56,12 +65,35 @@ FAILURE_EXCHANGES = 12  # the last N exchanges of a failed check go into its fai
 # --- Failures that name their clause ---------------------------------------------------------------
 
 
+# The redactor of the running session, so that failure texts are redacted where they are built,
+# before pytest formats anything (ClauseFailure, blocked_by), whoever builds them.
+_ACTIVE_REDACTOR: Redactor = Redactor(())
+
+
 class ClauseFailure(AssertionError):
-    """A failed expectation of one clause; the message is already redacted."""
+    """A failed expectation of one clause; the message is redacted here, whoever built it."""
 
     def __init__(self, clause_id: str, message: str) -> None:
         self.clause_id = clause_id
-        super().__init__(message)
+        super().__init__(_ACTIVE_REDACTOR.text(message))
+
+
+class Blocked(pytest.skip.Exception):  # type: ignore[misc,name-defined]
+    """A check that stopped because another clause (``clause_id``) failed first: a skip to pytest,
+    JUnit and Allure ("blocked by C2C-1: ..."), *blocked* in the clause table."""
+
+    def __init__(self, clause_id: str, why: str) -> None:
+        if clause_id not in CLAUSES:
+            raise KeyError(f"unknown clause ID {clause_id!r}")
+        self.clause_id = clause_id
+        super().__init__(_ACTIVE_REDACTOR.text(f"blocked by {clause_id}: {why}"), _use_item_location=True)
+
+
+def blocked_by(clause_id: str, why: str) -> NoReturn:
+    """End the running check as *blocked by* ``clause_id``: a step it needs belongs to that clause
+    and failed (a click-to-call whose C2C-1 answer is broken, a registrar that takes no password)."""
+    __tracebackhide__ = True
+    raise Blocked(clause_id, why)
 
 
 def failed_clauses_of(exc: BaseException | None, marked: tuple[str, ...]) -> list[str]:
@@ -90,8 +122,9 @@ def failed_clauses_of(exc: BaseException | None, marked: tuple[str, ...]) -> lis
 class CheckResult:
     nodeid: str
     clauses: tuple[str, ...]
-    outcome: str = "not-run"  # passed | failed | skipped | error
+    outcome: str = "not-run"  # passed | failed | error | skipped | xfailed | blocked | not-run
     failed_clauses: list[str] = field(default_factory=list)
+    blocked_by: list[str] = field(default_factory=list)
     message: str = ""
     failure_file: str | None = None
     duration_s: float = 0.0
@@ -112,6 +145,7 @@ class _Session:
     findings: list[dict[str, Any]] = field(default_factory=list)
     exchanges: dict[str, list[tuple[ApiClient, int]]] = field(default_factory=dict)
     table: dict[str, Any] | None = None
+    raised: dict[tuple[str, str], BaseException | None] = field(default_factory=dict)  # (nodeid, when)
 
     def load(self) -> Target:
         if self.target is not None:
@@ -120,7 +154,8 @@ class _Session:
             self.target = load_target(self.target_path)
         else:
             self.target = _start_embedded_central(self.stack, self.faults)
-        self.redactor = Redactor(self.target.secrets)
+        global _ACTIVE_REDACTOR
+        self.redactor = _ACTIVE_REDACTOR = Redactor(self.target.secrets)
         self._redact_terminal()
         return self.target
 
@@ -183,6 +218,7 @@ def pytest_configure(config: pytest.Config) -> None:
     state = _Session(config=config, reports_dir=Path(config.getoption("pbx_reports")),
                      target_path=target_path, faults=faults)
     config.stash[_STATE_KEY] = state
+    config.pluginmanager.register(_ReportCounter(state), "pbxcheck-report-counter")
     if target_path:
         try:  # a bad target file is one clear line, before any check runs
             state.load()
@@ -266,18 +302,45 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 @pytest.hookimpl(hookwrapper=True, trylast=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    # trylast: as the innermost wrapper this runs first after the report exists, so junitxml,
-    # allure and the terminal all see the redacted text.
+    # trylast: as the innermost wrapper this runs first after the report exists, so allure-pytest
+    # (which reads the report and call.excinfo in its own wrapper) sees the redacted text.
     outcome = yield
     rep: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
     state = _state(item.config)
+    exc = call.excinfo.value if call.excinfo is not None else None
+    if item.nodeid in state.results:
+        state.raised[(item.nodeid, rep.when)] = exc
+        if rep.skipped and isinstance(exc, Blocked) and isinstance(rep.longrepr, tuple):
+            # pytest names a Skipped subclass by its module path; the reason alone reads better
+            rep.longrepr = (rep.longrepr[0], rep.longrepr[1], f"Skipped: {exc.msg}")
+        elif rep.skipped:
+            _say_not_applicable(rep, exc)
     if state.target is not None:
-        if rep.longrepr is not None:
-            rep.longrepr = state.redactor.text(str(rep.longrepr))
-        rep.sections = [(title, state.redactor.text(content)) for title, content in rep.sections]
-    result = state.results.get(item.nodeid)
+        redact_report(rep, state.redactor)
+        if exc is not None:
+            _redact_exception(exc, state.redactor)  # allure-pytest reads call.excinfo.exconly()
+
+
+class _ReportCounter:
+    """pytest_runtest_logreport gets no config: this per-session plugin object carries the state."""
+
+    def __init__(self, state: _Session) -> None:
+        self.state = state
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        _count_report(self.state, report)
+
+
+def _count_report(state: _Session, rep: pytest.TestReport) -> None:
+    """The final report (after the xfail/xpass rewriting of pytest's skipping plugin, which runs
+    after our makereport): redacted once more before junitxml and the terminal read it, then counted."""
+    if state.target is not None:
+        redact_report(rep, state.redactor)
+    result = state.results.get(rep.nodeid)
     if result is None:
         return
+    exc = state.raised.pop((rep.nodeid, rep.when), None)
     result.duration_s += rep.duration
     if rep.when == "call" or rep.outcome != "passed":
         if rep.outcome == "passed":
@@ -285,21 +348,147 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
                 result.outcome = "passed"
         elif rep.outcome == "skipped":
             if result.outcome in ("not-run", "passed"):
-                result.outcome = "skipped"
+                if isinstance(exc, Blocked):
+                    result.outcome = "blocked"
+                    result.blocked_by = [exc.clause_id]
+                else:
+                    result.outcome = "xfailed" if hasattr(rep, "wasxfail") else "skipped"
                 result.message = _skip_reason(rep)
         else:
-            exc = call.excinfo.value if call.excinfo is not None else None
             result.outcome = "failed" if rep.when == "call" else "error"
-            result.failed_clauses = sorted(set(result.failed_clauses) | set(failed_clauses_of(exc, result.clauses)))
-            text = state.redactor.text(str(rep.longrepr or ""))
+            # no exception at all (an XPASS(strict)): the check failed every clause it is marked with
+            failed = failed_clauses_of(exc, result.clauses) if exc is not None else list(result.clauses)
+            result.failed_clauses = sorted(set(result.failed_clauses) | set(failed))
+            text = state.redactor.text(rep.longreprtext)
             result.message = _headline(exc, text, state.redactor)
-            result.failure_file = _write_failure(state, item, text)
+            result.failure_file = _write_failure(state, rep.nodeid, result.clauses, text)
+
+
+NOT_APPLICABLE = "not applicable: "
+
+
+def _say_not_applicable(rep: pytest.TestReport, exc: BaseException | None) -> None:
+    """A skipped clause check reads "not applicable: <reason>" in JUnit, Allure and the terminal."""
+    lr = rep.longrepr
+    if isinstance(lr, tuple) and len(lr) == 3 and not str(lr[2]).startswith(("Skipped: " + NOT_APPLICABLE,
+                                                                           NOT_APPLICABLE)):
+        reason = str(lr[2]).removeprefix("Skipped: ")
+        rep.longrepr = (lr[0], lr[1], "Skipped: " + NOT_APPLICABLE + reason)
+    if isinstance(exc, pytest.skip.Exception) and not str(exc.msg or "").startswith(NOT_APPLICABLE):
+        exc.msg = NOT_APPLICABLE + str(exc.msg or "")
+
+
+def redact_report(rep: pytest.TestReport, redactor: Redactor) -> None:
+    """Redact a report in place, keeping every field the type pytest and its plugins expect: a skip's
+    ``(path, lineno, reason)`` stays a tuple (junitxml asserts it), a failure's ExceptionChainRepr
+    stays one (its reprcrash, entries, locals and sections redacted), a string stays a string."""
+    rep.longrepr = redact_longrepr(rep.longrepr, redactor)
+    rep.sections = [(redactor.text(title), redactor.text(content)) for title, content in rep.sections]
+    if isinstance(getattr(rep, "wasxfail", None), str):
+        rep.wasxfail = redactor.text(rep.wasxfail)
+
+
+def redact_longrepr(longrepr: Any, redactor: Redactor) -> Any:
+    if longrepr is None:
+        return None
+    if isinstance(longrepr, str):
+        return redactor.text(longrepr)
+    if isinstance(longrepr, tuple):
+        return tuple(redactor.text(v) if isinstance(v, str) else v for v in longrepr)
+    before = _render(longrepr)
+    if redactor.text(before) == before:
+        return longrepr
+    _scrub(longrepr, redactor, set())
+    after = _render(longrepr)
+    if redactor.text(after) == after:
+        return longrepr
+    # An object our walk does not know: its terminal text, redacted, in a repr of pytest's own kind.
+    return _RedactedRepr(redactor.text(after), getattr(longrepr, "reprcrash", None), redactor)
+
+
+def _render(longrepr: Any) -> str:
+    from _pytest._io import TerminalWriter
+
+    buf = io.StringIO()
+    tw = TerminalWriter(buf)
+    tw.hasmarkup = False
+    if hasattr(longrepr, "toterminal"):
+        longrepr.toterminal(tw)
+    else:
+        tw.line(str(longrepr))
+    return buf.getvalue()
+
+
+def _scrub(obj: Any, redactor: Redactor, seen: set[int]) -> Any:
+    """Every string inside one of pytest's repr objects (ReprEntry lines, ReprFuncArgs, ReprLocals,
+    ReprFileLocation, chain descriptions, sections), redacted in place."""
+    if isinstance(obj, str):
+        return redactor.text(obj)
+    if id(obj) in seen:
+        return obj
+    seen.add(id(obj))
+    if isinstance(obj, list):
+        obj[:] = [_scrub(v, redactor, seen) for v in obj]
+        return obj
+    if isinstance(obj, tuple):
+        items = [_scrub(v, redactor, seen) for v in obj]
+        return type(obj)(*items) if hasattr(obj, "_fields") else tuple(items)
+    if isinstance(obj, dict):
+        return {_scrub(k, redactor, seen): _scrub(v, redactor, seen) for k, v in obj.items()}
+    if type(obj).__module__.startswith("_pytest") and hasattr(obj, "__dict__"):
+        for name, value in list(vars(obj).items()):
+            object.__setattr__(obj, name, _scrub(value, redactor, seen))
+    return obj
+
+
+class _RedactedRepr(TerminalRepr):
+    """The already-redacted terminal text of a repr object we could not redact in place."""
+
+    def __init__(self, text: str, reprcrash: Any, redactor: Redactor) -> None:
+        self.text = text
+        if reprcrash is not None and hasattr(reprcrash, "message"):
+            from _pytest._code.code import ReprFileLocation
+
+            reprcrash = ReprFileLocation(redactor.text(str(reprcrash.path)), reprcrash.lineno,
+                                         redactor.text(str(reprcrash.message)))
+        self.reprcrash = reprcrash
+
+    def toterminal(self, tw: Any) -> None:
+        for line in self.text.rstrip("\n").splitlines():
+            tw.line(line)
+
+
+def _redact_exception(exc: BaseException, redactor: Redactor) -> None:
+    """Redact the text of the exception itself where we can (its args, its notes), for readers of
+    ``call.excinfo`` such as allure-pytest; the reports folder is redacted again afterwards."""
+    if isinstance(exc, BaseExceptionGroup):
+        for sub in exc.exceptions:
+            _redact_exception(sub, redactor)
+        return
+    notes = getattr(exc, "__notes__", None)
+    if isinstance(notes, list):
+        notes[:] = [redactor.text(n) if isinstance(n, str) else n for n in notes]
+    if isinstance(exc, pytest.skip.Exception | pytest.fail.Exception):
+        exc.msg = redactor.text(str(exc.msg or ""))
+        return
+    try:
+        text = str(exc)
+    except Exception:  # noqa: BLE001 - a broken __str__ is not ours to fix
+        return
+    clean = redactor.text(text)
+    if clean != text and len(exc.args) == 1:
+        try:
+            exc.args = (clean,)
+        except (AttributeError, TypeError):
+            pass
 
 
 def _skip_reason(rep: pytest.TestReport) -> str:
+    if hasattr(rep, "wasxfail"):
+        return "expected to fail" + (f": {rep.wasxfail}" if rep.wasxfail else "")
     lr = rep.longrepr
     if isinstance(lr, tuple) and len(lr) == 3:
-        return str(lr[2]).removeprefix("Skipped: ")
+        return str(lr[2]).removeprefix("Skipped: ").removeprefix(NOT_APPLICABLE)
     return str(lr or "")
 
 
@@ -318,14 +507,13 @@ def _exchanges_of(state: _Session, nodeid: str) -> list[Exchange]:
     return out
 
 
-def _write_failure(state: _Session, item: pytest.Item, text: str) -> str | None:
+def _write_failure(state: _Session, nodeid: str, clauses: tuple[str, ...], text: str) -> str | None:
     if state.target is None:
         return None
     t = state.target
-    exchanges = _exchanges_of(state, item.nodeid)[-FAILURE_EXCHANGES:]
+    exchanges = _exchanges_of(state, nodeid)[-FAILURE_EXCHANGES:]
     described = [ex.describe(state.redactor, insecure=t.insecure, ca_file=t.ca_file) for ex in exchanges]
-    return report.write_failure(state.reports_dir, item.nodeid, _marked_clauses(item), text, described,
-                                state.redactor)
+    return report.write_failure(state.reports_dir, nodeid, clauses, text, described, state.redactor)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -339,6 +527,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         findings=state.findings,
         target_name=state.target.name if state.target else None,
         insecure=bool(state.target and state.target.insecure),
+        require=state.target.gate_require if state.target else (),
     )
     report.write_clause_reports(state.reports_dir, state.table, state.redactor)
 

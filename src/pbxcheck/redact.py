@@ -1,25 +1,101 @@
-"""Secrets never leave the process: every text bound for a report or a terminal goes through here."""
+"""Secrets never leave the process: every text bound for a report or a terminal goes through here.
+
+Whole-value replacement is not enough: pytest's assertion rewriting and truncated locals print
+``'senha': '<its first 13 characters>...'``, and a "wrong" token made by changing one character of
+the real one is 31 of its 32 characters. So :class:`Redactor` replaces every run of ``MIN_FRAGMENT``
+(6) or more characters that is a substring of a secret, and :func:`scan_for_leaks` /
+:func:`scan_text` look for exactly that in files and captured streams at the end of a run.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import shlex
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 REDACTED = "[redacted]"
+MIN_FRAGMENT = 6  # a run this long, shared with a secret, counts as (part of) that secret
+
+
+def secret_forms(secret: str) -> list[str]:
+    """The spellings a secret takes in files other tools write: raw, JSON-, XML- and URL-escaped."""
+    from html import escape as xml_escape
+    from urllib.parse import quote, quote_plus
+
+    forms = {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1],
+             xml_escape(secret), xml_escape(secret, quote=False), quote(secret, safe=""), quote_plus(secret)}
+    return sorted((f for f in forms if f), key=len, reverse=True)
+
+
+def _windows(values: Iterable[Any], n: int) -> set[Any]:
+    out: set[Any] = set()
+    for v in values:
+        out.update(v[i:i + n] for i in range(len(v) - n + 1))
+    return out
+
+
+def _pattern(secrets: Sequence[Any], n: int, *, as_bytes: bool) -> re.Pattern[Any] | None:
+    """One regex finding, at every position (overlapping, through a lookahead), an ``n``-long window
+    of any secret, or a whole secret shorter than ``n``."""
+    long_ = [s for s in secrets if len(s) >= n]
+    short = [s for s in secrets if len(s) < n]
+    alts = sorted(_windows(long_, n), reverse=True) + sorted(short, key=len, reverse=True)
+    if not alts:
+        return None
+    sep, head, tail = (b"|", b"(?=(", b"))") if as_bytes else ("|", "(?=(", "))")
+    body: Any = sep.join(re.escape(a) for a in alts)  # type: ignore[attr-defined]
+    return re.compile(head + body + tail)
+
+
+def _covered(text: Any, pattern: re.Pattern[Any] | None) -> list[tuple[int, int]]:
+    """Merged [start, end) spans of ``text`` made of secret windows (the union of every hit)."""
+    if pattern is None:
+        return []
+    spans: list[tuple[int, int]] = []
+    for m in pattern.finditer(text):
+        start, end = m.start(), m.start() + len(m.group(1))
+        if spans and start <= spans[-1][1]:
+            if end > spans[-1][1]:
+                spans[-1] = (spans[-1][0], end)
+        else:
+            spans.append((start, end))
+    return spans
+
+
+def _replace(text: Any, spans: list[tuple[int, int]], mark: Any) -> Any:
+    if not spans:
+        return text
+    parts = []
+    last = 0
+    for start, end in spans:
+        parts += [text[last:start], mark]
+        last = end
+    parts.append(text[last:])
+    return text[:0].join(parts)
 
 
 class Redactor:
-    """Replaces each secret value (longest first) with ``[redacted]`` in text, bytes or JSON data."""
+    """Replaces each secret, and every run of 6+ characters of one, with ``[redacted]``.
 
-    def __init__(self, secrets: Iterable[str]) -> None:
+    A run of ``min_len`` characters or more that is a substring of any secret is cut out wherever it
+    stands (a truncated ``'abcdefghijklm...'``, a one-character-off wrong token), so no part of a
+    secret long enough to matter survives; a secret shorter than ``min_len`` is replaced whole.
+    One compiled regex finds every window; text without any is returned unchanged.
+    """
+
+    def __init__(self, secrets: Iterable[str], *, min_len: int = MIN_FRAGMENT) -> None:
         self.secrets = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
+        self.min_len = min_len
+        self._text = _pattern(self.secrets, min_len, as_bytes=False)
+        self._bytes = _pattern([s.encode() for s in self.secrets], min_len, as_bytes=True)
 
     def text(self, s: str) -> str:
-        for secret in self.secrets:
-            s = s.replace(secret, REDACTED)
-        return s
+        return _replace(s, _covered(s, self._text), REDACTED)
 
     def data(self, value: Any) -> Any:
         if isinstance(value, str):
@@ -31,9 +107,98 @@ class Redactor:
         return value
 
     def bytes(self, b: bytes) -> bytes:
-        for secret in self.secrets:
-            b = b.replace(secret.encode(), REDACTED.encode())
-        return b
+        return _replace(b, _covered(b, self._bytes), REDACTED.encode())
+
+    def escaped(self) -> Redactor:
+        """A redactor that also knows every escaped spelling of the secrets (JSON, XML, URL), for
+        files other tools wrote (junit.xml, allure-results)."""
+        return Redactor([f for s in self.secrets for f in secret_forms(s)], min_len=self.min_len)
+
+
+# --- Leak scanning: the last pass of a run --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Leak:
+    """Where part of a secret was found. Never holds the fragment itself: ``secret`` is the index of
+    the secret in the sequence given to the scan, ``kind`` its name when a mapping was given."""
+
+    where: str          # a file path, or the name given to scan_text
+    line: int           # 1-based line of the first character (0 for a file name)
+    offset: int         # 0-based character/byte offset in the file or text (in the name, for a name)
+    secret: int         # index of the secret
+    kind: str           # its name ("senha", "token", …) or "secret #<index>"
+    length: int         # how many characters/bytes of it were found in one run
+
+    def __str__(self) -> str:
+        return (f"{self.where}:{self.line}: {self.length} characters of {self.kind} "
+                f"(at offset {self.offset})")
+
+
+def _named(secrets: Sequence[str] | Mapping[str, str]) -> list[tuple[str, str]]:
+    if isinstance(secrets, Mapping):
+        return [(str(k), v) for k, v in secrets.items()]
+    return [(f"secret #{i}", v) for i, v in enumerate(secrets)]
+
+
+def _scan(data: Any, secrets: list[tuple[str, str]], min_len: int, where: str,
+          *, as_bytes: bool) -> list[Leak]:
+    leaks: list[Leak] = []
+    newline = b"\n" if as_bytes else "\n"
+    for index, (kind, value) in enumerate(secrets):
+        if not value:
+            continue
+        forms = secret_forms(value)
+        pattern = _pattern([f.encode() for f in forms] if as_bytes else forms, min_len, as_bytes=as_bytes)
+        for start, end in _covered(data, pattern):
+            leaks.append(Leak(where, data.count(newline, 0, start) + 1, start, index, kind, end - start))
+    leaks.sort(key=lambda k: (k.offset, k.secret))
+    return leaks
+
+
+def scan_text(text: str, secrets: Sequence[str] | Mapping[str, str], min_len: int = MIN_FRAGMENT,
+              *, where: str = "<terminal>") -> list[Leak]:
+    """Every run of ``min_len``+ characters of any secret (or of its JSON/XML/URL spelling) in
+    ``text``, e.g. the captured terminal stream of a run. Empty list: nothing leaked."""
+    return _scan(text, _named(secrets), min_len, where, as_bytes=False)
+
+
+def _files(paths: Iterable[Path | str]) -> Iterator[Path]:
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            for dirpath, _dirs, files in os.walk(p):
+                for name in sorted(files):
+                    yield Path(dirpath) / name
+        elif p.is_file():
+            yield p
+
+
+def scan_for_leaks(paths: Iterable[Path | str], secrets: Sequence[str] | Mapping[str, str],
+                   min_len: int = MIN_FRAGMENT) -> list[Leak]:
+    """The last pass of a run: every place under ``paths`` where part of a secret survived.
+
+    ``paths`` are files or folders (walked recursively: reports/, junit.xml, allure-results with
+    its JSON results and attachments, failures/). Each file is searched as bytes, for every run of
+    ``min_len`` or more bytes shared with a secret in any spelling (raw UTF-8, JSON-, XML- and
+    URL-escaped), and each file's name as text. ``secrets`` is a sequence (a leak names the secret by
+    its index) or a mapping name → value (a leak names it by its key, e.g. "senha").
+
+    Returns the leaks, first by file, then by offset; an empty list means the run is clean. A leak
+    never carries the fragment, so printing it is safe: the caller fails the run loudly with
+    ``str(leak)`` for each.
+    """
+    named = _named(secrets)
+    leaks: list[Leak] = []
+    for path in _files(paths):
+        for leak in _scan(path.name, named, min_len, str(path), as_bytes=False):
+            leaks.append(Leak(str(path), 0, leak.offset, leak.secret, leak.kind, leak.length))
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        leaks += _scan(data, named, min_len, str(path), as_bytes=True)
+    return leaks
 
 
 def curl_line(url: str, body: Any, *, redactor: Redactor, insecure: bool = False,

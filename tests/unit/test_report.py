@@ -43,10 +43,11 @@ def test_verdicts_per_clause_kind() -> None:
     assert verdict["AUTH-1"] == report.PASSED
     assert verdict["AUTH-5"] == report.FAILED
     # Only the clause the failure named fails; the check stopped before finishing with its other clause.
-    assert verdict["AUTH-2"] == report.NOT_RUN
+    assert verdict["AUTH-2"] == report.BLOCKED
+    assert table["clauses"]["AUTH-2"]["blocked_by"][0]["clause"] == "AUTH-5"
     assert verdict["AUTH-6"] == report.FINDING
     assert verdict["REP-2"] == report.UNSPECIFIED_OBSERVED
-    assert verdict["RAM-1"] == report.NOT_RUN
+    assert verdict["RAM-1"] == report.NOT_APPLICABLE
     assert verdict["C5-1"] == report.PASSED  # unspecified, but nothing observed
     assert verdict["SIP-REG-1"] == report.NOT_RUN
     assert report.failed_clauses(table) == ["AUTH-5"]
@@ -111,8 +112,11 @@ def test_markdown_and_summary_list_every_clause_and_the_counts() -> None:
 def test_failure_charged_to_a_clause_the_check_is_not_marked_with() -> None:
     table = _table([_result("a", ("DIAL-ST-2",), "failed", ["DIAL-INS-1"], "[DIAL-INS-1] insert not OK")])
     assert table["clauses"]["DIAL-INS-1"]["status"] == report.FAILED
-    assert table["clauses"]["DIAL-ST-2"]["status"] == report.NOT_RUN
-    assert table["clauses"]["DIAL-ST-2"]["checks"] == [{"check": "a", "outcome": "inconclusive"}]
+    row = table["clauses"]["DIAL-ST-2"]
+    assert row["status"] == report.BLOCKED
+    assert row["checks"][0]["outcome"] == report.BLOCKED and row["checks"][0]["blocked_by"] == ["DIAL-INS-1"]
+    assert "blocked by DIAL-INS-1" in report.render_markdown(table)
+    assert "blocked by DIAL-INS-1" in report.render_summary(table, width=160)
 
 
 def test_exit_codes_from_pytest_and_the_clause_table(tmp_path: Path) -> None:
@@ -129,3 +133,84 @@ def test_exit_codes_from_pytest_and_the_clause_table(tmp_path: Path) -> None:
     assert exit_code(0, tmp_path, out) == 0
     report.write_clause_reports(tmp_path, _table([_result("a", ("AUTH-1",), "failed", ["AUTH-1"])]), redactor)
     assert exit_code(1, tmp_path, out) == 1
+
+
+def test_skipped_checks_make_the_clause_not_applicable_with_the_reason() -> None:
+    table = _table([_result("s::ws[WS]", ("SIP-WS-1",), "skipped", message="the target file has no sip.ws_url"),
+                    _result("s::ws[WSS]", ("SIP-WS-1",), "skipped", message="the target file has no sip.wss_url"),
+                    _result("a::foreign", ("AUTH-3",), "skipped", message="no [foreign] source IP")])
+    row = table["clauses"]["SIP-WS-1"]
+    assert row["status"] == report.NOT_APPLICABLE
+    assert [n["reason"] for n in row["not_applicable"]] == ["the target file has no sip.ws_url",
+                                                            "the target file has no sip.wss_url"]
+    assert table["counts"][report.NOT_APPLICABLE] == 2
+    md = report.render_markdown(table)
+    assert "| SIP-WS-1 | not-applicable |" in md and "not applicable: the target file has no sip.wss_url" in md
+    summary = report.render_summary(table, width=200)
+    assert "not applicable: no [foreign] source IP" in summary
+    # every clause but the two is not run: the summary says how many were not checked in all
+    assert f"{len(CLAUSES)} not checked: 2 not applicable, 0 blocked, {len(CLAUSES) - 2} not run" in summary
+    assert report.not_checked(table).count("SIP-WS-1") == 1
+
+
+def test_a_passed_check_outweighs_a_skipped_one() -> None:
+    table = _table([_result("a", ("AUTH-3",), "skipped", message="x"), _result("b", ("AUTH-3",), "passed")])
+    assert table["clauses"]["AUTH-3"]["status"] == report.PASSED
+
+
+def test_explicitly_blocked_check_names_the_blocking_clause() -> None:
+    r = _result("c::c2c3", ("C2C-3",), "blocked", message="blocked by C2C-1: the click-to-call answer is broken")
+    r["blocked_by"] = ["C2C-1"]
+    table = _table([r])
+    row = table["clauses"]["C2C-3"]
+    assert row["status"] == report.BLOCKED and row["blocked_by"][0]["clause"] == "C2C-1"
+    assert "blocked by C2C-1" in report.render_summary(table, width=160)
+
+
+def test_gate_require_turns_not_checked_into_a_failure() -> None:
+    results = [_result("s::ws", ("SIP-WS-1",), "skipped", message="the target file has no sip.ws_url"),
+               _result("a", ("AUTH-1",), "passed"),
+               _result("b", ("C2C-3",), "failed", ["C2C-1"], "[C2C-1] broken")]
+    table = report.clause_table(results=results, observations=[], findings=[],
+                                require=["SIP-WS-1", "AUTH-1", "C2C-3", "REP-1"])
+    status = {cid: row["status"] for cid, row in table["clauses"].items()}
+    assert status["SIP-WS-1"] == status["C2C-3"] == status["REP-1"] == report.FAILED
+    assert status["AUTH-1"] == report.PASSED
+    ws = table["clauses"]["SIP-WS-1"]["failures"][0]["message"]
+    assert "[gate] require" in ws and "not applicable: the target file has no sip.ws_url" in ws
+    assert "blocked by C2C-1" in table["clauses"]["C2C-3"]["failures"][0]["message"]
+    assert "not run" in table["clauses"]["REP-1"]["failures"][0]["message"]
+    assert set(report.failed_clauses(table)) == {"SIP-WS-1", "C2C-3", "REP-1", "C2C-1"}
+    # without the gate the same run fails only C2C-1
+    plain = report.clause_table(results=results, observations=[], findings=[])
+    assert report.failed_clauses(plain) == ["C2C-1"]
+
+
+def test_observations_keep_every_parameters_value() -> None:
+    obs = [{"clause": "AUTH-2", "what": "token", "value": ["Status", "Login/Senha Invalido"],
+            "check": f"suites/test_auth.py::test_wrong_token[{acao}]"} for acao in ("insert", "statusdiscador")]
+    obs.append({"clause": "AUTH-2", "what": "token", "value": ["Status", "BLOQUEADO"],
+                "check": "suites/test_auth.py::test_wrong_token[bloqueioclasse5]"})
+    table = _table([_result(o["check"], ("AUTH-2",), "passed") for o in obs], observations=obs)
+    row = table["clauses"]["AUTH-2"]
+    assert [(o["value"], len(o["checks"])) for o in row["observations"]] == [
+        (["Status", "Login/Senha Invalido"], 2), (["Status", "BLOQUEADO"], 1)]
+    lines = report.observation_lines(row)
+    assert lines == ['token = ["Status", "Login/Senha Invalido"] ([insert], [statusdiscador])',
+                     'token = ["Status", "BLOQUEADO"] ([bloqueioclasse5])']
+    md = report.render_markdown(table)
+    summary = report.render_summary(table, width=250)
+    for text in (md, summary):
+        assert "[bloqueioclasse5]" in text and "[statusdiscador]" in text
+
+
+def test_redact_tree_cuts_fragments_in_every_spelling(tmp_path: Path) -> None:
+    redactor = Redactor([SECRET, TOKEN])
+    head = SECRET[:9].replace('"', "&quot;")  # the XML spelling of its first 9 characters
+    (tmp_path / "junit.xml").write_text(f"<failure message=\"'senha': '{head}...'\">wrong token X{TOKEN[1:]}"
+                                        "</failure>", encoding="utf-8")
+    (tmp_path / "r-result.json").write_text(json.dumps({"trace": f"locals {SECRET[:13]}..."}), encoding="utf-8")
+    assert report.find_secrets(tmp_path, redactor.secrets)
+    report.redact_tree(tmp_path, redactor)
+    assert report.find_secrets(tmp_path, redactor.secrets) == []
+    assert "wrong token X[redacted]" in (tmp_path / "junit.xml").read_text(encoding="utf-8")
