@@ -26,10 +26,21 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+from websockets.exceptions import InvalidHandshake, InvalidStatus
+from websockets.sync.client import connect as ws_connect
+
+from .client import ApiClient
 from .contract import ERRO_PROTOCOLO, LOGIN_INVALIDO, STATUS, Acao
 from .errors import TransportError
 from .redact import Redactor
+from .sip.message import Response, make_request, to_bytes
+from .sip.parser import StreamFramer, parse_message
 from .target import Target
+
+# Everything the probes use is imported here, in the importing thread: imports first made in the
+# probes' threads at once can deadlock on the module locks (_DeadlockError).
 
 PROBE_CAP_S = 3.0  # no probe waits longer than this, whatever the target's timeout
 
@@ -221,9 +232,6 @@ def _peer_cert_field(host: str, port: int, budget: _Budget, source_ip: str | Non
     if not der:
         return None
     try:
-        from cryptography import x509
-        from cryptography.x509.oid import NameOID
-
         cert = x509.load_der_x509_certificate(der)
         if what == "not_after":
             after = getattr(cert, "not_valid_after_utc", None) or cert.not_valid_after  # cryptography < 42
@@ -244,8 +252,6 @@ def _peer_cert_field(host: str, port: int, budget: _Budget, source_ip: str | Non
 # --- the API -----------------------------------------------------------------------------------
 
 def _probe_api(target: Target, budget: _Budget) -> None:
-    from .client import ApiClient
-
     u = urlsplit(target.api_url)
     host = u.hostname or ""
     port = u.port or (443 if u.scheme == "https" else 80)
@@ -283,8 +289,6 @@ def _probe_api(target: Target, budget: _Budget) -> None:
 # --- SIP -----------------------------------------------------------------------------------------
 
 def _options(transport: str, local_host: str, local_port: int | None, uri_host: str, uri_port: int | None) -> bytes:
-    from .sip.message import make_request, to_bytes
-
     uri = f"sip:{_hostport(uri_host, uri_port) if uri_port else uri_host}"
     sent_by = _hostport(local_host, local_port) if local_port else local_host
     via = f"SIP/2.0/{transport} {sent_by};rport;branch=z9hG4bK{secrets.token_hex(8)}"
@@ -295,9 +299,6 @@ def _options(transport: str, local_host: str, local_port: int | None, uri_host: 
 
 
 def _is_sip_response(data: bytes) -> bool:
-    from .sip.message import Response
-    from .sip.parser import parse_message
-
     try:
         return isinstance(parse_message(data), Response)
     except Exception:
@@ -334,8 +335,6 @@ def _probe_sip_udp(host: str, port: int, budget: _Budget) -> None:
 
 
 def _probe_sip_tcp(host: str, port: int, budget: _Budget) -> None:
-    from .sip.parser import StreamFramer
-
     fix = _NO_SIP[1].format(key="tcp_port", proto="TCP")
     with _connect(host, port, budget, section="[sip] host and tcp_port") as s:
         local = s.getsockname()
@@ -365,9 +364,6 @@ def _probe_sip_tcp(host: str, port: int, budget: _Budget) -> None:
 
 def _probe_sip_ws(url: str, tls_target: Target | None, budget: _Budget) -> None:
     """WS or WSS (``tls_target`` given): for WSS the TLS handshake first, with [sip]'s CA."""
-    from websockets.exceptions import InvalidHandshake, InvalidStatus
-    from websockets.sync.client import connect
-
     u = urlsplit(url)
     host = u.hostname or ""
     port = u.port or (443 if u.scheme == "wss" else 80)
@@ -379,7 +375,7 @@ def _probe_sip_ws(url: str, tls_target: Target | None, budget: _Budget) -> None:
         sock = _tls_wrap(sock, ctx, host, port, budget, source_ip=None, section="[sip]", url_key=key)
     sock.close()
     try:
-        conn = connect(url, subprotocols=["sip"], ssl=ctx, open_timeout=budget.left(), close_timeout=0.5,  # type: ignore[list-item]
+        conn = ws_connect(url, subprotocols=["sip"], ssl=ctx, open_timeout=budget.left(), close_timeout=0.5,  # type: ignore[list-item]
                        compression=None)
     except InvalidStatus as exc:
         raise _Found(f"no SIP WebSocket there (HTTP {exc.response.status_code} to the upgrade)",

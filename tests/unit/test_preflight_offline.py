@@ -114,3 +114,17 @@ def test_problems_come_in_endpoint_order_and_never_carry_a_secret(monkeypatch: p
     text = "\n".join(str(p) for p in problems)
     for secret in TARGET.secrets:
         assert secret[:8] not in text and secret[-8:] not in text
+
+
+def test_what_the_probes_use_is_imported_before_their_threads_start() -> None:
+    """Probes import nothing in their threads: first imports made by several threads at once can
+    deadlock on the module locks (a fresh `pbxcheck run --target` once said "_DeadlockError")."""
+    import subprocess
+    import sys
+
+    needed = ["pbxcheck.sip.parser", "pbxcheck.sip.message", "pbxcheck.client", "websockets.sync.client",
+              "cryptography.x509"]
+    code = f"import sys, pbxcheck.preflight; print([m for m in {needed!r} if m not in sys.modules])"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
