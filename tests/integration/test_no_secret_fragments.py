@@ -1,0 +1,46 @@
+"""A run with an auth fault on (so the auth checks fail with the very bodies, credentials in them, that
+were sent; with truncated locals and near-copies of the token in their texts) leaves no secret, nor
+any run of 6+ characters of one, in reports/ (failure files, junit.xml, allure-results and its
+attachments, the clause reports) or in the terminal stream."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from pbxcheck import report, runner
+from pbxcheck.central.process import CentralProcess
+from pbxcheck.redact import scan_for_leaks, scan_text
+
+pytestmark = pytest.mark.slow
+
+
+def _windows(s: str, n: int = 6) -> set[str]:
+    return {s[i:i + n] for i in range(len(s) - n + 1)}
+
+
+def test_auth_fault_run_leaves_no_fragment_of_any_secret(tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    out = io.StringIO()
+    with CentralProcess(faults=["ignore-token"]) as target:
+        assert target.path is not None
+        code = runner.run(target.path, str(reports), paths=["test_auth.py"],
+                          extra_args=["-k", "not throttled", "--showlocals"], out=out)
+        named = {"senha": target.senha, "token": target.token, "foreign token": target.foreign_token or ""}
+        named.update({f"extension {e.number} password": e.password for e in target.extensions})
+    terminal = out.getvalue()
+    assert "INTERNALERROR" not in terminal
+    assert code == 1, "the ignore-token fault must fail AUTH-2/AUTH-3"
+    files = [p for p in reports.rglob("*") if p.is_file()]
+    assert any(p.parent.name == report.FAILURES_DIR for p in files), "the run should have written failure files"
+    assert any("allure-results" in p.parts for p in files) and (reports / "junit.xml").exists()
+    leaks = scan_for_leaks([reports], named) + scan_text(terminal, named)
+    assert leaks == [], "\n".join(str(k) for k in leaks)
+    blobs = [terminal] + [p.read_bytes().decode("utf-8", "replace") for p in files]
+    for name, secret in named.items():
+        windows = _windows(secret)
+        assert windows, name
+        assert not any(w in blob for blob in blobs for w in windows), f"part of the {name} leaked"
+    assert "[redacted]" in terminal
