@@ -47,6 +47,14 @@ def token(n: int = 12) -> str:
     return secrets.token_hex(n)
 
 
+def wrong_password(real: str) -> str:
+    """A wrong password of ``real``'s shape (length, alphabet), random and never derived from it: a
+    guess that looks like a password, and a report that shows it leaks nothing of the real one."""
+    from pbxcheck.wrong import wrong_like
+
+    return wrong_like(real)
+
+
 def branch() -> str:
     return "z9hG4bK" + token(10)
 

@@ -7,8 +7,6 @@ to, so that a precondition failing (an insert not answered OK) is charged to the
 
 from __future__ import annotations
 
-import secrets
-import string
 import time
 from datetime import datetime
 from typing import Any
@@ -145,23 +143,3 @@ def valid_body(acao: Acao, target: Target, *, tag: RunTag, idmailing: str = "0")
 def is_status_pair(value: Any) -> bool:
     return isinstance(value, list) and len(value) == 2 and value[0] == STATUS and isinstance(value[1], str)
 
-
-_CLASSES = (string.ascii_lowercase, string.ascii_uppercase, string.digits)
-_HEX = frozenset("0123456789abcdef")
-
-
-def wrong_like(real: str) -> str:
-    """A wrong value of the same shape as ``real`` (same length, same alphabet: hex stays hex, digits stay
-    digits), drawn at random and guaranteed different. Never derived from ``real``: a report or a curl line
-    that shows it gives away nothing of the secret, not even 31 of its 32 characters."""
-    if not real:
-        return secrets.token_hex(4)
-    if set(real) <= _HEX:
-        alphabet = "0123456789abcdef"
-    else:
-        # the character classes present (punctuation is not copied: that would tell which the secret holds)
-        alphabet = "".join(c for c in _CLASSES if any(ch in c for ch in real)) or string.ascii_lowercase
-    while True:
-        value = "".join(secrets.choice(alphabet) for _ in real)
-        if value != real:
-            return value

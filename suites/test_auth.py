@@ -12,7 +12,7 @@ goes over plain http. A denial is judged by effect, not by string:
   by a click-to-call from one of its extensions, which a blocked client gets refused, so no call is
   placed unless the denial leaked), and the live calls (clicktocall: no new call after a denial).
 
-Wrong senhas and tokens are fresh random values of the secret's shape (``support.wrong_like``), never
+Wrong senhas and tokens are fresh random values of the secret's shape (``pbxcheck.wrong.wrong_like``), never
 derived from the secret. Only the disposable campaign and classe5 client are ever named, and the
 classe5 client ends unblocked whatever happens.
 """
@@ -46,8 +46,9 @@ from pbxcheck.contract import (
 from pbxcheck.errors import TransportError
 from pbxcheck.pytest_plugin import Checker, ForeignProbe, RunTag
 from pbxcheck.target import Target
+from pbxcheck.wrong import wrong_like
 
-from .support import contact_body, ids_of, insert, is_status_pair, listing, now_text, valid_body, wrong_like
+from .support import contact_body, ids_of, insert, is_status_pair, listing, now_text, valid_body
 
 ACOES = list(Acao)
 THROTTLE_PROBES = 12  # wrong-senha calls in a row for AUTH-6 (bounded: a real central may lock us out)

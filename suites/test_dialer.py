@@ -31,6 +31,7 @@ from pbxcheck.contract import (
 )
 from pbxcheck.pytest_plugin import Checker, RunTag
 from pbxcheck.target import Target
+from pbxcheck.wrong import wrong_like
 
 from .support import (
     contact_body,
@@ -40,7 +41,6 @@ from .support import (
     insert_and_find,
     known_campaigns,
     listing,
-    wrong_like,
 )
 
 STATUSES = {s.value for s in ContactStatus}

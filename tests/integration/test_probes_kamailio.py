@@ -5,7 +5,9 @@ port nobody listens on, and only the SIP-only probe modules run (the HTTP-only c
 Expected verdicts:
 
 * normal config: SIP-REG-1, SIP-REG-2, SIP-REG-3, SIP-INV-1, SIP-INV-2 pass; the enumeration probe
-  (svwar) finds no leak (SIP-SEC-1 has no "high" finding);
+  (svwar) finds no leak (SIP-SEC-1 has no "high" finding); the password-guessing probe (svcrack) reports
+  no throttling (medium): Kamailio refuses every wrong password at once and takes the right one right
+  after, so its refusals, 403 or not, are no rate limit;
 * ``leak_extensions=True`` (404 for unknown users): SIP-REG-2 fails (an unknown extension is answered
   unlike a wrong password) and the enumeration probe reports the leak as a high finding for SIP-SEC-1.
 """
@@ -74,6 +76,12 @@ def test_probes_against_kamailio(tmp_path: Path) -> None:
     assert code == runner.EXIT_OK, out[-4000:]
     svwar = next(o["value"] for o in rows["SIP-SEC-1"]["observations"] if o["what"] == "svwar")
     assert svwar["REGISTER"]["existing"] == svwar["REGISTER"]["never-valid"]
+    # svcrack: Kamailio refuses every wrong password at full speed and takes the right one right after;
+    # whatever the status codes (403 included), that is no rate limit: the no-throttling finding.
+    svcrack = next(o["value"] for o in rows["SIP-SEC-1"]["observations"] if o["what"] == "svcrack")
+    assert svcrack["throttling"] == "none measured", svcrack
+    assert svcrack["right_password_after"].startswith("SIP/2.0 200"), svcrack
+    assert any("met no throttling" in t for t in _findings(rows, "SIP-SEC-1", "medium")), rows["SIP-SEC-1"]["findings"]
 
 
 def test_probes_report_kamailio_extension_leak(tmp_path: Path) -> None:
@@ -86,3 +94,20 @@ def test_probes_report_kamailio_extension_leak(tmp_path: Path) -> None:
     for c in ("SIP-REG-1", "SIP-REG-3", "SIP-INV-1", "SIP-INV-2"):
         assert rows[c]["status"] == "passed", f"{c}: {rows[c]['status']}\n{out[-3000:]}"
     assert code == runner.EXIT_FAILED
+
+
+def test_probes_report_no_throttling_for_kamailio_403s(tmp_path: Path) -> None:
+    """Issue 9: a 403 to every wrong password is no rate limit. Kamailio answering each guess 403 at full
+    speed (and the right password 200 right after) gets the no-throttling finding, not a pass."""
+    require("kamailio")
+    with KamailioProcess(users(), wrong_password_403=True) as kam:
+        target = kamailio_target(kam, tmp_path / "kamailio.toml")
+        out = io.StringIO()
+        code = runner.run(str(target), str(tmp_path / "reports"), paths=["test_sip_security.py"],
+                          extra_args=["-k", "password_guessing"], out=out)
+    rows = json.loads((tmp_path / "reports" / "clauses.json").read_text(encoding="utf-8"))["clauses"]
+    svcrack = next(o["value"] for o in rows["SIP-SEC-1"]["observations"] if o["what"] == "svcrack")
+    assert set(svcrack["fresh-nonce"]) == {"SIP/2.0 403 Forbidden"}, svcrack  # the refusals are 403s...
+    assert svcrack["throttling"] == "none measured", svcrack  # ...and no throttling
+    assert any("met no throttling" in t for t in _findings(rows, "SIP-SEC-1", "medium")), rows["SIP-SEC-1"]
+    assert code == runner.EXIT_OK, out.getvalue()[-3000:]  # a finding, not a failure (no fail_on)

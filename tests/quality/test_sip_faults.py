@@ -168,3 +168,31 @@ def test_no_password_in_any_report_or_terminal(runs: dict[str, ProbeRun]) -> Non
     """Failed SIP checks put ladders, raw messages and pcaps in the reports: never a password."""
     leaks = {name: r.leaked for name, r in runs.items() if r.leaked}
     assert not leaks, leaks
+
+
+@pytest.mark.parametrize("lockout", [None, "5/30/4"], ids=["no-rate-limit", "lockout"])
+def test_password_guessing_measures_throttling(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               lockout: str | None) -> None:
+    """SIP-SEC-1 throttling is measured, not read off a status code. The reference central refuses every
+    wrong password at once with no rate limit: the no-throttling finding. With its lockout on
+    (``PBXCHECK_SIP_LOCKOUT``: 5 wrong passwords from one IP lock that IP out for 4 s, the right password
+    too, answered 403) the probe measures the lockout, and the finding is gone."""
+    from pbxcheck.central.sip_auth import LOCKOUT_ENV
+
+    if lockout is None:
+        monkeypatch.delenv(LOCKOUT_ENV, raising=False)
+    else:
+        monkeypatch.setenv(LOCKOUT_ENV, lockout)  # the embedded central's process inherits it
+    out = io.StringIO()
+    code = runner.run(None, str(tmp_path), paths=["test_sip_security.py"], extra_args=["-k", "password_guessing"],
+                      out=out)
+    row = json.loads((tmp_path / "clauses.json").read_text(encoding="utf-8"))["clauses"]["SIP-SEC-1"]
+    svcrack = next(o["value"] for o in row["observations"] if o["what"] == "svcrack")
+    no_throttling = [f for f in row["findings"] if "met no throttling" in f["text"]]
+    assert code == runner.EXIT_OK, out.getvalue()[-3000:]
+    if lockout is None:
+        assert no_throttling and svcrack["throttling"] == "none measured", row
+    else:
+        assert not no_throttling, row
+        assert svcrack["throttling"].startswith("lockout"), svcrack
+        assert svcrack["right_password_after"].startswith("SIP/2.0 403"), svcrack

@@ -75,7 +75,7 @@ from pbxcheck.sip.validate import reject_unparseable, uas_precheck
 
 from . import records
 from .calls import CallEngine, Channel
-from .sip_auth import NonceAuthority, NonceState
+from .sip_auth import Lockout, NonceAuthority, NonceState
 from .sip_registrar import Registrar
 from .store import Store
 
@@ -190,6 +190,7 @@ class SipSide:
         self.log = MessageLog(limit=20_000) if self.settings.log_messages else None
         self.endpoint = SipEndpoint(on_request=self._on_request, on_parse_error=self._on_parse_error, log=self.log)
         self.nonces = NonceAuthority(SIP_REALM, lifetime=self.settings.nonce_lifetime)
+        self.lockout = Lockout.from_env()  # off unless PBXCHECK_SIP_LOCKOUT is set (sip_auth.py)
         self.opaque = secrets.token_hex(8)
         self._decoy_password = secrets.token_urlsafe(12)  # unknown extensions are checked against this
         self.registrar = Registrar(collide="no-port-collision" not in faults)
@@ -334,6 +335,9 @@ class SipSide:
         except DigestError:
             self._challenge(req, flow)  # RFC 4475 regaut01: unknown scheme -> challenge
             return None
+        if self.lockout.locked(flow.remote[0]):
+            self._respond(req, flow, 403, "Forbidden (too many failed attempts)")
+            return None
         lax = "nonce-replay-accepted" in self.faults
         row = claimed if claimed is not None and claimed.number == creds.username else self._account(creds.username)
         if creds.realm != SIP_REALM or (creds.opaque is not None and creds.opaque != self.opaque):
@@ -351,6 +355,7 @@ class SipSide:
         if "wrong-password-accepted" in self.faults and row is not None:
             good = True
         if not good or row is None:
+            self.lockout.failed(flow.remote[0])
             self._challenge(req, flow)
             return None
         if state is NonceState.STALE and not lax:

@@ -20,7 +20,9 @@ What it is (``fixtures/peers/kamailio/kamailio.cfg``, rendered with ``-A`` defin
 - an OPTIONS to the server itself (no user part) gets 200 without a challenge (liveness check);
 - ``leak_extensions=True`` (``-A LEAK_EXTENSIONS``): an unknown user (To user on REGISTER, From user
   otherwise) is answered 404 before any challenge — a deliberate enumeration leak. By default an
-  unknown user and a wrong password are answered alike (a fresh challenge).
+  unknown user and a wrong password are answered alike (a fresh challenge);
+- ``wrong_password_403=True`` (``-A WRONG_PASSWORD_403``): a wrong password or an unknown user gets
+  403 Forbidden at once, every time, with no rate limit (what SIP-SEC-1 must not take for throttling).
 
 The process runs in the foreground (``-DD -E``), memory ``-m 64 -M 8``, runtime dir, pid file, db
 files and log in a temp dir, in its own process group; ``__exit__`` stops the whole group.
@@ -86,6 +88,7 @@ class KamailioProcess(ManagedPeer):
         *,
         realm: str = "pbxcheck",
         invite_challenge: str = "407",
+        wrong_password_403: bool = False,
         start_timeout: float = 10.0,
         binary: str | None = None,
     ) -> None:
@@ -100,6 +103,7 @@ class KamailioProcess(ManagedPeer):
         self.leak_extensions = leak_extensions
         self.realm = realm
         self.invite_challenge = invite_challenge
+        self.wrong_password_403 = wrong_password_403
         self.start_timeout = start_timeout
         self.binary = binary
         self.proc: subprocess.Popen | None = None
@@ -131,6 +135,8 @@ class KamailioProcess(ManagedPeer):
             defines.append("LEAK_EXTENSIONS")
         if self.invite_challenge == "401":
             defines.append("WWW_AUTH_ALL")
+        if self.wrong_password_403:
+            defines.append("WRONG_PASSWORD_403")
         cmd = [binary, "-f", str(kamailio_cfg_path()), "-DD", "-E", "-m", "64", "-M", "8",
                "-Y", str(self.workdir / "run"), "-P", str(self.workdir / "run" / "kamailio.pid"),
                "-w", str(self.workdir)]
