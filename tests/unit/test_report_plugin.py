@@ -131,3 +131,85 @@ def test_recorder_pins_and_fail_on() -> None:
     with pytest.raises(ValueError):
         rec.finding("AUTH-6", "dire", "x")
     assert len(state.observations) == 2 and len(state.findings) == 2
+
+
+# --- Redaction of reports and exceptions, blocked checks -------------------------------------------------
+
+
+def test_clause_failure_and_blocked_redact_what_they_are_given() -> None:
+    import pbxcheck.pytest_plugin as plugin
+    from pbxcheck.pytest_plugin import Blocked, blocked_by
+
+    saved = plugin._ACTIVE_REDACTOR
+    plugin._ACTIVE_REDACTOR = Redactor(TARGET.secrets)
+    try:
+        failure = ClauseFailure("AUTH-2", f"'senha': '{TARGET.senha[:13]}...'")
+        assert TARGET.senha[:6] not in str(failure) and "[redacted]" in str(failure)
+        with pytest.raises(Blocked) as info:
+            blocked_by("C2C-1", f"no call ID (token {TARGET.token[2:20]})")
+        assert info.value.clause_id == "C2C-1" and isinstance(info.value, pytest.skip.Exception)
+        assert info.value.msg == "blocked by C2C-1: no call ID (token [redacted])"
+        with pytest.raises(KeyError):
+            blocked_by("NOPE-1", "x")
+    finally:
+        plugin._ACTIVE_REDACTOR = saved
+
+
+def _failure_repr(message: str) -> object:
+    from _pytest._code import ExceptionInfo
+
+    try:
+        raise ExceptionGroup("group " + message, [ValueError(message)])
+    except ExceptionGroup:
+        info = ExceptionInfo.from_current()
+    return info.getrepr(showlocals=True, style="long")
+
+
+def test_redact_longrepr_keeps_each_type_pytest_expects() -> None:
+    from pbxcheck.pytest_plugin import _render, redact_longrepr
+
+    r = Redactor(TARGET.secrets)
+    secret_text = f"token X{TARGET.token[1:]} senha {TARGET.senha[:12]}..."
+    skip = ("/x/test.py", 3, "Skipped: " + secret_text)
+    clean = redact_longrepr(skip, r)
+    assert isinstance(clean, tuple) and clean[:2] == skip[:2] and "[redacted]" in clean[2]
+    assert redact_longrepr(secret_text, r) == r.text(secret_text) and redact_longrepr(None, r) is None
+    chain = _failure_repr(secret_text)
+    kind = type(chain)
+    assert TARGET.token[1:] in _render(chain)
+    clean = redact_longrepr(chain, r)
+    assert type(clean) is kind and clean is chain  # redacted in place, same type (junitxml reads reprcrash)
+    text = _render(clean)
+    assert "[redacted]" in text and r.text(text) == text
+    assert "[redacted]" in clean.reprcrash.message  # type: ignore[attr-defined]
+
+
+def test_unknown_repr_objects_fall_back_to_their_redacted_text() -> None:
+    from _pytest._code.code import TerminalRepr
+
+    from pbxcheck.pytest_plugin import _render, redact_longrepr
+
+    class Opaque(TerminalRepr):
+        def __init__(self, text: str) -> None:
+            self._hidden = [text]  # a structure our walk does not enter: a non-pytest class holds it
+
+        def toterminal(self, tw: object) -> None:
+            tw.line(self._hidden[0])  # type: ignore[attr-defined]
+
+    Opaque.__module__ = "someplugin"
+    r = Redactor(TARGET.secrets)
+    clean = redact_longrepr(Opaque(f"x {TARGET.senha} y"), r)
+    assert isinstance(clean, TerminalRepr) and _render(clean).strip() == "x [redacted] y"
+
+
+def test_exception_text_redacted_for_readers_of_excinfo() -> None:
+    from pbxcheck.pytest_plugin import _redact_exception
+
+    r = Redactor(TARGET.secrets)
+    plain = AssertionError(f"got {TARGET.senha}")
+    plain.add_note(f"note {TARGET.token}")
+    skipped = pytest.skip.Exception(f"no ws {TARGET.token}")
+    group = BaseExceptionGroup("g", [plain, skipped])
+    _redact_exception(group, r)
+    assert str(plain) == "got [redacted]" and plain.__notes__ == ["note [redacted]"]
+    assert skipped.msg == "no ws [redacted]"
