@@ -79,7 +79,7 @@ class ProbeRun:
         return [f["text"] for f in self.rows.get(clause, {}).get("findings", []) if f["severity"] == "critical"]
 
     def ran(self, clause: str) -> bool:
-        return self.rows.get(clause, {}).get("status", "not-run") != "not-run"
+        return self.rows.get(clause, {}).get("status", "not-run") not in ("not-run", "not-applicable", "blocked")
 
 
 def run_probes(root: Path, name: str, faults: list[str], modules: list[str], *,
