@@ -126,3 +126,22 @@ def test_without_faults_no_serious_auth6_finding(tmp_path: Path) -> None:
     table = json.loads((tmp_path / "clauses.json").read_text(encoding="utf-8"))
     assert code == 0, out.getvalue()[-3000:]
     assert not [f for f in table["clauses"]["AUTH-6"]["findings"] if f["severity"] in SERIOUS]
+    # it does not throttle either, and a denial answered alike every time is not taken for throttling
+    assert [f for f in table["clauses"]["AUTH-6"]["findings"] if "no throttling measured" in f["text"]]
+
+
+def test_auth6_recognises_a_lockout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """AUTH-6 throttling is measured: with the reference central's opt-in lockout on (5 denials from one IP
+    lock it out for 3 s, the right credentials too) the check measures the lockout and gives no
+    no-throttling finding; without it (the control above) the finding is there."""
+    from pbxcheck.central.sip_auth import API_LOCKOUT_ENV
+
+    monkeypatch.setenv(API_LOCKOUT_ENV, "5/30/3")  # the embedded central's process inherits it
+    out = io.StringIO()
+    code = runner.run(None, str(tmp_path), paths=["test_auth.py::test_denials_do_not_enumerate_and_are_throttled"],
+                      out=out)
+    row = json.loads((tmp_path / "clauses.json").read_text(encoding="utf-8"))["clauses"]["AUTH-6"]
+    assert code == 0, out.getvalue()[-3000:]
+    seen = next(o["value"] for o in row["observations"] if o["what"] == "throttling")
+    assert seen["verdict"].startswith("throttled: lockout"), seen
+    assert not [f for f in row["findings"] if "no throttling" in f["text"]], row["findings"]

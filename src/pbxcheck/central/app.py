@@ -20,7 +20,9 @@ Choices beyond docs/DESIGN.md (the suites accept or pin these):
   is ignored, the body must carry the credentials.
 * Recordings download without credentials, as the document describes (REC-2 reports it);
   an unknown one is a plain 404.
-* No throttling of repeated denials (AUTH-6 reports it as a finding).
+* No throttling of repeated denials (AUTH-6 reports it as a finding). Opt-in, to prove the AUTH-6
+  check can tell: ``PBXCHECK_API_LOCKOUT=<failures>/<window s>/<lockout s>`` in the environment locks a
+  source IP out (every call denied, right credentials too) after that many denials.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from . import gsm
 from .calls import CallEngine
 from .dialer import Dialer
 from .handlers import FieldError, Handlers, ServerError, Stream, encode, status
+from .sip_auth import API_LOCKOUT_ENV, Lockout
 from .store import Instance, Store
 
 log = logging.getLogger("pbxcheck.central")
@@ -99,6 +102,8 @@ class Api:
                         "denied-classe5-side-effect": C.Acao.BLOQUEIOCLASSE5,
                         "denied-c2c-side-effect": C.Acao.CLICKTOCALL}
         self._anyway = frozenset(a.value for f, a in side_effects.items() if f in faults)
+        # off unless PBXCHECK_API_LOCKOUT is set: proves AUTH-6 recognises a throttling central
+        self.lockout = Lockout.from_env(API_LOCKOUT_ENV)
 
     # --- four-factor auth ---------------------------------------------------------------------
 
@@ -174,8 +179,11 @@ class Api:
         ip = client[0] if client else ""
         acao = data.get("acao")
         acao_key = acao.lower() if isinstance(acao, str) else None
+        if self.lockout.locked(ip):
+            return _json(status(C.LOGIN_INVALIDO))  # the right credentials too, until the lockout ends
         auth = self.authenticate(data, ip, acao_key)
         if isinstance(auth, str):
+            self.lockout.failed(ip)
             if acao_key in self._anyway:
                 self._carry_out_anyway(acao_key, data)
             return _json(status(auth))

@@ -85,6 +85,7 @@ class NonceAuthority:
 
 
 LOCKOUT_ENV = "PBXCHECK_SIP_LOCKOUT"  # "<failures>/<window s>/<lockout s>", e.g. "5/30/10"; unset: off
+API_LOCKOUT_ENV = "PBXCHECK_API_LOCKOUT"  # the same, for the HTTPS API's denials (app.py, AUTH-6)
 
 
 class Lockout:
@@ -101,10 +102,10 @@ class Lockout:
         self._until: dict[str, float] = {}
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Lockout:
+    def from_env(cls, name: str = LOCKOUT_ENV, environ: dict[str, str] | None = None) -> Lockout:
         import os
 
-        raw = (environ if environ is not None else os.environ).get(LOCKOUT_ENV, "")
+        raw = (environ if environ is not None else os.environ).get(name, "")
         if not raw:
             return cls()
         n, window, seconds = (raw.split("/") + ["30", "10"])[:3]
