@@ -20,6 +20,12 @@ from typing import Any
 
 REDACTED = "[redacted]"
 MIN_FRAGMENT = 6  # a run this long, shared with a secret, counts as (part of) that secret
+# In files other tools write (allure's UUIDs and md5 history IDs, hex through and through), 6 hex
+# characters of a 32-hex token turn up by chance in about 3% of runs. There (redact_tree and the leak
+# scan: ``bounded``), a run shorter than this counts only when it stands alone, not inside a longer
+# identifier; pytest's own texts, the terminal and our reports are redacted without that exception.
+LONG_FRAGMENT = 10
+_WORD = re.compile(r"[A-Za-z0-9]")
 
 
 def secret_forms(secret: str) -> list[str]:
@@ -52,8 +58,31 @@ def _pattern(secrets: Sequence[Any], n: int, *, as_bytes: bool) -> re.Pattern[An
     return re.compile(head + body + tail)
 
 
-def _covered(text: Any, pattern: re.Pattern[Any] | None) -> list[tuple[int, int]]:
-    """Merged [start, end) spans of ``text`` made of secret windows (the union of every hit)."""
+def _is_word(text: Any, i: int) -> bool:
+    if i < 0 or i >= len(text):
+        return False
+    c = text[i]
+    return bool(_WORD.match(chr(c) if isinstance(c, int) else c))
+
+
+def _stands_alone(text: Any, start: int, end: int) -> bool:
+    """The span is at least LONG_FRAGMENT long, or the letters and digits around it add at most one
+    character (a one-character-off copy of a token), i.e. it is not a piece of a longer identifier."""
+    if end - start >= LONG_FRAGMENT:
+        return True
+    extra = 0
+    i = start - 1
+    while _is_word(text, i) and extra <= 1:
+        extra, i = extra + 1, i - 1
+    i = end
+    while _is_word(text, i) and extra <= 1:
+        extra, i = extra + 1, i + 1
+    return extra <= 1
+
+
+def _covered(text: Any, pattern: re.Pattern[Any] | None, bounded: bool = False) -> list[tuple[int, int]]:
+    """Merged [start, end) spans of ``text`` made of secret windows (the union of every hit); with
+    ``bounded``, only those that stand alone (see LONG_FRAGMENT)."""
     if pattern is None:
         return []
     spans: list[tuple[int, int]] = []
@@ -64,6 +93,8 @@ def _covered(text: Any, pattern: re.Pattern[Any] | None) -> list[tuple[int, int]
                 spans[-1] = (spans[-1][0], end)
         else:
             spans.append((start, end))
+    if bounded:
+        spans = [(a, b) for a, b in spans if _stands_alone(text, a, b)]
     return spans
 
 
@@ -88,14 +119,15 @@ class Redactor:
     One compiled regex finds every window; text without any is returned unchanged.
     """
 
-    def __init__(self, secrets: Iterable[str], *, min_len: int = MIN_FRAGMENT) -> None:
+    def __init__(self, secrets: Iterable[str], *, min_len: int = MIN_FRAGMENT, bounded: bool = False) -> None:
         self.secrets = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
         self.min_len = min_len
+        self.bounded = bounded
         self._text = _pattern(self.secrets, min_len, as_bytes=False)
         self._bytes = _pattern([s.encode() for s in self.secrets], min_len, as_bytes=True)
 
     def text(self, s: str) -> str:
-        return _replace(s, _covered(s, self._text), REDACTED)
+        return _replace(s, _covered(s, self._text, self.bounded), REDACTED)
 
     def data(self, value: Any) -> Any:
         if isinstance(value, str):
@@ -107,12 +139,13 @@ class Redactor:
         return value
 
     def bytes(self, b: bytes) -> bytes:
-        return _replace(b, _covered(b, self._bytes), REDACTED.encode())
+        return _replace(b, _covered(b, self._bytes, self.bounded), REDACTED.encode())
 
     def escaped(self) -> Redactor:
-        """A redactor that also knows every escaped spelling of the secrets (JSON, XML, URL), for
-        files other tools wrote (junit.xml, allure-results)."""
-        return Redactor([f for s in self.secrets for f in secret_forms(s)], min_len=self.min_len)
+        """A redactor for files other tools wrote (junit.xml, allure-results): it also knows every
+        escaped spelling of the secrets (JSON, XML, URL), and leaves a short run inside a longer
+        identifier alone (``bounded``: an allure UUID is not cut, the leak scan does the same)."""
+        return Redactor([f for s in self.secrets for f in secret_forms(s)], min_len=self.min_len, bounded=True)
 
 
 # --- Leak scanning: the last pass of a run --------------------------------------------------------------
@@ -142,7 +175,7 @@ def _named(secrets: Sequence[str] | Mapping[str, str]) -> list[tuple[str, str]]:
 
 
 def _scan(data: Any, secrets: list[tuple[str, str]], min_len: int, where: str,
-          *, as_bytes: bool) -> list[Leak]:
+          *, as_bytes: bool, strict: bool) -> list[Leak]:
     leaks: list[Leak] = []
     newline = b"\n" if as_bytes else "\n"
     for index, (kind, value) in enumerate(secrets):
@@ -150,17 +183,20 @@ def _scan(data: Any, secrets: list[tuple[str, str]], min_len: int, where: str,
             continue
         forms = secret_forms(value)
         pattern = _pattern([f.encode() for f in forms] if as_bytes else forms, min_len, as_bytes=as_bytes)
-        for start, end in _covered(data, pattern):
+        for start, end in _covered(data, pattern, bounded=not strict):
             leaks.append(Leak(where, data.count(newline, 0, start) + 1, start, index, kind, end - start))
     leaks.sort(key=lambda k: (k.offset, k.secret))
     return leaks
 
 
 def scan_text(text: str, secrets: Sequence[str] | Mapping[str, str], min_len: int = MIN_FRAGMENT,
-              *, where: str = "<terminal>") -> list[Leak]:
+              *, where: str = "<terminal>", strict: bool = False) -> list[Leak]:
     """Every run of ``min_len``+ characters of any secret (or of its JSON/XML/URL spelling) in
-    ``text``, e.g. the captured terminal stream of a run. Empty list: nothing leaked."""
-    return _scan(text, _named(secrets), min_len, where, as_bytes=False)
+    ``text``, e.g. the captured terminal stream of a run. Empty list: nothing leaked.
+
+    Unless ``strict``, a run shorter than LONG_FRAGMENT (10) inside a longer run of letters and
+    digits (a UUID, an md5) is taken for the coincidence it almost always is; see scan_for_leaks."""
+    return _scan(text, _named(secrets), min_len, where, as_bytes=False, strict=strict)
 
 
 def _files(paths: Iterable[Path | str]) -> Iterator[Path]:
@@ -175,7 +211,7 @@ def _files(paths: Iterable[Path | str]) -> Iterator[Path]:
 
 
 def scan_for_leaks(paths: Iterable[Path | str], secrets: Sequence[str] | Mapping[str, str],
-                   min_len: int = MIN_FRAGMENT) -> list[Leak]:
+                   min_len: int = MIN_FRAGMENT, *, strict: bool = False) -> list[Leak]:
     """The last pass of a run: every place under ``paths`` where part of a secret survived.
 
     ``paths`` are files or folders (walked recursively: reports/, junit.xml, allure-results with
@@ -184,6 +220,13 @@ def scan_for_leaks(paths: Iterable[Path | str], secrets: Sequence[str] | Mapping
     URL-escaped), and each file's name as text. ``secrets`` is a sequence (a leak names the secret by
     its index) or a mapping name → value (a leak names it by its key, e.g. "senha").
 
+    A run of LONG_FRAGMENT (10) or more always counts. A shorter one counts when it stands alone:
+    the letters and digits around it add at most one character (``'Sx9senha...'``, ``"X" + token[1:]``,
+    ``token=a3f0c4d2``). Inside a longer identifier (allure's UUIDs and md5 history IDs are hex, and
+    6 hex characters of a token turn up there by chance in about 3% of runs) it is not a leak, unless
+    ``strict``. :func:`pbxcheck.report.redact_tree` applies the same rule, so a scan after it is clean
+    unless something escaped redaction.
+
     Returns the leaks, first by file, then by offset; an empty list means the run is clean. A leak
     never carries the fragment, so printing it is safe: the caller fails the run loudly with
     ``str(leak)`` for each.
@@ -191,13 +234,13 @@ def scan_for_leaks(paths: Iterable[Path | str], secrets: Sequence[str] | Mapping
     named = _named(secrets)
     leaks: list[Leak] = []
     for path in _files(paths):
-        for leak in _scan(path.name, named, min_len, str(path), as_bytes=False):
+        for leak in _scan(path.name, named, min_len, str(path), as_bytes=False, strict=strict):
             leaks.append(Leak(str(path), 0, leak.offset, leak.secret, leak.kind, leak.length))
         try:
             data = path.read_bytes()
         except OSError:
             continue
-        leaks += _scan(data, named, min_len, str(path), as_bytes=True)
+        leaks += _scan(data, named, min_len, str(path), as_bytes=True, strict=strict)
     return leaks
 
 

@@ -99,3 +99,25 @@ def test_leak_scan_of_escaped_spellings_and_a_terminal_stream() -> None:
     assert [(k.line, k.where) for k in leaks] == [(2, "<terminal>"), (3, "<terminal>")]
     assert isinstance(leaks[0], Leak) and leaks[0].kind == "secret #0"
     assert scan_text("nothing", [senha]) == []
+
+
+def test_a_short_run_inside_a_longer_identifier_is_a_coincidence_in_other_tools_files(tmp_path: Path) -> None:
+    """Allure's UUIDs and md5 history IDs are hex: 6 hex characters of a token turn up there by chance
+    in about 3% of runs. The scan and redact_tree leave such a run alone; a run that stands alone, or
+    is 10+ characters long, is a leak wherever it is."""
+    from pbxcheck import report
+
+    token = "00112233445566778899aabbccddeeff"
+    uuid = f"9f8e7d6c-5b4a-4c3d-8e{token[10:16]}-1a2b3c4d5e6f"  # 6 token characters inside a UUID group
+    result = tmp_path / f"{uuid}-result.json"
+    result.write_text(json.dumps({"uuid": uuid, "attachments": [{"source": f"{uuid}-attachment.txt"}]}),
+                      encoding="utf-8")
+    assert scan_for_leaks([tmp_path], [token]) == []
+    assert len(scan_for_leaks([tmp_path], [token], strict=True)) == 3  # the name and the two in the JSON
+    report.redact_tree(tmp_path, Redactor([token]))
+    assert result.exists() and uuid in result.read_text(encoding="utf-8")  # the attachment link still holds
+    # pytest's texts and the terminal are redacted without that exception
+    assert Redactor([token]).text(uuid) != uuid
+    for leak in (f"id={token[10:16]};", f"X{token[1:7]}", f"{token[3:13]}abcdef9", f"'{token[:13]}...'"):
+        assert scan_text(leak, [token]), leak
+    assert scan_text(f"abc{token[10:16]}9", [token]) == []
