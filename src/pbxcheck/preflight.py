@@ -22,7 +22,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -118,8 +118,15 @@ def preflight(target: Target, *, timeout: float | None = None) -> list[Problem]:
             return _Found(f"probe failed: {type(exc).__name__}: {exc}", "check this endpoint's settings")
         return None
 
-    with ThreadPoolExecutor(max_workers=len(probes), thread_name_prefix="preflight") as pool:
-        results = list(pool.map(run, [p for _, p in probes]))
+    # Each probe keeps to its budget step by step; a step that overruns it anyway (httpx's timeout
+    # is per phase) is cut off here, so that the whole preflight ends within budget + 1 s.
+    pool = ThreadPoolExecutor(max_workers=len(probes), thread_name_prefix="preflight")
+    futures = [pool.submit(run, p) for _, p in probes]
+    done, _ = wait(futures, timeout=budget + 1.0)
+    pool.shutdown(wait=False, cancel_futures=True)
+    late = _Found(f"timeout: no answer within {budget:g} s",
+                  "check the host and port, and that no firewall drops the traffic")
+    results = [f.result() if f in done else late for f in futures]
     redactor = Redactor(target.secrets)
 
     def line(text: str) -> str:  # one line, whatever an exception's text held
@@ -363,20 +370,25 @@ def _probe_sip_tcp(host: str, port: int, budget: _Budget) -> None:
 
 
 def _probe_sip_ws(url: str, tls_target: Target | None, budget: _Budget) -> None:
-    """WS or WSS (``tls_target`` given): for WSS the TLS handshake first, with [sip]'s CA."""
+    """WS or WSS (``tls_target`` given): for WSS our own TLS handshake with [sip]'s CA first (so
+    that a failure reads as one of the causes above), and the WebSocket over that very connection.
+
+    One connection, not a TLS probe closed at once and a second one for the WebSocket: the reference
+    central's WSS listener sometimes stalled the next handshake for seconds after such a close."""
     u = urlsplit(url)
     host = u.hostname or ""
     port = u.port or (443 if u.scheme == "wss" else 80)
     key = "[sip] wss_url" if tls_target else "[sip] ws_url"
-    sock = _connect(host, port, budget, section=key)
-    ctx = None
+    sock: socket.socket = _connect(host, port, budget, section=key)
     if tls_target is not None:
-        ctx = tls_target.sip_ssl_context()
-        sock = _tls_wrap(sock, ctx, host, port, budget, source_ip=None, section="[sip]", url_key=key)
-    sock.close()
+        sock = _tls_wrap(sock, tls_target.sip_ssl_context(), host, port, budget, source_ip=None,
+                         section="[sip]", url_key=key)
+    # websockets would wrap a wss:// socket again: the TLS socket goes in as a ws:// one (the
+    # upgrade request carries no scheme, only the Host and the path).
+    plain_url = "ws://" + url.split("://", 1)[1]
     try:
-        conn = ws_connect(url, subprotocols=["sip"], ssl=ctx, open_timeout=budget.left(), close_timeout=0.5,  # type: ignore[list-item]
-                       compression=None)
+        conn = ws_connect(plain_url, sock=sock, subprotocols=["sip"],  # type: ignore[list-item]
+                          open_timeout=budget.left(), close_timeout=0.5, compression=None)
     except InvalidStatus as exc:
         raise _Found(f"no SIP WebSocket there (HTTP {exc.response.status_code} to the upgrade)",
                      f"check the path in {key}") from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ssl
 import time
+from typing import Any
 
 import pytest
 
@@ -59,7 +60,7 @@ def test_untrusted_certificate_names_the_sections_ca_file() -> None:
 def test_expired_and_mismatch_say_what_the_certificate_shows(monkeypatch: pytest.MonkeyPatch) -> None:
     shown = {"not_after": "2020-01-02 03:04 UTC", "names": "central.example"}
     monkeypatch.setattr(pf, "_peer_cert_field", lambda host, port, budget, source_ip, what: shown[what])
-    kw = dict(source_ip=None, section="[api]", url_key="[api] url")
+    kw: dict[str, Any] = {"source_ip": None, "section": "[api]", "url_key": "[api] url"}
     expired = pf._cert_problem(_verify_error(10, "certificate has expired"), "127.0.0.1", 1, pf._Budget(1), **kw)
     assert expired.cause == "certificate expired on 2020-01-02 03:04 UTC"
     mismatch = pf._cert_problem(_verify_error(62, "Hostname mismatch"), "127.0.0.1", 1, pf._Budget(1), **kw)
@@ -128,3 +129,11 @@ def test_what_the_probes_use_is_imported_before_their_threads_start() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_a_probe_that_overruns_its_budget_is_cut_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    _stub_probes(monkeypatch, _probe_sip_udp=lambda: time.sleep(2.0))
+    started = time.monotonic()
+    problems = preflight(TARGET, timeout=0.3)
+    assert time.monotonic() - started < 1.8
+    assert [(p.endpoint, p.cause) for p in problems] == [("SIP UDP 127.0.0.1:7048", "timeout: no answer within 0.3 s")]
