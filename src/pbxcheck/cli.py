@@ -1,25 +1,40 @@
 """The command line: thin, it parses and delegates.
 
-Exit codes everywhere: 0 success, 1 a clause (or a load threshold) failed, 2 bad usage or bad target.
+Exit codes of ``run`` and ``load`` (``EXIT_CODES``, also in their --help): 0 every checked clause (every
+load threshold) passed, 1 one failed, 2 usage or setup error, 130 interrupted (SIGINT, SIGTERM or
+SIGHUP: children stopped, temp folders removed, reports marked incomplete). ``central`` runs until one
+of those signals and then exits 0; 1 when it cannot start, 2 on bad usage.
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from .errors import PbxcheckError, TargetError
+from .signals import EXIT_INTERRUPTED
+
+if TYPE_CHECKING:
+    from .central.server import Central
+
+#: the last paragraph of the --help of the app, run and load
+EXIT_CODES = (
+    "Exit codes: 0 every checked clause passed (load: every threshold held); 1 a clause failed"
+    " (load: a threshold failed or requests failed); 2 usage or setup error; 130 interrupted"
+    " (SIGINT, SIGTERM or SIGHUP: children stopped, temp folders removed, reports marked incomplete)."
+)
 
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     help="Conformance and load-test harness for a cloud PBX integration API (HTTP + SIP).",
+    epilog=EXIT_CODES,
 )
 err = Console(stderr=True, highlight=False)
 
@@ -37,7 +52,7 @@ def _check_faults(faults: list[str]) -> None:
         _fail(f"unknown fault {unknown[0]!r}; `pbxcheck central --list-faults` lists them")
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES)
 def run(
     target: Annotated[Path | None, typer.Option(help="Target TOML file; without it the embedded reference central is started and checked.")] = None,
     reports: Annotated[Path, typer.Option(help="Directory for JUnit, Allure and clause reports.")] = Path("reports"),
@@ -45,7 +60,10 @@ def run(
     profile: Annotated[str, typer.Option(help="Hypothesis profile: ci (fast, derandomised) or thorough.")] = "ci",
     select: Annotated[str | None, typer.Option("-k", help="pytest -k expression to run a subset of checks.")] = None,
 ) -> None:
-    """Check a central clause by clause; write reports/; exit 1 on any failed clause."""
+    """Check a central clause by clause; write reports/; exit 1 on any failed clause.
+
+    SIGTERM and SIGHUP are handled like Ctrl-C: pytest and the embedded central are stopped, the
+    temp folders removed, clauses.json/clauses.md marked incomplete; the exit code is 130."""
     from .target import load_target
 
     faults = list(fault or [])
@@ -84,7 +102,11 @@ def central(
     list_faults: Annotated[bool, typer.Option("--list-faults", help="List the fault switches and exit.")] = False,
     exit_with_parent: Annotated[int | None, typer.Option(hidden=True, help="Stop when this parent PID is gone.")] = None,
 ) -> None:
-    """Run the reference central (HTTPS API, plain HTTP, SIP UDP/TCP/WS/WSS, SQLite) until Ctrl-C."""
+    """Run the reference central (HTTPS API, plain HTTP, SIP UDP/TCP/WS/WSS, SQLite) until Ctrl-C.
+
+    Prints its listeners and the target file describing it (credentials included; without
+    --write-target it is target.toml in the state dir) once it listens. SIGTERM and SIGHUP stop it
+    like Ctrl-C: the temp folder it made is removed and it exits 0 (1: it could not start)."""
     from .central.faults import FAULTS
 
     if list_faults:
@@ -103,21 +125,49 @@ def central(
             _fail(f"--{name} must be 0-65535, not {port}")
     if clock_speed <= 0:
         _fail("--clock-speed must be positive")
-    from .central.server import CentralConfig, run_forever
+    from .central.server import Central, CentralConfig, run_forever, write_target_file
 
     config = CentralConfig(
         host=host, api_port=api_port, plain_port=plain_port, sip_port=sip_port, ws_port=ws_port,
         ws_plain_port=ws_plain_port, db_path=str(db) if db else None,
         state_dir=str(state_dir) if state_dir else None, faults=frozenset(faults), clock_speed=clock_speed,
     )
+    def ready(c: Central) -> None:
+        path = write_target
+        if path is None:  # the credentials live in the database; say where a target file holds them
+            path = Path(c.state_dir) / "target.toml"
+            write_target_file(c.target(), str(path))
+        print(listeners_text(c, path.resolve()), flush=True)
+
     try:
-        run_forever(config, write_target=str(write_target) if write_target else None,
+        run_forever(config, write_target=str(write_target) if write_target else None, on_ready=ready,
                     parent_pid=exit_with_parent)
     except OSError as exc:
         _fail(f"cannot start the central: {exc}", 1)
+    except KeyboardInterrupt:  # a signal before its handlers were set: stopped all the same
+        raise typer.Exit(0) from None
 
 
-@app.command()
+def listeners_text(c: Central, target_file: Path) -> str:
+    """What ``pbxcheck central`` prints once it listens: every URL and port, where the target file is.
+    The credentials stay in that file (mode 600)."""
+    t = c.target()
+    rows = [
+        ("API (HTTPS)", f"{t.api_url}/api.php"),
+        ("plain HTTP", t.plain_url),
+        ("SIP UDP", f"{t.sip_host}:{t.sip_udp_port}"),
+        ("SIP TCP", f"{t.sip_host}:{t.sip_tcp_port}"),
+        ("SIP WS", t.sip_ws_url),
+        ("SIP WSS", t.sip_wss_url),
+        ("target file", f"{target_file} (login, senha, tokens, extension passwords)"),
+    ]
+    if c.config.faults:
+        rows.append(("faults", " ".join(sorted(c.config.faults))))
+    lines = ["pbxcheck central: listening"] + [f"  {name:12} {value}" for name, value in rows]
+    return "\n".join(lines + ["Ctrl-C (or SIGTERM) to stop."])
+
+
+@app.command(epilog=EXIT_CODES)
 def load(
     scenario: Annotated[str, typer.Argument(help="Scenario name (see --list) or a locustfile path.")],
     target: Annotated[Path | None, typer.Option(help="Target TOML; without it the embedded central is started.")] = None,
@@ -134,7 +184,10 @@ def load(
     reports: Annotated[Path, typer.Option(help="Directory for the CSV and HTML results.")] = Path("reports"),
     list_scenarios: Annotated[bool, typer.Option("--list", help="List the scenarios and exit.")] = False,
 ) -> None:
-    """Run a bounded Locust load scenario against a central; thresholds decide the exit code."""
+    """Run a bounded Locust load scenario against a central; thresholds decide the exit code.
+
+    SIGTERM and SIGHUP are handled like Ctrl-C: Locust (and its workers) and the embedded central are
+    stopped, the temp folders removed, the results marked incomplete; the exit code is 130."""
     from . import loadrun
 
     if list_scenarios:
@@ -163,8 +216,8 @@ def main() -> None:
     except PbxcheckError as exc:
         err.print(f"pbxcheck: {exc}", markup=False, soft_wrap=True)
         sys.exit(2)
-    except KeyboardInterrupt:
-        sys.exit(130)
+    except KeyboardInterrupt:  # one that got past run/load's own handling
+        sys.exit(EXIT_INTERRUPTED)
 
 
 if __name__ == "__main__":

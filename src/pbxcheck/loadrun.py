@@ -3,6 +3,12 @@
 Locust runs as a subprocess (its gevent monkey-patching must not leak into this process); the target
 reaches the locustfile through $PBXCHECK_TARGET. Distributed runs use Locust's own master/worker
 engine (`--master` here, `--worker` on each other machine).
+
+Exit codes, as ``pbxcheck run``'s: 0 every threshold held, 1 a threshold failed (or no request
+completed, or an OK insert went missing), 2 usage or setup error (a bad option, Locust could not
+start), 130 interrupted. SIGINT, SIGTERM and SIGHUP stop Locust's process group (its ``--processes``
+workers too) with the SIGINT Locust expects, then the embedded central; the temp folders go, and
+``<scenario>.INCOMPLETE`` beside the results says they are partial.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -20,12 +27,15 @@ from pathlib import Path
 
 from rich.console import Console
 
+from . import signals
 from .bundled import bundled_dir
 from .client import ApiClient
 from .contract import Acao
 from .target import Target, load_target
 
 console = Console(highlight=False, soft_wrap=True)
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, signals.EXIT_INTERRUPTED
 
 
 @dataclass(frozen=True)
@@ -112,7 +122,8 @@ def _totals(stats_json: Path) -> Totals:
 def run(scenario: str, *, target: str | None, users: int, spawn_rate: float, run_time: str, web: bool,
         master: bool, worker: bool, master_host: str, expect_workers: int, max_fail_ratio: float,
         max_p95_ms: float | None, reports: str) -> int:
-    """Run one scenario; 0 when every threshold held, 1 otherwise. Raises ValueError on bad input."""
+    """Run one scenario; 0 when every threshold held, 1 otherwise, 2 when Locust could not start, 130
+    when a signal interrupted it. Raises ValueError on bad input."""
     if users < 1 or spawn_rate <= 0:
         raise ValueError("--users must be at least 1 and --spawn-rate positive")
     if not _RUN_TIME.match(run_time) or run_time in ("", "0", "0s"):
@@ -121,6 +132,23 @@ def run(scenario: str, *, target: str | None, users: int, spawn_rate: float, run
     out = Path(reports) / "load"
     out.mkdir(parents=True, exist_ok=True)
     stem = sc.name if sc else locustfile.stem
+    marker = out / f"{stem}.INCOMPLETE"
+    marker.unlink(missing_ok=True)
+    with signals.interrupts() as seen:
+        try:
+            return _run(locustfile, sc, stem, out, target=target, users=users, spawn_rate=spawn_rate,
+                        run_time=run_time, web=web, master=master, worker=worker, master_host=master_host,
+                        expect_workers=expect_workers, max_fail_ratio=max_fail_ratio, max_p95_ms=max_p95_ms)
+        except KeyboardInterrupt:
+            reason = f"interrupted by {seen.name}"
+            marker.write_text(f"{reason}: the results beside this file cover part of the run only\n")
+            console.print(f"[red]{reason}[/]: Locust and the central were stopped, the results in {out} are incomplete")
+            return EXIT_INTERRUPTED
+
+
+def _run(locustfile: Path, sc: Scenario | None, stem: str, out: Path, *, target: str | None, users: int,
+         spawn_rate: float, run_time: str, web: bool, master: bool, worker: bool, master_host: str,
+         expect_workers: int, max_fail_ratio: float, max_p95_ms: float | None) -> int:
     with tempfile.TemporaryDirectory(prefix="pbxcheck-load-") as tmp, _target(target, Path(tmp)) as (t, tpath):
         before = _campaign_size(t) if sc and sc.counts_inserts and not worker else 0
         cmd = [sys.executable, "-m", "locust", "-f", str(locustfile), "--host", t.api_url,
@@ -132,26 +160,42 @@ def run(scenario: str, *, target: str | None, users: int, spawn_rate: float, run
             cmd += ["--master", "--expect-workers", str(expect_workers)]
         if worker:
             cmd = [sys.executable, "-m", "locust", "-f", str(locustfile), "--worker", "--master-host", master_host]
-        env = {**os.environ, "PBXCHECK_TARGET": str(Path(tpath).resolve())}
-        # Hard stop past the run time, in case a user blocks: every load is bounded.
-        proc = subprocess.run(cmd, env=env, timeout=_seconds(run_time) + 120 if not web else None)
+        locust_tmp = Path(tmp) / "locust"
+        locust_tmp.mkdir()
+        env = {**os.environ, "PBXCHECK_TARGET": str(Path(tpath).resolve()), "TMPDIR": str(locust_tmp)}
+        (out / f"{stem}.json").unlink(missing_ok=True)  # a stale one would pass for this run's stats
+        # Its own session: the whole of Locust (workers included) is stopped as one group.
+        proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
+        try:
+            # Hard stop past the run time, in case a user blocks: every load is bounded.
+            returncode = proc.wait(timeout=_seconds(run_time) + 120 if not web else None)
+        except subprocess.TimeoutExpired:
+            signals.stop_tree(proc, first=signal.SIGINT, grace=15.0)
+            console.print(f"[red]Locust still ran {_seconds(run_time) + 120} s after its start; stopped[/]")
+            return EXIT_FAILED
+        except BaseException:
+            signals.stop_tree(proc, first=signal.SIGINT, grace=15.0)  # Locust writes its stats on SIGINT
+            raise
         if worker:
-            return proc.returncode
+            return EXIT_OK if returncode == 0 else EXIT_FAILED
+        if returncode != 0 and not (out / f"{stem}.json").is_file():
+            console.print(f"[red]Locust exited with code {returncode} before running[/]")
+            return EXIT_USAGE
         totals = _totals(out / f"{stem}.json")
-        code = 0
+        code = EXIT_OK
         requests, failures, p95 = totals.requests, totals.failures, totals.p95_ms
         ratio = failures / requests if requests else 1.0
         console.print(f"{stem}: {requests} requests, {failures} failed ({ratio:.2%}), "
                       f"{totals.rps:.0f} req/s, p95 {p95:.0f} ms")
         if requests == 0:
             console.print("[red]no request completed[/]")
-            code = 1
+            code = EXIT_FAILED
         if ratio > max_fail_ratio:
             console.print(f"[red]failure ratio {ratio:.2%} above --max-fail-ratio {max_fail_ratio:.2%}[/]")
-            code = 1
+            code = EXIT_FAILED
         if max_p95_ms is not None and p95 > max_p95_ms:
             console.print(f"[red]p95 {p95:.0f} ms above --max-p95-ms {max_p95_ms:.0f}[/]")
-            code = 1
+            code = EXIT_FAILED
         if sc and sc.counts_inserts:
             ok_inserts = requests - failures
             after = _campaign_size(t)
@@ -159,7 +203,7 @@ def run(scenario: str, *, target: str | None, users: int, spawn_rate: float, run
             console.print(f"inserts answered OK: {ok_inserts}; listed afterwards: {after - before}; lost: {lost}")
             if lost != 0:
                 console.print("[red]inserts answered OK but missing from statusdiscador[/]")
-                code = 1
+                code = EXIT_FAILED
         return code
 
 

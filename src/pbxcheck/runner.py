@@ -13,24 +13,27 @@ that fails the preflight: one line per problem, no clause checked), 130 interrup
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
 from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import TextIO
+from typing import IO, TextIO
 
-from . import report
+from . import report, signals
 from .bundled import bundled_dir
 from .errors import PbxcheckError, TargetError
 from .redact import Redactor
 from .target import Target, load_target
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
+EXIT_INTERRUPTED = signals.EXIT_INTERRUPTED  # 128 + SIGINT; for SIGTERM and SIGHUP too
 PROFILES = ("ci", "thorough")
 
 
@@ -108,8 +111,27 @@ def _say(message: str, out: TextIO) -> None:
 def run(target: str | None, reports: str = "reports", *, faults: Sequence[str] = (),
         paths: Sequence[str] | None = None, extra_args: Sequence[str] = (), hypothesis_profile: str = "ci",
         out: TextIO | None = None) -> int:
-    """Run the checks against ``target`` (a TOML path) or the embedded central; the exit code."""
+    """Run the checks against ``target`` (a TOML path) or the embedded central; the exit code.
+
+    SIGINT, SIGTERM and SIGHUP, wherever they land, stop pytest (its whole process tree), then the
+    embedded central; every temp folder goes, the reports say they are incomplete, the code is 130."""
     out = out or sys.stdout
+    reports_dir = Path(reports)
+    with signals.interrupts() as seen:
+        try:
+            return _run(target, reports, faults=faults, paths=paths, extra_args=extra_args,
+                        hypothesis_profile=hypothesis_profile, out=out)
+        except KeyboardInterrupt:
+            reason = f"interrupted by {seen.name}"
+            if (reports_dir / _RUN_MARK).exists():  # this run had started writing reports
+                mark_incomplete(reports_dir, reason)
+            _say(f"{reason}: pytest and the central were stopped, the reports are incomplete", out)
+            return EXIT_INTERRUPTED
+
+
+def _run(target: str | None, reports: str = "reports", *, faults: Sequence[str] = (),
+         paths: Sequence[str] | None = None, extra_args: Sequence[str] = (), hypothesis_profile: str = "ci",
+         out: TextIO) -> int:
     if hypothesis_profile not in PROFILES:
         _say(f"hypothesis profile must be one of {', '.join(PROFILES)}, not {hypothesis_profile!r}", out)
         return EXIT_USAGE
@@ -158,32 +180,64 @@ def run(target: str | None, reports: str = "reports", *, faults: Sequence[str] =
                 _say(f"{len(problems)} setup problem(s) in {target}: running the chosen checks anyway", out)
         cmd = pytest_command(target_file, reports_dir, paths=chosen, extra_args=list(extra_args),
                              hypothesis_profile=hypothesis_profile)
-        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
+        # Every temp folder pytest or what it starts makes (peers' work dirs, tmp_path) lands in
+        # this one, removed whatever happens; its own session lets us stop pytest's tree as a whole.
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="pbxcheck-run-"))
+        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1", TMPDIR=tmp)
+        (reports_dir / _RUN_MARK).touch()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=env)
+                                env=env, start_new_session=True)
         try:
             _stream(proc, redactor, out)
-        except KeyboardInterrupt:
-            # Ctrl-C reached us (alone, if it came by kill): pytest must stop too, then the central.
+            code = proc.wait()
+        except BaseException:
+            # A signal reached us (SIGINT, SIGTERM, SIGHUP; alone, if it came by kill): pytest must
+            # stop too, then the central (the ExitStack), and the reports be redacted all the same.
             _interrupt(proc)
             report.redact_tree(reports_dir, redactor)
-            _say("interrupted: the reports are incomplete", out)
-            return EXIT_INTERRUPTED
-        finally:
-            code = proc.wait()
+            raise
         report.redact_tree(reports_dir, redactor)
+        (reports_dir / _RUN_MARK).unlink(missing_ok=True)
     return exit_code(code, reports_dir, out)
 
 
 def _interrupt(proc: subprocess.Popen[bytes]) -> None:
-    """What Ctrl-C would have done to pytest (its finalizers undo BLOQUEAR), then a kill if it hangs."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    """What Ctrl-C would have done to pytest's process group (its finalizers undo BLOQUEAR and stop
+    the SIP peers), then SIGKILL to the group and to anything it started if it hangs."""
+    if proc.stdout is not None:  # keep reading what it prints meanwhile, or a full pipe would block it
+        threading.Thread(target=_drain, args=(proc.stdout,), daemon=True).start()
+    signals.stop_tree(proc, first=signal.SIGINT, grace=10.0)
+
+
+def _drain(stream: IO[bytes]) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        while stream.read(65536):
+            pass
+
+
+_RUN_MARK = ".pbxcheck-running"  # in the reports folder while pytest runs: a report there may be partial
+_INCOMPLETE_MD = "**INCOMPLETE: {reason}; the checks after that point did not run.**"
+
+
+def mark_incomplete(reports_dir: Path, reason: str) -> None:
+    """Say in clauses.json (``incomplete``, ``incomplete_reason``) and at the top of clauses.md that
+    the run was cut short; without a clauses.json (pytest stopped before writing it), a minimal one."""
+    table_path = reports_dir / report.CLAUSES_JSON
+    try:
+        table = json.loads(table_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        table = None
+    if not isinstance(table, dict):
+        table = {"clauses": {}, "counts": {}}
+    table["incomplete"] = True
+    table["incomplete_reason"] = reason
+    table_path.write_text(json.dumps(table, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    md_path = reports_dir / report.CLAUSES_MD
+    line = _INCOMPLETE_MD.format(reason=reason)
+    md = md_path.read_text(encoding="utf-8") if md_path.exists() else "# Clause report\n"
+    if not md.startswith("**INCOMPLETE"):
+        md_path.write_text(f"{line}\n\n{md}", encoding="utf-8")
+    (reports_dir / _RUN_MARK).unlink(missing_ok=True)
 
 
 def _start_central(stack: ExitStack, faults: list[str]) -> tuple[Target, str]:

@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import IO, TypeVar
 
 from ..errors import PbxcheckError
+from ..signals import stop_tree
 from ..target import Target, load_target
 from .server import Central, CentralConfig, ServiceFactory, new_loop, serve
 
@@ -79,8 +80,10 @@ class CentralProcess:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.target_path.unlink(missing_ok=True)
         self._log = open(self.log_path, "ab")
+        # Its own session: a Ctrl-C typed in the terminal reaches only the harness, which stops
+        # the central after pytest (whose finalizers still need it), not at the same moment.
         self.proc = subprocess.Popen(self.command(), stdout=self._log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
             if self.target_path.exists():
@@ -96,15 +99,14 @@ class CentralProcess:
                                 f" its log ({self.log_path}):\n{_tail(self.log_path)}")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-        self._close_log()
+        """SIGTERM to the central's process group, SIGKILL after 10 s; a second interrupt meanwhile
+        cuts the wait short, never the kill."""
+        proc, self.proc = self.proc, None
+        try:
+            if proc is not None:
+                stop_tree(proc, first=signal.SIGTERM, grace=10.0)
+        finally:
+            self._close_log()
 
     def _close_log(self) -> None:
         if self._log is not None:
@@ -115,14 +117,18 @@ class CentralProcess:
         try:
             return self.start()
         except BaseException:
-            self.stop()
-            self._cleanup()
+            try:
+                self.stop()
+            finally:
+                self._cleanup()
             raise
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        self.stop()
-        self._cleanup()
+        try:
+            self.stop()
+        finally:
+            self._cleanup()
 
     def _cleanup(self) -> None:
         if self._tmp is not None:

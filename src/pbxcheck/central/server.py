@@ -265,11 +265,11 @@ async def serve(config: CentralConfig, *, write_target: str | None = None,
                 on_ready: Callable[[Central], None] | None = None,
                 stop: asyncio.Event | None = None, services: list[ServiceFactory] | None = None,
                 parent_pid: int | None = None) -> None:
-    """Run until ``stop`` is set (or SIGINT/SIGTERM in the main thread, or ``parent_pid`` is gone)."""
+    """Run until ``stop`` is set (or SIGINT/SIGTERM/SIGHUP in the main thread, or ``parent_pid`` is gone)."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(sig, stop.set)
     watchdog = asyncio.create_task(_watch_parent(parent_pid, stop)) if parent_pid else None
     central = Central(config, services=services)
@@ -305,6 +305,7 @@ def new_loop() -> asyncio.AbstractEventLoop:
 
 def run_forever(config: CentralConfig, write_target: str | None = None,
                 on_ready: Callable[[Central], None] | None = None, parent_pid: int | None = None) -> None:
-    """Blocking; returns after SIGINT/SIGTERM (or the death of ``parent_pid``) once everything is closed."""
+    """Blocking; returns after SIGINT/SIGTERM/SIGHUP (or the death of ``parent_pid``) once everything
+    is closed (its temp state folder removed, when it made one)."""
     with asyncio.Runner(loop_factory=new_loop) as runner:
         runner.run(serve(config, write_target=write_target, on_ready=on_ready, parent_pid=parent_pid))
