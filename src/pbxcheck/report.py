@@ -127,10 +127,13 @@ def _check_entry(r: dict[str, Any], cid: str) -> dict[str, Any]:
         else:
             # The check failed on another clause and stopped before it finished with this one.
             others = [c for c in r["failed_clauses"] if c != cid]
-            entry.update(outcome=BLOCKED, blocked_by=others,
-                         reason=f"blocked by {', '.join(others)}: {r.get('message', '')}".rstrip(": "))
+            entry.update(outcome=BLOCKED, blocked_by=others, reason=r.get("message", ""))
     elif outcome == BLOCKED:
-        entry.update(blocked_by=list(r.get("blocked_by") or []), reason=r.get("message", ""))
+        by = list(r.get("blocked_by") or [])
+        reason = r.get("message", "")
+        for cid_by in by:  # blocked_by() says "blocked by C2C-1: why"; the table says it once
+            reason = reason.removeprefix(f"blocked by {cid_by}: ")
+        entry.update(blocked_by=by, reason=reason)
     elif outcome in ("skipped", "xfailed"):
         entry.update(outcome=NOT_APPLICABLE, reason=r.get("message", ""))
     return entry
