@@ -393,7 +393,8 @@ def _probe_sip_ws(url: str, tls_target: Target | None, budget: _Budget) -> None:
         raise _Found(f"no SIP WebSocket there (HTTP {exc.response.status_code} to the upgrade)",
                      f"check the path in {key}") from None
     except InvalidHandshake as exc:
-        raise _Found(f"WebSocket handshake refused ({exc})", f"check {key}") from None
+        raise _Found(f"WebSocket handshake refused ({exc})",
+                     f"check {key}" + ("" if tls_target else " (a TLS port wants [sip] wss_url)")) from None
     except (TimeoutError, _Found):
         raise _Found(f"timeout: no WebSocket handshake within {budget.total:g} s", f"check {key}") from None
     except OSError as exc:

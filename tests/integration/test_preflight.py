@@ -189,6 +189,13 @@ def test_wrong_senha_is_credentials_refused(central: Target, tmp_path: Path) -> 
                        "[credentials]", "[api] source_ip")
 
 
+def test_wss_url_on_the_plain_ws_port(central: Target, tmp_path: Path) -> None:
+    assert central.sip_ws_url
+    wss_on_ws = central.sip_ws_url.replace("ws://", "wss://")
+    path = write(central.with_(sip_wss_url=wss_on_ws), tmp_path / "t.toml")
+    expect_one_problem(path, tmp_path, f"SIP WSS {wss_on_ws}", "plain HTTP", "[sip] wss_url")
+
+
 @pytest.mark.parametrize("transport", ["TCP", "UDP"])
 def test_dead_sip_port(central: Target, tmp_path: Path, transport: str) -> None:
     dead = free_port()
