@@ -157,6 +157,7 @@ class _Session:
         global _ACTIVE_REDACTOR
         self.redactor = _ACTIVE_REDACTOR = Redactor(self.target.secrets)
         self._redact_terminal()
+        self._redact_allure()
         return self.target
 
     def _redact_terminal(self) -> None:
@@ -174,6 +175,67 @@ class _Session:
 
         tw.write = redacted_write
         tw._pbxcheck_redacted = True
+
+
+    def _redact_allure(self) -> None:
+        """allure-pytest writes each result as the check ends, with texts it took from the exception
+        itself (``call.excinfo.exconly()``) and from fixtures' errors: they are redacted just before
+        it writes them, as pytest's own texts are (redact_tree, afterwards, spares IDs)."""
+        try:
+            import allure_commons
+        except ImportError:
+            return
+        scrubber = _AllureScrubber(self.redactor)
+        try:
+            allure_commons.plugin_manager.register(scrubber, "pbxcheck-allure-scrubber")
+        except ValueError:  # already registered (a pytest run inside a pytest run)
+            return
+        self.stack.callback(allure_commons.plugin_manager.unregister, scrubber)
+
+
+class _AllureScrubber:
+    """An allure-commons plugin: the texts of a result (status message and trace, name, description,
+    parameter values, steps; fixtures' in containers) redacted before the file logger writes them.
+    UUIDs, history IDs and attachment file names are left as they are."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        self.redactor = redactor
+
+    def _item(self, item: Any) -> None:
+        r = self.redactor
+        details = getattr(item, "statusDetails", None)
+        if details is not None:
+            for name in ("message", "trace"):
+                if isinstance(getattr(details, name, None), str):
+                    setattr(details, name, r.text(getattr(details, name)))
+        for name in ("name", "description", "descriptionHtml", "fullName"):
+            if isinstance(getattr(item, name, None), str):
+                setattr(item, name, r.text(getattr(item, name)))
+        for param in getattr(item, "parameters", None) or []:
+            if isinstance(getattr(param, "value", None), str):
+                param.value = r.text(param.value)
+        for attachment in getattr(item, "attachments", None) or []:
+            if isinstance(getattr(attachment, "name", None), str):
+                attachment.name = r.text(attachment.name)
+        for step in getattr(item, "steps", None) or []:
+            self._item(step)
+
+    def report_result(self, result: Any) -> None:
+        self._item(result)
+
+    def report_container(self, container: Any) -> None:
+        for fixture in [*(getattr(container, "befores", None) or []), *(getattr(container, "afters", None) or [])]:
+            self._item(fixture)
+
+
+try:  # mark the two methods as allure-commons hooks run before the file logger's
+    from allure_commons import hookimpl as _allure_hookimpl
+
+    _AllureScrubber.report_result = _allure_hookimpl(tryfirst=True)(_AllureScrubber.report_result)  # type: ignore[method-assign]
+    _AllureScrubber.report_container = _allure_hookimpl(tryfirst=True)(  # type: ignore[method-assign]
+        _AllureScrubber.report_container)
+except ImportError:  # allure-pytest is a dependency; without it there is nothing to scrub
+    pass
 
 
 def _start_embedded_central(stack: ExitStack, faults: list[str]) -> Target:

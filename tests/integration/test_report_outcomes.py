@@ -157,6 +157,18 @@ def test_exception_group(target):
     raise ExceptionGroup("group " + TOKEN, [ValueError(SENHA), ClauseFailure("C5-1", "c5 " + FOREIGN)])
 
 
+class Glued(Exception):
+    """Its text comes from __str__, not args: allure-pytest reads it from the exception itself."""
+
+    def __str__(self):
+        return "zz" + TOKEN[3:10] + "zz"
+
+
+@pytest.mark.clause("RAM-1")
+def test_custom_exception_text(target):
+    raise Glued()
+
+
 @pytest.mark.clause("C2C-3")
 def test_blocked(target):
     blocked_by("C2C-1", "the click-to-call answer is broken: " + TOKEN[3:30])
@@ -168,6 +180,7 @@ OUTCOME = {  # clause -> its verdict in the clause table
     "SIP-REG-1": report.NOT_APPLICABLE, "AUTH-4": report.NOT_APPLICABLE, "AUTH-5": report.PASSED,
     "AUTH-6": report.FAILED, "REP-1": report.FAILED, "REP-2": report.FAILED, "OPS-1": report.FAILED,
     "REC-1": report.FAILED, "C5-1": report.FAILED, "REC-2": report.BLOCKED, "C2C-3": report.BLOCKED,
+    "RAM-1": report.FAILED,
 }
 
 
@@ -206,7 +219,7 @@ def test_no_outcome_crashes_the_run(run: tuple[subprocess.CompletedProcess[str],
     assert "skipped" in cases["test_blocked"]
     results = [json.loads(p.read_text(encoding="utf-8"))
                for p in (reports / "allure-results").glob("*-result.json")]
-    assert len({r["name"] for r in results}) == 14
+    assert len({r["name"] for r in results}) == 15
 
 
 def test_not_applicable_and_blocked_with_reasons_everywhere(
@@ -247,3 +260,22 @@ def test_no_secret_nor_fragment_anywhere(run: tuple[subprocess.CompletedProcess[
     for name, secret in SECRETS.items():
         assert not any(w in blob for w in _windows(secret) for blob in blobs), f"part of the {name} leaked"
     assert "[redacted]" in proc.stdout
+
+
+def _texts(value: object, key: str = "") -> list[str]:
+    if isinstance(value, dict):
+        return [t for k, v in value.items() for t in _texts(v, k)]
+    if isinstance(value, list):
+        return [t for v in value for t in _texts(v, key)]
+    return [value] if isinstance(value, str) and key in ("message", "trace", "name", "description", "value") else []
+
+
+def test_allure_texts_redacted_without_exception(run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    """allure-pytest takes the message from the exception itself (a custom __str__ included) and
+    fixture errors into containers: those texts are redacted strictly, like pytest's own."""
+    _, reports = run
+    texts = [t for p in (reports / "allure-results").glob("*.json")
+             for t in _texts(json.loads(p.read_text(encoding="utf-8")))]
+    assert any("zz[redacted]zz" in t for t in texts)
+    for name, secret in SECRETS.items():
+        assert not any(w in t for t in texts for w in _windows(secret)), f"part of the {name} in allure's texts"
