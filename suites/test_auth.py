@@ -140,6 +140,12 @@ def _new_calls(before: Any, after: Any) -> str | None:
     return None
 
 
+def _block_changed(before: str, after: str) -> str | None:
+    if before.startswith("not"):
+        return None  # placed even while blocked (before the denied call): HTTP cannot read the block here
+    return None if after.split(" (")[0] == before.split(" (")[0] else f"before {before}, after {after}"
+
+
 class Snapshot:
     """What a denied call of ``acao`` could have changed, looked at before and after (AUTH-5).
 
@@ -158,8 +164,7 @@ class Snapshot:
         if acao is Acao.CLICKTOCALL:
             self.views.append(("live calls", self._calls, _new_calls))
         if acao is Acao.BLOQUEIOCLASSE5 and own:
-            self.views.append((f"classe5 client {target.disposable_classe5}'s block", self._block,
-                               lambda b, a: None if b is None or a == b else f"before {b}, after {a}"))
+            self.views.append((f"classe5 client {target.disposable_classe5}'s block", self._block, _block_changed))
 
     def prepare(self, fields: dict[str, Any]) -> dict[str, Any]:
         """The fields of the denied call. For bloqueioclasse5 the client is blocked first (valid call) and the
@@ -188,9 +193,9 @@ class Snapshot:
         return {"calls": sorted(str(r.get("IDCHAMADA")) for r in ramais if r.get("IDCHAMADA")),
                 "busy": {str(r.get("Ramal")): str(r.get("Status", "")) for r in ramais}}
 
-    def _block(self) -> str | None:
-        """'blocked (<refusal>)' when a click-to-call from the client's extension is refused; 'not blocked'
-        when it is placed. None when the central places it even while blocked (then HTTP cannot read it)."""
+    def _block(self) -> str:
+        """'blocked (<refusal>)' when a click-to-call from the client's extension is refused, 'not blocked
+        (...)' when it is placed."""
         own = self.classe5_ext
         ex = self.api.call(Acao.CLICKTOCALL, origem=own[0], destino=own[1] if len(own) > 1 else own[0])
         value = ex.answer.value if ex.answer else None
@@ -204,8 +209,6 @@ class Snapshot:
     def assert_unchanged(self, before: dict[str, Any], ex: Exchange, factor: str) -> None:
         after = self.take()
         for name, _, changed in self.views:
-            if name.startswith("classe5") and before[name] is not None and before[name].startswith("not"):
-                continue  # placed even while blocked: the block cannot be read over HTTP here
             what = changed(before[name], after[name])
             self.check(what is None, "AUTH-5",
                        f"{self.acao.value} denied for a wrong {factor}, yet the {name} changed: {what}", ex)
