@@ -52,3 +52,12 @@ def test_sip_register_scenario_fires_request_events(tmp_path: Path) -> None:
     assert proc.returncode == 0, out
     assert "REGISTER (digest)" in out
     assert " 0 failed" in out
+
+
+def test_a_locustfile_that_cannot_start_is_a_setup_error_exit_2(tmp_path: Path) -> None:
+    broken = tmp_path / "locustfile_broken.py"
+    broken.write_text("raise RuntimeError('this locustfile does not import')\n")
+    proc = _load(tmp_path, str(broken), "--users", "1", "--run-time", "2s")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out  # not 1: no threshold was measured, Locust never ran
+    assert "before running" in out

@@ -11,24 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from pbxcheck.signals import descendants
+
 pytestmark = pytest.mark.slow
-
-
-def _children(pid: int) -> set[int]:
-    """Every descendant of ``pid`` (from /proc)."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat.rpartition(")")[2].split()[1])
-    found, frontier = set(), {pid}
-    while frontier:
-        frontier = {c for c, p in parents.items() if p in frontier} - found
-        found |= frontier
-    return found
 
 
 def _alive(pid: int) -> bool:
@@ -39,8 +24,11 @@ def _alive(pid: int) -> bool:
 
 
 def test_sigint_stops_pytest_and_the_central(tmp_path: Path) -> None:
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
     proc = subprocess.Popen([sys.executable, "-m", "pbxcheck", "run", "--reports", str(tmp_path / "reports")],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
+                            env=dict(os.environ, TMPDIR=str(tmpdir)))
     try:
         assert proc.stdout is not None
         seen = []
@@ -48,21 +36,23 @@ def test_sigint_stops_pytest_and_the_central(tmp_path: Path) -> None:
             seen.append(line)
             if line.startswith(".") or "%]" in line:
                 break
-        descendants = _children(proc.pid)
-        assert len(descendants) >= 2, f"expected a central and a pytest under the runner: {descendants}\n{seen}"
+        children = set(descendants(proc.pid))
+        assert len(children) >= 2, f"expected a central and a pytest under the runner: {children}\n{seen}"
         proc.send_signal(signal.SIGINT)  # to the runner alone, as `kill -INT` does
         rest, _ = proc.communicate(timeout=30)
         assert proc.returncode == 130, rest[-2000:]
-        assert "interrupted" in rest
+        assert "interrupted by SIGINT" in rest
         assert "Traceback" not in rest
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(_alive(p) for p in descendants):
+        while time.monotonic() < deadline and any(_alive(p) for p in children):
             time.sleep(0.2)
-        assert not [p for p in descendants if _alive(p)], "the runner left processes behind"
+        assert not [p for p in children if _alive(p)], "the runner left processes behind"
+        assert list(tmpdir.iterdir()) == [], "temp folders left behind"
+        assert '"incomplete": true' in (tmp_path / "reports" / "clauses.json").read_text()
     finally:
         if proc.poll() is None:
             proc.kill()
-        for p in _children(proc.pid):
+        for p in descendants(proc.pid):
             try:
                 os.kill(p, signal.SIGKILL)
             except ProcessLookupError:

@@ -241,3 +241,14 @@ def test_mark_incomplete_without_and_with_reports(tmp_path: Path) -> None:
     md = (tmp_path / "clauses.md").read_text()
     assert md.startswith("**INCOMPLETE: interrupted by SIGHUP") and md.count("INCOMPLETE") == 1
     assert md.endswith("# Clause report: x\n")
+
+
+@pytest.mark.parametrize("command", [[], ["run"], ["load"]], ids=["app", "run", "load"])
+def test_help_says_the_exit_codes(command: list[str]) -> None:
+    proc = subprocess.run([sys.executable, "-m", "pbxcheck", *command, "--help"], capture_output=True, text=True,
+                          timeout=60, env=dict(os.environ, COLUMNS="300"))
+    assert proc.returncode == 0, proc.stderr
+    text = " ".join(proc.stdout.split())
+    for part in ("0 every checked clause passed", "1 a clause failed", "2 usage or setup error",
+                 "130 interrupted (SIGINT, SIGTERM or SIGHUP"):
+        assert part in text, proc.stdout
