@@ -73,8 +73,11 @@ _ACTIVE_REDACTOR: Redactor = Redactor(())
 class ClauseFailure(AssertionError):
     """A failed expectation of one clause; the message is redacted here, whoever built it."""
 
-    def __init__(self, clause_id: str, message: str) -> None:
+    def __init__(self, clause_id: str, message: str, *, headline: str | None = None) -> None:
         self.clause_id = clause_id
+        # the one line the clause table shows: what went wrong, not the clause's summary
+        first = (message.strip().splitlines() or [clause_id])[0]
+        self.headline = _ACTIVE_REDACTOR.text(headline or first)
         super().__init__(_ACTIVE_REDACTOR.text(message))
 
 
@@ -555,9 +558,11 @@ def _skip_reason(rep: pytest.TestReport) -> str:
 
 
 def _headline(exc: BaseException | None, text: str, redactor: Redactor) -> str:
+    if isinstance(exc, ClauseFailure):
+        return redactor.text(exc.headline)
     if exc is not None:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        return redactor.text(f"{type(exc).__name__}: {first}" if not isinstance(exc, ClauseFailure) else first)
+        return redactor.text(f"{type(exc).__name__}: {first}")
     lines = [ln for ln in text.splitlines() if ln.startswith("E ")]
     return lines[0][2:].strip() if lines else (text.strip().splitlines() or [""])[-1]
 
@@ -806,7 +811,9 @@ class Checker:
         c = CLAUSES[clause_id]
         head = f"[{clause_id}] {c.summary}\n  ({c.section})\n\n  {what}"
         body = self.describe(*exchanges)
-        raise ClauseFailure(clause_id, self.redactor.text(head + ("\n\n" + body if body else "")))
+        said = (what.strip().splitlines() or [c.summary])[0]
+        raise ClauseFailure(clause_id, self.redactor.text(head + ("\n\n" + body if body else "")),
+                            headline=self.redactor.text(f"[{clause_id}] {said}"))
 
     def __call__(self, condition: object, clause_id: str, what: str, *exchanges: Exchange) -> None:
         __tracebackhide__ = True

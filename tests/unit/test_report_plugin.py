@@ -45,6 +45,9 @@ def test_checker_failure_reads_like_schemathesis_and_is_redacted() -> None:
     assert text.startswith("[DIAL-INS-1] " + CLAUSES["DIAL-INS-1"].summary)
     assert "sent:" in text and "got:" in text and "curl" in text and '["Status","Ok"]' in text
     assert TARGET.senha not in text and "[redacted]" in text
+    # the clause table's one line says what went wrong, not the clause's summary
+    assert info.value.headline == '[DIAL-INS-1] expected exactly ["Status", "OK"]'
+    assert ClauseFailure("AUTH-1", "first line\nsecond").headline == "first line"
 
 
 def test_checker_condition_true_does_not_raise() -> None:
