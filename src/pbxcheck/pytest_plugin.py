@@ -295,10 +295,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    global _ACTIVE_REDACTOR
     state = config.stash.get(_STATE_KEY, None)
     if state is None:
         return
     state.stack.close()
+    if _ACTIVE_REDACTOR is state.redactor:  # a later session in this process starts clean
+        _ACTIVE_REDACTOR = Redactor(())
     if state.active and state.target is not None:
         # junitxml writes its file in pytest_sessionfinish and allure writes as it goes: both are done now.
         report.redact_tree(state.reports_dir, state.redactor)
