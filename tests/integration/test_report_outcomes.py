@@ -279,3 +279,28 @@ def test_allure_texts_redacted_without_exception(run: tuple[subprocess.Completed
     assert any("zz[redacted]zz" in t for t in texts)
     for name, secret in SECRETS.items():
         assert not any(w in t for t in texts for w in _windows(secret)), f"part of the {name} in allure's texts"
+
+
+pytest_plugins = ["pytester"]
+ONE_EACH = ["test_passed", "test_failed_assert", "test_skip_in_setup", "test_skip_in_call", "test_skipif",
+            "test_xfail", "test_xpass", "test_xpass_strict", "test_error_in_setup", "test_error_in_teardown",
+            "test_pytest_fail", "test_hypothesis", "test_exception_group", "test_custom_exception_text",
+            "test_blocked"]
+
+
+@pytest.mark.parametrize("name", ONE_EACH)
+def test_each_outcome_alone(pytester: pytest.Pytester, name: str) -> None:
+    """Each outcome on its own (in process, through pytester), so a crash names its outcome."""
+    pytester.makefile(".toml", target=TARGET)
+    pytester.makepyfile(test_outcomes=CHECKS.format(secrets=(SENHA, TOKEN, FOREIGN, EXT)))
+    reports = pytester.path / "reports"
+    result = pytester.runpytest("test_outcomes.py", "-k", f"{name} and not {name}_", "--target", "target.toml",
+                                "--reports", str(reports), f"--junitxml={reports / 'junit.xml'}",
+                                f"--alluredir={reports / 'allure-results'}", "-rA", "-l", "-p", "no:cacheprovider")
+    terminal = "\n".join(result.outlines + result.errlines)
+    assert "INTERNALERROR" not in terminal and result.ret in (0, 1), terminal[-3000:].replace(TOKEN, "T")
+    assert [c.get("name") for c in ET.parse(reports / "junit.xml").getroot().iter("testcase")] == [name]
+    table = json.loads((reports / report.CLAUSES_JSON).read_text(encoding="utf-8"))
+    assert any(row["checks"] for row in table["clauses"].values())
+    leaks = scan_for_leaks([reports], SECRETS) + scan_text(terminal, SECRETS, strict=True)
+    assert leaks == [], "\n".join(str(k) for k in leaks)
