@@ -26,6 +26,7 @@ import sipkit
 from sipkit import SipSession
 
 from pbxcheck.bundled import bundled_dir
+from pbxcheck.wrong import answers_delayed
 
 GUESSES = 12  # per svcrack mode: enough to meet a sane throttle, few enough to stay under a second
 MAX_SILENT = 3  # a mode stops after this many unanswered guesses (each costs its 1 s timeout)
@@ -181,7 +182,7 @@ def test_password_guessing(sip: SipSession, observe, finding) -> None:
         right_after, lockout_s = await _right_password_after(phone, ext.password)
         lines = results["fresh-nonce"] + results["reused-nonce"]
         dropped = lines.count("(silence)")
-        delayed = _delayed(times)
+        delayed = answers_delayed(times)
         measured = [w for w, on in (("later guesses delayed", delayed), (f"{dropped} guesses dropped", dropped),
                                     (f"lockout: the right password refused for {lockout_s or 0:.1f} s",
                                      lockout_s is not None)) if on]
@@ -198,14 +199,6 @@ def test_password_guessing(sip: SipSession, observe, finding) -> None:
                     f"accepted right after ({right_after}); a status code alone (403 included) is not a rate limit")
 
     sip.run(scenario())
-
-
-def _delayed(times: list[float]) -> bool:
-    """Later answers clearly slower than the first ones (medians of four, so one slow answer does not count)."""
-    if len(times) < 8:
-        return False
-    first, last = sorted(times[:4])[2], sorted(times[-4:])[2]
-    return last >= 3 * first and last - first >= 0.2
 
 
 async def _right_password_after(phone: sipkit.Phone, password: str) -> tuple[str, float | None]:

@@ -46,7 +46,7 @@ from pbxcheck.contract import (
 from pbxcheck.errors import TransportError
 from pbxcheck.pytest_plugin import Checker, ForeignProbe, RunTag
 from pbxcheck.target import Target
-from pbxcheck.wrong import wrong_like
+from pbxcheck.wrong import answers_delayed, wrong_like
 
 from .support import contact_body, ids_of, insert, is_status_pair, listing, now_text, valid_body
 
@@ -388,10 +388,7 @@ class Burst:
 
     @property
     def delayed(self) -> bool:
-        if len(self.times) < 8:
-            return False
-        first, last = sorted(self.times[:4])[2], sorted(self.times[-4:])[2]
-        return last >= 3 * first and last - first >= 0.2
+        return answers_delayed(self.times)
 
     @property
     def throttled(self) -> bool:

@@ -1,4 +1,6 @@
-"""Wrong credentials for the checks: random values of the secret's shape, never derived from it.
+"""Wrong credentials for the checks, and how a rate limit on them is told apart from plain denials.
+
+Wrong values are random values of the secret's shape, never derived from it.
 
 A "wrong token" made by changing one character of the real one puts 31 of its 32 characters into every
 report and curl line that shows the request. ``wrong_like`` draws a fresh value of the same length and
@@ -29,3 +31,13 @@ def wrong_like(real: str) -> str:
         value = "".join(secrets.choice(alphabet) for _ in real)
         if value != real:
             return value
+
+
+def answers_delayed(times: list[float]) -> bool:
+    """Later answers to wrong guesses clearly slower than the first ones: the median of the last four
+    at least 3x the first four's and 200 ms more (medians, so one slow answer does not count). One
+    rule for the API (AUTH-6) and SIP (SIP-SEC-1): a delay is one of the three signs of throttling."""
+    if len(times) < 8:
+        return False
+    first, last = sorted(times[:4])[2], sorted(times[-4:])[2]
+    return last >= 3 * first and last - first >= 0.2
