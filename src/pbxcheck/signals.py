@@ -3,7 +3,9 @@
 CI cancels a job with SIGTERM, a closed terminal sends SIGHUP: ``pbxcheck run``, ``load`` and
 ``central`` treat both like SIGINT. Inside :func:`interrupts`, the first of the three raises
 ``KeyboardInterrupt`` in the main thread (so ``with`` blocks and ``finally`` clauses clean up as for
-Ctrl-C) and the next ones are only counted, so that the cleanup itself is not cut short.
+Ctrl-C) and the next ones are only counted, so that the cleanup itself is not cut short; a second
+signal only shortens the grace :func:`stop_tree` gives a child (CI sends SIGINT, then SIGTERM, then
+SIGKILL a few seconds apart), straight to its SIGKILL.
 
 Children that must be stopped as a whole (pytest and whatever it started, Locust and its
 ``--processes`` workers, the embedded central) are started with ``start_new_session=True``: a Ctrl-C
@@ -44,6 +46,7 @@ class Interrupts:
 def interrupts() -> Iterator[Interrupts]:
     """SIGINT, SIGTERM and SIGHUP raise ``KeyboardInterrupt`` once; the previous handlers come back on
     exit. Outside the main thread (where Python cannot set handlers) nothing changes."""
+    global _current
     seen = Interrupts()
     if threading.current_thread() is not threading.main_thread():
         yield seen
@@ -57,11 +60,21 @@ def interrupts() -> Iterator[Interrupts]:
         seen.later.append(sig)
 
     previous = {sig: signal.signal(sig, handler) for sig in HANDLED}
+    outer, _current = _current, seen
     try:
         yield seen
     finally:
+        _current = outer
         for sig, old in previous.items():
             signal.signal(sig, old if old is not None else signal.SIG_DFL)
+
+
+_current: Interrupts | None = None  # the innermost interrupts() block of the main thread
+
+
+def _hurried() -> bool:
+    """A second signal came: no more grace."""
+    return _current is not None and bool(_current.later)
 
 
 # --- process trees -----------------------------------------------------------------------------------
@@ -112,7 +125,8 @@ def stop_tree(proc: subprocess.Popen, *, first: int = signal.SIGINT, grace: floa
     """Stop ``proc`` (started with ``start_new_session=True``), its process group and every process it
     started: ``first`` to the group, up to ``grace`` seconds for the group to go, then SIGKILL to the
     group and to each descendant still alive. Returns the leader's exit code. Idempotent; a second
-    ``KeyboardInterrupt`` meanwhile cuts the grace short, never the SIGKILL."""
+    signal inside :func:`interrupts` (or a ``KeyboardInterrupt``) cuts the grace short, never the
+    SIGKILL."""
     pgid = proc.pid
     tree = descendants(pgid) if proc.poll() is None else {}
     try:
@@ -120,7 +134,7 @@ def stop_tree(proc: subprocess.Popen, *, first: int = signal.SIGINT, grace: floa
             _kill_group(pgid, first)
             deadline = time.monotonic() + grace
             refreshed = time.monotonic()
-            while time.monotonic() < deadline:
+            while time.monotonic() < deadline and not _hurried():
                 if proc.poll() is not None and not group_members(pgid):
                     break
                 if proc.poll() is None and time.monotonic() - refreshed > 0.5:

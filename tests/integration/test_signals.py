@@ -252,3 +252,27 @@ def test_help_says_the_exit_codes(command: list[str]) -> None:
     for part in ("0 every checked clause passed", "1 a clause failed", "2 usage or setup error",
                  "130 interrupted (SIGINT, SIGTERM or SIGHUP"):
         assert part in text, proc.stdout
+
+
+def test_a_second_signal_cuts_the_grace_short(tmp_path: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN);"
+                             " print('up', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "up\n"
+        timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM))
+        started = time.monotonic()
+        with signals.interrupts() as seen:
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(1)
+            except KeyboardInterrupt:
+                timer.start()  # the second signal lands during the grace
+                signals.stop_tree(proc, first=signal.SIGINT, grace=30.0)
+        assert seen.first == signal.SIGINT and seen.later == [signal.SIGTERM]
+        assert time.monotonic() - started < 5, "the grace ran its full 30 s"
+        assert proc.returncode == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
