@@ -169,6 +169,11 @@ def test_custom_exception_text(target):
     raise Glued()
 
 
+@pytest.mark.clause("RAM-2")
+def test_missing_fixture(target, no_such_fixture_{frag}):
+    pass
+
+
 @pytest.mark.clause("C2C-3")
 def test_blocked(target):
     blocked_by("C2C-1", "the click-to-call answer is broken: " + TOKEN[3:30])
@@ -180,7 +185,7 @@ OUTCOME = {  # clause -> its verdict in the clause table
     "SIP-REG-1": report.NOT_APPLICABLE, "AUTH-4": report.NOT_APPLICABLE, "AUTH-5": report.PASSED,
     "AUTH-6": report.FAILED, "REP-1": report.FAILED, "REP-2": report.FAILED, "OPS-1": report.FAILED,
     "REC-1": report.FAILED, "C5-1": report.FAILED, "REC-2": report.BLOCKED, "C2C-3": report.BLOCKED,
-    "RAM-1": report.FAILED,
+    "RAM-1": report.FAILED, "RAM-2": report.FAILED,
 }
 
 
@@ -192,7 +197,7 @@ def _windows(s: str, n: int = 6) -> set[str]:
 def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
     tmp = tmp_path_factory.mktemp("outcomes")
     (tmp / "target.toml").write_text(TARGET, encoding="utf-8")
-    (tmp / "test_outcomes.py").write_text(CHECKS.format(secrets=(SENHA, TOKEN, FOREIGN, EXT)), encoding="utf-8")
+    (tmp / "test_outcomes.py").write_text(CHECKS.format(secrets=(SENHA, TOKEN, FOREIGN, EXT), frag=TOKEN[4:16]), encoding="utf-8")
     reports = tmp / "reports"
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "test_outcomes.py", "--target", "target.toml", "--reports", str(reports),
@@ -219,7 +224,7 @@ def test_no_outcome_crashes_the_run(run: tuple[subprocess.CompletedProcess[str],
     assert "skipped" in cases["test_blocked"]
     results = [json.loads(p.read_text(encoding="utf-8"))
                for p in (reports / "allure-results").glob("*-result.json")]
-    assert len({r["name"] for r in results}) == 15
+    assert len({r["name"] for r in results}) == 16
 
 
 def test_not_applicable_and_blocked_with_reasons_everywhere(
@@ -285,14 +290,14 @@ pytest_plugins = ["pytester"]
 ONE_EACH = ["test_passed", "test_failed_assert", "test_skip_in_setup", "test_skip_in_call", "test_skipif",
             "test_xfail", "test_xpass", "test_xpass_strict", "test_error_in_setup", "test_error_in_teardown",
             "test_pytest_fail", "test_hypothesis", "test_exception_group", "test_custom_exception_text",
-            "test_blocked"]
+            "test_missing_fixture", "test_blocked"]
 
 
 @pytest.mark.parametrize("name", ONE_EACH)
 def test_each_outcome_alone(pytester: pytest.Pytester, name: str) -> None:
     """Each outcome on its own (in process, through pytester), so a crash names its outcome."""
     pytester.makefile(".toml", target=TARGET)
-    pytester.makepyfile(test_outcomes=CHECKS.format(secrets=(SENHA, TOKEN, FOREIGN, EXT)))
+    pytester.makepyfile(test_outcomes=CHECKS.format(secrets=(SENHA, TOKEN, FOREIGN, EXT), frag=TOKEN[4:16]))
     reports = pytester.path / "reports"
     result = pytester.runpytest("test_outcomes.py", "-k", f"{name} and not {name}_", "--target", "target.toml",
                                 "--reports", str(reports), f"--junitxml={reports / 'junit.xml'}",
