@@ -7,7 +7,7 @@ engine (`--master` here, `--worker` on each other machine).
 Exit codes, as ``pbxcheck run``'s: 0 every threshold held, 1 a threshold failed (or no request
 completed, or an OK insert went missing), 2 usage or setup error (a bad option, Locust could not
 start), 130 interrupted. SIGINT, SIGTERM and SIGHUP stop Locust's process group (its ``--processes``
-workers too) with the SIGINT Locust expects, then the embedded central; the temp folders go, and
+workers too) with the SIGTERM Locust handles, then the embedded central; the temp folders go, and
 ``<scenario>.INCOMPLETE`` beside the results says they are partial.
 """
 
@@ -170,11 +170,13 @@ def _run(locustfile: Path, sc: Scenario | None, stem: str, out: Path, *, target:
             # Hard stop past the run time, in case a user blocks: every load is bounded.
             returncode = proc.wait(timeout=_seconds(run_time) + 120 if not web else None)
         except subprocess.TimeoutExpired:
-            signals.stop_tree(proc, first=signal.SIGINT, grace=15.0)
+            signals.stop_tree(proc, first=signal.SIGTERM, grace=15.0)
             console.print(f"[red]Locust still ran {_seconds(run_time) + 120} s after its start; stopped[/]")
             return EXIT_FAILED
         except BaseException:
-            signals.stop_tree(proc, first=signal.SIGINT, grace=15.0)  # Locust writes its stats on SIGINT
+            # SIGTERM: Locust's own handler quits its users and writes the stats (SIGINT would raise
+            # KeyboardInterrupt in whichever user greenlet runs, and print its traceback).
+            signals.stop_tree(proc, first=signal.SIGTERM, grace=15.0)
             raise
         if worker:
             return EXIT_OK if returncode == 0 else EXIT_FAILED
