@@ -27,7 +27,7 @@ _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 @dataclass(frozen=True)
 class Extension:
     number: str
-    password: str
+    password: str = field(repr=False)
     ramal_web: bool = False
     classe5_client: str | None = None
 
@@ -39,11 +39,12 @@ class Target:
     plain_url: str
     source_ip: str
     login: str
-    senha: str
-    token: str
+    # Secrets stay out of the repr: pytest's -l locals and Hypothesis's falsifying examples print it.
+    senha: str = field(repr=False)
+    token: str = field(repr=False)
     disposable_campaign: str
     disposable_classe5: str
-    foreign_token: str | None = None
+    foreign_token: str | None = field(default=None, repr=False)
     foreign_source_ip: str | None = None
     ca_file: str | None = None
     insecure: bool = False

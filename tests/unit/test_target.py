@@ -164,3 +164,13 @@ def test_gate_require_takes_clause_ids_only() -> None:
         parse_target({**MINIMAL, "gate": {"require": ["NOPE-1"]}})
     with pytest.raises(TargetError, match="gate.requires"):
         parse_target({**MINIMAL, "gate": {"requires": []}})
+
+
+def test_no_secret_in_the_repr() -> None:
+    """pytest's -l locals and Hypothesis's falsifying examples print a Target by its repr."""
+    t = parse_target({**MINIMAL, "foreign": {"token": "foreign-token-value"},
+                      "extensions": [{"number": "2001", "password": "extension-password"}]})
+    shown = repr(t)
+    for secret in t.secrets:
+        assert secret not in shown
+    assert "root" in shown  # the login is an identifier
