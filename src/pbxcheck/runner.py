@@ -123,9 +123,12 @@ def run(target: str | None, reports: str = "reports", *, faults: Sequence[str] =
                         hypothesis_profile=hypothesis_profile, out=out)
         except KeyboardInterrupt:
             reason = f"interrupted by {seen.name}"
-            if (reports_dir / _RUN_MARK).exists():  # this run had started writing reports
+            if (reports_dir / _RUN_MARK).exists():  # pytest had started: its reports are partial
                 mark_incomplete(reports_dir, reason)
-            _say(f"{reason}: pytest and the central were stopped, the reports are incomplete", out)
+                _say(f"{reason}: pytest and the central were stopped; the reports in {reports_dir} are"
+                     " marked incomplete", out)
+            else:
+                _say(f"{reason} before any check ran; what it had started was stopped", out)
             return EXIT_INTERRUPTED
 
 

@@ -134,6 +134,24 @@ def test_run_stops_everything_and_marks_the_reports_incomplete(tmp_path: Path, s
         run.cleanup()
 
 
+def test_run_interrupted_while_the_central_starts_leaves_no_target_file(tmp_path: Path) -> None:
+    run = Spawned(tmp_path, "run", "--reports", str(tmp_path / "reports"))
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not list(run.tmpdir.glob("pbxcheck-central-*/*")):
+            time.sleep(0.02)  # the central's state folder (key, database, then target.toml) is being filled
+        assert list(run.tmpdir.glob("pbxcheck-central-*")), "the embedded central never started"
+        run.proc.send_signal(signal.SIGTERM)
+        code = run.finish(timeout=20)
+        out = run.text()
+        assert code == 130, out[-3000:]
+        assert "interrupted by SIGTERM" in out and "Traceback" not in out
+        assert run.leftovers() == [], "the runner left processes behind"
+        assert sorted(p.name for p in run.tmpdir.iterdir()) == [], "temp folders left behind"
+    finally:
+        run.cleanup()
+
+
 def test_load_stops_locust_and_the_central(tmp_path: Path) -> None:
     reports = tmp_path / "reports"
     load = Spawned(tmp_path, "load", "dialer-insert", "--users", "2", "--spawn-rate", "2", "--run-time", "30s",
