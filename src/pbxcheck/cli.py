@@ -125,7 +125,7 @@ def central(
             _fail(f"--{name} must be 0-65535, not {port}")
     if clock_speed <= 0:
         _fail("--clock-speed must be positive")
-    from .central.server import Central, CentralConfig, run_forever, write_target_file
+    from .central.server import CentralConfig, run_forever, write_target_file
 
     config = CentralConfig(
         host=host, api_port=api_port, plain_port=plain_port, sip_port=sip_port, ws_port=ws_port,

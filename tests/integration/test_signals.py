@@ -191,7 +191,7 @@ def test_central_prints_its_listeners_and_stops_cleanly(tmp_path: Path, sig: sig
         assert path.is_relative_to(central.tmpdir), target_line
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         t = load_target(path)
-        assert f"https://127.0.0.1:" in t.api_url and t.api_url in out  # the file describes this central
+        assert "https://127.0.0.1:" in t.api_url and t.api_url in out  # the file describes this central
         secrets = [s for s in t.secrets if s]
         assert secrets and not any(s in out for s in secrets), "a credential was printed"
         central.proc.send_signal(sig)
