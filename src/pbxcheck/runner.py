@@ -29,7 +29,7 @@ from typing import IO, TextIO
 from . import report, signals
 from .bundled import bundled_dir
 from .errors import PbxcheckError, TargetError
-from .redact import Redactor
+from .redact import Redactor, scan_for_leaks, scan_text
 from .target import Target, load_target
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -85,11 +85,40 @@ def pytest_command(target_file: str, reports: Path, *, paths: list[str], extra_a
     ]
 
 
-def _stream(proc: subprocess.Popen[bytes], redactor: Redactor, out: TextIO) -> None:
+def _stream(proc: subprocess.Popen[bytes], redactor: Redactor, out: TextIO, shown: list[str]) -> None:
+    """pytest's output, redacted, to ``out``; ``shown`` keeps what was written for the last pass."""
     assert proc.stdout is not None
     for raw in iter(proc.stdout.readline, b""):
-        out.write(redactor.text(raw.decode("utf-8", "replace")))
+        line = redactor.text(raw.decode("utf-8", "replace"))
+        shown.append(line)
+        out.write(line)
         out.flush()
+
+
+LEAK_LINES = 20  # the leak report names this many places, then counts the rest
+
+
+def last_pass(reports_dir: Path, shown: str, target: Target, out: TextIO) -> int:
+    """Scan reports/ and the terminal stream for any 6+-character piece of any secret, after every
+    redaction has run. Redaction is what keeps secrets out; this pass proves it did, and a run in
+    which it did not must not pass as green: each place is named (never the piece), clauses.json
+    records the count, and the number of leaks is returned (the run then exits 1)."""
+    named = target.named_secrets
+    leaks = scan_for_leaks([reports_dir], named) + scan_text(shown, named, where="the terminal output")
+    if not leaks:
+        return 0
+    _say(f"SECRET LEAK: {len(leaks)} piece(s) of a secret survived redaction; do not publish {reports_dir} "
+         "nor this log before removing them:", out)
+    for leak in leaks[:LEAK_LINES]:
+        _say(f"  {leak}", out)
+    if len(leaks) > LEAK_LINES:
+        _say(f"  ... and {len(leaks) - LEAK_LINES} more", out)
+    table_path = reports_dir / report.CLAUSES_JSON
+    with contextlib.suppress(OSError, ValueError):
+        table = json.loads(table_path.read_text(encoding="utf-8"))
+        table["secret_leaks"] = len(leaks)
+        table_path.write_text(json.dumps(table, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return len(leaks)
 
 
 def _unreachable(t: Target) -> list[str]:
@@ -190,8 +219,9 @@ def _run(target: str | None, reports: str = "reports", *, faults: Sequence[str] 
         (reports_dir / _RUN_MARK).touch()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env=env, start_new_session=True)
+        shown: list[str] = []
         try:
-            _stream(proc, redactor, out)
+            _stream(proc, redactor, out, shown)
             code = proc.wait()
         except BaseException:
             # A signal reached us (SIGINT, SIGTERM, SIGHUP; alone, if it came by kill): pytest must
@@ -201,7 +231,9 @@ def _run(target: str | None, reports: str = "reports", *, faults: Sequence[str] 
             raise
         report.redact_tree(reports_dir, redactor)
         (reports_dir / _RUN_MARK).unlink(missing_ok=True)
-    return exit_code(code, reports_dir, out)
+    leaked = last_pass(reports_dir, "".join(shown), loaded, out)
+    code = exit_code(code, reports_dir, out)
+    return EXIT_FAILED if leaked and code == EXIT_OK else code
 
 
 def _interrupt(proc: subprocess.Popen[bytes]) -> None:

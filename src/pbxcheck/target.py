@@ -76,6 +76,16 @@ class Target:
         values += [e.password for e in self.extensions]
         return tuple(sorted({v for v in values if v}, key=len, reverse=True))
 
+    @property
+    def named_secrets(self) -> dict[str, str]:
+        """The secrets by name, for a leak report that says *which* secret leaked (never its value)."""
+        named = {"[credentials] senha": self.senha, "[credentials] token": self.token}
+        if self.foreign_token:
+            named["[foreign] token"] = self.foreign_token
+        for e in self.extensions:
+            named[f"extension {e.number}'s password"] = e.password
+        return {k: v for k, v in named.items() if v}
+
     def api_ssl_context(self) -> ssl.SSLContext:
         """The client TLS context for the HTTPS API: ``[api] ca_file`` added to the system store,
         or no verification at all when ``[api] insecure`` (every report then says so)."""

@@ -48,3 +48,40 @@ def test_auth_fault_run_leaves_no_fragment_of_any_secret(tmp_path: Path) -> None
         assert windows, name
         assert not any(w in blob for blob in blobs for w in windows), f"part of the {name} leaked"
     assert "[redacted]" in terminal
+
+
+def test_a_piece_of_a_secret_that_survived_redaction_fails_the_run_loudly(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runner's last pass: when the redaction of reports/ misses something (here it is replaced by
+    one that leaves part of the senha in a file), a green run turns red, and the terminal names the
+    file and the secret, never the piece."""
+    reports = tmp_path / "reports"
+    out = io.StringIO()
+    with CentralProcess() as target:
+        assert target.path is not None
+        piece = target.senha[2:10]
+
+        def leaky_redaction(folder: Path, *_: object, **__: object) -> None:
+            (folder / "notes.txt").write_text(f"pasted by hand: {piece}\n", encoding="utf-8")
+
+        monkeypatch.setattr(report, "redact_tree", leaky_redaction)
+        code = runner.run(target.path, str(reports), paths=["test_auth.py::test_wrong_login_or_senha_denied"],
+                          out=out)
+    terminal = out.getvalue()
+    assert code == 1
+    assert "SECRET LEAK" in terminal and "notes.txt" in terminal and "[credentials] senha" in terminal
+    assert piece not in terminal
+    assert '"secret_leaks": 1' in (reports / report.CLAUSES_JSON).read_text(encoding="utf-8")
+
+
+def test_the_last_pass_is_silent_on_a_clean_folder(tmp_path: Path) -> None:
+    from pbxcheck.target import parse_target
+
+    target = parse_target({"api": {"url": "https://127.0.0.1:1", "plain_url": "http://127.0.0.1:2"},
+                           "credentials": {"login": "root", "senha": "a-senha-of-16chr", "token": "f" * 32},
+                           "disposable": {"campaign": "900", "classe5_client": "teste"}})
+    (tmp_path / "clauses.md").write_text("login root, senha [redacted]\n", encoding="utf-8")
+    out = io.StringIO()
+    assert runner.last_pass(tmp_path, "all fine\n", target, out) == 0 and out.getvalue() == ""
+    assert runner.last_pass(tmp_path, "token ffffffffff\n", target, out) == 1
+    assert "the terminal output" in out.getvalue() and "ffffff" not in out.getvalue()
