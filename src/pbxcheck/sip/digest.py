@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
 from dataclasses import dataclass
 
 from pbxcheck.sip.errors import BadHeader, DigestError
 from pbxcheck.sip.grammar import quote
 from pbxcheck.sip.headers import parse_auth_params
+from pbxcheck.sip.ids import new_cnonce
 
 _HASHES = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}
 ALGORITHMS = ("MD5", "MD5-sess", "SHA-256", "SHA-256-sess")
@@ -187,7 +187,7 @@ def build_authorization(
     qop = "auth" if "auth" in challenge.qop else None
     if qop is None and challenge.qop:
         raise DigestError(f"no supported qop in {challenge.qop}")
-    cnonce = cnonce if cnonce is not None else secrets.token_hex(8)
+    cnonce = cnonce if cnonce is not None else new_cnonce()
     nc_s = f"{nc:08x}"
     # -sess mixes the cnonce into HA1 even without qop (RFC 2617 3.2.2.2)
     used_cnonce = cnonce if qop or challenge.algorithm.endswith("-sess") else None

@@ -20,20 +20,19 @@ rules with the handful of states the harness needs and no per-message allocation
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pbxcheck.errors import SipError
-from pbxcheck.sip.dialog import new_tag
 from pbxcheck.sip.errors import SipParseError
+from pbxcheck.sip.ids import new_branch, new_call_id, new_tag
 from pbxcheck.sip.message import Message, Request, Response, to_bytes
 from pbxcheck.sip.parser import parse_message
-from pbxcheck.sip.transaction import make_ack, new_branch
+from pbxcheck.sip.transaction import make_ack
 from pbxcheck.sip.transaction import server_key as core_server_key
 
-from .drivers.base import Flow
+from .flow import Flow
 from .ladder import IN, OUT, MessageLog
 
 T1 = 0.5  # RFC 3261 §17.1.1.1 round-trip estimate
@@ -47,10 +46,6 @@ __all__ = ["ClientTransaction", "SipEndpoint", "SipTimeout", "new_branch", "new_
 
 class SipTimeout(SipError):
     """No final response within the time allowed."""
-
-
-def new_call_id() -> str:
-    return secrets.token_hex(12)
 
 
 @dataclass(eq=False)

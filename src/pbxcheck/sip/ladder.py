@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from .drivers.base import Addr
+from .flow import Addr
 
 _CALL_ID = re.compile(rb"^(?:call-id|i)[ \t]*:[ \t]*(\S+)", re.IGNORECASE | re.MULTILINE)
 _CTYPE = re.compile(rb"^(?:content-type|c)[ \t]*:[ \t]*application/sdp", re.IGNORECASE | re.MULTILINE)

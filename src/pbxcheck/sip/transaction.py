@@ -17,8 +17,6 @@ wait timers D, I, J, K are zero, which the machine applies at once (no timer rou
 
 from __future__ import annotations
 
-import secrets
-
 from pbxcheck.sip.errors import TransactionError
 from pbxcheck.sip.events import (
     Action,
@@ -37,7 +35,7 @@ from pbxcheck.sip.events import (
     TransportError,
     TransportFailed,
 )
-from pbxcheck.sip.headers import MAGIC_COOKIE
+from pbxcheck.sip.ids import new_branch as new_branch  # alias: the one generator is ids.py
 from pbxcheck.sip.message import Headers, Message, Request, Response, make_response
 
 T1, T2, T4 = 0.5, 4.0, 5.0  # RFC 3261 17.1.1.1 / table 4 defaults, seconds
@@ -121,11 +119,6 @@ def _status_class(status: int) -> str:
     if status < 200:
         return "1xx"
     return "2xx" if status < 300 else FINAL
-
-
-def new_branch() -> str:
-    """A fresh RFC 3261 branch (magic cookie + 64 random bits)."""
-    return MAGIC_COOKIE + secrets.token_hex(8)
 
 
 class _Transaction:

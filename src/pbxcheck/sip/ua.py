@@ -41,11 +41,12 @@ from pbxcheck.sip.message import Request, Response, make_request, make_response
 from pbxcheck.sip.transaction import make_cancel
 from pbxcheck.sip.validate import reject_unparseable
 
-from .drivers.base import Addr, Flow
 from .drivers.tcp import tcp_connect
 from .drivers.udp import UdpEndpoint
 from .drivers.ws import ws_connect
-from .endpoint import ClientTransaction, SipEndpoint, SipTimeout, new_branch, new_call_id, new_tag
+from .endpoint import ClientTransaction, SipEndpoint, SipTimeout
+from .flow import Addr, Flow
+from .ids import new_branch, new_call_id, new_cnonce, new_instance_host, new_tag
 from .ladder import MessageLog
 
 if TYPE_CHECKING:
@@ -200,7 +201,7 @@ class UserAgent:
         self._reg_call_id = new_call_id()
         self._reg_tag = new_tag()
         self._cseq = secrets.randbelow(10_000) + 1
-        self._instance_host = secrets.token_hex(6) + ".invalid"  # RFC 7118 §5: WS clients' Via/Contact host
+        self._instance_host = new_instance_host()  # RFC 7118 §5: WS clients' Via/Contact host
         self.registered_until: float | None = None
 
     # --- lifecycle --------------------------------------------------------------------------------
@@ -306,7 +307,7 @@ class UserAgent:
             creds = digest.build_authorization(
                 state.challenge, username=self.config.auth_username or self.config.user,
                 password=self.config.password, method=method, uri=uri, nc=state.nc,
-                cnonce=secrets.token_hex(8))
+                cnonce=new_cnonce())
             out.append((state.header, str(creds)))
         return out
 

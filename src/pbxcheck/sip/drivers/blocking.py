@@ -107,20 +107,19 @@ def register_once(conn: BlockingUdp | BlockingTcp, user: str, password: str, dom
     """One complete registration on a blocking connection (REGISTER, 401, REGISTER with digest):
     the final status, 0 when an answer did not come in ``timeout``. For Locust users and scripts;
     the asyncio ``UserAgent`` is the full-featured client."""
-    import secrets
-
     from ..digest import Challenge, build_authorization
+    from ..ids import new_branch, new_call_id, new_tag
     from ..message import Response, make_request, to_bytes
     from ..parser import parse_message
 
-    call_id = secrets.token_hex(10)
-    tag = secrets.token_hex(4)
+    call_id = new_call_id()
+    tag = new_tag()
     uri = f"sip:{domain}"
     aor = f"<sip:{user}@{domain}>"
     contact = f"<sip:{user}@{conn.local[0]}:{conn.local[1]};transport={conn.transport.lower()}>"
     auth: list[tuple[str, str]] = []
     for cseq in (1, 2):
-        via = f"SIP/2.0/{conn.transport} {conn.local[0]}:{conn.local[1]};rport;branch=z9hG4bK{secrets.token_hex(8)}"
+        via = f"SIP/2.0/{conn.transport} {conn.local[0]}:{conn.local[1]};rport;branch={new_branch()}"
         req = make_request("REGISTER", uri, from_=f"{aor};tag={tag}", to=aor, call_id=call_id, cseq=cseq, via=via,
                            contact=contact, headers=[("Expires", str(expires)), *auth])
         conn.send(to_bytes(req))

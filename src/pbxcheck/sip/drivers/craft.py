@@ -16,12 +16,12 @@ scapy is imported lazily: it takes about a second to import and only these funct
 from __future__ import annotations
 
 import ipaddress
-import secrets
 import socket
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ..ids import new_branch
 from .base import Addr
 
 
@@ -123,7 +123,7 @@ def register_bytes(domain: str, user: str, local: Addr, call_id: str, cseq: int,
     under test spends, or where the bytes must be byte-for-byte what a test says."""
     auth = f"Authorization: {authorization}\r\n" if authorization else ""
     return (f"REGISTER sip:{domain} SIP/2.0\r\n"
-            f"Via: SIP/2.0/{transport} {local[0]}:{local[1]};rport;branch=z9hG4bK{secrets.token_hex(8)}\r\n"
+            f"Via: SIP/2.0/{transport} {local[0]}:{local[1]};rport;branch={new_branch()}\r\n"
             f"Max-Forwards: 70\r\nFrom: <sip:{user}@{domain}>;tag={call_id[:8]}\r\nTo: <sip:{user}@{domain}>\r\n"
             f"Call-ID: {call_id}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{user}@{local[0]}:{local[1]}>\r\n"
             f"Expires: {expires}\r\nUser-Agent: pbxcheck\r\n{auth}Content-Length: 0\r\n\r\n").encode()
