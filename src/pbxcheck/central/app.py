@@ -27,6 +27,7 @@ Choices beyond docs/DESIGN.md (the suites accept or pin these):
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import hmac
@@ -44,6 +45,7 @@ from .. import contract as C
 from . import gsm
 from .calls import CallEngine
 from .dialer import Dialer
+from .faults import SLOW_API_DELAY
 from .handlers import FieldError, Handlers, ServerError, Stream, encode, status
 from .sip_auth import API_LOCKOUT_ENV, Lockout
 from .store import Instance, Store
@@ -147,6 +149,8 @@ class Api:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """``POST /api.php`` as a bare ASGI app: it is the hot path (every insert), and skipping
         Starlette's Request/Response objects there is measurably faster."""
+        if "slow-api" in self.faults:
+            await asyncio.sleep(SLOW_API_DELAY)  # a fixed delay per answer: what --baseline must catch
         status_code, content_type, body = await self.answer(scope, receive)
         if isinstance(body, Stream):
             await send({"type": "http.response.start", "status": status_code,

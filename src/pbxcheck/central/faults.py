@@ -71,6 +71,13 @@ HTTP_FAULTS: dict[str, Fault] = {f.name: f for f in (
 )}
 
 
+# Not a contract clause: performance only (issue 11). Kept apart from HTTP_FAULTS, whose every fault
+# must turn a clause red; `pbxcheck load --baseline` is what goes red against these.
+PERF_FAULTS: dict[str, Fault] = {f.name: f for f in (
+    Fault("slow-api", (), "every API answer is delayed by a fixed 50 ms (load regression detection)"),
+)}
+SLOW_API_DELAY = 0.050  # seconds added to every answer under slow-api
+
 
 def _sip_faults() -> dict[str, Fault]:
     """The SIP side declares its own switches (sip_faults.py, owned by the SIP engineer)."""
@@ -83,7 +90,7 @@ def _sip_faults() -> dict[str, Fault]:
     return {name: Fault(name, clauses, description) for name, clauses, description in SIP_FAULTS}
 
 
-FAULTS: dict[str, Fault] = {**HTTP_FAULTS, **_sip_faults()}
+FAULTS: dict[str, Fault] = {**HTTP_FAULTS, **PERF_FAULTS, **_sip_faults()}
 
 
 def validate(names: list[str] | tuple[str, ...] | frozenset[str]) -> frozenset[str]:
