@@ -26,8 +26,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from pbxcheck.checks import ClauseFailure
 from pbxcheck.contract import CLAUSES
-from pbxcheck.pytest_plugin import ClauseFailure
 from pbxcheck.redact import Redactor
 from pbxcheck.sip.drivers.base import Addr, Flow
 from pbxcheck.sip.ladder import IN, OUT, MessageLog, render_ladder

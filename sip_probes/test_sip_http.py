@@ -25,6 +25,7 @@ import sipkit
 from sipkit import SipSession
 
 from pbxcheck.bundled import bundled_dir
+from pbxcheck.checks import Checker
 from pbxcheck.client import ApiClient
 from pbxcheck.contract import (
     CANAL_UP,
@@ -37,7 +38,6 @@ from pbxcheck.contract import (
     RAMAL_IN_USE,
     Acao,
 )
-from pbxcheck.pytest_plugin import Checker
 from pbxcheck.redact import Redactor
 from pbxcheck.target import Target
 

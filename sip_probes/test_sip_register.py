@@ -14,7 +14,7 @@ import pytest
 import sipkit
 from sipkit import SipSession
 
-from pbxcheck.pytest_plugin import blocked_by
+from pbxcheck.checks import blocked_by
 
 TRANSPORTS = ["UDP", "TCP"]
 

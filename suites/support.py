@@ -11,6 +11,7 @@ import time
 from datetime import datetime
 from typing import Any
 
+from pbxcheck.checks import Checker, RunTag, is_datetime_text
 from pbxcheck.client import ApiClient, Exchange
 from pbxcheck.contract import (
     CONTACT_COLUMNS,
@@ -21,7 +22,6 @@ from pbxcheck.contract import (
     STATUS,
     Acao,
 )
-from pbxcheck.pytest_plugin import Checker, RunTag, is_datetime_text
 from pbxcheck.target import Target
 
 EPOCH = "2000-01-01 00:00:00"  # "since forever" for statusreport / statusoperacoes

@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from pbxcheck.checks import Checker, ForeignProbe, RunTag
 from pbxcheck.client import ApiClient, Exchange
 from pbxcheck.contract import (
     CHAMADA_OK,
@@ -44,7 +45,6 @@ from pbxcheck.contract import (
     Acao,
 )
 from pbxcheck.errors import TransportError
-from pbxcheck.pytest_plugin import Checker, ForeignProbe, RunTag
 from pbxcheck.target import Target
 from pbxcheck.wrong import answers_delayed, wrong_like
 
@@ -346,7 +346,7 @@ def test_acao_case_and_discador_php(api: ApiClient, check: Checker, observe: Any
 @pytest.mark.clause("AUTH-6")
 def test_denials_do_not_enumerate_and_are_throttled(api: ApiClient, check: Checker, target: Target,
                                                     finding: Any, observe: Any, request: pytest.FixtureRequest) -> None:
-    from pbxcheck.pytest_plugin import foreign_probe
+    from pbxcheck.checks.fixtures import foreign_probe
 
     answers: dict[str, str] = {}
     for factor in ("login", "senha", "token"):

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
+from pbxcheck.checks import Checker, target_is_local
 from pbxcheck.client import ApiClient, Exchange
 from pbxcheck.contract import CHAMADA_OK, CLASSE5_BLOQUEAR, CLASSE5_DESBLOQUEAR, ERRO_PROTOCOLO, LOGIN_INVALIDO, Acao
-from pbxcheck.pytest_plugin import Checker, target_is_local
 from pbxcheck.target import Target
 
 from .support import is_status_pair, now_text

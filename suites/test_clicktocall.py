@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
+from pbxcheck.checks import Checker
 from pbxcheck.client import ApiClient, Exchange
 from pbxcheck.contract import CHAMADA_OK, DATE_FORMAT, ID, STATUS, Acao
-from pbxcheck.pytest_plugin import Checker
 from pbxcheck.target import Target
 
 CALL_END_WAIT_S = 20.0  # bounded wait for the click-to-call's record to appear

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from pbxcheck.answers import record_pairs_agree
+from pbxcheck.checks import Checker, RunTag
 from pbxcheck.client import ApiClient
 from pbxcheck.contract import (
     CAMPANHA_NAO_CADASTRADA,
@@ -29,7 +30,6 @@ from pbxcheck.contract import (
     Acao,
     ContactStatus,
 )
-from pbxcheck.pytest_plugin import Checker, RunTag
 from pbxcheck.target import Target
 from pbxcheck.wrong import wrong_like
 

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule, run_state_machine_as_test
 
 from pbxcheck.answers import record_pairs_agree
+from pbxcheck.checks import Checker, RunTag
 from pbxcheck.client import ApiClient
 from pbxcheck.contract import CONTACT_COLUMNS, OK, STATUS, TOTAL_DELETADOS, Acao, ContactStatus
-from pbxcheck.pytest_plugin import Checker, RunTag
 from pbxcheck.target import Target
 
 from .strategies import Hostile, cpf_is_valid, hostile_inserts, typographic, valid_contacts

@@ -16,9 +16,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pbxcheck.checks import Checker, RunTag
 from pbxcheck.client import ApiClient
 from pbxcheck.contract import CLASSE5_DESBLOQUEAR, REPORT_MAX_ROWS, Acao
-from pbxcheck.pytest_plugin import Checker, RunTag
 from pbxcheck.target import Target
 
 from .strategies import NON_STRINGS, datetimes_text, hostile_values, malformed_dates

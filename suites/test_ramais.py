@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from pbxcheck.checks import Checker
 from pbxcheck.client import ApiClient
 from pbxcheck.contract import RAMAL_FIELDS, Acao
-from pbxcheck.pytest_plugin import Checker
 from pbxcheck.target import Target
 
 

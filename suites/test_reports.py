@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
+from pbxcheck.checks import Checker
 from pbxcheck.client import ApiClient, Exchange
 from pbxcheck.contract import GSM_FRAME_BYTES, RECORDINGS_PATH, REPORT_MAX_ROWS, Acao
-from pbxcheck.pytest_plugin import Checker
 from pbxcheck.redact import Redactor
 from pbxcheck.target import Target
 

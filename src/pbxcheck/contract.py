@@ -146,14 +146,74 @@ GSM_FRAMES_PER_SECOND = 50
 # --- Clauses -------------------------------------------------------------------------------------
 
 
+class ClauseId(StrEnum):
+    """Every clause ID the checks verify (the server-side rows of CLAUSES.md): ``ClauseId.AUTH_1`` is
+    ``"AUTH-1"``, so mypy catches a typo that a string literal would only reveal as a KeyError at
+    failure time. The members are the keys of :data:`CLAUSES` (tests/unit check both ways, and against
+    CLAUSES.md when the spec is beside the tree)."""
+
+    AUTH_1 = "AUTH-1"
+    AUTH_2 = "AUTH-2"
+    AUTH_3 = "AUTH-3"
+    AUTH_4 = "AUTH-4"
+    AUTH_5 = "AUTH-5"
+    AUTH_6 = "AUTH-6"
+    DIAL_INS_1 = "DIAL-INS-1"
+    DIAL_INS_2 = "DIAL-INS-2"
+    DIAL_INS_3 = "DIAL-INS-3"
+    DIAL_INS_4 = "DIAL-INS-4"
+    DIAL_ST_1 = "DIAL-ST-1"
+    DIAL_ST_2 = "DIAL-ST-2"
+    DIAL_ST_3 = "DIAL-ST-3"
+    DIAL_DET_1 = "DIAL-DET-1"
+    DIAL_DEL_1 = "DIAL-DEL-1"
+    REP_1 = "REP-1"
+    REP_2 = "REP-2"
+    OPS_1 = "OPS-1"
+    REC_1 = "REC-1"
+    REC_2 = "REC-2"
+    C2C_1 = "C2C-1"
+    C2C_2 = "C2C-2"
+    C2C_3 = "C2C-3"
+    RAM_1 = "RAM-1"
+    RAM_2 = "RAM-2"
+    RAM_3 = "RAM-3"
+    C5_1 = "C5-1"
+    SIP_REG_1 = "SIP-REG-1"
+    SIP_REG_2 = "SIP-REG-2"
+    SIP_REG_3 = "SIP-REG-3"
+    SIP_INV_1 = "SIP-INV-1"
+    SIP_INV_2 = "SIP-INV-2"
+    SIP_NAT_1 = "SIP-NAT-1"
+    SIP_WS_1 = "SIP-WS-1"
+    SIP_SEC_1 = "SIP-SEC-1"
+
+
+class ClauseKind(StrEnum):
+    """What a clause's failure means (and its Allure severity)."""
+
+    AUTH = "auth"  # access control: blocker
+    CONTRACT = "contract"  # what the document states: critical
+    UNSPECIFIED = "unspecified"  # the document is silent or contradicts itself: observed, pinnable
+    HARDENING = "hardening"  # beyond the document: findings with a severity
+
+
 @dataclass(frozen=True)
 class Clause:
-    id: str
+    id: ClauseId
     section: str  # the document's section title, used as the Allure epic
     summary: str
     unspecified: bool = False  # CLAUSES.md marks it [unspecified]: observed answers are recorded
     hardening: bool = False  # beyond the document: findings with a severity, not failures
     sip: bool = False  # needs the SIP side
+
+    @property
+    def kind(self) -> ClauseKind:
+        if self.hardening:
+            return ClauseKind.HARDENING
+        if self.unspecified:
+            return ClauseKind.UNSPECIFIED
+        return ClauseKind.AUTH if self.id.startswith("AUTH-") else ClauseKind.CONTRACT
 
 
 _A = "Utilizando API / Acessando API - https"
@@ -164,53 +224,58 @@ _S = "Sincronismo de Tela"
 _5 = "Bloqueio/Desbloqueio Cliente Classe5"
 _P = "Registro de Ramais / Efetuando Chamadas / WebRTC"
 
-CLAUSES: dict[str, Clause] = {c.id: c for c in (
-    Clause("AUTH-1", _A, "HTTPS POST /api.php with a JSON object carrying acao, login, senha, token"),
-    Clause("AUTH-2", _A, "login, senha, token and source IP checked on every call; any one wrong denies", unspecified=True),
-    Clause("AUTH-3", _A, "one token is bound to exactly one source IP"),
-    Clause("AUTH-4", _A, 'plain http answers ["Status","Erro de Protocolo"] for every acao, nothing else'),
-    Clause("AUTH-5", _A, "a denied call has no side effect"),
-    Clause("AUTH-6", _A, "denials do not enumerate factors; repeated failures are throttled", hardening=True),
-    Clause("DIAL-INS-1", _D, 'insert answers ["Status","OK"]'),
-    Clause("DIAL-INS-2", _D, 'unknown idcampanha answers ["Status","ID CAMPANHA NAO CADASTRADO"], inserts nothing'),
-    Clause("DIAL-INS-3", _D, 'bad credentials on insert answer ["Status","Login/Senha Invalido"], insert nothing'),
-    Clause("DIAL-INS-4", _D, "contact fields up to 254 characters come back intact", unspecified=True),
-    Clause("DIAL-ST-1", _D, "statusdiscador lists records with 53 columns under position and name, equal"),
-    Clause("DIAL-ST-2", _D, "a fresh contact is listed as inserted with status AGUARDANDO"),
-    Clause("DIAL-ST-3", _D, "status domain; tentativas <= 5; EXCEDIDO implies 5"),
-    Clause("DIAL-DET-1", _D, "statusdetalhado of a CONCLUIDO contact gives the call detail"),
-    Clause("DIAL-DEL-1", _D, 'deletediscador answers ["Total Deletados","N"], N exact, then empty, then 0'),
-    Clause("REP-1", _R, "statusreport: records at or after datainicial, at most 500"),
-    Clause("REP-2", _R, "empty datainicial means today; malformed date no 500, no full dump", unspecified=True),
-    Clause("OPS-1", _R, "statusoperacoes: login, logout and pause events since datainicial"),
-    Clause("REC-1", _R, "GET /gravador28/<gravacao>.gsm: GSM 06.10, size = tamanho_gravacao"),
-    Clause("REC-2", _R, "recording downloadable without credentials (finding)", hardening=True),
-    Clause("C2C-1", _C, 'clicktocall answers ["Status","CHAMADA OK","ID","<origem>_<YYYYmmddHHMMSS>_<digits>"]'),
-    Clause("C2C-2", _C, "the origin extension rings; answered, the call to destino completes", sip=True),
-    Clause("C2C-3", _C, "the returned ID can be looked up with the call's details", unspecified=True),
-    Clause("RAM-1", _S, "statusramais: one object per extension with the 12 fields"),
-    Clause("RAM-2", _S, "2001 talking to 2002: In use, Up, opposite Direcao, same IDCHAMADA", sip=True),
-    Clause("RAM-3", _S, "JSON1..3 set during the call; GRAVACAO downloadable after", sip=True),
-    Clause("C5-1", _5, "BLOQUEAR blocks the client's extensions; DESBLOQUEAR lifts it", unspecified=True),
-    Clause("SIP-REG-1", _P, "REGISTER on 7048 UDP/TCP: 401 digest challenge, then 200", sip=True),
-    Clause("SIP-REG-2", _P, "wrong password never 200; unknown extension answered like a wrong password", sip=True),
-    Clause("SIP-REG-3", _P, "binding honours Expires; Expires 0 removes it", sip=True),
-    Clause("SIP-INV-1", _P, "INVITE: 401, ACK, INVITE+auth, 100, 183 SDP, 200 SDP, ACK; BYE 200", sip=True),
-    Clause("SIP-INV-2", _P, "codecs 18/0/8/3 + telephone-event; RTP port in 10000-20000", sip=True),
-    Clause("SIP-NAT-1", _P, "same public IP and source port collide; different IPs do not", sip=True, unspecified=True),
-    Clause("SIP-WS-1", _P, "SIP over WS/WSS 8089 /ws, subprotocol sip, only with ramal-web", sip=True),
-    Clause("SIP-SEC-1", _P, "replays, wrong nc, brute force, torture messages: no entry, no crash", sip=True, hardening=True),
+CLAUSES: dict[ClauseId, Clause] = {c.id: c for c in (
+    Clause(ClauseId.AUTH_1, _A, "HTTPS POST /api.php with a JSON object carrying acao, login, senha, token"),
+    Clause(ClauseId.AUTH_2, _A, "login, senha, token and source IP checked on every call; any one wrong denies", unspecified=True),
+    Clause(ClauseId.AUTH_3, _A, "one token is bound to exactly one source IP"),
+    Clause(ClauseId.AUTH_4, _A, 'plain http answers ["Status","Erro de Protocolo"] for every acao, nothing else'),
+    Clause(ClauseId.AUTH_5, _A, "a denied call has no side effect"),
+    Clause(ClauseId.AUTH_6, _A, "denials do not enumerate factors; repeated failures are throttled", hardening=True),
+    Clause(ClauseId.DIAL_INS_1, _D, 'insert answers ["Status","OK"]'),
+    Clause(ClauseId.DIAL_INS_2, _D, 'unknown idcampanha answers ["Status","ID CAMPANHA NAO CADASTRADO"], inserts nothing'),
+    Clause(ClauseId.DIAL_INS_3, _D, 'bad credentials on insert answer ["Status","Login/Senha Invalido"], insert nothing'),
+    Clause(ClauseId.DIAL_INS_4, _D, "contact fields up to 254 characters come back intact", unspecified=True),
+    Clause(ClauseId.DIAL_ST_1, _D, "statusdiscador lists records with 53 columns under position and name, equal"),
+    Clause(ClauseId.DIAL_ST_2, _D, "a fresh contact is listed as inserted with status AGUARDANDO"),
+    Clause(ClauseId.DIAL_ST_3, _D, "status domain; tentativas <= 5; EXCEDIDO implies 5"),
+    Clause(ClauseId.DIAL_DET_1, _D, "statusdetalhado of a CONCLUIDO contact gives the call detail"),
+    Clause(ClauseId.DIAL_DEL_1, _D, 'deletediscador answers ["Total Deletados","N"], N exact, then empty, then 0'),
+    Clause(ClauseId.REP_1, _R, "statusreport: records at or after datainicial, at most 500"),
+    Clause(ClauseId.REP_2, _R, "empty datainicial means today; malformed date no 500, no full dump", unspecified=True),
+    Clause(ClauseId.OPS_1, _R, "statusoperacoes: login, logout and pause events since datainicial"),
+    Clause(ClauseId.REC_1, _R, "GET /gravador28/<gravacao>.gsm: GSM 06.10, size = tamanho_gravacao"),
+    Clause(ClauseId.REC_2, _R, "recording downloadable without credentials (finding)", hardening=True),
+    Clause(ClauseId.C2C_1, _C, 'clicktocall answers ["Status","CHAMADA OK","ID","<origem>_<YYYYmmddHHMMSS>_<digits>"]'),
+    Clause(ClauseId.C2C_2, _C, "the origin extension rings; answered, the call to destino completes", sip=True),
+    Clause(ClauseId.C2C_3, _C, "the returned ID can be looked up with the call's details", unspecified=True),
+    Clause(ClauseId.RAM_1, _S, "statusramais: one object per extension with the 12 fields"),
+    Clause(ClauseId.RAM_2, _S, "2001 talking to 2002: In use, Up, opposite Direcao, same IDCHAMADA", sip=True),
+    Clause(ClauseId.RAM_3, _S, "JSON1..3 set during the call; GRAVACAO downloadable after", sip=True),
+    Clause(ClauseId.C5_1, _5, "BLOQUEAR blocks the client's extensions; DESBLOQUEAR lifts it", unspecified=True),
+    Clause(ClauseId.SIP_REG_1, _P, "REGISTER on 7048 UDP/TCP: 401 digest challenge, then 200", sip=True),
+    Clause(ClauseId.SIP_REG_2, _P, "wrong password never 200; unknown extension answered like a wrong password", sip=True),
+    Clause(ClauseId.SIP_REG_3, _P, "binding honours Expires; Expires 0 removes it", sip=True),
+    Clause(ClauseId.SIP_INV_1, _P, "INVITE: 401, ACK, INVITE+auth, 100, 183 SDP, 200 SDP, ACK; BYE 200", sip=True),
+    Clause(ClauseId.SIP_INV_2, _P, "codecs 18/0/8/3 + telephone-event; RTP port in 10000-20000", sip=True),
+    Clause(ClauseId.SIP_NAT_1, _P, "same public IP and source port collide; different IPs do not", sip=True, unspecified=True),
+    Clause(ClauseId.SIP_WS_1, _P, "SIP over WS/WSS 8089 /ws, subprotocol sip, only with ramal-web", sip=True),
+    Clause(ClauseId.SIP_SEC_1, _P, "replays, wrong nc, brute force, torture messages: no entry, no crash", sip=True, hardening=True),
 )}
 
 HTTP_CLAUSES = tuple(c.id for c in CLAUSES.values() if not c.sip)
 SIP_CLAUSES = tuple(c.id for c in CLAUSES.values() if c.sip)
 
+# SIP-INV-2: the codecs the document's device offers (RTP payload type -> name), in its order, and
+# the telephone-event payload type offered with them. The answer must pick from these.
+SIP_INV2_CODECS: dict[int, str] = {18: "G729", 0: "PCMU", 8: "PCMA", 3: "GSM"}
+TELEPHONE_EVENT_PT = 101
+
 
 def clause(clause_id: str) -> Clause:
     """The clause named ``clause_id``; a KeyError names the unknown ID."""
     try:
-        return CLAUSES[clause_id]
-    except KeyError:
+        return CLAUSES[ClauseId(clause_id)]
+    except (KeyError, ValueError):
         raise KeyError(f"unknown clause ID {clause_id!r} (see shared/spec/CLAUSES.md)") from None
 
 

@@ -28,13 +28,13 @@ from typing import IO, TextIO
 
 from . import report, signals
 from .bundled import bundled_dir
+from .checks.profiles import validate_profile
 from .errors import PbxcheckError, TargetError
 from .redact import Redactor, scan_for_leaks, scan_text
 from .target import Target, load_target
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = signals.EXIT_INTERRUPTED  # 128 + SIGINT; for SIGTERM and SIGHUP too
-PROFILES = ("ci", "thorough")
 
 
 def check_dirs() -> list[Path]:
@@ -164,8 +164,10 @@ def run(target: str | None, reports: str = "reports", *, faults: Sequence[str] =
 def _run(target: str | None, reports: str = "reports", *, faults: Sequence[str] = (),
          paths: Sequence[str] | None = None, extra_args: Sequence[str] = (), hypothesis_profile: str = "ci",
          out: TextIO) -> int:
-    if hypothesis_profile not in PROFILES:
-        _say(f"hypothesis profile must be one of {', '.join(PROFILES)}, not {hypothesis_profile!r}", out)
+    try:
+        validate_profile(hypothesis_profile)
+    except ValueError as exc:
+        _say(str(exc), out)
         return EXIT_USAGE
     if target is not None and faults:
         _say("faults apply only to the embedded central, not to --target", out)
@@ -182,7 +184,7 @@ def _run(target: str | None, reports: str = "reports", *, faults: Sequence[str] 
                 loaded = load_target(target)
                 target_file = str(Path(target).resolve())
             else:
-                loaded, target_file = _start_central(stack, list(faults))
+                loaded, target_file = start_central(stack, list(faults))
         except TargetError as exc:
             _say(str(exc), out)
             return EXIT_USAGE
@@ -275,12 +277,17 @@ def mark_incomplete(reports_dir: Path, reason: str) -> None:
     (reports_dir / _RUN_MARK).unlink(missing_ok=True)
 
 
-def _start_central(stack: ExitStack, faults: list[str]) -> tuple[Target, str]:
+def start_central(stack: ExitStack, faults: Sequence[str]) -> tuple[Target, str]:
+    """The embedded reference central with ``faults`` on (validated first: ValueError names an
+    unknown one), stopped when ``stack`` closes; its target and the target file it wrote.
+
+    The one code path that starts a central for the checks: ``run`` without a target, and the
+    plugin when the harness's own tests run pytest directly without --target."""
     from .central.faults import validate
     from .central.process import CentralProcess
 
-    validate(faults)
-    central = CentralProcess(faults=faults)
+    validate(list(faults))
+    central = CentralProcess(faults=list(faults))
     loaded = stack.enter_context(central)
     return loaded, str(central.target_path)
 

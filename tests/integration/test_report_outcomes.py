@@ -50,7 +50,7 @@ import sys
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from pbxcheck.pytest_plugin import ClauseFailure, blocked_by
+from pbxcheck.checks import ClauseFailure, blocked_by
 
 SENHA, TOKEN, FOREIGN, EXT = {secrets!r}
 log = logging.getLogger("outcomes")

@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pbxcheck.bundled import bundled_dir
+from pbxcheck.checks import Checker, ClauseFailure, failed_clauses_of, other_loopback, pin_matches
 from pbxcheck.client import Exchange
 from pbxcheck.contract import CLAUSES, MAX_PHONES, MAX_TEXT, OPEN_TEXT_FIELDS
-from pbxcheck.pytest_plugin import Checker, ClauseFailure, failed_clauses_of, other_loopback, pin_matches
 from pbxcheck.redact import Redactor
 from pbxcheck.target import parse_target
 
@@ -118,7 +118,7 @@ class _State:
 
 
 def test_recorder_pins_and_fail_on() -> None:
-    from pbxcheck.pytest_plugin import Recorder
+    from pbxcheck.checks import Recorder
 
     pinned = TARGET.with_(pins={"AUTH-2.token": '["Status","Token Invalido"]'}, fail_on_findings=("AUTH-6",))
     state = _State()
@@ -140,11 +140,11 @@ def test_recorder_pins_and_fail_on() -> None:
 
 
 def test_clause_failure_and_blocked_redact_what_they_are_given() -> None:
-    import pbxcheck.pytest_plugin as plugin
-    from pbxcheck.pytest_plugin import Blocked, blocked_by
+    from pbxcheck.checks import Blocked, blocked_by
+    from pbxcheck.checks.failure import active_redactor, set_active_redactor
 
-    saved = plugin._ACTIVE_REDACTOR
-    plugin._ACTIVE_REDACTOR = Redactor(TARGET.secrets)
+    saved = active_redactor()
+    set_active_redactor(Redactor(TARGET.secrets))
     try:
         failure = ClauseFailure("AUTH-2", f"'senha': '{TARGET.senha[:13]}...'")
         assert TARGET.senha[:6] not in str(failure) and "[redacted]" in str(failure)
@@ -155,7 +155,7 @@ def test_clause_failure_and_blocked_redact_what_they_are_given() -> None:
         with pytest.raises(KeyError):
             blocked_by("NOPE-1", "x")
     finally:
-        plugin._ACTIVE_REDACTOR = saved
+        set_active_redactor(saved)
 
 
 def _failure_repr(message: str) -> object:
@@ -169,7 +169,7 @@ def _failure_repr(message: str) -> object:
 
 
 def test_redact_longrepr_keeps_each_type_pytest_expects() -> None:
-    from pbxcheck.pytest_plugin import _render, redact_longrepr
+    from pbxcheck.checks.redaction import redact_longrepr, render
 
     r = Redactor(TARGET.secrets)
     secret_text = f"token X{TARGET.token[1:]} senha {TARGET.senha[:12]}..."
@@ -179,10 +179,10 @@ def test_redact_longrepr_keeps_each_type_pytest_expects() -> None:
     assert redact_longrepr(secret_text, r) == r.text(secret_text) and redact_longrepr(None, r) is None
     chain = _failure_repr(secret_text)
     kind = type(chain)
-    assert TARGET.token[1:] in _render(chain)
+    assert TARGET.token[1:] in render(chain)
     clean = redact_longrepr(chain, r)
     assert type(clean) is kind and clean is chain  # redacted in place, same type (junitxml reads reprcrash)
-    text = _render(clean)
+    text = render(clean)
     assert "[redacted]" in text and r.text(text) == text
     assert "[redacted]" in clean.reprcrash.message  # type: ignore[attr-defined]
 
@@ -190,7 +190,7 @@ def test_redact_longrepr_keeps_each_type_pytest_expects() -> None:
 def test_unknown_repr_objects_fall_back_to_their_redacted_text() -> None:
     from _pytest._code.code import TerminalRepr
 
-    from pbxcheck.pytest_plugin import _render, redact_longrepr
+    from pbxcheck.checks.redaction import redact_longrepr, render
 
     class Opaque(TerminalRepr):
         def __init__(self, text: str) -> None:
@@ -202,17 +202,17 @@ def test_unknown_repr_objects_fall_back_to_their_redacted_text() -> None:
     Opaque.__module__ = "someplugin"
     r = Redactor(TARGET.secrets)
     clean = redact_longrepr(Opaque(f"x {TARGET.senha} y"), r)
-    assert isinstance(clean, TerminalRepr) and _render(clean).strip() == "x [redacted] y"
+    assert isinstance(clean, TerminalRepr) and render(clean).strip() == "x [redacted] y"
 
 
 def test_exception_text_redacted_for_readers_of_excinfo() -> None:
-    from pbxcheck.pytest_plugin import _redact_exception
+    from pbxcheck.checks.redaction import redact_exception
 
     r = Redactor(TARGET.secrets)
     plain = AssertionError(f"got {TARGET.senha}")
     plain.add_note(f"note {TARGET.token}")
     skipped = pytest.skip.Exception(f"no ws {TARGET.token}")
     group = BaseExceptionGroup("g", [plain, skipped])
-    _redact_exception(group, r)
+    redact_exception(group, r)
     assert str(plain) == "got [redacted]" and plain.__notes__ == ["note [redacted]"]
     assert skipped.msg == "no ws [redacted]"
