@@ -301,3 +301,40 @@ MAX_BODY_BYTES = 1 << 20  # larger bodies are answered REQUISICAO_INVALIDA unrea
 # Every other insert field named like a column (cliente, endereco, ..., gen22) comes back under its own name.
 INSERT_TO_COLUMN: dict[str, str] = {"ddd1": "ddd", "tel1": "numero"}
 ERRO_INTERNO = "Erro Interno"  # the reference central's answer (HTTP 200) if a handler fails unexpectedly
+
+
+# --- Call-record vocabulary (statuschamada, tipo, sidehangup) --------------------------------------
+# Appended by the central's owner (issue 10): the values the reference central writes in a call
+# record, so the SIP side, the click-to-call simulation, the dialer and the seed spell them alike.
+
+
+class StatusChamada(StrEnum):
+    """``statuschamada``. The document shows only ``ANSWER`` (statusdetalhado example). It is silent
+    on an unanswered call; ``ANSWER`` is Asterisk's DIALSTATUS spelling (its CDR would say
+    ``ANSWERED``), whose no-answer value is ``NOANSWER`` (one word, like the contacts'
+    ``status_ligacao``), so that is the spelling here, never ``NO ANSWER``."""
+
+    ANSWER = "ANSWER"  # the document's
+    NOANSWER = "NOANSWER"  # document silent: Asterisk DIALSTATUS
+    BUSY = "BUSY"  # document silent: Asterisk DIALSTATUS
+
+
+class TipoChamada(StrEnum):
+    """``tipo``. The document shows only ``DISCADOR`` (a dialer call); the others are the reference
+    central's own names (document silent)."""
+
+    DISCADOR = "DISCADOR"  # the document's
+    ENTRADA = "ENTRADA"  # an incoming call
+    SAIDA = "SAIDA"  # an outgoing call to an outside number
+    RAMAL = "RAMAL"  # extension to extension
+    CLICKTOCALL = "CLICKTOCALL"  # placed by acao clicktocall (carries id_clicktocall)
+
+
+class SideHangup(StrEnum):
+    """``sidehangup``: who hung up. The document shows only ``CLIENTE`` (the called party of a dialer
+    call); the others are the reference central's own names (document silent)."""
+
+    CLIENTE = "CLIENTE"  # the document's: the customer (far end)
+    OPERADOR = "OPERADOR"  # the operator (agent)
+    ORIGEM = "ORIGEM"  # the side that placed the call (SIP)
+    DESTINO = "DESTINO"  # the side that was called (SIP)

@@ -135,7 +135,7 @@ def test_auth6_recognises_a_lockout(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     """AUTH-6 throttling is measured: with the reference central's opt-in lockout on (5 denials from one IP
     lock it out for 3 s, the right credentials too) the check measures the lockout and gives no
     no-throttling finding; without it (the control above) the finding is there."""
-    from pbxcheck.central.sip_auth import API_LOCKOUT_ENV
+    from pbxcheck.central.lockout import API_LOCKOUT_ENV
 
     monkeypatch.setenv(API_LOCKOUT_ENV, "5/30/3")  # the embedded central's process inherits it
     out = io.StringIO()

@@ -51,7 +51,7 @@ def probe_modules(clauses: tuple[str, ...] | None = None) -> list[str]:
 
 def _sip_fault(f: Fault) -> bool:
     try:
-        from pbxcheck.central.sip_faults import SIP_FAULTS
+        from pbxcheck.central.sip.faults import SIP_FAULTS
     except ImportError:
         return False
     return f.name in {name for name, _, _ in SIP_FAULTS}
@@ -123,7 +123,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ProbeRun]:
 
 def test_every_sip_clause_has_a_fault_and_a_probe() -> None:
     if not SIP_FAULT_LIST:
-        pytest.fail("the reference central has no SIP fault switches (central/sip_faults.py)")
+        pytest.fail("the reference central has no SIP fault switches (central/sip/faults.py)")
     sip_clauses = {c for c in CLAUSES if CLAUSES[c].sip and probe_modules((c,))}
     broken = {c for f in SIP_FAULT_LIST for c in f.clauses}
     unbroken = sorted(sip_clauses - broken - {"RAM-3"})  # RAM-3's GRAVACAO is REC-1's recording faults' business
@@ -177,7 +177,7 @@ def test_password_guessing_measures_throttling(tmp_path: Path, monkeypatch: pyte
     wrong password at once with no rate limit: the no-throttling finding. With its lockout on
     (``PBXCHECK_SIP_LOCKOUT``: 5 wrong passwords from one IP lock that IP out for 4 s, the right password
     too, answered 403) the probe measures the lockout, and the finding is gone."""
-    from pbxcheck.central.sip_auth import LOCKOUT_ENV
+    from pbxcheck.central.lockout import LOCKOUT_ENV
 
     if lockout is None:
         monkeypatch.delenv(LOCKOUT_ENV, raising=False)

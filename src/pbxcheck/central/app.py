@@ -47,7 +47,7 @@ from .calls import CallEngine
 from .dialer import Dialer
 from .faults import SLOW_API_DELAY
 from .handlers import FieldError, Handlers, ServerError, Stream, encode, status
-from .sip_auth import API_LOCKOUT_ENV, Lockout
+from .lockout import API_LOCKOUT_ENV, Lockout
 from .store import Instance, Store
 
 log = logging.getLogger("pbxcheck.central")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .sip.faults import SIP_FAULTS
+
 
 @dataclass(frozen=True)
 class Fault:
@@ -80,13 +82,7 @@ SLOW_API_DELAY = 0.050  # seconds added to every answer under slow-api
 
 
 def _sip_faults() -> dict[str, Fault]:
-    """The SIP side declares its own switches (sip_faults.py, owned by the SIP engineer)."""
-    try:
-        from .sip_faults import SIP_FAULTS
-    except ModuleNotFoundError as exc:
-        if exc.name == "pbxcheck.central.sip_faults":
-            return {}
-        raise
+    """The SIP side declares its own switches (``central/sip/faults.py``)."""
     return {name: Fault(name, clauses, description) for name, clauses, description in SIP_FAULTS}
 
 

@@ -15,8 +15,7 @@ NULL_FIELDS = frozenset({"tempofila", "abandonoramal", "abandonofila"})  # null 
 
 def next_uniqueid(store: Store, ts: float) -> str:
     """``<epoch>.<seq>`` like Asterisk's; seq from the call table so it is unique across restarts."""
-    seq = int(store.db.execute("SELECT coalesce(max(id), 0) + 1 FROM calls").fetchone()[0])
-    return f"{int(ts)}.{seq}"
+    return f"{int(ts)}.{store.next_call_seq()}"
 
 
 def gravacao_name(ts: float, grupo: str, direction: str, number: str, uniqueid: str) -> str:

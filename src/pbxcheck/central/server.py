@@ -4,19 +4,18 @@ Everything runs on one event loop (uvloop) in one thread: the uvicorn servers, t
 the click-to-call timers and, once it exists, the SIP side. Sockets are bound here, before the
 servers start, so port 0 works and the target file carries the real ports.
 
-The SIP side plugs in through ``pbxcheck.central.sip_side`` (owned by the SIP engineer). If that
-module exists, its ``create_service(central) -> Service`` is called after the store, the dialer
-and the CallEngine exist and before the API is built, so it may replace ``central.calls`` with an
-engine that rings real devices. ``central.sip_sockets`` holds the SIP sockets already bound
-(UDP and TCP on one port, the WSS and WS listeners); without a SIP service they are closed once
-the ports are known.
+The SIP side plugs in through ``pbxcheck.central.sip.create_service(central) -> (service, engine)``,
+called after the store, the dialer and the CallEngine exist and before the API is built; the
+central puts the returned engine (one that rings real devices) in place of its own.
+``central.sip_sockets`` holds the SIP sockets already bound (UDP and TCP on one port, the WSS and WS
+listeners, ``central/sockets.py``); without a SIP service (``services=[]``) they are closed once the
+ports are known.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import os
 import signal
@@ -24,7 +23,7 @@ import socket
 import tempfile
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -37,6 +36,8 @@ from .cork import CorkedHttpToolsProtocol
 from .dialer import Dialer
 from .faults import validate
 from .seed import seed
+from .sip import create_service
+from .sockets import SipSockets, sip_pair, tcp_socket
 from .store import Store, default_db_path
 from .tls import TlsFiles, ensure_tls
 
@@ -65,66 +66,12 @@ class Service(Protocol):
     async def stop(self) -> None: ...
 
 
-ServiceFactory = Callable[["Central"], Service]
+# A service and, when it places calls itself, the CallEngine the API is to use instead of the central's.
+ServiceFactory = Callable[["Central"], tuple[Service, CallEngine | None]]
 
 
 def default_services() -> list[ServiceFactory]:
-    try:
-        mod = importlib.import_module("pbxcheck.central.sip_side")
-    except ModuleNotFoundError as exc:
-        if exc.name == "pbxcheck.central.sip_side":
-            return []
-        raise
-    return [mod.create_service]
-
-
-@dataclass
-class SipSockets:
-    udp: socket.socket
-    tcp: socket.socket
-    wss: socket.socket
-    ws: socket.socket
-    ports: dict[str, int] = field(default_factory=dict)
-
-    def close(self) -> None:
-        for s in (self.udp, self.tcp, self.wss, self.ws):
-            s.close()
-
-
-def _tcp_socket(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    s = socket.socket(family, socket.SOCK_STREAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        s.bind((host, port))
-        s.listen(1024)
-    except OSError as exc:
-        s.close()
-        raise OSError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    s.setblocking(False)
-    return s
-
-
-def _sip_pair(host: str, port: int) -> tuple[socket.socket, socket.socket]:
-    """UDP and TCP bound to the same port number (port 0: a number free for both)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    for _ in range(20):
-        udp = socket.socket(family, socket.SOCK_DGRAM)
-        try:
-            udp.bind((host, port))
-        except OSError as exc:
-            udp.close()
-            raise OSError(f"cannot bind SIP UDP {host}:{port}: {exc.strerror or exc}") from None
-        try:
-            tcp = _tcp_socket(host, udp.getsockname()[1])
-        except OSError:
-            udp.close()
-            if port:
-                raise
-            continue
-        udp.setblocking(False)
-        return udp, tcp
-    raise OSError("no port free for both SIP UDP and TCP")
+    return [create_service]
 
 
 def _public_host(host: str) -> str:
@@ -150,6 +97,14 @@ class Central:
         self._tmp_db: str | None = None
 
     @property
+    def host(self) -> str:
+        return self.config.host
+
+    @property
+    def clock_speed(self) -> float:
+        return self.config.clock_speed
+
+    @property
     def state_dir(self) -> str:
         if self.config.state_dir:
             return self.config.state_dir
@@ -169,17 +124,23 @@ class Central:
         self.calls = CallEngine(self.store, clock_speed=cfg.clock_speed, faults=self.faults)
         self.dialer = Dialer(self.store, clock_speed=cfg.clock_speed, faults=self.faults)
 
-        udp, tcp = _sip_pair(cfg.host, cfg.sip_port)
-        self.sip_sockets = SipSockets(udp, tcp, _tcp_socket(cfg.host, cfg.ws_port), _tcp_socket(cfg.host, cfg.ws_plain_port))
+        udp, tcp = sip_pair(cfg.host, cfg.sip_port)
+        self.sip_sockets = SipSockets(udp, tcp, tcp_socket(cfg.host, cfg.ws_port), tcp_socket(cfg.host, cfg.ws_plain_port))
         self.sip_sockets.ports = {"udp": udp.getsockname()[1], "tcp": tcp.getsockname()[1],
                                   "wss": self.sip_sockets.wss.getsockname()[1], "ws": self.sip_sockets.ws.getsockname()[1]}
-        self.services = [factory(self) for factory in self._service_factories]
+        for factory in self._service_factories:
+            service, engine = factory(self)
+            self.services.append(service)
+            if engine is not None:
+                if self.calls is not None:
+                    self.calls.close()
+                self.calls = engine
         if not self.services:
             self.sip_sockets.close()  # ports stay described; nothing answers on them yet
 
         api = Api(self.store, self.dialer, self.calls, self.faults).asgi()
-        api_sock = _tcp_socket(cfg.host, cfg.api_port)
-        plain_sock = _tcp_socket(cfg.host, cfg.plain_port)
+        api_sock = tcp_socket(cfg.host, cfg.api_port)
+        plain_sock = tcp_socket(cfg.host, cfg.plain_port)
         self.api_port = api_sock.getsockname()[1]
         self.plain_port = plain_sock.getsockname()[1]
         plain = api if "plain-http-accepted" in self.faults else plain_app

@@ -1,14 +1,14 @@
 """RFC 3261 section 17 transactions as table-driven, sans-IO state machines.
 
-One table per kind maps ``(state, event) -> (new state, operations)``; the four tables below are
-the whole behaviour, transcribed from the RFC's figures 5-8 (RFC 3261 17.1.1.2, 17.1.2.2, 17.2.1,
+One table per kind maps ``(State, Kind) -> (State, operations)``; the four tables below are the
+whole behaviour, transcribed from the RFC's figures 5-8 (RFC 3261 17.1.1.2, 17.1.2.2, 17.2.1,
 17.2.2). A pair that is not in a table is ignored (a stale timer, a late retransmission), which is
 what the RFC's "MUST be absorbed/discarded" rules amount to.
 
-Operations are short strings interpreted by ``_Transaction._do``: ``send_request``, ``send_ack``,
-``send_response``, ``resend_response``, ``send_trying``, ``pass_request``, ``pass_response``,
-``start:X``, ``cancel:X``, ``backoff:X`` (double, capped at T2 for E/G), ``t2:X`` (restart at T2),
-``timeout:X``, ``transport_failed``, ``terminated``.
+States (:class:`State`), the events a machine classifies its input into (:class:`Kind`) and the
+operations (:class:`Op`: a :class:`Verb` and, for timer verbs, a :class:`Timer`) are enums, so a
+typo in a table is an ``AttributeError`` at import, not a silently dead row. ``State`` and ``Kind``
+are ``StrEnum``: they print as the RFC's figure labels ("Calling", "3xx-6xx", "timer_A").
 
 Time never comes from a clock here: ``StartTimer(name, seconds)`` goes out, ``TimerFired(name)``
 comes in. On reliable transports the retransmission timers (A, E, G) are never started and the
@@ -16,6 +16,9 @@ wait timers D, I, J, K are zero, which the machine applies at once (no timer rou
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum, StrEnum
 
 from pbxcheck.sip.errors import TransactionError
 from pbxcheck.sip.events import (
@@ -40,85 +43,188 @@ from pbxcheck.sip.message import Headers, Message, Request, Response, make_respo
 
 T1, T2, T4 = 0.5, 4.0, 5.0  # RFC 3261 17.1.1.1 / table 4 defaults, seconds
 
-Table = dict[tuple[str, str], tuple[str, tuple[str, ...]]]
-FINAL = "3xx-6xx"
+
+class State(StrEnum):
+    INIT = "Init"
+    CALLING = "Calling"
+    TRYING = "Trying"
+    PROCEEDING = "Proceeding"
+    COMPLETED = "Completed"
+    CONFIRMED = "Confirmed"
+    TERMINATED = "Terminated"
+
+
+class Kind(StrEnum):
+    """What a machine's input is classified into (the arrows' labels in figures 5-8)."""
+
+    START = "start"
+    R1XX = "1xx"
+    R2XX = "2xx"
+    FINAL = "3xx-6xx"
+    REQUEST = "request"  # a retransmission of the request that created a server transaction
+    ACK = "ack"
+    SEND_1XX = "send_1xx"
+    SEND_2XX = "send_2xx"
+    SEND_FINAL = "send_3xx-6xx"
+    TRANSPORT_ERROR = "transport_error"
+    TIMER_A = "timer_A"
+    TIMER_B = "timer_B"
+    TIMER_D = "timer_D"
+    TIMER_E = "timer_E"
+    TIMER_F = "timer_F"
+    TIMER_G = "timer_G"
+    TIMER_H = "timer_H"
+    TIMER_I = "timer_I"
+    TIMER_J = "timer_J"
+    TIMER_K = "timer_K"
+
+
+class Timer(StrEnum):
+    A = "A"
+    B = "B"
+    D = "D"
+    E = "E"
+    F = "F"
+    G = "G"
+    H = "H"
+    I = "I"  # noqa: E741 (the RFC's name)
+    J = "J"
+    K = "K"
+
+
+class Verb(Enum):
+    SEND_REQUEST = "send_request"
+    SEND_ACK = "send_ack"
+    SEND_RESPONSE = "send_response"
+    RESEND_RESPONSE = "resend_response"
+    SEND_TRYING = "send_trying"
+    PASS_REQUEST = "pass_request"
+    PASS_RESPONSE = "pass_response"
+    START = "start"
+    CANCEL = "cancel"
+    BACKOFF = "backoff"  # restart at twice its last interval (capped at T2 for E and G, not A)
+    T2 = "t2"  # restart at T2 (Timer E once a provisional came, 17.1.2.2)
+    TIMEOUT = "timeout"
+    TRANSPORT_FAILED = "transport_failed"
+    TERMINATED = "terminated"
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    verb: Verb
+    timer: Timer | None = None
+
+    def __str__(self) -> str:
+        return self.verb.value + (f":{self.timer}" if self.timer else "")
+
+
+Table = dict[tuple[State, Kind], tuple[State, tuple[Op, ...]]]
+FINAL = Kind.FINAL
+
+S, K, Tm = State, Kind, Timer
+SEND_REQUEST, SEND_ACK, SEND_RESPONSE = Op(Verb.SEND_REQUEST), Op(Verb.SEND_ACK), Op(Verb.SEND_RESPONSE)
+RESEND_RESPONSE, SEND_TRYING = Op(Verb.RESEND_RESPONSE), Op(Verb.SEND_TRYING)
+PASS_REQUEST, PASS_RESPONSE = Op(Verb.PASS_REQUEST), Op(Verb.PASS_RESPONSE)
+TRANSPORT_FAILED, TERMINATED = Op(Verb.TRANSPORT_FAILED), Op(Verb.TERMINATED)
+
+
+def start(t: Timer) -> Op:
+    return Op(Verb.START, t)
+
+
+def cancel(t: Timer) -> Op:
+    return Op(Verb.CANCEL, t)
+
+
+def backoff(t: Timer) -> Op:
+    return Op(Verb.BACKOFF, t)
+
+
+def timeout(t: Timer) -> Op:
+    return Op(Verb.TIMEOUT, t)
+
 
 # RFC 3261 17.1.1.2, figure 5: INVITE client transaction.
 CLIENT_INVITE: Table = {
-    ("Init", "start"): ("Calling", ("send_request", "start:A", "start:B")),
-    ("Calling", "timer_A"): ("Calling", ("send_request", "backoff:A")),
-    ("Calling", "timer_B"): ("Terminated", ("cancel:A", "timeout:B", "terminated")),
-    ("Calling", "1xx"): ("Proceeding", ("cancel:A", "cancel:B", "pass_response")),
-    ("Calling", "2xx"): ("Terminated", ("cancel:A", "cancel:B", "pass_response", "terminated")),
-    ("Calling", FINAL): ("Completed", ("cancel:A", "cancel:B", "pass_response", "send_ack", "start:D")),
-    ("Calling", "transport_error"): ("Terminated", ("cancel:A", "cancel:B", "transport_failed", "terminated")),
-    ("Proceeding", "1xx"): ("Proceeding", ("pass_response",)),
-    ("Proceeding", "2xx"): ("Terminated", ("pass_response", "terminated")),
-    ("Proceeding", FINAL): ("Completed", ("pass_response", "send_ack", "start:D")),
-    ("Proceeding", "transport_error"): ("Terminated", ("transport_failed", "terminated")),
-    ("Completed", FINAL): ("Completed", ("send_ack",)),  # retransmitted final: ACK again, not passed up
-    ("Completed", "timer_D"): ("Terminated", ("terminated",)),
-    ("Completed", "transport_error"): ("Terminated", ("cancel:D", "transport_failed", "terminated")),
+    (S.INIT, K.START): (S.CALLING, (SEND_REQUEST, start(Tm.A), start(Tm.B))),
+    (S.CALLING, K.TIMER_A): (S.CALLING, (SEND_REQUEST, backoff(Tm.A))),
+    (S.CALLING, K.TIMER_B): (S.TERMINATED, (cancel(Tm.A), timeout(Tm.B), TERMINATED)),
+    (S.CALLING, K.R1XX): (S.PROCEEDING, (cancel(Tm.A), cancel(Tm.B), PASS_RESPONSE)),
+    (S.CALLING, K.R2XX): (S.TERMINATED, (cancel(Tm.A), cancel(Tm.B), PASS_RESPONSE, TERMINATED)),
+    (S.CALLING, K.FINAL): (S.COMPLETED, (cancel(Tm.A), cancel(Tm.B), PASS_RESPONSE, SEND_ACK, start(Tm.D))),
+    (S.CALLING, K.TRANSPORT_ERROR): (S.TERMINATED, (cancel(Tm.A), cancel(Tm.B), TRANSPORT_FAILED, TERMINATED)),
+    (S.PROCEEDING, K.R1XX): (S.PROCEEDING, (PASS_RESPONSE,)),
+    (S.PROCEEDING, K.R2XX): (S.TERMINATED, (PASS_RESPONSE, TERMINATED)),
+    (S.PROCEEDING, K.FINAL): (S.COMPLETED, (PASS_RESPONSE, SEND_ACK, start(Tm.D))),
+    (S.PROCEEDING, K.TRANSPORT_ERROR): (S.TERMINATED, (TRANSPORT_FAILED, TERMINATED)),
+    (S.COMPLETED, K.FINAL): (S.COMPLETED, (SEND_ACK,)),  # retransmitted final: ACK again, not passed up
+    (S.COMPLETED, K.TIMER_D): (S.TERMINATED, (TERMINATED,)),
+    (S.COMPLETED, K.TRANSPORT_ERROR): (S.TERMINATED, (cancel(Tm.D), TRANSPORT_FAILED, TERMINATED)),
 }
 
 # RFC 3261 17.1.2.2, figure 6: non-INVITE client transaction.
 CLIENT_NON_INVITE: Table = {
-    ("Init", "start"): ("Trying", ("send_request", "start:E", "start:F")),
-    ("Trying", "timer_E"): ("Trying", ("send_request", "backoff:E")),
-    ("Trying", "timer_F"): ("Terminated", ("cancel:E", "timeout:F", "terminated")),
-    ("Trying", "1xx"): ("Proceeding", ("pass_response",)),
-    ("Trying", "2xx"): ("Completed", ("cancel:E", "cancel:F", "pass_response", "start:K")),
-    ("Trying", FINAL): ("Completed", ("cancel:E", "cancel:F", "pass_response", "start:K")),
-    ("Trying", "transport_error"): ("Terminated", ("cancel:E", "cancel:F", "transport_failed", "terminated")),
-    ("Proceeding", "timer_E"): ("Proceeding", ("send_request", "t2:E")),
-    ("Proceeding", "timer_F"): ("Terminated", ("cancel:E", "timeout:F", "terminated")),
-    ("Proceeding", "1xx"): ("Proceeding", ("pass_response",)),
-    ("Proceeding", "2xx"): ("Completed", ("cancel:E", "cancel:F", "pass_response", "start:K")),
-    ("Proceeding", FINAL): ("Completed", ("cancel:E", "cancel:F", "pass_response", "start:K")),
-    ("Proceeding", "transport_error"): ("Terminated", ("cancel:E", "cancel:F", "transport_failed", "terminated")),
-    ("Completed", "timer_K"): ("Terminated", ("terminated",)),
+    (S.INIT, K.START): (S.TRYING, (SEND_REQUEST, start(Tm.E), start(Tm.F))),
+    (S.TRYING, K.TIMER_E): (S.TRYING, (SEND_REQUEST, backoff(Tm.E))),
+    (S.TRYING, K.TIMER_F): (S.TERMINATED, (cancel(Tm.E), timeout(Tm.F), TERMINATED)),
+    (S.TRYING, K.R1XX): (S.PROCEEDING, (PASS_RESPONSE,)),
+    (S.TRYING, K.R2XX): (S.COMPLETED, (cancel(Tm.E), cancel(Tm.F), PASS_RESPONSE, start(Tm.K))),
+    (S.TRYING, K.FINAL): (S.COMPLETED, (cancel(Tm.E), cancel(Tm.F), PASS_RESPONSE, start(Tm.K))),
+    (S.TRYING, K.TRANSPORT_ERROR): (S.TERMINATED, (cancel(Tm.E), cancel(Tm.F), TRANSPORT_FAILED, TERMINATED)),
+    (S.PROCEEDING, K.TIMER_E): (S.PROCEEDING, (SEND_REQUEST, Op(Verb.T2, Tm.E))),
+    (S.PROCEEDING, K.TIMER_F): (S.TERMINATED, (cancel(Tm.E), timeout(Tm.F), TERMINATED)),
+    (S.PROCEEDING, K.R1XX): (S.PROCEEDING, (PASS_RESPONSE,)),
+    (S.PROCEEDING, K.R2XX): (S.COMPLETED, (cancel(Tm.E), cancel(Tm.F), PASS_RESPONSE, start(Tm.K))),
+    (S.PROCEEDING, K.FINAL): (S.COMPLETED, (cancel(Tm.E), cancel(Tm.F), PASS_RESPONSE, start(Tm.K))),
+    (S.PROCEEDING, K.TRANSPORT_ERROR): (S.TERMINATED, (cancel(Tm.E), cancel(Tm.F), TRANSPORT_FAILED, TERMINATED)),
+    (S.COMPLETED, K.TIMER_K): (S.TERMINATED, (TERMINATED,)),
 }
 
 # RFC 3261 17.2.1, figure 7: INVITE server transaction.
 SERVER_INVITE: Table = {
-    ("Init", "start"): ("Proceeding", ("send_trying", "pass_request")),
-    ("Proceeding", "request"): ("Proceeding", ("resend_response",)),
-    ("Proceeding", "send_1xx"): ("Proceeding", ("send_response",)),
-    ("Proceeding", "send_2xx"): ("Terminated", ("send_response", "terminated")),
-    ("Proceeding", "send_3xx-6xx"): ("Completed", ("send_response", "start:G", "start:H")),
-    ("Proceeding", "transport_error"): ("Terminated", ("transport_failed", "terminated")),
-    ("Completed", "request"): ("Completed", ("resend_response",)),
-    ("Completed", "timer_G"): ("Completed", ("resend_response", "backoff:G")),
-    ("Completed", "ack"): ("Confirmed", ("cancel:G", "cancel:H", "start:I")),
-    ("Completed", "timer_H"): ("Terminated", ("cancel:G", "timeout:H", "terminated")),
-    ("Completed", "transport_error"): ("Terminated", ("cancel:G", "cancel:H", "transport_failed", "terminated")),
-    ("Confirmed", "ack"): ("Confirmed", ()),  # absorbed
-    ("Confirmed", "request"): ("Confirmed", ()),
-    ("Confirmed", "timer_I"): ("Terminated", ("terminated",)),
+    (S.INIT, K.START): (S.PROCEEDING, (SEND_TRYING, PASS_REQUEST)),
+    (S.PROCEEDING, K.REQUEST): (S.PROCEEDING, (RESEND_RESPONSE,)),
+    (S.PROCEEDING, K.SEND_1XX): (S.PROCEEDING, (SEND_RESPONSE,)),
+    (S.PROCEEDING, K.SEND_2XX): (S.TERMINATED, (SEND_RESPONSE, TERMINATED)),
+    (S.PROCEEDING, K.SEND_FINAL): (S.COMPLETED, (SEND_RESPONSE, start(Tm.G), start(Tm.H))),
+    (S.PROCEEDING, K.TRANSPORT_ERROR): (S.TERMINATED, (TRANSPORT_FAILED, TERMINATED)),
+    (S.COMPLETED, K.REQUEST): (S.COMPLETED, (RESEND_RESPONSE,)),
+    (S.COMPLETED, K.TIMER_G): (S.COMPLETED, (RESEND_RESPONSE, backoff(Tm.G))),
+    (S.COMPLETED, K.ACK): (S.CONFIRMED, (cancel(Tm.G), cancel(Tm.H), start(Tm.I))),
+    (S.COMPLETED, K.TIMER_H): (S.TERMINATED, (cancel(Tm.G), timeout(Tm.H), TERMINATED)),
+    (S.COMPLETED, K.TRANSPORT_ERROR): (S.TERMINATED, (cancel(Tm.G), cancel(Tm.H), TRANSPORT_FAILED, TERMINATED)),
+    (S.CONFIRMED, K.ACK): (S.CONFIRMED, ()),  # absorbed
+    (S.CONFIRMED, K.REQUEST): (S.CONFIRMED, ()),
+    (S.CONFIRMED, K.TIMER_I): (S.TERMINATED, (TERMINATED,)),
 }
 
 # RFC 3261 17.2.2, figure 8: non-INVITE server transaction.
 SERVER_NON_INVITE: Table = {
-    ("Init", "start"): ("Trying", ("pass_request",)),
-    ("Trying", "request"): ("Trying", ()),  # retransmission before any response: discarded
-    ("Trying", "send_1xx"): ("Proceeding", ("send_response",)),
-    ("Trying", "send_2xx"): ("Completed", ("send_response", "start:J")),
-    ("Trying", "send_3xx-6xx"): ("Completed", ("send_response", "start:J")),
-    ("Proceeding", "request"): ("Proceeding", ("resend_response",)),
-    ("Proceeding", "send_1xx"): ("Proceeding", ("send_response",)),
-    ("Proceeding", "send_2xx"): ("Completed", ("send_response", "start:J")),
-    ("Proceeding", "send_3xx-6xx"): ("Completed", ("send_response", "start:J")),
-    ("Proceeding", "transport_error"): ("Terminated", ("transport_failed", "terminated")),
-    ("Completed", "request"): ("Completed", ("resend_response",)),
-    ("Completed", "timer_J"): ("Terminated", ("terminated",)),
-    ("Completed", "transport_error"): ("Terminated", ("cancel:J", "transport_failed", "terminated")),
+    (S.INIT, K.START): (S.TRYING, (PASS_REQUEST,)),
+    (S.TRYING, K.REQUEST): (S.TRYING, ()),  # retransmission before any response: discarded
+    (S.TRYING, K.SEND_1XX): (S.PROCEEDING, (SEND_RESPONSE,)),
+    (S.TRYING, K.SEND_2XX): (S.COMPLETED, (SEND_RESPONSE, start(Tm.J))),
+    (S.TRYING, K.SEND_FINAL): (S.COMPLETED, (SEND_RESPONSE, start(Tm.J))),
+    (S.PROCEEDING, K.REQUEST): (S.PROCEEDING, (RESEND_RESPONSE,)),
+    (S.PROCEEDING, K.SEND_1XX): (S.PROCEEDING, (SEND_RESPONSE,)),
+    (S.PROCEEDING, K.SEND_2XX): (S.COMPLETED, (SEND_RESPONSE, start(Tm.J))),
+    (S.PROCEEDING, K.SEND_FINAL): (S.COMPLETED, (SEND_RESPONSE, start(Tm.J))),
+    (S.PROCEEDING, K.TRANSPORT_ERROR): (S.TERMINATED, (TRANSPORT_FAILED, TERMINATED)),
+    (S.COMPLETED, K.REQUEST): (S.COMPLETED, (RESEND_RESPONSE,)),
+    (S.COMPLETED, K.TIMER_J): (S.TERMINATED, (TERMINATED,)),
+    (S.COMPLETED, K.TRANSPORT_ERROR): (S.TERMINATED, (cancel(Tm.J), TRANSPORT_FAILED, TERMINATED)),
 }
 
+_TIMER_KIND = {t.value: Kind("timer_" + t.value) for t in Timer}
 
-def _status_class(status: int) -> str:
+
+def _status_class(status: int) -> Kind:
     if status < 200:
-        return "1xx"
-    return "2xx" if status < 300 else FINAL
+        return K.R1XX
+    return K.R2XX if status < 300 else K.FINAL
+
+
+_SEND_CLASS = {K.R1XX: K.SEND_1XX, K.R2XX: K.SEND_2XX, K.FINAL: K.SEND_FINAL}
 
 
 class _Transaction:
@@ -129,40 +235,43 @@ class _Transaction:
         self.request = request
         self.reliable = reliable
         self.t1, self.t2, self.t4 = t1, t2, t4
-        self.state = "Init"
+        self.state = State.INIT
         self.last_response: Response | None = None
-        self._interval: dict[str, float] = {}
+        self._interval: dict[Timer, float] = {}
         self.is_invite = request.method == "INVITE"
 
     @property
     def terminated(self) -> bool:
-        return self.state == "Terminated"
+        return self.state is State.TERMINATED
 
     @property
     def key(self) -> tuple[str, ...]:
         raise NotImplementedError
 
     def start(self) -> list[Action]:
-        if self.state != "Init":
+        if self.state is not State.INIT:
             raise TransactionError("transaction already started")
-        return self._run("start", None)
+        return self._run(K.START, None)
 
     def handle(self, event: Event) -> list[Action]:
-        if self.state == "Init":
+        if self.state is State.INIT:
             raise TransactionError("transaction not started")
         return self._run(self._classify(event), event)
 
-    def _classify(self, event: Event) -> str:
+    def _classify(self, event: Event) -> Kind:
         if isinstance(event, TimerFired):
-            return f"timer_{event.name}"
+            kind = _TIMER_KIND.get(event.name)
+            if kind is None:
+                raise TransactionError(f"no timer {event.name!r} in RFC 3261 17")
+            return kind
         if isinstance(event, TransportError):
-            return "transport_error"
+            return K.TRANSPORT_ERROR
         return self._classify_message(event)
 
-    def _classify_message(self, event: Event) -> str:
+    def _classify_message(self, event: Event) -> Kind:
         raise NotImplementedError
 
-    def _run(self, kind: str, event: Event | None) -> list[Action]:
+    def _run(self, kind: Kind, event: Event | None) -> list[Action]:
         entry = self.table.get((self.state, kind))
         if entry is None:
             return []
@@ -173,46 +282,50 @@ class _Transaction:
         return actions
 
     # --- timers ---
-    def _duration(self, name: str) -> float | None:
-        """None: not started (retransmission timers on reliable transports); 0: fires at once."""
+    def _duration(self, name: Timer) -> float | None:
+        """None: not started (retransmission timers on reliable transports); 0: fires at once.
+        RFC 3261 17.1.1.2 (A, B, D), 17.1.2.2 (E, F, K), 17.2.1 (G, H, I), 17.2.2 (J); table 4."""
         unreliable = not self.reliable
-        return {
-            "A": self.t1 if unreliable else None, "B": 64 * self.t1, "D": 32.0 if unreliable else 0.0,
-            "E": self.t1 if unreliable else None, "F": 64 * self.t1, "G": self.t1 if unreliable else None,
-            "H": 64 * self.t1, "I": self.t4 if unreliable else 0.0, "J": 64 * self.t1 if unreliable else 0.0,
-            "K": self.t4 if unreliable else 0.0,
-        }[name]
+        if name in (Tm.B, Tm.F, Tm.H):
+            return 64 * self.t1
+        if name in (Tm.A, Tm.E, Tm.G):
+            return self.t1 if unreliable else None
+        if name is Tm.D:
+            return 32.0 if unreliable else 0.0  # "at least 32 seconds for unreliable transports"
+        if name is Tm.J:
+            return 64 * self.t1 if unreliable else 0.0
+        return self.t4 if unreliable else 0.0  # I, K
 
-    def _start_timer(self, name: str, seconds: float | None) -> list[Action]:
+    def _start_timer(self, name: Timer, seconds: float | None) -> list[Action]:
         if seconds is None:
             return []
         if seconds == 0:
-            return self._run(f"timer_{name}", TimerFired(name))
+            return self._run(_TIMER_KIND[name], TimerFired(name))
         self._interval[name] = seconds
         return [StartTimer(name, seconds)]
 
-    def _do(self, op: str, event: Event | None) -> list[Action]:
-        verb, _, arg = op.partition(":")
-        if verb == "start":
-            return self._start_timer(arg, self._duration(arg))
-        if verb == "backoff":
-            doubled = 2 * self._interval.get(arg, self.t1)
-            return self._start_timer(arg, doubled if arg == "A" else min(doubled, self.t2))
-        if verb == "t2":
-            return self._start_timer(arg, self.t2)
-        if verb == "cancel":
-            # only timers that were actually started need cancelling
-            return [CancelTimer(arg)] if self._interval.pop(arg, None) is not None else []
-        if verb == "timeout":
-            return [Timeout(arg)]
-        if verb == "transport_failed":
+    def _do(self, op: Op, event: Event | None) -> list[Action]:
+        verb, timer = op.verb, op.timer
+        if timer is not None:
+            if verb is Verb.START:
+                return self._start_timer(timer, self._duration(timer))
+            if verb is Verb.BACKOFF:
+                doubled = 2 * self._interval.get(timer, self.t1)
+                return self._start_timer(timer, doubled if timer is Tm.A else min(doubled, self.t2))
+            if verb is Verb.T2:
+                return self._start_timer(timer, self.t2)
+            if verb is Verb.CANCEL:
+                # only timers that were actually started need cancelling
+                return [CancelTimer(timer)] if self._interval.pop(timer, None) is not None else []
+            return [Timeout(timer)]  # Verb.TIMEOUT
+        if verb is Verb.TRANSPORT_FAILED:
             return [TransportFailed(event.reason if isinstance(event, TransportError) else "")]
-        if verb == "terminated":
+        if verb is Verb.TERMINATED:
             self._interval.clear()
             return [TransactionTerminated(self.key)]
         return self._do_message(verb, event)
 
-    def _do_message(self, verb: str, event: Event | None) -> list[Action]:
+    def _do_message(self, verb: Verb, event: Event | None) -> list[Action]:
         raise NotImplementedError
 
 
@@ -230,19 +343,19 @@ class ClientTransaction(_Transaction):
     def key(self) -> tuple[str, ...]:
         return client_key(self.request)
 
-    def _classify_message(self, event: Event) -> str:
+    def _classify_message(self, event: Event) -> Kind:
         if not isinstance(event, ResponseIn):
             raise TransactionError(f"a client transaction takes responses, not {type(event).__name__}")
         return _status_class(event.response.status)
 
-    def _do_message(self, verb: str, event: Event | None) -> list[Action]:
-        if verb == "send_request":
+    def _do_message(self, verb: Verb, event: Event | None) -> list[Action]:
+        if verb is Verb.SEND_REQUEST:
             return [Send(self.request)]
         assert isinstance(event, ResponseIn)
         self.last_response = event.response
-        if verb == "pass_response":
+        if verb is Verb.PASS_RESPONSE:
             return [ResponseReceived(event.response)]
-        if verb == "send_ack":
+        if verb is Verb.SEND_ACK:
             self.ack = make_ack(self.request, event.response)
             return [Send(self.ack)]
         raise AssertionError(verb)
@@ -266,26 +379,26 @@ class ServerTransaction(_Transaction):
     def key(self) -> tuple[str, ...]:
         return self._key
 
-    def _classify_message(self, event: Event) -> str:
+    def _classify_message(self, event: Event) -> Kind:
         if isinstance(event, RequestIn):
-            return "ack" if event.request.method == "ACK" else "request"
+            return K.ACK if event.request.method == "ACK" else K.REQUEST
         if isinstance(event, SendResponse):
-            return "send_" + _status_class(event.response.status)
+            return _SEND_CLASS[_status_class(event.response.status)]
         raise TransactionError(f"a server transaction takes requests and SendResponse, not {type(event).__name__}")
 
-    def _do_message(self, verb: str, event: Event | None) -> list[Action]:
-        if verb == "pass_request":
+    def _do_message(self, verb: Verb, event: Event | None) -> list[Action]:
+        if verb is Verb.PASS_REQUEST:
             return [RequestReceived(self.request)]
-        if verb == "send_trying":
+        if verb is Verb.SEND_TRYING:
             if not self.auto_trying:
                 return []
             self.last_response = make_response(self.request, 100)
             return [Send(self.last_response)]
-        if verb == "send_response":
+        if verb is Verb.SEND_RESPONSE:
             assert isinstance(event, SendResponse)
             self.last_response = event.response
             return [Send(event.response)]
-        if verb == "resend_response":
+        if verb is Verb.RESEND_RESPONSE:
             return [Send(self.last_response)] if self.last_response is not None else []
         raise AssertionError(verb)
 

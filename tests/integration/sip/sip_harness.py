@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from pbxcheck.central.process import CentralThread
 from pbxcheck.central.server import Central, CentralConfig
-from pbxcheck.central.sip_side import SipSettings, SipSide, create_service
+from pbxcheck.central.sip import SipService, SipSettings, create_service
 from pbxcheck.target import Target
 
 T = TypeVar("T")
@@ -29,9 +29,9 @@ class SipCentral:
     target: Target
 
     @property
-    def side(self) -> SipSide:
+    def side(self) -> SipService:
         side = self.central.services[0]
-        assert isinstance(side, SipSide)
+        assert isinstance(side, SipService)
         return side
 
     def call(self, fn: Callable[[], T]) -> T:

@@ -136,14 +136,14 @@ def test_every_state_event_pair(kind: str, state: str, event: str) -> None:
     # the non-timer actions come out in the order of the table's operations
     expected: list[type] = []
     for op in ops:
-        verb = op.partition(":")[0]
+        verb = str(op).partition(":")[0]
         if verb in _OP_ACTION:
             expected.append(_OP_ACTION[verb])
         elif verb == "resend_response" and had_response:
             expected.append(Send)
     got = [type(a) for a in actions if not isinstance(a, StartTimer | CancelTimer)]
     assert got == expected
-    timers = {op.partition(":")[2] for op in ops if op.startswith(("start:", "backoff:", "t2:"))}
+    timers = {str(op).partition(":")[2] for op in ops if str(op).startswith(("start:", "backoff:", "t2:"))}
     assert {a.name for a in actions if isinstance(a, StartTimer)} == timers
 
 

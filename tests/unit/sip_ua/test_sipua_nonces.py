@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from pbxcheck.central.sip_auth import NonceAuthority, NonceState
+from pbxcheck.central.sip.admission import NonceAuthority, NonceState
 
 
 class Clock:

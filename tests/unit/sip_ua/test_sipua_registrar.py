@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pbxcheck.central.sip_registrar import Registrar
+from pbxcheck.central.sip.registration import Registrar
 from pbxcheck.sip.drivers.base import Flow
 
 CENTRAL = ("131.196.224.38", 7048)

@@ -1,4 +1,16 @@
-"""Digest nonces for the reference central's SIP side, Asterisk/PJSIP style.
+"""Admission to the reference central's SIP side: digest challenge and verification, nonces, lockout,
+and the refusals that come after authentication (SIP-REG-1/2, SIP-SEC-1, C5-1, SIP-WS-1).
+
+Digest: realm ``xhand``, ``qop="auth"``, ``algorithm=MD5``, an opaque fixed per central. A correct
+answer on an expired nonce gets a new challenge with ``stale=TRUE``; an nc not greater than the last
+accepted for that nonce (a replay) gets a fresh challenge. An unknown extension is verified against a
+random password, so it is answered by the very same 401 as a wrong password (no enumeration,
+SIP-REG-2). Refused after authentication (403, never before the challenge so nothing is revealed to
+a caller without the password): the username is not the To (REGISTER) / From (INVITE) user; the
+extension belongs to a blocked classe5 client (C5-1); REGISTER or INVITE over WS/WSS by an extension
+without ramal-web (SIP-WS-1).
+
+Nonces, Asterisk/PJSIP style.
 
 A nonce is ``<epoch>/<hex>`` (the document's trace shows ``nonce="1609521111/e77ebd57..."``) where
 ``hex`` is 32 hex digits: 8 random (so two challenges in the same second differ, and a nonce-count
@@ -24,6 +36,16 @@ import secrets
 import time
 from collections.abc import Callable
 from enum import Enum
+
+from pbxcheck.contract import SIP_REALM
+from pbxcheck.sip import digest
+from pbxcheck.sip.drivers.base import Flow
+from pbxcheck.sip.errors import DigestError
+from pbxcheck.sip.message import Request
+
+from ..lockout import Lockout
+from ..store import SipAccount, Store
+from .base import Replies, Stats
 
 
 class NonceState(Enum):
@@ -84,50 +106,105 @@ class NonceAuthority:
                 del self._nc[k]
 
 
-LOCKOUT_ENV = "PBXCHECK_SIP_LOCKOUT"  # "<failures>/<window s>/<lockout s>", e.g. "5/30/10"; unset: off
-API_LOCKOUT_ENV = "PBXCHECK_API_LOCKOUT"  # the same, for the HTTPS API's denials (app.py, AUTH-6)
+class Admission:
+    """Who may REGISTER or INVITE: ``admit`` answers (401/403/400/404) or returns the extension."""
 
+    def __init__(self, store: Store, replies: Replies, stats: Stats, *, faults: frozenset[str] = frozenset(),
+                 nonce_lifetime: float = 30.0) -> None:
+        self.store = store
+        self.replies = replies
+        self.stats = stats
+        self.faults = faults
+        self.nonces = NonceAuthority(SIP_REALM, lifetime=nonce_lifetime)
+        self.lockout = Lockout.from_env()  # off unless PBXCHECK_SIP_LOCKOUT is set (central/lockout.py)
+        self.opaque = secrets.token_hex(8)
+        self._decoy_password = secrets.token_urlsafe(12)  # unknown extensions are checked against this
 
-class Lockout:
-    """Optional brute-force lockout (off by default: the reference central does not throttle, and
-    SIP-SEC-1 reports that). On, ``failures`` wrong passwords from one source IP within ``window``
-    seconds lock that IP out for ``seconds``: every authenticated request from it is refused 403, the
-    right password too. It exists so the SIP-SEC-1 probe can be shown to recognise real throttling
-    (tests/quality/test_sip_faults.py), turned on through the environment of the central's process."""
+    def challenge(self, req: Request, flow: Flow, *, stale: bool = False) -> None:
+        self.stats["challenged"] += 1
+        no_qop = "challenge-no-qop" in self.faults
+        ch = digest.Challenge(realm=SIP_REALM, nonce=self.nonces.issue(flow.remote[0]),
+                              opaque=None if no_qop else self.opaque, algorithm="MD5",
+                              qop=() if no_qop else ("auth",), stale=stale)
+        self.replies.respond(req, flow, 401, headers=[("WWW-Authenticate", str(ch))])
 
-    def __init__(self, failures: int = 0, window: float = 30.0, seconds: float = 10.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.failures, self.window, self.seconds, self.clock = failures, window, seconds, clock
-        self._failed: dict[str, list[float]] = {}
-        self._until: dict[str, float] = {}
+    def authenticate(self, req: Request, flow: Flow, claimed: SipAccount | None) -> SipAccount | None:
+        """The authenticated extension, or None after answering (401 challenge)."""
+        value = req.headers.get("Authorization")
+        if value is None:
+            self.challenge(req, flow)
+            return None
+        try:
+            creds = digest.Credentials.parse(value)
+        except DigestError:
+            self.challenge(req, flow)  # RFC 4475 regaut01: unknown scheme -> challenge
+            return None
+        if self.lockout.locked(flow.remote[0]):
+            self.replies.respond(req, flow, 403, "Forbidden (too many failed attempts)")
+            return None
+        lax = "nonce-replay-accepted" in self.faults
+        row = claimed if claimed is not None and claimed.number == creds.username \
+            else self.store.sip_account(creds.username)
+        if creds.realm != SIP_REALM or (creds.opaque is not None and creds.opaque != self.opaque):
+            self.challenge(req, flow)
+            return None
+        state = self.nonces.check(creds.nonce, flow.remote[0])
+        if state is NonceState.INVALID and not lax:
+            self.challenge(req, flow)
+            return None
+        if creds.qop is None and "challenge-no-qop" not in self.faults:
+            self.challenge(req, flow)  # we demanded qop=auth (RFC 2069 answers are weaker: no cnonce/nc)
+            return None
+        password = row.password if row is not None else self._decoy_password
+        good = digest.verify(creds, password, req.method, realm=SIP_REALM)
+        if "wrong-password-accepted" in self.faults and row is not None:
+            good = True
+        if not good or row is None:
+            self.lockout.failed(flow.remote[0])
+            self.challenge(req, flow)
+            return None
+        if state is NonceState.STALE and not lax:
+            self.challenge(req, flow, stale=True)
+            return None
+        if creds.qop is not None:
+            try:
+                nc = int(creds.nc or "", 16)
+            except ValueError:
+                nc = 0
+            if not self.nonces.accept_nc(creds.nonce, nc, replay_allowed=lax):
+                self.challenge(req, flow)  # a replayed or wrong nonce count
+                return None
+        return row
 
-    @classmethod
-    def from_env(cls, name: str = LOCKOUT_ENV, environ: dict[str, str] | None = None) -> Lockout:
-        import os
+    def admit(self, req: Request, flow: Flow, claimed: str | None) -> str | None:
+        """Authentication and the refusals that come after it; the extension, or None (answered)."""
+        header = "To" if req.method == "REGISTER" else "From"
+        if claimed is None:
+            self.replies.respond(req, flow, 400, f"Bad Request (no user in {header})")
+            return None
+        account = self.store.sip_account(claimed)
+        if "unknown-ext-404" in self.faults and account is None:
+            self.replies.respond(req, flow, 404)
+            return None
+        no_auth = (req.method == "REGISTER" and "register-no-challenge" in self.faults) or \
+                  (req.method == "INVITE" and "invite-no-challenge" in self.faults)
+        if no_auth and "Authorization" not in req.headers and account is not None:
+            found: SipAccount | None = account
+        else:
+            found = self.authenticate(req, flow, account)
+        if found is None:
+            return None
+        if found.number != claimed:
+            self.forbid(req, flow, f"username does not match the {header}")
+            return None
+        if found.blocked and "classe5-sip-not-blocked" not in self.faults:
+            self.forbid(req, flow, "client blocked")
+            return None
+        if flow.transport in ("WS", "WSS") and "ws-open-to-all" not in self.faults and not found.ramal_web:
+            self.forbid(req, flow, "ramal-web disabled")
+            return None
+        return found.number
 
-        raw = (environ if environ is not None else os.environ).get(name, "")
-        if not raw:
-            return cls()
-        n, window, seconds = (raw.split("/") + ["30", "10"])[:3]
-        return cls(int(n), float(window), float(seconds))
-
-    def locked(self, ip: str) -> bool:
-        until = self._until.get(ip)
-        if until is None:
-            return False
-        if self.clock() < until:
-            return True
-        del self._until[ip]
-        return False
-
-    def failed(self, ip: str) -> None:
-        if self.failures <= 0:
-            return
-        now = self.clock()
-        recent = [t for t in self._failed.get(ip, []) if now - t < self.window] + [now]
-        if len(recent) >= self.failures:
-            self._until[ip] = now + self.seconds
-            recent = []
-        self._failed[ip] = recent
-        if len(self._failed) > 10_000:  # bounded: a flood from many addresses forgets the oldest
-            self._failed.pop(next(iter(self._failed)))
+    def forbid(self, req: Request, flow: Flow, why: str) -> None:
+        self.stats["forbidden"] += 1
+        self.replies.respond(req, flow, 403, f"Forbidden ({why})")

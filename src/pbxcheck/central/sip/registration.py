@@ -1,4 +1,9 @@
-"""The reference central's location service: who is registered where, and the NAT collision rule.
+"""REGISTER at the reference central (SIP-REG-1..3, SIP-NAT-1): the location service, who is registered
+where, and the NAT collision rule.
+
+``Registration.on_register``: admission first (``admission.py``); then Expires (Contact ``expires``
+param, else the Expires header, else 3600) is capped at 3600 and honoured; 0 removes the binding;
+``Contact: *`` with Expires 0 removes it too; no Contact lists the current binding.
 
 A binding maps an extension to the Contact it registered and to the *flow* the REGISTER came on
 (transport, source IP, source port; for TCP/WS/WSS the connection itself). Requests for the
@@ -30,6 +35,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pbxcheck.sip.drivers.base import Flow
+from pbxcheck.sip.headers import SipUri
+from pbxcheck.sip.message import Request
+
+from .admission import Admission
+from .base import Replies, Stats
+
+MAX_EXPIRES = 3600
 
 
 @dataclass(eq=False)
@@ -103,3 +115,66 @@ class Registrar:
 
     def registered(self) -> list[str]:
         return [e for e in list(self.by_ext) if self.lookup(e) is not None]
+
+
+class Registration:
+    """REGISTER requests: admission, then the binding in ``registrar``."""
+
+    def __init__(self, registrar: Registrar, admission: Admission, replies: Replies, stats: Stats, *,
+                 faults: frozenset[str] = frozenset()) -> None:
+        self.registrar = registrar
+        self.admission = admission
+        self.replies = replies
+        self.stats = stats
+        self.faults = faults
+
+    def on_register(self, req: Request, flow: Flow) -> None:
+        to_uri = req.to.uri
+        user = self.admission.admit(req, flow, to_uri.user if isinstance(to_uri, SipUri) else None)
+        if user is None:
+            return
+        ignore_expires = "expires-ignored" in self.faults
+        respond = self.replies.respond
+        contact = req.contact  # parsed (and cached) by the parser; None for "Contact: *" or no Contact
+        if contact is None and req.contact_star:
+            if req.expires != 0:
+                respond(req, flow, 400, "Bad Request (Contact * needs Expires 0)")
+                return
+            if not ignore_expires:
+                self.registrar.remove(user)
+            respond(req, flow, 200, headers=[("Date", http_date())])
+            return
+        if contact is None:  # a query: list the current binding
+            b = self.registrar.lookup(user)
+            headers = [("Date", http_date())]
+            if b is not None:
+                left = max(0, int(b.expires_at - self.registrar.clock()))
+                headers.append(("Contact", f"<{b.contact}>;expires={left}"))
+            respond(req, flow, 200, headers=headers)
+            return
+        exp_s = contact.param("expires")
+        expires = int(exp_s) if exp_s is not None and exp_s.isdigit() and len(exp_s) < 10 else req.expires
+        expires = MAX_EXPIRES if expires is None else min(expires, MAX_EXPIRES)
+        if ignore_expires:
+            expires = MAX_EXPIRES
+        uri = str(contact.uri)
+        if expires == 0:
+            self.registrar.remove(user)
+            respond(req, flow, 200, headers=[("Date", http_date())])
+            return
+        self.registrar.update(user, uri, flow, expires, call_id=req.call_id, cseq=req.cseq.number)
+        self.stats["registered"] += 1
+        respond(req, flow, 200, headers=[("Contact", f"<{uri}>;expires={expires}"), ("Expires", str(expires)),
+                                         ("Date", http_date())])
+
+
+_date_cache: list[object] = [0, ""]
+
+
+def http_date() -> str:
+    """RFC 1123 date for the Date header, formatted once per second (a REGISTER flood asks often)."""
+    now = int(time.time())
+    if _date_cache[0] != now:
+        _date_cache[0] = now
+        _date_cache[1] = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(now))
+    return str(_date_cache[1])

@@ -1,0 +1,399 @@
+"""The one SIP engine: bytes and timer firings in, events and bytes out (sans-IO, as h11's Connection).
+
+It owns every transaction of one SIP endpoint (all its flows) and runs them on the core's tables:
+the four RFC 3261 §17 machines (``sip.transaction``) and the UAS core's 2xx-until-ACK table
+(``sip.uas_core``). A runner (``sip.aio`` on asyncio, ``sip.sync`` on blocking sockets) feeds it and
+carries out what it says; no SIP rule lives in a runner::
+
+    events = engine.receive(data, flow, now)      # one whole message from a driver
+    handle = engine.send_request(request, flow, now)
+    engine.send_response(request, response, flow, now)
+    events = engine.timer_fired(now)              # whenever now >= engine.next_deadline()
+    for data, flow in engine.data_to_send(): flow.send(data)
+
+Time is always passed in (``now``: any monotonic clock, in seconds), never read here, so a test
+drives 64*T1 of retransmissions in microseconds. Every public call first fires the timers due at
+``now``: a transaction whose Timer J ran out is gone *before* a new request is matched (§17.2.2),
+even if the runner had not yet woken up for that timer.
+
+Matching (§17.1.3, §17.2.3) is ``transaction.client_key`` / ``server_key``. What the engine hands
+up (frozen dataclasses below): a new request (:class:`IncomingRequest`, including the ACK of a 2xx
+and CANCEL), a response a client transaction passes up (:class:`IncomingResponse`), a client
+transaction's Timer B/F (:class:`ClientTimedOut`), a 2xx never ACKed (:class:`AckTimedOut`), a
+response matching nothing (:class:`StrayResponse`), bytes that do not parse (:class:`Unparseable`).
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+
+from pbxcheck.sip import events as ev
+from pbxcheck.sip.errors import SipParseError
+from pbxcheck.sip.flow import Flow
+from pbxcheck.sip.message import Message, Request, Response, to_bytes
+from pbxcheck.sip.parser import parse_message
+from pbxcheck.sip.transaction import T1, T2, T4, ClientTransaction, ServerTransaction, State, client_key, server_key
+from pbxcheck.sip.uas_core import AckWait
+
+__all__ = [
+    "AckTimedOut", "ClientHandle", "ClientTimedOut", "Engine", "Event", "IncomingRequest", "IncomingResponse",
+    "StrayResponse", "Unparseable", "server_key_of",
+]
+
+# A flood of requests the TU never answers must not grow memory without bound (the oldest go first).
+SERVER_MAX = 60_000
+
+
+# --- events out -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False, slots=True)
+class ClientHandle:
+    """A client transaction started by ``send_request`` (compared by identity)."""
+
+    request: Request
+    flow: Flow
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingRequest:
+    """A request for the TU: one that created a server transaction, an ACK for a 2xx, or a
+    request outside any transaction machinery (an ACK nobody waits for)."""
+
+    request: Request
+    flow: Flow
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingResponse:
+    """A response a client transaction passes up (1xx, the final; retransmissions are absorbed)."""
+
+    handle: ClientHandle
+    response: Response
+
+
+@dataclass(frozen=True, slots=True)
+class ClientTimedOut:
+    """Timer B or F fired: no final response (the TU acts as if a 408 came, §8.1.3.1)."""
+
+    handle: ClientHandle
+    timer: str
+
+
+@dataclass(frozen=True, slots=True)
+class AckTimedOut:
+    """No ACK for our 2xx within 64*T1 (§13.3.1.4): the TU SHOULD end the session with a BYE."""
+
+    invite: Request
+    response: Response
+
+
+@dataclass(frozen=True, slots=True)
+class StrayResponse:
+    """A response that matches no client transaction (and is not a 2xx we re-ACKed)."""
+
+    response: Response
+    flow: Flow
+
+
+@dataclass(frozen=True, slots=True)
+class Unparseable:
+    """Bytes that are not a SIP message we accept (a request among them may deserve a 400)."""
+
+    data: bytes
+    flow: Flow
+    error: SipParseError
+
+
+Event = IncomingRequest | IncomingResponse | ClientTimedOut | AckTimedOut | StrayResponse | Unparseable
+
+
+def server_key_of(req: Request) -> tuple[str, ...]:
+    """``transaction.server_key``, memoised on the request like its other parsed properties (the
+    engine needs it when the request comes in and again when the TU answers)."""
+    cached = req.__dict__.get("_server_key")
+    if cached is None:
+        cached = req.__dict__["_server_key"] = server_key(req)
+    return cached  # type: ignore[no-any-return]
+
+
+# --- what the engine keeps per machine -----------------------------------------------------------
+
+
+@dataclass(eq=False, slots=True)
+class _Entry:
+    """A machine (transaction or AckWait) with the flow it talks on and its pending deadlines."""
+
+    machine: ClientTransaction | ServerTransaction | AckWait | None
+    flow: Flow
+    handle: ClientHandle | None = None
+    timers: dict[str, float] = field(default_factory=dict)
+    wire: dict[int, bytes] = field(default_factory=dict)  # id(message) -> bytes: serialise once
+    alive: bool = True
+    memo_key: tuple[str, int] | None = None  # an ACK memo's (Call-ID, CSeq number)
+
+    def bytes_of(self, msg: Message) -> bytes:
+        data = self.wire.get(id(msg))
+        if data is None:
+            data = self.wire[id(msg)] = to_bytes(msg)
+        return data
+
+
+class Engine:
+    """All transactions of one SIP endpoint. ``t1``/``t2``/``t4``: RFC 3261 table 4 (a test or a
+    time-compressed run may shrink them; the rules scale with them)."""
+
+    def __init__(self, *, t1: float = T1, t2: float = T2, t4: float = T4, server_max: int = SERVER_MAX) -> None:
+        self.t1, self.t2, self.t4 = t1, t2, t4
+        self.server_max = server_max
+        self._clients: dict[tuple[str, ...], _Entry] = {}
+        self._servers: dict[tuple[str, ...], _Entry] = {}
+        self._ack_waits: dict[tuple[str, int], _Entry] = {}
+        self._acks_sent: dict[tuple[str, int], _Entry] = {}  # our ACKs for 2xx, for re-ACKing (§13.2.2.4)
+        self._heap: list[tuple[float, int, _Entry, str]] = []
+        self._seq = 0
+        self._out: list[tuple[bytes, Flow]] = []
+        self._events: list[Event] = []
+        self._now = 0.0
+
+    # --- input --------------------------------------------------------------------------------------
+
+    def receive(self, data: bytes, flow: Flow, now: float) -> list[Event]:
+        """One complete message (a datagram, a framed stream message, a WebSocket frame) from ``flow``."""
+        self._advance(now)
+        if data.strip(b"\r\n"):  # else a CRLF keep-alive (RFC 5626 §4.4.1): nothing to match
+            try:
+                msg = parse_message(data)
+                if isinstance(msg, Response):
+                    self._on_response(msg, flow)
+                else:
+                    self._on_request(msg, flow)
+            except SipParseError as exc:  # the parse, or a header matching needed (a bad Via)
+                self._events.append(Unparseable(data, flow, exc))
+        return self._take_events()
+
+    def _on_response(self, resp: Response, flow: Flow) -> None:
+        entry = self._clients.get(client_key(resp))
+        if entry is not None:
+            assert isinstance(entry.machine, ClientTransaction)
+            self._apply(entry, entry.machine.handle(ev.ResponseIn(resp)))
+            return
+        if resp.cseq.method == "INVITE" and 200 <= resp.status < 300:
+            sent = self._acks_sent.get((resp.call_id, resp.cseq.number))
+            if sent is not None:
+                # §13.2.2.4: the UAC core answers every retransmission of the 2xx with its ACK
+                self._out.append((sent.wire[0], sent.flow))
+                return
+        self._events.append(StrayResponse(resp, flow))
+
+    def _on_request(self, req: Request, flow: Flow) -> None:
+        key = server_key_of(req)
+        entry = self._servers.get(key)
+        if entry is not None:
+            # a retransmission, or the ACK of a non-2xx (§17.2.3: ACK matches as INVITE)
+            assert isinstance(entry.machine, ServerTransaction)
+            self._apply(entry, entry.machine.handle(ev.RequestIn(req)))
+            return
+        if req.method in ("ACK", "INVITE"):
+            wait = self._ack_waits.get((req.call_id, req.cseq.number))
+            if wait is not None and (req.method == "ACK" or server_key_of(wait.machine.invite) == key):  # type: ignore[union-attr]
+                assert isinstance(wait.machine, AckWait)
+                self._apply(wait, wait.machine.handle(ev.RequestIn(req)))
+                return
+            if req.method == "ACK":
+                self._events.append(IncomingRequest(req, flow))  # no one waits: the TU decides
+                return
+        tx = ServerTransaction(req, reliable=flow.reliable, t1=self.t1, t2=self.t2, t4=self.t4, auto_trying=False)
+        entry = _Entry(tx, flow)
+        self._servers[key] = entry
+        if len(self._servers) > self.server_max:
+            for old in list(self._servers)[: self.server_max // 4]:
+                self._drop(self._servers.pop(old))
+        if not tx.is_invite:
+            # not an RFC timer: a request the TU never answers is forgotten after 64*T1, as every
+            # other transaction is by then (an INVITE is in Proceeding and waits for its answer)
+            self._set_timer(entry, "abandon", 64 * self.t1)
+        self._apply(entry, tx.start())
+
+    # --- output -------------------------------------------------------------------------------------
+
+    def send_request(self, req: Request, flow: Flow, now: float) -> ClientHandle:
+        """Start a client transaction (§17.1); its responses come back as IncomingResponse."""
+        self._advance(now)
+        tx = ClientTransaction(req, reliable=flow.reliable, t1=self.t1, t2=self.t2, t4=self.t4)
+        handle = ClientHandle(req, flow)
+        entry = _Entry(tx, flow, handle)
+        old = self._clients.get(tx.key)
+        if old is not None:
+            self._drop(old)
+        self._clients[tx.key] = entry
+        self._apply(entry, tx.start())
+        return handle
+
+    def send_response(self, req: Request, resp: Response, flow: Flow, now: float) -> None:
+        """Answer ``req`` through its server transaction (statelessly when it is gone); a 2xx to an
+        INVITE is then retransmitted by the UAS core until the ACK (§13.3.1.4)."""
+        self._advance(now)
+        entry = self._servers.get(server_key_of(req)) if req.method != "ACK" else None
+        if entry is not None and entry.alive:
+            assert isinstance(entry.machine, ServerTransaction)
+            self._apply(entry, entry.machine.handle(ev.SendResponse(resp)))
+        else:
+            self._out.append((to_bytes(resp), flow))
+        if req.method == "INVITE" and 200 <= resp.status < 300:
+            wait = AckWait(req, resp, t1=self.t1, t2=self.t2)
+            old = self._ack_waits.get(wait.key)
+            if old is not None:
+                self._drop(old)
+            w = _Entry(wait, flow)
+            self._ack_waits[wait.key] = w
+            self._apply(w, wait.start())
+
+    def send_ack(self, ack: Request, flow: Flow, now: float) -> None:
+        """Send the ACK for a 2xx (a transaction of its own, §17.1.1.3) and answer the 2xx's
+        retransmissions with it for 64*T1 (§13.2.2.4)."""
+        self._advance(now)
+        data = to_bytes(ack)
+        self._out.append((data, flow))
+        key = (ack.call_id, ack.cseq.number)
+        old = self._acks_sent.get(key)
+        if old is not None:
+            self._drop(old)
+        memo = _Entry(None, flow, wire={0: data}, memo_key=key)
+        self._acks_sent[key] = memo
+        self._set_timer(memo, "forget", 64 * self.t1)
+
+    def send_stateless(self, data: bytes | Message, flow: Flow) -> None:
+        """Bytes outside any transaction (a stateless 400, a probe's crafted message)."""
+        self._out.append((data if isinstance(data, bytes) else to_bytes(data), flow))
+
+    def forget(self, handle: ClientHandle) -> None:
+        """Drop a client transaction the TU gave up on (its timers too)."""
+        key = client_key(handle.request)
+        entry = self._clients.get(key)
+        if entry is not None and entry.handle is handle:
+            del self._clients[key]
+            self._drop(entry)
+
+    def awaiting_ack(self, call_id: str, cseq: int) -> bool:
+        """Whether our 2xx to that INVITE still waits for its ACK."""
+        return (call_id, cseq) in self._ack_waits
+
+    def client_state(self, handle: ClientHandle) -> State | None:
+        """The client transaction's state, None once it is over (for tests and diagnostics)."""
+        entry = self._clients.get(client_key(handle.request))
+        if entry is None or entry.handle is not handle:
+            return None
+        assert isinstance(entry.machine, ClientTransaction)
+        return entry.machine.state
+
+    def data_to_send(self) -> list[tuple[bytes, Flow]]:
+        """Everything to transmit since the last call, in order; the runner sends it on each flow."""
+        out, self._out = self._out, []
+        return out
+
+    # --- time ---------------------------------------------------------------------------------------
+
+    def timer_fired(self, now: float) -> list[Event]:
+        """Run every timer due at ``now``; the runner calls it at (or after) ``next_deadline()``."""
+        self._advance(now)
+        return self._take_events()
+
+    def next_deadline(self) -> float | None:
+        """When ``timer_fired`` must next be called (same clock as ``now``); None: no timer runs."""
+        heap = self._heap
+        while heap:
+            deadline, _, entry, name = heap[0]
+            if entry.alive and entry.timers.get(name) == deadline:
+                return deadline
+            heapq.heappop(heap)  # cancelled or restarted: a stale heap slot
+        return None
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Live state, for tests and a leak check."""
+        return {"client": len(self._clients), "server": len(self._servers),
+                "ack_waits": len(self._ack_waits), "acks_sent": len(self._acks_sent)}
+
+    # --- internals ----------------------------------------------------------------------------------
+
+    def _take_events(self) -> list[Event]:
+        events, self._events = self._events, []
+        return events
+
+    def _advance(self, now: float) -> None:
+        self._now = now
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            deadline, _, entry, name = heapq.heappop(heap)
+            if not entry.alive or entry.timers.get(name) != deadline:
+                continue
+            del entry.timers[name]
+            self._now = deadline  # timers it restarts count from when it was due, not from now
+            self._fire(entry, name)
+        self._now = now
+
+    def _fire(self, entry: _Entry, name: str) -> None:
+        machine = entry.machine
+        if name == "forget":  # an ACK memo ran out
+            self._forget_ack(entry)
+        elif name == "abandon":
+            if isinstance(machine, ServerTransaction) and machine.state is State.TRYING:
+                self._remove(entry)
+        elif machine is not None:
+            self._apply(entry, machine.handle(ev.TimerFired(name)))
+
+    def _set_timer(self, entry: _Entry, name: str, seconds: float) -> None:
+        deadline = self._now + seconds
+        entry.timers[name] = deadline
+        self._seq += 1
+        heapq.heappush(self._heap, (deadline, self._seq, entry, name))
+
+    def _apply(self, entry: _Entry, actions: list[ev.Action]) -> None:
+        for a in actions:
+            if isinstance(a, ev.Send):
+                self._out.append((entry.bytes_of(a.message), entry.flow))
+            elif isinstance(a, ev.StartTimer):
+                self._set_timer(entry, a.name, a.seconds)
+            elif isinstance(a, ev.CancelTimer):
+                entry.timers.pop(a.name, None)
+            elif isinstance(a, ev.ResponseReceived):
+                assert entry.handle is not None
+                self._events.append(IncomingResponse(entry.handle, a.response))
+            elif isinstance(a, ev.RequestReceived):
+                self._events.append(IncomingRequest(a.request, entry.flow))
+            elif isinstance(a, ev.Timeout):
+                machine = entry.machine
+                if entry.handle is not None:
+                    self._events.append(ClientTimedOut(entry.handle, a.timer))
+                elif isinstance(machine, AckWait):
+                    self._events.append(AckTimedOut(machine.invite, machine.response))
+                # Timer H (no ACK for our non-2xx final): nothing for the TU to do
+            elif isinstance(a, ev.TransactionTerminated):
+                self._remove(entry)
+            # TransportFailed: the drivers report no send errors (Flow.send drops on a closed flow)
+
+    def _remove(self, entry: _Entry) -> None:
+        machine = entry.machine
+        if isinstance(machine, ClientTransaction):
+            table, key = self._clients, machine.key
+        elif isinstance(machine, ServerTransaction):
+            table, key = self._servers, machine.key
+        elif isinstance(machine, AckWait):
+            table, key = self._ack_waits, machine.key  # type: ignore[assignment]
+        else:
+            return
+        if table.get(key) is entry:
+            del table[key]
+        self._drop(entry)
+
+    def _forget_ack(self, entry: _Entry) -> None:
+        if entry.memo_key is not None and self._acks_sent.get(entry.memo_key) is entry:
+            del self._acks_sent[entry.memo_key]
+        self._drop(entry)
+
+    @staticmethod
+    def _drop(entry: _Entry) -> None:
+        entry.alive = False
+        entry.timers.clear()
