@@ -18,18 +18,13 @@ a probe never writes one into a message, and every text goes through the run's r
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from sipkit import SipSession  # noqa: E402
-
-from pbxcheck.redact import Redactor  # noqa: E402
-from pbxcheck.target import Target  # noqa: E402
+from pbxcheck.checks.sipkit import SipSession
+from pbxcheck.redact import Redactor
+from pbxcheck.target import Target
 
 
 @pytest.fixture

@@ -14,18 +14,16 @@ Every call stays inside the PBX (extension to extension): nothing is ever dialle
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-import sipkit
-from sipkit import SipSession
 
-from pbxcheck.bundled import bundled_dir
-from pbxcheck.checks import Checker
+from pbxcheck.checks import Checker, sipkit
+from pbxcheck.checks.sipkit import SipSession
+from pbxcheck.checks.support import click_to_call, find_call, now_text
 from pbxcheck.client import ApiClient
 from pbxcheck.contract import (
     CANAL_UP,
@@ -40,10 +38,6 @@ from pbxcheck.contract import (
 )
 from pbxcheck.redact import Redactor
 from pbxcheck.target import Target
-
-sys.path.insert(0, str(bundled_dir("suites").parent))
-from suites.support import now_text  # noqa: E402
-from suites.test_clicktocall import click_to_call, find_call  # noqa: E402
 
 RING_WAIT_S = 6.0  # bounded wait for the central to ring a phone
 DTMF_DIGITS = "123"

@@ -13,9 +13,9 @@ accepts either and records which one it saw.
 from __future__ import annotations
 
 import pytest
-import sipkit
-from sipkit import SipSession
 
+from pbxcheck.checks import sipkit
+from pbxcheck.checks.sipkit import SipSession
 from pbxcheck.contract import RTP_PORT_RANGE
 
 TRANSPORTS = ["UDP", "TCP"]

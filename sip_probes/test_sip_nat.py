@@ -26,9 +26,9 @@ import secrets
 import socket
 
 import pytest
-import sipkit
-from sipkit import SipSession
 
+from pbxcheck.checks import sipkit
+from pbxcheck.checks.sipkit import SipSession
 from pbxcheck.target import Extension
 
 NAT_IPS = ("127.0.0.2", "127.0.0.3")

@@ -11,10 +11,9 @@ from __future__ import annotations
 import re
 
 import pytest
-import sipkit
-from sipkit import SipSession
 
-from pbxcheck.checks import blocked_by
+from pbxcheck.checks import blocked_by, sipkit
+from pbxcheck.checks.sipkit import SipSession
 
 TRANSPORTS = ["UDP", "TCP"]
 

@@ -22,10 +22,10 @@ import time
 from pathlib import Path
 
 import pytest
-import sipkit
-from sipkit import SipSession
 
 from pbxcheck.bundled import bundled_dir
+from pbxcheck.checks import sipkit
+from pbxcheck.checks.sipkit import SipSession
 from pbxcheck.wrong import answers_delayed
 
 GUESSES = 12  # per svcrack mode: enough to meet a sane throttle, few enough to stay under a second

@@ -8,9 +8,9 @@ must offer the ``sip`` subprotocol (RFC 7118 §4): what the server does without 
 from __future__ import annotations
 
 import pytest
-import sipkit
-from sipkit import SipSession
 
+from pbxcheck.checks import sipkit
+from pbxcheck.checks.sipkit import SipSession
 from pbxcheck.target import Target
 
 

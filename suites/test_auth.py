@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 
 from pbxcheck.checks import Checker, ForeignProbe, RunTag
+from pbxcheck.checks.support import contact_body, ids_of, insert, is_status_pair, listing, now_text, valid_body
 from pbxcheck.client import ApiClient, Exchange
 from pbxcheck.contract import (
     CHAMADA_OK,
@@ -47,8 +48,6 @@ from pbxcheck.contract import (
 from pbxcheck.errors import TransportError
 from pbxcheck.target import Target
 from pbxcheck.wrong import answers_delayed, wrong_like
-
-from .support import contact_body, ids_of, insert, is_status_pair, listing, now_text, valid_body
 
 ACOES = list(Acao)
 THROTTLE_PROBES = 12  # wrong-senha calls in a row for AUTH-6 (bounded: a real central may lock us out)
@@ -318,7 +317,7 @@ def test_malformed_body_is_refused_cleanly(api: ApiClient, check: Checker, what:
 @pytest.mark.clause("AUTH-1")
 def test_credentials_in_body_with_typographic_quotes_are_refused(api: ApiClient, check: Checker,
                                                                  observe: Any) -> None:
-    from .strategies import typographic
+    from pbxcheck.checks.strategies import typographic
 
     ex = api.post(typographic({"acao": "statusramais", **api.credentials()}))
     check.no_server_error(ex, "AUTH-1")

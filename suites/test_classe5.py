@@ -14,12 +14,10 @@ from typing import Any
 import pytest
 
 from pbxcheck.checks import Checker, target_is_local
+from pbxcheck.checks.support import find_call, is_status_pair, now_text, since_id
 from pbxcheck.client import ApiClient, Exchange
 from pbxcheck.contract import CHAMADA_OK, CLASSE5_BLOQUEAR, CLASSE5_DESBLOQUEAR, ERRO_PROTOCOLO, LOGIN_INVALIDO, Acao
 from pbxcheck.target import Target
-
-from .support import is_status_pair, now_text
-from .test_clicktocall import find_call, since_id
 
 BLOCKED_CALL_WAIT_S = 8.0
 

@@ -6,20 +6,14 @@ stays inside the PBX. The SIP side of it (the origin rings, C2C-2) is the SIP pr
 
 from __future__ import annotations
 
-import re
-import time
-from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
 from pbxcheck.checks import Checker
-from pbxcheck.client import ApiClient, Exchange
-from pbxcheck.contract import CHAMADA_OK, DATE_FORMAT, ID, STATUS, Acao
+from pbxcheck.checks.support import CALL_END_WAIT_S, click_to_call, find_call, since_id
+from pbxcheck.client import ApiClient
 from pbxcheck.target import Target
-
-CALL_END_WAIT_S = 20.0  # bounded wait for the click-to-call's record to appear
-POLL_S = 0.5
 
 
 def endpoints(target: Target) -> tuple[str, str]:
@@ -32,56 +26,10 @@ def endpoints(target: Target) -> tuple[str, str]:
     return numbers[0], numbers[1]
 
 
-def id_pattern(origem: str) -> re.Pattern[str]:
-    return re.compile(rf"^{re.escape(origem)}_(\d{{14}})_(\d+)$")
-
-
-def click_to_call(api: ApiClient, check: Checker, origem: str, destino: str) -> tuple[Exchange, str]:
-    """C2C-1's checks on one click-to-call; returns the exchange and the call ID."""
-    ex = api.call(Acao.CLICKTOCALL, origem=origem, destino=destino)
-    value = check.value(ex, "C2C-1")
-    check(isinstance(value, list) and len(value) == 4 and all(isinstance(v, str) for v in value), "C2C-1",
-          f'expected ["{STATUS}","{CHAMADA_OK}","{ID}","<origem>_<YYYYmmddHHMMSS>_<digits>"], got {value!r}', ex)
-    check(value[:3] == [STATUS, CHAMADA_OK, ID], "C2C-1",
-          f'expected ["{STATUS}","{CHAMADA_OK}","{ID}", …], got {value[:3]!r}', ex)
-    m = id_pattern(origem).match(value[3])
-    check(m, "C2C-1", f"ID {value[3]!r} is not <origem>_<YYYYmmddHHMMSS>_<digits> for origem {origem}", ex)
-    assert m is not None
-    try:
-        stamp = datetime.strptime(m.group(1), "%Y%m%d%H%M%S")
-    except ValueError:
-        check.fail("C2C-1", f"ID {value[3]!r}: {m.group(1)} is not a date and time", ex)
-    check(abs(stamp - datetime.now()) < timedelta(days=1), "C2C-1",
-          f"ID {value[3]!r}: its time {stamp} is not today's call", ex)
-    return ex, value[3]
-
-
-def since_id(call_id: str) -> str:
-    """A datainicial just before the call, by the central's own clock (the ID's time is its local
-    time, which need not be ours)."""
-    stamp = datetime.strptime(call_id.split("_")[-2], "%Y%m%d%H%M%S")
-    return (stamp - timedelta(seconds=5)).strftime(DATE_FORMAT)
-
-
 @pytest.mark.clause("C2C-1")
 def test_clicktocall_answer_and_id(api: ApiClient, check: Checker, target: Target) -> None:
     origem, destino = endpoints(target)
     click_to_call(api, check, origem, destino)
-
-
-def find_call(api: ApiClient, check: Checker, call_id: str, since: str, clause: str,
-              wait_s: float = CALL_END_WAIT_S) -> tuple[dict[str, Any] | None, str | None]:
-    """Poll statusreport (bounded) for a record carrying ``call_id`` in any field; (record, field name)."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        ex = api.call(Acao.STATUSREPORT, datainicial=since)
-        for row in check.records(ex, clause):
-            for key, value in row.items():
-                if value == call_id:
-                    return row, key
-        if time.monotonic() >= deadline:
-            return None, None
-        time.sleep(POLL_S)
 
 
 @pytest.mark.clause("C2C-3")

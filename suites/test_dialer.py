@@ -14,6 +14,15 @@ import pytest
 
 from pbxcheck.answers import record_pairs_agree
 from pbxcheck.checks import Checker, RunTag
+from pbxcheck.checks.support import (
+    contact_body,
+    field_differences,
+    ids_of,
+    insert,
+    insert_and_find,
+    known_campaigns,
+    listing,
+)
 from pbxcheck.client import ApiClient
 from pbxcheck.contract import (
     CAMPANHA_NAO_CADASTRADA,
@@ -32,16 +41,6 @@ from pbxcheck.contract import (
 )
 from pbxcheck.target import Target
 from pbxcheck.wrong import wrong_like
-
-from .support import (
-    contact_body,
-    field_differences,
-    ids_of,
-    insert,
-    insert_and_find,
-    known_campaigns,
-    listing,
-)
 
 STATUSES = {s.value for s in ContactStatus}
 CONCLUIDO_WAIT_S = 12.0  # bounded wait for a fresh contact to be answered when the data has none

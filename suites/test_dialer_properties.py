@@ -17,12 +17,11 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition,
 
 from pbxcheck.answers import record_pairs_agree
 from pbxcheck.checks import Checker, RunTag
+from pbxcheck.checks.strategies import Hostile, cpf_is_valid, hostile_inserts, typographic, valid_contacts
+from pbxcheck.checks.support import field_differences, ids_of, insert_and_find, listing
 from pbxcheck.client import ApiClient
 from pbxcheck.contract import CONTACT_COLUMNS, OK, STATUS, TOTAL_DELETADOS, Acao, ContactStatus
 from pbxcheck.target import Target
-
-from .strategies import Hostile, cpf_is_valid, hostile_inserts, typographic, valid_contacts
-from .support import field_differences, ids_of, insert_and_find, listing
 
 STATUSES = {s.value for s in ContactStatus}
 

@@ -17,12 +17,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pbxcheck.checks import Checker, RunTag
+from pbxcheck.checks.strategies import NON_STRINGS, datetimes_text, hostile_values, malformed_dates
+from pbxcheck.checks.support import report, timestamp_of, today_midnight, valid_body
 from pbxcheck.client import ApiClient
 from pbxcheck.contract import CLASSE5_DESBLOQUEAR, REPORT_MAX_ROWS, Acao
 from pbxcheck.target import Target
-
-from .strategies import NON_STRINGS, datetimes_text, hostile_values, malformed_dates
-from .support import report, timestamp_of, today_midnight, valid_body
 
 
 def _rows_since(check: Checker, rows: list[dict[str, Any]], since: str, clause: str, ex: Any) -> None:

@@ -10,12 +10,11 @@ import httpx
 import pytest
 
 from pbxcheck.checks import Checker
+from pbxcheck.checks.support import EPOCH, is_status_pair, report, timestamp_of, today_midnight
 from pbxcheck.client import ApiClient, Exchange
 from pbxcheck.contract import GSM_FRAME_BYTES, RECORDINGS_PATH, REPORT_MAX_ROWS, Acao
 from pbxcheck.redact import Redactor
 from pbxcheck.target import Target
-
-from .support import EPOCH, is_status_pair, report, timestamp_of, today_midnight
 
 EVENT_KINDS = re.compile(r"LOGIN|LOGOUT|PAUSA|PAUSE", re.IGNORECASE)
 MAX_RECORDINGS = 3

@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pbxcheck.bundled import bundled_dir
-from pbxcheck.checks import Checker, ClauseFailure, failed_clauses_of, other_loopback, pin_matches
+from pbxcheck.checks import Checker, ClauseFailure, failed_clauses_of, other_loopback, pin_matches, strategies
 from pbxcheck.client import Exchange
 from pbxcheck.contract import CLAUSES, MAX_PHONES, MAX_TEXT, OPEN_TEXT_FIELDS
 from pbxcheck.redact import Redactor
 from pbxcheck.target import parse_target
-
-sys.path.insert(0, str(bundled_dir("suites").parent))
-from suites import strategies  # noqa: E402
 
 TARGET = parse_target({
     "api": {"url": "https://127.0.0.1:8443", "plain_url": "http://127.0.0.1:8080"},

@@ -26,12 +26,13 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from pbxcheck.checks import ClauseFailure
-from pbxcheck.contract import CLAUSES
-from pbxcheck.redact import Redactor
-from pbxcheck.sip.drivers.base import Addr, Flow
-from pbxcheck.sip.ladder import IN, OUT, MessageLog, render_ladder
-from pbxcheck.target import Extension, Target
+from ..contract import SIP_INV2_CODECS, TELEPHONE_EVENT_PT, ClauseId
+from ..redact import Redactor
+from ..sip.drivers.base import Addr, Flow
+from ..sip.ladder import IN, OUT, MessageLog, render_ladder
+from ..target import Extension, Target
+from .checker import ClauseFailure
+from .failure import failure_headline, format_failure
 
 # RFC 3261 7.3.3 compact forms (and the later RFCs' ones a central might use).
 _COMPACT = {"v": "via", "i": "call-id", "f": "from", "t": "to", "m": "contact", "l": "content-length",
@@ -39,8 +40,7 @@ _COMPACT = {"v": "via", "i": "call-id", "f": "from", "t": "to", "m": "contact", 
             "u": "allow-events", "r": "refer-to", "b": "referred-by", "x": "session-expires"}
 
 # The codecs the document's device offers and the central lists ("Codecs disponíveis"), payload → name.
-OFFERED_CODECS = {18: "G729", 0: "PCMU", 8: "PCMA", 3: "GSM"}
-TELEPHONE_EVENT_PT = 101
+OFFERED_CODECS = SIP_INV2_CODECS  # SIP-INV-2: G729, PCMU, PCMA, GSM (payload type -> name)
 
 
 def token(n: int = 12) -> str:
@@ -839,20 +839,19 @@ class SipSession:
             text = text[:RAW_LIMIT] + f"\n… ({len(text)} characters in all; the rest in the Allure attachment)"
         return self.redactor.text(text)
 
-    def fail(self, clause_id: str, what: str) -> NoReturn:
-        c = CLAUSES[clause_id]
-        text = (f"[{clause_id}] {c.summary}\n  ({c.section})\n\n  {what}\n\n{self.ladder()}")
-        if self.notes:
-            text += "\n\n" + "\n".join(self.notes)
+    def fail(self, clause_id: ClauseId, what: str) -> NoReturn:
+        """Fail ``clause_id`` through the shared formatter: what went wrong, the ladder, the notes,
+        the raw messages (the reproduction of a SIP exchange)."""
         tail = self.raw()
-        if tail:
-            text += "\n\nraw messages (last of the exchange):\n" + tail[-6000:]
-        raise ClauseFailure(clause_id, self.redactor.text(text))
+        sections = [self.ladder(), "\n".join(self.notes),
+                    "raw messages (last of the exchange):\n" + tail[-6000:] if tail else ""]
+        raise ClauseFailure(clause_id, format_failure(clause_id, what, sections, redactor=self.redactor),
+                            headline=failure_headline(clause_id, what, redactor=self.redactor))
 
     def fail_any(self, what: str) -> NoReturn:
         raise AssertionError(self.redactor.text(what + "\n\n" + self.ladder()))
 
-    def check(self, condition: object, clause_id: str, what: str | Callable[[], str]) -> None:
+    def check(self, condition: object, clause_id: ClauseId, what: str | Callable[[], str]) -> None:
         if not condition:
             self.fail(clause_id, what() if callable(what) else what)
 

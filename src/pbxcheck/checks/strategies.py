@@ -17,7 +17,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from pbxcheck.contract import MAX_PHONES, MAX_TEXT, OPEN_TEXT_FIELDS
+from ..contract import MAX_PHONES, MAX_TEXT, OPEN_TEXT_FIELDS
 
 ACCENTED = "ÁÉÍÓÚÂÊÔÃÕÀÇÜáéíóúâêôãõàçü"
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
