@@ -23,6 +23,7 @@ from collections.abc import Iterator
 import pytest
 
 from pbxcheck.checks.sipkit import SipSession
+from pbxcheck.contract import ClauseId
 from pbxcheck.redact import Redactor
 from pbxcheck.target import Target
 
@@ -51,7 +52,7 @@ def _clauses(item: pytest.Item) -> tuple[str, ...]:
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     # The SIP-SEC-1 probes (password guessing, torture messages) may get our address throttled or, on a
     # fragile central, stop its SIP side: they run after every other check except the AUTH-6 bursts.
-    items.sort(key=lambda it: ("AUTH-6" in _clauses(it), "SIP-SEC-1" in _clauses(it)))
+    items.sort(key=lambda it: (ClauseId.AUTH_6 in _clauses(it), ClauseId.SIP_SEC_1 in _clauses(it)))
 
 
 def env_flag(name: str) -> bool:

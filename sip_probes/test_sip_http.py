@@ -35,6 +35,7 @@ from pbxcheck.contract import (
     RAMAL_FIELDS,
     RAMAL_IN_USE,
     Acao,
+    ClauseId,
 )
 from pbxcheck.redact import Redactor
 from pbxcheck.target import Target
@@ -66,7 +67,7 @@ async def _in_thread(fn: Any, *args: Any, **kw: Any) -> Any:
 # --- C2C-2 / C2C-3 -------------------------------------------------------------------------------------
 
 
-@pytest.mark.clause("C2C-2", "C2C-3")
+@pytest.mark.clause(ClauseId.C2C_2, ClauseId.C2C_3)
 def test_clicktocall_rings_origin_then_destination(sip: SipSession, api: ApiClient, check: Checker,
                                                    observe: Any) -> None:
     """The origin's phone rings and answers; then some evidence that the leg to destino happened: destino's
@@ -81,14 +82,14 @@ def test_clicktocall_rings_origin_then_destination(sip: SipSession, api: ApiClie
         pb = await sip.phone(b, "UDP", answer_delay=0.05)
         for p in (pa, pb):
             r = await p.register(90)
-            sip.check(r.status == 200, "C2C-2", f"extension {p.number} could not register ({r.status})")
+            sip.check(r.status == 200, ClauseId.C2C_2, f"extension {p.number} could not register ({r.status})")
         _, call_id = await _in_thread(click_to_call, api, check, a.number, b.number)
         rang = await _wait(pa.answered, RING_WAIT_S)
-        sip.check(pa.invites, "C2C-2",
+        sip.check(pa.invites, ClauseId.C2C_2,
                   f"clicktocall {a.number} → {b.number} answered CHAMADA OK (ID {call_id}) but the origin "
                   f"{a.number}'s registered phone received no INVITE within {RING_WAIT_S:.0f} s")
-        sip.check(rang, "C2C-2", f"our phone {a.number} answered the click-to-call but the call did not proceed")
-        observe("C2C-2", "origin-invite-from", pa.invites[0].get("from"))
+        sip.check(rang, ClauseId.C2C_2, f"our phone {a.number} answered the click-to-call but the call did not proceed")
+        observe(ClauseId.C2C_2, "origin-invite-from", pa.invites[0].get("from"))
         deadline = time.monotonic() + 4.0
         while not evidence and time.monotonic() < deadline:
             if pb.answered.is_set():
@@ -105,7 +106,7 @@ def test_clicktocall_rings_origin_then_destination(sip: SipSession, api: ApiClie
         if not pa.got_bye.is_set():
             bye = await pa.hangup_incoming()
             f = sipkit.final(bye)
-            observe("C2C-2", "origin-hangup", f.first_line if f else "silence")
+            observe(ClauseId.C2C_2, "origin-hangup", f.first_line if f else "silence")
         await _wait(pb.got_bye, 1.0 if pb.invites else 0.01)
         if not pb.got_bye.is_set() and pb.invites:
             await pb.hangup_incoming()
@@ -114,24 +115,24 @@ def test_clicktocall_rings_origin_then_destination(sip: SipSession, api: ApiClie
         return call_id
 
     call_id = sip.run(scenario(), timeout=30)
-    row, key = find_call(api, check, call_id, since, "C2C-3", wait_s=8.0)
+    row, key = find_call(api, check, call_id, since, ClauseId.C2C_3, wait_s=8.0)
     if row is not None and str(row.get("statuschamada", "")).upper() == "ANSWER":
         evidence.append(f"the call record {call_id} says statuschamada ANSWER")
-    observe("C2C-2", "destination-leg-evidence", evidence)
-    sip.check(evidence, "C2C-2",
+    observe(ClauseId.C2C_2, "destination-leg-evidence", evidence)
+    sip.check(evidence, ClauseId.C2C_2,
               f"the origin {a.number} answered, but nothing shows the leg to destino {b.number} happened: its "
               f"phone never rang, statusramais never showed {a.number} Up with {b.number}, and no answered call "
               f"record carries ID {call_id}")
-    sip.check(row is not None, "C2C-3",
+    sip.check(row is not None, ClauseId.C2C_3,
               f"no statusreport record since {since} carries the click-to-call ID {call_id!r}")
     assert row is not None
-    observe("C2C-3", "sip.found_by", f"statusreport, field {key}")
+    observe(ClauseId.C2C_3, "sip.found_by", f"statusreport, field {key}")
     values = {str(v) for v in row.values()}
-    sip.check(a.number in values and b.number in values, "C2C-3",
+    sip.check(a.number in values and b.number in values, ClauseId.C2C_3,
               f"the record with ID {call_id} does not name origem {a.number} and destino {b.number}: {str(row)[:300]}")
     details = {k: row.get(k) for k in ("gravacao", "duracao", "statuschamada", "ramal", "numero") if k in row}
-    observe("C2C-3", "sip.details", details)
-    sip.check(all(k in row for k in ("duracao", "statuschamada", "gravacao")), "C2C-3",
+    observe(ClauseId.C2C_3, "sip.details", details)
+    sip.check(all(k in row for k in ("duracao", "statuschamada", "gravacao")), ClauseId.C2C_3,
               f"the record with ID {call_id} lacks the call's details (gravacao, duracao, statuschamada): "
               f"{sorted(row)[:40]}")
 
@@ -221,75 +222,75 @@ def live_call(target: Target, redactor: Redactor) -> Iterator[LiveCall]:
     yield live
 
 
-@pytest.mark.clause("RAM-2")
+@pytest.mark.clause(ClauseId.RAM_2)
 def test_statusramais_mid_call(live_call: LiveCall, observe: Any) -> None:
     s = live_call.session
     try:
-        s.check(live_call.ok, "RAM-2", f"no call to observe: {live_call.problem}")
-        s.check(len(live_call.snapshots) == 2, "RAM-2", "statusramais could not be read twice mid-call")
+        s.check(live_call.ok, ClauseId.RAM_2, f"no call to observe: {live_call.problem}")
+        s.check(len(live_call.snapshots) == 2, ClauseId.RAM_2, "statusramais could not be read twice mid-call")
         a, b = live_call.caller, live_call.callee
         durations: list[tuple[int, int]] = []
         for _, rows in live_call.snapshots:
             ra, rb = rows.get(a), rows.get(b)
-            s.check(ra and rb, "RAM-2", f"statusramais mid-call lists no object for {a if not ra else b}: "
+            s.check(ra and rb, ClauseId.RAM_2, f"statusramais mid-call lists no object for {a if not ra else b}: "
                                         f"{sorted(rows)}")
             assert ra is not None and rb is not None
             for r, other, direcao in ((ra, b, DIRECAO_SAIDA), (rb, a, DIRECAO_ENTRADA)):
                 who = r.get("Ramal")
-                s.check(r.get("Status") == RAMAL_IN_USE, "RAM-2",
+                s.check(r.get("Status") == RAMAL_IN_USE, ClauseId.RAM_2,
                         f"{who} is talking but statusramais says Status {r.get('Status')!r}, not {RAMAL_IN_USE!r}")
-                s.check(r.get("StatusCanal") == CANAL_UP, "RAM-2",
+                s.check(r.get("StatusCanal") == CANAL_UP, ClauseId.RAM_2,
                         f"{who}: StatusCanal {r.get('StatusCanal')!r}, not {CANAL_UP!r}")
-                s.check(r.get("Direcao") == direcao, "RAM-2",
+                s.check(r.get("Direcao") == direcao, ClauseId.RAM_2,
                         f"{who} {'placed' if direcao == DIRECAO_SAIDA else 'received'} the call: Direcao "
                         f"{r.get('Direcao')!r}, expected {direcao!r}")
-                s.check(other in str(r.get("Callerid", "")), "RAM-2",
+                s.check(other in str(r.get("Callerid", "")), ClauseId.RAM_2,
                         f"{who}: Callerid {r.get('Callerid')!r} does not name the other party {other}")
             for name in ("IDCHAMADA", "GRAVACAO"):
-                s.check(ra.get(name) and ra.get(name) == rb.get(name), "RAM-2",
+                s.check(ra.get(name) and ra.get(name) == rb.get(name), ClauseId.RAM_2,
                         f"both legs must carry the same non-empty {name}: {ra.get(name)!r} vs {rb.get(name)!r}")
             try:
                 durations.append((int(ra.get("Duracao", "")), int(rb.get("Duracao", ""))))
             except (TypeError, ValueError):
-                s.fail("RAM-2", f"Duracao is not a whole number of seconds: {ra.get('Duracao')!r}")
-        observe("RAM-2", "duracao", durations)
-        s.check(durations[1][0] > durations[0][0] and durations[1][1] > durations[0][1], "RAM-2",
+                s.fail(ClauseId.RAM_2, f"Duracao is not a whole number of seconds: {ra.get('Duracao')!r}")
+        observe(ClauseId.RAM_2, "duracao", durations)
+        s.check(durations[1][0] > durations[0][0] and durations[1][1] > durations[0][1], ClauseId.RAM_2,
                 f"Duracao does not grow between two reads 1.1 s apart: {durations}")
     finally:
         s.attach(failed=False)
 
 
-@pytest.mark.clause("RAM-3", "REC-1")
+@pytest.mark.clause(ClauseId.RAM_3, ClauseId.REC_1)
 def test_json_fields_and_gravacao_after_hangup(live_call: LiveCall, api: ApiClient, observe: Any) -> None:
     s = live_call.session
     try:
-        s.check(live_call.ok, "RAM-3", f"no call to observe: {live_call.problem}")
+        s.check(live_call.ok, ClauseId.RAM_3, f"no call to observe: {live_call.problem}")
         for _, rows in live_call.snapshots:
             for who in (live_call.caller, live_call.callee):
                 r = rows.get(who) or {}
                 missing = [f for f in RAMAL_FIELDS if f.startswith("JSON") and f not in r]  # the rest is RAM-1's
-                s.check(not missing or not r, "RAM-3", f"{who}: statusramais object lacks {missing}")
+                s.check(not missing or not r, ClauseId.RAM_3, f"{who}: statusramais object lacks {missing}")
         if live_call.snapshots:
             last = live_call.snapshots[-1][1]
             json_now = {w: [last.get(w, {}).get(f"JSON{i}") for i in (1, 2, 3)]
                         for w in (live_call.caller, live_call.callee)}
-            observe("RAM-3", "json-during-call", json_now)
+            observe(ClauseId.RAM_3, "json-during-call", json_now)
             # which JSON variable a central fills, and from what, is its dialplan's business (the document's
             # example is an IVR): the DTMF sent as INFO is recorded, not required
             reflected = any(DTMF_DIGITS in str(v[0] or "") for v in json_now.values())
-            observe("RAM-3", "dtmf-info", {"sent": DTMF_DIGITS, "info-answers": live_call.info_answers})
-            observe("RAM-3", "json1-set-by-dtmf", reflected)  # pinnable: [pins] "RAM-3.json1-set-by-dtmf" = "true"
-        s.check(live_call.gravacao, "RAM-3",
+            observe(ClauseId.RAM_3, "dtmf-info", {"sent": DTMF_DIGITS, "info-answers": live_call.info_answers})
+            observe(ClauseId.RAM_3, "json1-set-by-dtmf", reflected)  # pinnable: [pins] "RAM-3.json1-set-by-dtmf" = "true"
+        s.check(live_call.gravacao, ClauseId.RAM_3,
                 "neither statusramais during the call nor the call record after it names a GRAVACAO")
         assert live_call.gravacao is not None
-        observe("RAM-3", "gravacao-from", live_call.gravacao_from)
+        observe(ClauseId.RAM_3, "gravacao-from", live_call.gravacao_from)
         resp = api.recording(live_call.gravacao.replace("\\", "/"))
         if resp.status_code in (401, 403):
             resp = api.get(f"/gravador28/{live_call.gravacao}.gsm", auth=True)
-        s.check(resp.status_code == 200, "RAM-3",
+        s.check(resp.status_code == 200, ClauseId.RAM_3,
                 f"GRAVACAO {live_call.gravacao!r} + .gsm does not download after hang-up: HTTP {resp.status_code}")
         problem = gsm_problem(resp.content, (live_call.record or {}).get("tamanho_gravacao"))
-        s.check(problem is None, "REC-1", f"recording {live_call.gravacao!r}.gsm: {problem}")
+        s.check(problem is None, ClauseId.REC_1, f"recording {live_call.gravacao!r}.gsm: {problem}")
     finally:
         s.attach(failed=False)
 
@@ -308,7 +309,7 @@ def gsm_problem(data: bytes, size: Any) -> str | None:
 # --- C5-1 --------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.clause("C5-1")
+@pytest.mark.clause(ClauseId.C5_1)
 def test_classe5_block_refuses_register(sip: SipSession, api: ApiClient, check: Checker, observe: Any,
                                         request: pytest.FixtureRequest) -> None:
     t = sip.target
@@ -325,7 +326,7 @@ def test_classe5_block_refuses_register(sip: SipSession, api: ApiClient, check: 
     async def register(label: str) -> int | None:
         phone = await sip.phone(ext, "UDP")
         r = await phone.register(60)
-        observe("C5-1", f"sip.register-{label}", r.status)
+        observe(ClauseId.C5_1, f"sip.register-{label}", r.status)
         if r.status == 200:
             await phone.register(0)
         return r.status
@@ -336,22 +337,22 @@ def test_classe5_block_refuses_register(sip: SipSession, api: ApiClient, check: 
         phone = await sip.phone(ext, "UDP")
         res = await phone.call(others[0].number, hold=0.05, ring_timeout=2.0)
         f = sipkit.final(res.invite2 or res.invite1)
-        observe("C5-1", f"sip.invite-{label}", f.first_line if f else "silence")
+        observe(ClauseId.C5_1, f"sip.invite-{label}", f.first_line if f else "silence")
         return f.status if f else None
 
     before = sip.run(register("before"))
-    sip.check(before == 200, "C5-1", f"{ext.number} (client {t.disposable_classe5}) does not register even "
+    sip.check(before == 200, ClauseId.C5_1, f"{ext.number} (client {t.disposable_classe5}) does not register even "
                                      f"before any block: {before}")
     request.addfinalizer(undo)
     ex = api.call(Acao.BLOQUEIOCLASSE5, logincliente=t.disposable_classe5, classe5acao=CLASSE5_BLOQUEAR)
-    observe("C5-1", "sip.bloquear-answer", ex.answer.value if ex.answer else ex.raw[:100].decode("utf-8", "replace"))
+    observe(ClauseId.C5_1, "sip.bloquear-answer", ex.answer.value if ex.answer else ex.raw[:100].decode("utf-8", "replace"))
     blocked = sip.run(register("blocked"))
-    sip.check(blocked != 200, "C5-1",
+    sip.check(blocked != 200, ClauseId.C5_1,
               f"client {t.disposable_classe5} is BLOQUEADO but its extension {ext.number} still registers (200 OK)")
     blocked_call = sip.run(invite("blocked"))
-    sip.check(blocked_call != 200, "C5-1",
+    sip.check(blocked_call != 200, ClauseId.C5_1,
               f"client {t.disposable_classe5} is BLOQUEADO but its extension {ext.number} still places a call")
     ex = api.call(Acao.BLOQUEIOCLASSE5, logincliente=t.disposable_classe5, classe5acao=CLASSE5_DESBLOQUEAR)
-    observe("C5-1", "sip.desbloquear-answer", ex.answer.value if ex.answer else None)
+    observe(ClauseId.C5_1, "sip.desbloquear-answer", ex.answer.value if ex.answer else None)
     after = sip.run(register("after"))
-    sip.check(after == 200, "C5-1", f"after DESBLOQUEAR, {ext.number} still cannot register: {after}")
+    sip.check(after == 200, ClauseId.C5_1, f"after DESBLOQUEAR, {ext.number} still cannot register: {after}")

@@ -29,6 +29,7 @@ import pytest
 
 from pbxcheck.checks import sipkit
 from pbxcheck.checks.sipkit import SipSession
+from pbxcheck.contract import ClauseId
 from pbxcheck.target import Extension
 
 NAT_IPS = ("127.0.0.2", "127.0.0.3")
@@ -74,14 +75,14 @@ async def _call_each(sip: SipSession, caller: sipkit.Phone, devices: list[tuple[
     return outcome
 
 
-@pytest.mark.clause("SIP-NAT-1")
+@pytest.mark.clause(ClauseId.SIP_NAT_1)
 def test_same_port_behind_one_and_two_ips(sip: SipSession, observe) -> None:
     a, b, c = sip.extensions(3)
 
     async def scenario() -> None:
         caller = await sip.phone(c, "UDP")
         reg = await caller.register(90)
-        sip.check(reg.status == 200, "SIP-NAT-1", f"the caller {c.number} could not register ({reg.status})")
+        sip.check(reg.status == 200, ClauseId.SIP_NAT_1, f"the caller {c.number} could not register ({reg.status})")
 
         # 1. one public IP and one source port for both devices: one socket, two registrations
         port = _free_port(("127.0.0.1",))
@@ -92,7 +93,7 @@ def test_same_port_behind_one_and_two_ips(sip: SipSession, observe) -> None:
         shared.on_request = _recorder(seen_same, pa)
         for p in (pa, pb):
             r = await p.register(90)
-            sip.check(r.status == 200, "SIP-NAT-1", f"{p.number} could not register from 127.0.0.1:{port}")
+            sip.check(r.status == 200, ClauseId.SIP_NAT_1, f"{p.number} could not register from 127.0.0.1:{port}")
         same = await _call_each(sip, caller, [(a, pa), (b, pb)], seen_same)
         for p in (pa, pb):
             await p.register(0)
@@ -106,7 +107,7 @@ def test_same_port_behind_one_and_two_ips(sip: SipSession, observe) -> None:
             p = sipkit.Phone(ch, ext.number, ext.password)
             ch.on_request = _recorder(seen_two, p)
             r = await p.register(90)
-            sip.check(r.status == 200, "SIP-NAT-1", f"{ext.number} could not register from {ip}:{port2}")
+            sip.check(r.status == 200, ClauseId.SIP_NAT_1, f"{ext.number} could not register from {ip}:{port2}")
             devices.append((ext, p))
         two = await _call_each(sip, caller, devices, seen_two)
         for _, p in devices:
@@ -123,17 +124,17 @@ def test_same_port_behind_one_and_two_ips(sip: SipSession, observe) -> None:
         both = await asyncio.gather(*(p.register(90) for p in devs))
         for p in devs:
             await p.register(0)
-        sip.check(all(r.status == 200 for r in both), "SIP-NAT-1",
+        sip.check(all(r.status == 200 for r in both), ClauseId.SIP_NAT_1,
                   "two devices behind one public IP (different source ports), each counting its own nonce uses, "
                   "registered at the same instant: " + ", ".join(f"{p.number} got {r.status}"
                                                                  for p, r in zip(devs, both, strict=True))
                   + " (a nonce shared between clients makes the second one's nc=1 look like a replay)")
 
-        observe("SIP-NAT-1", "same-ip-port.calls", same)
-        observe("SIP-NAT-1", "different-ips.calls", two)
+        observe(ClauseId.SIP_NAT_1, "same-ip-port.calls", same)
+        observe(ClauseId.SIP_NAT_1, "different-ips.calls", two)
         collision = not all(v == "delivered" for v in same.values())
-        observe("SIP-NAT-1", "same-ip-port", "collision" if collision else "no-collision")
-        sip.check(all(v == "delivered" for v in two.values()), "SIP-NAT-1",
+        observe(ClauseId.SIP_NAT_1, "same-ip-port", "collision" if collision else "no-collision")
+        sip.check(all(v == "delivered" for v in two.values()), ClauseId.SIP_NAT_1,
                   f"from different IPs with the same port ({NAT_IPS[0]}:{port2}, {NAT_IPS[1]}:{port2}) both "
                   f"devices must get their calls; got {two}")
 

@@ -14,6 +14,7 @@ import pytest
 
 from pbxcheck.checks import blocked_by, sipkit
 from pbxcheck.checks.sipkit import SipSession
+from pbxcheck.contract import ClauseId
 
 TRANSPORTS = ["UDP", "TCP"]
 
@@ -22,7 +23,7 @@ def _summary(responses: list[sipkit.Msg]) -> str:
     return " → ".join(sipkit.first_lines(responses)) or "(no answer)"
 
 
-@pytest.mark.clause("SIP-REG-1")
+@pytest.mark.clause(ClauseId.SIP_REG_1)
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_register_challenge_then_200(sip: SipSession, observe, transport: str) -> None:
     """REGISTER without credentials → 401 with a Digest challenge; with them → 200 OK."""
@@ -32,25 +33,25 @@ def test_register_challenge_then_200(sip: SipSession, observe, transport: str) -
         phone = await sip.phone(ext, transport)
         ex = await phone.register(90)
         f = sipkit.final(ex.first)
-        sip.check(f is not None, "SIP-REG-1", f"no final answer to an unauthenticated REGISTER over {transport}")
+        sip.check(f is not None, ClauseId.SIP_REG_1, f"no final answer to an unauthenticated REGISTER over {transport}")
         assert f is not None
-        sip.check(f.status == 401, "SIP-REG-1",
+        sip.check(f.status == 401, ClauseId.SIP_REG_1,
                   f"the first REGISTER (no credentials) must get 401 Unauthorized; got {f.first_line!r}")
         chal_text = f.get("www-authenticate") or ""
         chal = sipkit.challenge_params(chal_text)
-        sip.check(chal.get("scheme", "").lower() == "digest", "SIP-REG-1",
+        sip.check(chal.get("scheme", "").lower() == "digest", ClauseId.SIP_REG_1,
                   f"the 401 must carry WWW-Authenticate: Digest; got {chal_text!r}")
         for key in ("realm", "nonce"):
-            sip.check(chal.get(key), "SIP-REG-1", f"the Digest challenge has no {key}: {chal_text!r}")
+            sip.check(chal.get(key), ClauseId.SIP_REG_1, f"the Digest challenge has no {key}: {chal_text!r}")
         qops = [q.strip().lower() for q in chal.get("qop", "").split(",") if q.strip()]
-        sip.check("auth" in qops, "SIP-REG-1", f'the Digest challenge must offer qop="auth"; got {chal_text!r}')
+        sip.check("auth" in qops, ClauseId.SIP_REG_1, f'the Digest challenge must offer qop="auth"; got {chal_text!r}')
         algorithm = chal.get("algorithm", "MD5")
-        sip.check(algorithm.upper() == "MD5", "SIP-REG-1",
+        sip.check(algorithm.upper() == "MD5", ClauseId.SIP_REG_1,
                   f"the Digest challenge must use algorithm=MD5 (the document's device); got {algorithm!r}")
-        observe("SIP-REG-1", f"challenge.{transport}.opaque", "present" if "opaque" in chal else "absent")
-        observe("SIP-REG-1", f"challenge.{transport}.realm", chal.get("realm"))
+        observe(ClauseId.SIP_REG_1, f"challenge.{transport}.opaque", "present" if "opaque" in chal else "absent")
+        observe(ClauseId.SIP_REG_1, f"challenge.{transport}.realm", chal.get("realm"))
         s = sipkit.final(ex.second)
-        sip.check(s is not None and s.status == 200, "SIP-REG-1",
+        sip.check(s is not None and s.status == 200, ClauseId.SIP_REG_1,
                   f"the REGISTER with a correct Authorization must get 200 OK; got {_summary(ex.second)}")
         await phone.register(0)
 
@@ -67,7 +68,7 @@ def _registrar_answer_shape(m: sipkit.Msg | None) -> tuple[object, ...]:
             chal.get("realm"), chal.get("qop"), chal.get("stale"))
 
 
-@pytest.mark.clause("SIP-REG-2")
+@pytest.mark.clause(ClauseId.SIP_REG_2)
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_wrong_password_and_unknown_extension(sip: SipSession, transport: str) -> None:
     """A wrong password never gets 200; an unknown extension is answered exactly like a wrong password."""
@@ -79,19 +80,19 @@ def test_wrong_password_and_unknown_extension(sip: SipSession, transport: str) -
         wrong = await phone.register(90, password=sipkit.wrong_password(ext.password))
         if wrong.first_status == 200:
             await phone.register(0)
-            blocked_by("SIP-REG-1", "the registrar accepts a REGISTER without any credentials: no password is "
+            blocked_by(ClauseId.SIP_REG_1, "the registrar accepts a REGISTER without any credentials: no password is "
                        "ever checked, so neither a wrong one nor an unknown extension can be told apart")
-        sip.check(wrong.status != 200, "SIP-REG-2",
+        sip.check(wrong.status != 200, ClauseId.SIP_REG_2,
                   f"extension {ext.number} registered with a WRONG password: {_summary(wrong.first + wrong.second)}")
-        sip.check(wrong.status is not None and wrong.status >= 400, "SIP-REG-2",
+        sip.check(wrong.status is not None and wrong.status >= 400, ClauseId.SIP_REG_2,
                   f"a wrong password must be refused with an error; got {_summary(wrong.second or wrong.first)}")
         # the same, for an extension that does not exist (same password guess, same shape of request)
         stranger = await phone.register(90, user=unknown, password=sipkit.wrong_password(ext.password))
-        sip.check(stranger.status != 200, "SIP-REG-2", f"unknown extension {unknown} got 200")
+        sip.check(stranger.status != 200, ClauseId.SIP_REG_2, f"unknown extension {unknown} got 200")
         for step, a, b in (("without credentials", wrong.first, stranger.first),
                            ("with (wrong) credentials", wrong.second, stranger.second)):
             fa, fb = sipkit.final(a), sipkit.final(b)
-            sip.check(_registrar_answer_shape(fa) == _registrar_answer_shape(fb), "SIP-REG-2",
+            sip.check(_registrar_answer_shape(fa) == _registrar_answer_shape(fb), ClauseId.SIP_REG_2,
                       f"an unknown extension is answered differently from a wrong password ({step}), so "
                       f"extensions can be enumerated:\n    existing {ext.number}: "
                       f"{fa.first_line if fa else 'silence'}\n    unknown {unknown}: {fb.first_line if fb else 'silence'}\n"
@@ -120,7 +121,7 @@ def _lists_contact(m: sipkit.Msg | None, contact_uri: str) -> bool:
     return m is not None and any(contact_uri.lower() in v.lower() for v in m.all("contact"))
 
 
-@pytest.mark.clause("SIP-REG-3")
+@pytest.mark.clause(ClauseId.SIP_REG_3)
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_expires_honoured_and_zero_removes(sip: SipSession, observe, transport: str) -> None:
     """Expires 90 → a binding of at most 90 s; Expires 0 → the binding is gone (a fetch no longer lists it)."""
@@ -132,26 +133,26 @@ def test_expires_honoured_and_zero_removes(sip: SipSession, observe, transport: 
         contact_uri = re.search(r"<([^>;]+)", ch.contact(ext.number)).group(1)  # type: ignore[union-attr]
         reg = await phone.register(90)
         ok = sipkit.final(reg.second) or sipkit.final(reg.first)  # unchallenged 200: SIP-REG-1's business
-        sip.check(ok is not None and ok.status == 200, "SIP-REG-3",
+        sip.check(ok is not None and ok.status == 200, ClauseId.SIP_REG_3,
                   f"could not register {ext.number} to test Expires: {_summary(reg.first + reg.second)}")
         granted = _granted(ok, contact_uri)
-        observe("SIP-REG-3", f"granted.{transport}", granted)
-        sip.check(granted is not None, "SIP-REG-3",
+        observe(ClauseId.SIP_REG_3, f"granted.{transport}", granted)
+        sip.check(granted is not None, ClauseId.SIP_REG_3,
                   f"the 200 OK does not say how long our contact {contact_uri} is bound (no ;expires=, no Expires)")
-        sip.check(0 < granted <= 90, "SIP-REG-3",  # type: ignore[operator]
+        sip.check(0 < granted <= 90, ClauseId.SIP_REG_3,  # type: ignore[operator]
                   f"REGISTER asked Expires: 90 and the registrar granted {granted} s: Expires not honoured")
         un = await phone.register(0)
         gone = sipkit.final(un.second) or sipkit.final(un.first)
-        sip.check(gone is not None and gone.status == 200, "SIP-REG-3",
+        sip.check(gone is not None and gone.status == 200, ClauseId.SIP_REG_3,
                   f"REGISTER with Expires: 0 must get 200 OK; got {_summary(un.first + un.second)}")
-        sip.check(not _lists_contact(gone, contact_uri) or _granted(gone, contact_uri) == 0, "SIP-REG-3",
+        sip.check(not _lists_contact(gone, contact_uri) or _granted(gone, contact_uri) == 0, ClauseId.SIP_REG_3,
                   f"after Expires: 0 the 200 OK still lists our contact {contact_uri} as bound")
         # RFC 3261 10.2.3: a REGISTER without Contact fetches the current bindings
         fetch = await _fetch_bindings(phone)
         if fetch is not None and fetch.status == 200:
-            sip.check(not _lists_contact(fetch, contact_uri) or _granted(fetch, contact_uri) == 0, "SIP-REG-3",
+            sip.check(not _lists_contact(fetch, contact_uri) or _granted(fetch, contact_uri) == 0, ClauseId.SIP_REG_3,
                       f"a fetch after Expires: 0 still lists our contact {contact_uri}")
-        observe("SIP-REG-3", f"fetch-after-unregister.{transport}", fetch.first_line if fetch else "silence")
+        observe(ClauseId.SIP_REG_3, f"fetch-after-unregister.{transport}", fetch.first_line if fetch else "silence")
 
     sip.run(scenario())
 

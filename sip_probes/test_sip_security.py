@@ -26,6 +26,7 @@ import pytest
 from pbxcheck.bundled import bundled_dir
 from pbxcheck.checks import sipkit
 from pbxcheck.checks.sipkit import SipSession
+from pbxcheck.contract import ClauseId
 from pbxcheck.wrong import answers_delayed
 
 GUESSES = 12  # per svcrack mode: enough to meet a sane throttle, few enough to stay under a second
@@ -44,7 +45,7 @@ def _first(responses: list[sipkit.Msg]) -> str:
 # --- svmap -------------------------------------------------------------------------------------------
 
 
-@pytest.mark.clause("SIP-SEC-1")
+@pytest.mark.clause(ClauseId.SIP_SEC_1)
 def test_options_fingerprint(sip: SipSession, observe, finding) -> None:
     """svmap: what an OPTIONS ping tells a scanner about the server."""
 
@@ -57,10 +58,10 @@ def test_options_fingerprint(sip: SipSession, observe, finding) -> None:
         print_ = {"answer": f.first_line if f else "silence",
                   "server": (f.get("server") or f.get("user-agent")) if f else None,
                   "allow": f.get("allow") if f else None}
-        observe("SIP-SEC-1", "svmap.options", print_)
+        observe(ClauseId.SIP_SEC_1, "svmap.options", print_)
         banner = print_["server"] or ""
         if any(ch.isdigit() for ch in banner):
-            finding("SIP-SEC-1", "info", f"the SIP server announces its product and version: {banner!r}")
+            finding(ClauseId.SIP_SEC_1, "info", f"the SIP server announces its product and version: {banner!r}")
 
     sip.run(scenario())
 
@@ -75,7 +76,7 @@ def _shape(m: sipkit.Msg | None) -> tuple[object, ...]:
     return (m.status, m.reason, tuple(sorted(k for k in chal if k != "nonce")))
 
 
-@pytest.mark.clause("SIP-SEC-1")
+@pytest.mark.clause(ClauseId.SIP_SEC_1)
 def test_extension_enumeration(sip: SipSession, observe, finding) -> None:
     """svwar: REGISTER, INVITE and OPTIONS for a real extension and for a random never-valid one."""
     (ext,) = sip.extensions(1)
@@ -102,9 +103,9 @@ def test_extension_enumeration(sip: SipSession, observe, finding) -> None:
             if _shape(a) != _shape(b):
                 leaks.append(f"{method}: existing {ext.number} → {seen[method]['existing']!r}, "
                              f"never-valid {baseline} → {seen[method]['never-valid']!r}")
-        observe("SIP-SEC-1", "svwar", seen)
+        observe(ClauseId.SIP_SEC_1, "svwar", seen)
         if leaks:
-            finding("SIP-SEC-1", "high",
+            finding(ClauseId.SIP_SEC_1, "high",
                     "extensions can be enumerated by response difference (svwar): " + "; ".join(leaks))
 
     sip.run(scenario())
@@ -130,7 +131,7 @@ async def _clean_up(ch: sipkit.Channel, req: bytes, f: sipkit.Msg | None, user: 
 # --- svcrack -----------------------------------------------------------------------------------------
 
 
-@pytest.mark.clause("SIP-SEC-1")
+@pytest.mark.clause(ClauseId.SIP_SEC_1)
 def test_password_guessing(sip: SipSession, observe, finding) -> None:
     """svcrack: a bounded run of wrong passwords (fresh nonce each time, then one nonce reused), then the
     right password from the same address.
@@ -186,14 +187,14 @@ def test_password_guessing(sip: SipSession, observe, finding) -> None:
         measured = [w for w, on in (("later guesses delayed", delayed), (f"{dropped} guesses dropped", dropped),
                                     (f"lockout: the right password refused for {lockout_s or 0:.1f} s",
                                      lockout_s is not None)) if on]
-        observe("SIP-SEC-1", "svcrack", {k: _counts(v) for k, v in results.items()} | {
+        observe(ClauseId.SIP_SEC_1, "svcrack", {k: _counts(v) for k, v in results.items()} | {
             "seconds": round(elapsed, 2), "first_ms": [round(t * 1000) for t in times[:4]],
             "last_ms": [round(t * 1000) for t in times[-4:]], "right_password_after": right_after,
             "throttling": ", ".join(measured) or "none measured"})
         if got_in:
-            finding("SIP-SEC-1", "critical", f"wrong passwords got 200 OK for {ext.number}: {', '.join(got_in)}")
+            finding(ClauseId.SIP_SEC_1, "critical", f"wrong passwords got 200 OK for {ext.number}: {', '.join(got_in)}")
         if not measured:
-            finding("SIP-SEC-1", "medium",
+            finding(ClauseId.SIP_SEC_1, "medium",
                     f"{len(lines)} wrong-password attempts from {GUESS_IP} in {elapsed:.2f} s met no throttling: "
                     f"every one answered ({_counts(lines)}) without growing delay, and the right password was "
                     f"accepted right after ({right_after}); a status code alone (403 included) is not a rate limit")
@@ -234,7 +235,7 @@ def _counts(lines: list[str]) -> dict[str, int]:
 # --- replays, wrong nc, stale and foreign nonces -----------------------------------------------------------
 
 
-@pytest.mark.clause("SIP-SEC-1")
+@pytest.mark.clause(ClauseId.SIP_SEC_1)
 def test_nonce_replay_and_wrong_nc(sip: SipSession, observe, finding) -> None:
     """A captured Authorization replayed; nc reused; nc 0; the document's stale nonce; a nonce from another IP."""
     (ext,) = sip.extensions(1)
@@ -243,7 +244,7 @@ def test_nonce_replay_and_wrong_nc(sip: SipSession, observe, finding) -> None:
         phone = await sip.phone(ext, "UDP")
         ch = phone.ch
         ex = await phone.register(60)
-        sip.check(ex.status == 200, "SIP-SEC-1", f"could not register {ext.number} to start: {ex.status}")
+        sip.check(ex.status == 200, ClauseId.SIP_SEC_1, f"could not register {ext.number} to start: {ex.status}")
         chal = ex.challenge
         sent = [sipkit.Msg.read(e.data) for e in ch.log.entries if e.direction == "out"]
         captured = next((m.get("authorization") for m in reversed(sent) if m.get("authorization")), "") or ""
@@ -280,13 +281,13 @@ def test_nonce_replay_and_wrong_nc(sip: SipSession, observe, finding) -> None:
                                         username=ext.number, password=ext.password)
             await attempt("nonce-from-other-ip", auth, other)
             foreign = outcomes["nonce-from-other-ip"]
-        observe("SIP-SEC-1", "nonce-handling", outcomes)
+        observe(ClauseId.SIP_SEC_1, "nonce-handling", outcomes)
         serious = [b for b in breaches if b != "nonce-from-other-ip"]
         if serious:
-            finding("SIP-SEC-1", "critical",
+            finding(ClauseId.SIP_SEC_1, "critical",
                     "accepted with 200 OK: " + ", ".join(f"{b} ({outcomes[b]})" for b in serious))
         if "nonce-from-other-ip" in breaches:
-            finding("SIP-SEC-1", "low", f"a nonce issued to one source IP is accepted from another ({foreign})")
+            finding(ClauseId.SIP_SEC_1, "low", f"a nonce issued to one source IP is accepted from another ({foreign})")
         await phone.register(0)
 
     sip.run(scenario())
@@ -299,7 +300,7 @@ def torture_files() -> list[Path]:
     return sorted((bundled_dir("fixtures") / "rfc4475").glob("*.dat"))
 
 
-@pytest.mark.clause("SIP-SEC-1")
+@pytest.mark.clause(ClauseId.SIP_SEC_1)
 def test_torture_then_register(sip: SipSession, observe, finding) -> None:
     """The 49 RFC 4475 messages (crafted with scapy from 127.0.0.6), then a valid REGISTER must be answered."""
     files = torture_files()
@@ -339,16 +340,16 @@ def test_torture_then_register(sip: SipSession, observe, finding) -> None:
         await asyncio.sleep(0.4)  # answers (or silence) to the last messages
         for m in sink.received:
             answers.setdefault(m.call_id or "?", m.first_line)
-        observe("SIP-SEC-1", "torture", {"sent": len(files), "answered": len(sink.received), "via": how})
+        observe(ClauseId.SIP_SEC_1, "torture", {"sent": len(files), "answered": len(sink.received), "via": how})
         # the proof of life: a well-formed REGISTER, from our usual address, must still be answered
         phone = await sip.phone(ext, "UDP")
         ex = await phone.register(60, timeout=2.0)
         if ex.first_status is None:
-            finding("SIP-SEC-1", "critical",
+            finding(ClauseId.SIP_SEC_1, "critical",
                     f"after the {len(files)} RFC 4475 torture messages the SIP side no longer answers a "
                     f"well-formed REGISTER (silence for 2 s)")
         elif ex.status != 200:
-            finding("SIP-SEC-1", "high",
+            finding(ClauseId.SIP_SEC_1, "high",
                     f"after the torture messages a correct REGISTER is answered {ex.status}, not 200")
         else:
             await phone.register(0)

@@ -44,6 +44,7 @@ from pbxcheck.contract import (
     STATUS,
     TOTAL_DELETADOS,
     Acao,
+    ClauseId,
 )
 from pbxcheck.errors import TransportError
 from pbxcheck.target import Target
@@ -188,7 +189,7 @@ class Snapshot:
         return sorted(ids_of(listing(self.api, self.check, self.target.disposable_campaign)))
 
     def _calls(self) -> dict[str, Any]:
-        ramais = self.check.records(self.api.call(Acao.STATUSRAMAIS), "RAM-1")
+        ramais = self.check.records(self.api.call(Acao.STATUSRAMAIS), ClauseId.RAM_1)
         return {"calls": sorted(str(r.get("IDCHAMADA")) for r in ramais if r.get("IDCHAMADA")),
                 "busy": {str(r.get("Ramal")): str(r.get("Status", "")) for r in ramais}}
 
@@ -209,16 +210,16 @@ class Snapshot:
         after = self.take()
         for name, _, changed in self.views:
             what = changed(before[name], after[name])
-            self.check(what is None, "AUTH-5",
+            self.check(what is None, ClauseId.AUTH_5,
                        f"{self.acao.value} denied for a wrong {factor}, yet the {name} changed: {what}", ex)
 
 
 def _observe_denial(observe: Any, factor: str, acao: Acao, answer: Any) -> None:
     """One observation per (factor, acao): the report keeps every acao's denial, not the last one's."""
-    observe("AUTH-2", f"{factor}/{acao.value}", answer)
+    observe(ClauseId.AUTH_2, f"{factor}/{acao.value}", answer)
 
 
-@pytest.mark.clause("AUTH-2", "AUTH-5")
+@pytest.mark.clause(ClauseId.AUTH_2, ClauseId.AUTH_5)
 @pytest.mark.parametrize("factor", ["login", "senha"])
 @pytest.mark.parametrize("acao", ACOES, ids=[a.value for a in ACOES])
 def test_wrong_login_or_senha_denied(api: ApiClient, check: Checker, target: Target, run_tag: RunTag,
@@ -227,12 +228,12 @@ def test_wrong_login_or_senha_denied(api: ApiClient, check: Checker, target: Tar
     fields = snap.prepare(valid_body(acao, target, tag=run_tag, idmailing=seeded))
     before = snap.take()
     ex = _denied_call(api, acao, fields, **{factor: wrong_like(getattr(target, factor))})
-    _expect_denied(check, ex, acao, "AUTH-2", factor)
-    check.status(ex, "AUTH-2", LOGIN_INVALIDO)
+    _expect_denied(check, ex, acao, ClauseId.AUTH_2, factor)
+    check.status(ex, ClauseId.AUTH_2, LOGIN_INVALIDO)
     snap.assert_unchanged(before, ex, factor)
 
 
-@pytest.mark.clause("AUTH-2", "AUTH-5")
+@pytest.mark.clause(ClauseId.AUTH_2, ClauseId.AUTH_5)
 @pytest.mark.parametrize("acao", ACOES, ids=[a.value for a in ACOES])
 def test_wrong_token_denied(api: ApiClient, check: Checker, target: Target, run_tag: RunTag, seeded: str,
                             undo_block: None, observe: Any, acao: Acao) -> None:
@@ -240,12 +241,12 @@ def test_wrong_token_denied(api: ApiClient, check: Checker, target: Target, run_
     fields = snap.prepare(valid_body(acao, target, tag=run_tag, idmailing=seeded))
     before = snap.take()
     ex = _denied_call(api, acao, fields, token=wrong_like(target.token))
-    answer = _expect_denied(check, ex, acao, "AUTH-2", "token")
+    answer = _expect_denied(check, ex, acao, ClauseId.AUTH_2, "token")
     _observe_denial(observe, "token", acao, answer)
     snap.assert_unchanged(before, ex, "token")
 
 
-@pytest.mark.clause("AUTH-3", "AUTH-5")
+@pytest.mark.clause(ClauseId.AUTH_3, ClauseId.AUTH_5)
 @pytest.mark.parametrize("acao", ACOES, ids=[a.value for a in ACOES])
 def test_valid_credentials_from_foreign_ip_denied(api: ApiClient, check: Checker, target: Target, run_tag: RunTag,
                                                   seeded: str, undo_block: None, foreign_ip_api: ForeignProbe,
@@ -254,23 +255,23 @@ def test_valid_credentials_from_foreign_ip_denied(api: ApiClient, check: Checker
     fields = snap.prepare(valid_body(acao, target, tag=run_tag, idmailing=seeded))
     before = snap.take()
     ex = _denied_call(foreign_ip_api.client, acao, fields)
-    answer = _expect_denied(check, ex, acao, "AUTH-3", f"source IP ({foreign_ip_api.how})")
+    answer = _expect_denied(check, ex, acao, ClauseId.AUTH_3, f"source IP ({foreign_ip_api.how})")
     _observe_denial(observe, "source_ip", acao, answer)
     snap.assert_unchanged(before, ex, "source IP")
 
 
-@pytest.mark.clause("AUTH-3")
+@pytest.mark.clause(ClauseId.AUTH_3)
 def test_foreign_token_works_from_its_own_ip(check: Checker, foreign_ip_api: ForeignProbe) -> None:
     """The control that gives the foreign-IP denials meaning: a token does work from the IP it is bound to."""
     if foreign_ip_api.control is None:
         pytest.skip("cannot bind to the foreign token's IP here: no positive control")
     ex = foreign_ip_api.control.call(Acao.STATUSRAMAIS)
-    value = check.value(ex, "AUTH-3")
-    check(isinstance(value, list) and all(isinstance(r, dict) for r in value), "AUTH-3",
+    value = check.value(ex, ClauseId.AUTH_3)
+    check(isinstance(value, list) and all(isinstance(r, dict) for r in value), ClauseId.AUTH_3,
           "the foreign token is refused from the very IP it is bound to", ex)
 
 
-@pytest.mark.clause("AUTH-4", "AUTH-5")
+@pytest.mark.clause(ClauseId.AUTH_4, ClauseId.AUTH_5)
 @pytest.mark.parametrize("acao", ACOES, ids=[a.value for a in ACOES])
 def test_plain_http_answers_erro_de_protocolo(api: ApiClient, plain_api: ApiClient, check: Checker,
                                               target: Target, run_tag: RunTag, seeded: str, undo_block: None,
@@ -279,21 +280,21 @@ def test_plain_http_answers_erro_de_protocolo(api: ApiClient, plain_api: ApiClie
     fields = snap.prepare(valid_body(acao, target, tag=run_tag, idmailing=seeded))
     before = snap.take()
     ex = plain_api.call(acao, **fields)
-    check.status(ex, "AUTH-4", ERRO_PROTOCOLO)
+    check.status(ex, ClauseId.AUTH_4, ERRO_PROTOCOLO)
     snap.assert_unchanged(before, ex, "scheme (plain http)")
 
 
-@pytest.mark.clause("AUTH-4")
+@pytest.mark.clause(ClauseId.AUTH_4)
 def test_plain_http_any_path_and_body(plain_api: ApiClient, check: Checker) -> None:
     for body, path in (("not json", "/api.php"), ({"acao": "statusramais"}, "/"), ({}, "/discador.php")):
         ex = plain_api.post(body, path=path)
-        check.status(ex, "AUTH-4", ERRO_PROTOCOLO)
+        check.status(ex, ClauseId.AUTH_4, ERRO_PROTOCOLO)
 
 
-@pytest.mark.clause("AUTH-1")
+@pytest.mark.clause(ClauseId.AUTH_1)
 def test_https_post_json_object_is_served(api: ApiClient, check: Checker) -> None:
     ex = api.call(Acao.STATUSRAMAIS)
-    check.records(ex, "AUTH-1")
+    check.records(ex, ClauseId.AUTH_1)
 
 
 MALFORMED: list[tuple[str, Any]] = [
@@ -305,44 +306,44 @@ MALFORMED: list[tuple[str, Any]] = [
 ]
 
 
-@pytest.mark.clause("AUTH-1")
+@pytest.mark.clause(ClauseId.AUTH_1)
 @pytest.mark.parametrize("what,body", MALFORMED, ids=[m[0] for m in MALFORMED])
 def test_malformed_body_is_refused_cleanly(api: ApiClient, check: Checker, what: str, body: Any) -> None:
     ex = api.post(body)
-    check.no_server_error(ex, "AUTH-1")
-    value = check.value(ex, "AUTH-1")
-    check(not _success_shape(Acao.STATUSRAMAIS, value), "AUTH-1", f"{what} was served like a valid call", ex)
+    check.no_server_error(ex, ClauseId.AUTH_1)
+    value = check.value(ex, ClauseId.AUTH_1)
+    check(not _success_shape(Acao.STATUSRAMAIS, value), ClauseId.AUTH_1, f"{what} was served like a valid call", ex)
 
 
-@pytest.mark.clause("AUTH-1")
+@pytest.mark.clause(ClauseId.AUTH_1)
 def test_credentials_in_body_with_typographic_quotes_are_refused(api: ApiClient, check: Checker,
                                                                  observe: Any) -> None:
     from pbxcheck.checks.strategies import typographic
 
     ex = api.post(typographic({"acao": "statusramais", **api.credentials()}))
-    check.no_server_error(ex, "AUTH-1")
-    value = check.value(ex, "AUTH-1")
-    check(not _success_shape(Acao.STATUSRAMAIS, value), "AUTH-1",
+    check.no_server_error(ex, ClauseId.AUTH_1)
+    value = check.value(ex, ClauseId.AUTH_1)
+    check(not _success_shape(Acao.STATUSRAMAIS, value), ClauseId.AUTH_1,
           "a body with typographic quotes (AMB-5, not JSON) was served like a valid call", ex)
 
 
-@pytest.mark.clause("AUTH-1")
+@pytest.mark.clause(ClauseId.AUTH_1)
 def test_acao_case_and_discador_php(api: ApiClient, check: Checker, observe: Any) -> None:
     """AMB-2 and AMB-4: how the target takes an upper-case acao and the click-to-call example's path."""
     upper = api.call("STATUSRAMAIS")
-    check.no_server_error(upper, "AUTH-1")
-    observe("AUTH-1", "acao_upper_case", "served" if upper.answer and _success_shape(Acao.STATUSRAMAIS, upper.answer.value) else
+    check.no_server_error(upper, ClauseId.AUTH_1)
+    observe(ClauseId.AUTH_1, "acao_upper_case", "served" if upper.answer and _success_shape(Acao.STATUSRAMAIS, upper.answer.value) else
             (upper.answer.value if upper.answer else f"HTTP {upper.status_code}"))
     alt = api.post({"acao": "statusramais", **api.credentials()}, path="/discador.php")
-    check.no_server_error(alt, "AUTH-1")
-    observe("AUTH-1", "discador_php", "served" if alt.answer and _success_shape(Acao.STATUSRAMAIS, alt.answer.value)
+    check.no_server_error(alt, ClauseId.AUTH_1)
+    observe(ClauseId.AUTH_1, "discador_php", "served" if alt.answer and _success_shape(Acao.STATUSRAMAIS, alt.answer.value)
             else (alt.answer.value if alt.answer else f"HTTP {alt.status_code}"))
 
 
 # --- AUTH-6: hardening, reported as findings ---------------------------------------------------------------
 
 
-@pytest.mark.clause("AUTH-6")
+@pytest.mark.clause(ClauseId.AUTH_6)
 def test_denials_do_not_enumerate_and_are_throttled(api: ApiClient, check: Checker, target: Target,
                                                     finding: Any, observe: Any, request: pytest.FixtureRequest) -> None:
     from pbxcheck.checks.fixtures import foreign_probe
@@ -350,23 +351,23 @@ def test_denials_do_not_enumerate_and_are_throttled(api: ApiClient, check: Check
     answers: dict[str, str] = {}
     for factor in ("login", "senha", "token"):
         ex = api.post({"acao": "statusramais", **api.credentials(**{factor: wrong_like(getattr(target, factor))})})
-        check.no_server_error(ex, "AUTH-6")
+        check.no_server_error(ex, ClauseId.AUTH_6)
         answers[factor] = f"HTTP {ex.status_code} {ex.raw[:200].decode('utf-8', 'replace')}"
     probe = foreign_probe(request, target)
     if probe is not None:
         ex = probe.client.call(Acao.STATUSRAMAIS)
         answers["source IP"] = f"HTTP {ex.status_code} {ex.raw[:200].decode('utf-8', 'replace')}"
     if answers["login"] != answers["senha"]:
-        finding("AUTH-6", "medium", "a wrong login and a wrong senha get different denials, so logins can be "
+        finding(ClauseId.AUTH_6, "medium", "a wrong login and a wrong senha get different denials, so logins can be "
                                     f"enumerated: login → {answers['login']!r}, senha → {answers['senha']!r}")
     distinct = {k: v for k, v in answers.items() if v != answers["login"]}
     if distinct:
-        finding("AUTH-6", "medium", "the denial tells which factor was wrong (a caller learns that the others "
+        finding(ClauseId.AUTH_6, "medium", "the denial tells which factor was wrong (a caller learns that the others "
                                     f"were right): {json.dumps(answers, ensure_ascii=False)}")
     burst = guess_burst(api, target)
-    observe("AUTH-6", "throttling", burst.summary())
+    observe(ClauseId.AUTH_6, "throttling", burst.summary())
     if not burst.throttled:
-        finding("AUTH-6", "low", f"{burst.sent} wrong senhas in a row ({now_text()}): {burst.summary()['verdict']}")
+        finding(ClauseId.AUTH_6, "low", f"{burst.sent} wrong senhas in a row ({now_text()}): {burst.summary()['verdict']}")
 
 
 class Burst:

@@ -13,6 +13,7 @@ import pytest
 from pbxcheck.checks import Checker
 from pbxcheck.checks.support import CALL_END_WAIT_S, click_to_call, find_call, since_id
 from pbxcheck.client import ApiClient
+from pbxcheck.contract import ClauseId
 from pbxcheck.target import Target
 
 
@@ -26,24 +27,24 @@ def endpoints(target: Target) -> tuple[str, str]:
     return numbers[0], numbers[1]
 
 
-@pytest.mark.clause("C2C-1")
+@pytest.mark.clause(ClauseId.C2C_1)
 def test_clicktocall_answer_and_id(api: ApiClient, check: Checker, target: Target) -> None:
     origem, destino = endpoints(target)
     click_to_call(api, check, origem, destino)
 
 
-@pytest.mark.clause("C2C-3")
+@pytest.mark.clause(ClauseId.C2C_3)
 def test_clicktocall_id_found_with_call_details(api: ApiClient, check: Checker, target: Target,
                                                 observe: Any) -> None:
     origem, destino = endpoints(target)
     ex, call_id = click_to_call(api, check, origem, destino)
     since = since_id(call_id)
-    row, key = find_call(api, check, call_id, since, "C2C-3")
-    check(row is not None, "C2C-3", f"no statusreport record since {since} carries the click-to-call ID "
+    row, key = find_call(api, check, call_id, since, ClauseId.C2C_3)
+    check(row is not None, ClauseId.C2C_3, f"no statusreport record since {since} carries the click-to-call ID "
                                     f"{call_id!r} within {CALL_END_WAIT_S:.0f} s", ex, api.exchanges[-1])
     assert row is not None
-    observe("C2C-3", "found_by", f"statusreport, field {key}")
+    observe(ClauseId.C2C_3, "found_by", f"statusreport, field {key}")
     values = {str(v) for v in row.values()}
-    check(origem in values and destino in values, "C2C-3",
+    check(origem in values and destino in values, ClauseId.C2C_3,
           f"the record with ID {call_id} names neither origem {origem} nor destino {destino} as a whole field: "
           f"{str(row)[:300]}", api.exchanges[-1])

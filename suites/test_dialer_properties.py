@@ -20,13 +20,13 @@ from pbxcheck.checks import Checker, RunTag
 from pbxcheck.checks.strategies import Hostile, cpf_is_valid, hostile_inserts, typographic, valid_contacts
 from pbxcheck.checks.support import field_differences, ids_of, insert_and_find, listing
 from pbxcheck.client import ApiClient
-from pbxcheck.contract import CONTACT_COLUMNS, OK, STATUS, TOTAL_DELETADOS, Acao, ContactStatus
+from pbxcheck.contract import CONTACT_COLUMNS, OK, STATUS, TOTAL_DELETADOS, Acao, ClauseId, ContactStatus
 from pbxcheck.target import Target
 
 STATUSES = {s.value for s in ContactStatus}
 
 
-@pytest.mark.clause("DIAL-INS-1", "DIAL-ST-2", "DIAL-INS-4")
+@pytest.mark.clause(ClauseId.DIAL_INS_1, ClauseId.DIAL_ST_2, ClauseId.DIAL_INS_4)
 @given(contact=valid_contacts())
 def test_any_valid_insert_round_trips(api: ApiClient, check: Checker, target: Target, run_tag: RunTag,
                                       contact: dict[str, str]) -> None:
@@ -34,11 +34,11 @@ def test_any_valid_insert_round_trips(api: ApiClient, check: Checker, target: Ta
     contact = {**contact, "idcrm": run_tag.next("hyp")}
     record, _ = insert_and_find(api, check, target.disposable_campaign, contact)
     diffs = field_differences(record, contact)
-    check(not diffs, "DIAL-INS-4", "a valid contact did not round-trip through statusdiscador: "
+    check(not diffs, ClauseId.DIAL_INS_4, "a valid contact did not round-trip through statusdiscador: "
                                    + "; ".join(diffs[:4]), api.exchanges[-1])
 
 
-@pytest.mark.clause("AUTH-1", "DIAL-INS-4")
+@pytest.mark.clause(ClauseId.AUTH_1, ClauseId.DIAL_INS_4)
 @given(hostile=hostile_inserts)
 @example(hostile=Hostile("typographic-quotes", "“ ” for every quote", typographic))
 @example(hostile=Hostile("not-json", "truncated JSON", lambda b: json.dumps(b)[:-1]))
@@ -67,10 +67,10 @@ def test_hostile_insert_no_server_error_no_silent_success(api: ApiClient, check:
           f"{hostile.kind} ({hostile.detail}): answered {str(value)[:120]}, yet {len(new)} record(s) appeared", ex)
     if succeeded:
         # Accepted (a plausible reading of an [unspecified] case): nothing else may be corrupted.
-        check(len(new) == 1 and new[0].get("cliente") == valid["cliente"], "DIAL-INS-4",
+        check(len(new) == 1 and new[0].get("cliente") == valid["cliente"], ClauseId.DIAL_INS_4,
               f"{hostile.kind} ({hostile.detail}) was accepted but corrupted the record: {str(new[0])[:200]}", ex)
     if hostile.success_plausible:
-        observe("DIAL-INS-4", hostile.kind, "accepted" if succeeded else
+        observe(ClauseId.DIAL_INS_4, hostile.kind, "accepted" if succeeded else
                 (value if isinstance(value, list) and len(str(value)) < 200 else f"HTTP {ex.status_code}"))
 
 
@@ -103,42 +103,42 @@ class DialerMachine(RuleBasedStateMachine):
         records = listing(self.api, self.check, self.camp)
         ex = self.api.exchanges[-1]
         got = ids_of(records)
-        self.check(got == self.ids, "DIAL-ST-1", f"the listing holds ids {sorted(got - self.ids)[:5]} nobody "
+        self.check(got == self.ids, ClauseId.DIAL_ST_1, f"the listing holds ids {sorted(got - self.ids)[:5]} nobody "
                                                  f"inserted, or lacks {sorted(self.ids - got)[:5]}", ex)
         for r in records:
             problems = record_pairs_agree(r, CONTACT_COLUMNS)
-            self.check(not problems, "DIAL-ST-1", f"record {r.get('id')!r}: " + "; ".join(problems[:3]), ex)
-            self.check(r.get("status") in STATUSES, "DIAL-ST-3", f"record {r.get('id')!r}: status "
+            self.check(not problems, ClauseId.DIAL_ST_1, f"record {r.get('id')!r}: " + "; ".join(problems[:3]), ex)
+            self.check(r.get("status") in STATUSES, ClauseId.DIAL_ST_3, f"record {r.get('id')!r}: status "
                                                                  f"{r.get('status')!r}", ex)
             contact = self.model.get(str(r.get("id")))
             if contact is not None:
                 diffs = field_differences(r, contact)
-                self.check(not diffs, "DIAL-INS-4", "; ".join(diffs[:3]), ex)
+                self.check(not diffs, ClauseId.DIAL_INS_4, "; ".join(diffs[:3]), ex)
 
     @precondition(lambda self: bool(self.model))
     @rule(data=st.data())
     def statusdetalhado(self, data: st.DataObject) -> None:
         rid = data.draw(st.sampled_from(sorted(self.model)), label="idmailing")
         ex = self.api.call(Acao.STATUSDETALHADO, idcampanha=self.camp, idmailing=rid)
-        value = self.check.value(ex, "DIAL-DET-1")
+        value = self.check.value(ex, ClauseId.DIAL_DET_1)
         if isinstance(value, dict):  # the contact was answered by now: the detail must be its own
-            self.check(str(value.get("id_mailing")) == rid, "DIAL-DET-1",
+            self.check(str(value.get("id_mailing")) == rid, ClauseId.DIAL_DET_1,
                        f"asked for idmailing {rid}, got the detail of {value.get('id_mailing')!r}", ex)
         else:
-            self.check(value == [] or (isinstance(value, list) and len(value) == 2), "DIAL-DET-1",
+            self.check(value == [] or (isinstance(value, list) and len(value) == 2), ClauseId.DIAL_DET_1,
                        f"no call yet for {rid}: expected [] or a Status answer, got {str(value)[:200]}", ex)
 
     @rule()
     def deletediscador(self) -> None:
         ex = self.api.call(Acao.DELETEDISCADOR, idcampanha=self.camp)
-        got = self.check.value(ex, "DIAL-DEL-1")
+        got = self.check.value(ex, ClauseId.DIAL_DEL_1)
         expected = [TOTAL_DELETADOS, str(len(self.ids))]
-        self.check(got == expected, "DIAL-DEL-1", f"the model holds {len(self.ids)} records: expected "
+        self.check(got == expected, ClauseId.DIAL_DEL_1, f"the model holds {len(self.ids)} records: expected "
                                                   f"{expected}, got {got!r}", ex)
         self.ids.clear()
         self.model.clear()
 
 
-@pytest.mark.clause("DIAL-INS-1", "DIAL-ST-1", "DIAL-DET-1", "DIAL-DEL-1")
+@pytest.mark.clause(ClauseId.DIAL_INS_1, ClauseId.DIAL_ST_1, ClauseId.DIAL_DET_1, ClauseId.DIAL_DEL_1)
 def test_dialer_state_machine(api: ApiClient, check: Checker, target: Target, run_tag: RunTag) -> None:
     run_state_machine_as_test(lambda: DialerMachine(api, check, target, run_tag))

@@ -20,53 +20,53 @@ from pbxcheck.checks import Checker, RunTag
 from pbxcheck.checks.strategies import NON_STRINGS, datetimes_text, hostile_values, malformed_dates
 from pbxcheck.checks.support import report, timestamp_of, today_midnight, valid_body
 from pbxcheck.client import ApiClient
-from pbxcheck.contract import CLASSE5_DESBLOQUEAR, REPORT_MAX_ROWS, Acao
+from pbxcheck.contract import CLASSE5_DESBLOQUEAR, REPORT_MAX_ROWS, Acao, ClauseId
 from pbxcheck.target import Target
 
 
 def _rows_since(check: Checker, rows: list[dict[str, Any]], since: str, clause: str, ex: Any) -> None:
     early = [ts for ts in (timestamp_of(r) for r in rows) if ts is None or ts < since]
     check(not early, clause, f"{len(early)} of {len(rows)} records are before datainicial {since}", ex)
-    check(len(rows) <= REPORT_MAX_ROWS, "REP-1", f"{len(rows)} records, more than {REPORT_MAX_ROWS}", ex)
+    check(len(rows) <= REPORT_MAX_ROWS, ClauseId.REP_1, f"{len(rows)} records, more than {REPORT_MAX_ROWS}", ex)
 
 
-@pytest.mark.clause("REP-1")
+@pytest.mark.clause(ClauseId.REP_1)
 @given(since=datetimes_text)
 def test_report_never_before_any_datainicial(api: ApiClient, check: Checker, since: str) -> None:
-    ex, rows = report(api, check, "REP-1", datainicial=since)
-    _rows_since(check, rows, since, "REP-1", ex)
+    ex, rows = report(api, check, ClauseId.REP_1, datainicial=since)
+    _rows_since(check, rows, since, ClauseId.REP_1, ex)
 
 
-@pytest.mark.clause("OPS-1")
+@pytest.mark.clause(ClauseId.OPS_1)
 @given(since=datetimes_text)
 def test_operations_never_before_any_datainicial(api: ApiClient, check: Checker, since: str) -> None:
-    ex, rows = report(api, check, "OPS-1", Acao.STATUSOPERACOES, datainicial=since)
-    _rows_since(check, rows, since, "OPS-1", ex)
+    ex, rows = report(api, check, ClauseId.OPS_1, Acao.STATUSOPERACOES, datainicial=since)
+    _rows_since(check, rows, since, ClauseId.OPS_1, ex)
 
 
-@pytest.mark.clause("REP-2")
+@pytest.mark.clause(ClauseId.REP_2)
 @given(bad=malformed_dates, acao=st.sampled_from([Acao.STATUSREPORT, Acao.STATUSOPERACOES]))
 def test_malformed_datainicial_never_a_server_error_or_a_dump(api: ApiClient, check: Checker, bad: Any,
                                                               acao: Acao) -> None:
     ex = api.call(acao, datainicial=bad)
-    value = check.value(ex, "REP-2")
+    value = check.value(ex, ClauseId.REP_2)
     if isinstance(value, list) and value and all(isinstance(r, dict) for r in value):
         early = [r for r in value if (timestamp_of(r) or "") < today_midnight()]
-        check(not early, "REP-2", f"datainicial {bad!r} got {len(early)} records from before today: "
+        check(not early, ClauseId.REP_2, f"datainicial {bad!r} got {len(early)} records from before today: "
                                   "a malformed date must not dump the history", ex)
 
 
 # Which clause a server error on each acao breaks, and which field the hostile value goes into.
 HOSTILE_TARGETS: dict[Acao, tuple[str, str]] = {
-    Acao.STATUSDISCADOR: ("DIAL-ST-1", "idcampanha"),
-    Acao.STATUSDETALHADO: ("DIAL-DET-1", "idmailing"),
-    Acao.DELETEDISCADOR: ("DIAL-DEL-1", "idcampanha"),
-    Acao.CLICKTOCALL: ("C2C-1", "origem"),
-    Acao.BLOQUEIOCLASSE5: ("C5-1", "classe5acao"),
+    Acao.STATUSDISCADOR: (ClauseId.DIAL_ST_1, "idcampanha"),
+    Acao.STATUSDETALHADO: (ClauseId.DIAL_DET_1, "idmailing"),
+    Acao.DELETEDISCADOR: (ClauseId.DIAL_DEL_1, "idcampanha"),
+    Acao.CLICKTOCALL: (ClauseId.C2C_1, "origem"),
+    Acao.BLOQUEIOCLASSE5: (ClauseId.C5_1, "classe5acao"),
 }
 
 
-assert sorted(c for c, _ in HOSTILE_TARGETS.values()) == sorted(["DIAL-ST-1", "DIAL-DET-1", "DIAL-DEL-1", "C2C-1", "C5-1"])
+assert sorted(c for c, _ in HOSTILE_TARGETS.values()) == sorted([ClauseId.DIAL_ST_1, ClauseId.DIAL_DET_1, ClauseId.DIAL_DEL_1, ClauseId.C2C_1, ClauseId.C5_1])
 
 
 @pytest.fixture
@@ -76,7 +76,7 @@ def unblock(target: Target) -> Iterator[None]:
         c.call(Acao.BLOQUEIOCLASSE5, logincliente=target.disposable_classe5, classe5acao=CLASSE5_DESBLOQUEAR)
 
 
-@pytest.mark.clause("DIAL-ST-1", "DIAL-DET-1", "DIAL-DEL-1", "C2C-1", "C5-1")  # HOSTILE_TARGETS' clauses
+@pytest.mark.clause(ClauseId.DIAL_ST_1, ClauseId.DIAL_DET_1, ClauseId.DIAL_DEL_1, ClauseId.C2C_1, ClauseId.C5_1)  # HOSTILE_TARGETS' clauses
 @pytest.mark.parametrize("acao", list(HOSTILE_TARGETS), ids=[a.value for a in HOSTILE_TARGETS])
 @given(data=st.data())
 def test_hostile_field_never_a_server_error(api: ApiClient, check: Checker, target: Target, run_tag: RunTag,

@@ -9,24 +9,24 @@ import pytest
 
 from pbxcheck.checks import Checker
 from pbxcheck.client import ApiClient
-from pbxcheck.contract import RAMAL_FIELDS, Acao
+from pbxcheck.contract import RAMAL_FIELDS, Acao, ClauseId
 from pbxcheck.target import Target
 
 
-@pytest.mark.clause("RAM-1")
+@pytest.mark.clause(ClauseId.RAM_1)
 def test_statusramais_one_object_per_extension_with_every_field(api: ApiClient, check: Checker, target: Target,
                                                                  observe: Any) -> None:
     ex = api.call(Acao.STATUSRAMAIS)
-    rows = check.records(ex, "RAM-1")
-    check(rows, "RAM-1", "statusramais lists no extension at all", ex)
+    rows = check.records(ex, ClauseId.RAM_1)
+    check(rows, ClauseId.RAM_1, "statusramais lists no extension at all", ex)
     for row in rows:
         missing = [f for f in RAMAL_FIELDS if f not in row]
-        check(not missing, "RAM-1", f"extension {row.get('Ramal')!r} lacks {missing}", ex)
+        check(not missing, ClauseId.RAM_1, f"extension {row.get('Ramal')!r} lacks {missing}", ex)
     counts = Counter(str(r["Ramal"]) for r in rows)
     dupes = sorted(k for k, n in counts.items() if n > 1)
-    check(not dupes, "RAM-1", f"extensions listed more than once: {dupes}", ex)
+    check(not dupes, ClauseId.RAM_1, f"extensions listed more than once: {dupes}", ex)
     absent = [e.number for e in target.extensions if e.number not in counts]
-    check(not absent, "RAM-1", f"extensions of the target file missing from statusramais: {absent}", ex)
+    check(not absent, ClauseId.RAM_1, f"extensions of the target file missing from statusramais: {absent}", ex)
     extra = sorted({k for r in rows for k in r} - set(RAMAL_FIELDS))
     if extra:
-        observe("RAM-1", "extra_fields", extra)
+        observe(ClauseId.RAM_1, "extra_fields", extra)

@@ -17,7 +17,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from ..contract import MAX_PHONES, MAX_TEXT, OPEN_TEXT_FIELDS
+from ..contract import MAX_PHONES, MAX_TEXT, OPEN_TEXT_FIELDS, ClauseId
 
 ACCENTED = "ÁÉÍÓÚÂÊÔÃÕÀÇÜáéíóúâêôãõàçü"
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -77,15 +77,15 @@ def valid_contacts(draw: st.DrawFn) -> dict[str, str]:
 # Which clause a hostile kind tests, and whether "OK and a new row" is a failure (False) or one of the
 # plausible readings the target may choose ([unspecified], observed).
 HOSTILE_KINDS: dict[str, tuple[str, bool]] = {
-    "not-json": ("AUTH-1", False),
-    "typographic-quotes": ("AUTH-1", False),
-    "not-an-object": ("AUTH-1", False),
-    "bad-utf8": ("AUTH-1", False),
-    "wrong-type": ("DIAL-INS-4", False),
-    "missing-field": ("DIAL-INS-4", False),
-    "unknown-field": ("DIAL-INS-4", True),
-    "too-long": ("DIAL-INS-4", True),
-    "huge": ("DIAL-INS-4", True),
+    "not-json": (ClauseId.AUTH_1, False),
+    "typographic-quotes": (ClauseId.AUTH_1, False),
+    "not-an-object": (ClauseId.AUTH_1, False),
+    "bad-utf8": (ClauseId.AUTH_1, False),
+    "wrong-type": (ClauseId.DIAL_INS_4, False),
+    "missing-field": (ClauseId.DIAL_INS_4, False),
+    "unknown-field": (ClauseId.DIAL_INS_4, True),
+    "too-long": (ClauseId.DIAL_INS_4, True),
+    "huge": (ClauseId.DIAL_INS_4, True),
 }
 
 

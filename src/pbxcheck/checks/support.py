@@ -23,6 +23,7 @@ from ..contract import (
     REQUIRED_FIELDS,
     STATUS,
     Acao,
+    ClauseId,
 )
 from ..target import Target
 from .checker import Checker
@@ -32,7 +33,7 @@ EPOCH = "2000-01-01 00:00:00"  # "since forever" for statusreport / statusoperac
 MAX_CAMPAIGNS = 4  # campaigns found in the report that a check may list (bounded requests)
 
 
-def listing(api: ApiClient, check: Checker, campaign: str, clause: str = "DIAL-ST-1") -> list[dict[str, Any]]:
+def listing(api: ApiClient, check: Checker, campaign: str, clause: str = ClauseId.DIAL_ST_1) -> list[dict[str, Any]]:
     ex = api.call(Acao.STATUSDISCADOR, idcampanha=campaign)
     return check.records(ex, clause)
 
@@ -51,7 +52,7 @@ def contact_body(tag: str, **fields: str) -> dict[str, str]:
 
 def insert(api: ApiClient, check: Checker, campaign: str, contact: dict[str, Any]) -> Exchange:
     ex = api.call(Acao.INSERT, idcampanha=campaign, **contact)
-    check.status(ex, "DIAL-INS-1", OK)
+    check.status(ex, ClauseId.DIAL_INS_1, OK)
     return ex
 
 
@@ -63,7 +64,7 @@ def insert_and_find(api: ApiClient, check: Checker, campaign: str, contact: dict
     ex = insert(api, check, campaign, contact)
     after = listing(api, check, campaign)
     new = [r for r in after if str(r.get("id", r.get("0"))) not in before]
-    check(len(new) == 1, "DIAL-ST-2",
+    check(len(new) == 1, ClauseId.DIAL_ST_2,
           f"after one insert answered OK the campaign lists {len(new)} new records, not 1", ex)
     return new[0], after
 
@@ -116,7 +117,7 @@ def today_midnight() -> str:
 def known_campaigns(api: ApiClient, check: Checker, target: Target) -> list[str]:
     """The disposable campaign, then campaigns the call history names (read only, bounded)."""
     found = [target.disposable_campaign]
-    _, rows = report(api, check, "REP-1", datainicial=EPOCH)
+    _, rows = report(api, check, ClauseId.REP_1, datainicial=EPOCH)
     for row in rows:
         camp = row.get("campanha")
         if isinstance(camp, str) and camp and camp not in found:
@@ -161,19 +162,19 @@ def id_pattern(origem: str) -> re.Pattern[str]:
 def click_to_call(api: ApiClient, check: Checker, origem: str, destino: str) -> tuple[Exchange, str]:
     """C2C-1's checks on one click-to-call; returns the exchange and the call ID."""
     ex = api.call(Acao.CLICKTOCALL, origem=origem, destino=destino)
-    value = check.value(ex, "C2C-1")
-    check(isinstance(value, list) and len(value) == 4 and all(isinstance(v, str) for v in value), "C2C-1",
+    value = check.value(ex, ClauseId.C2C_1)
+    check(isinstance(value, list) and len(value) == 4 and all(isinstance(v, str) for v in value), ClauseId.C2C_1,
           f'expected ["{STATUS}","{CHAMADA_OK}","{ID}","<origem>_<YYYYmmddHHMMSS>_<digits>"], got {value!r}', ex)
-    check(value[:3] == [STATUS, CHAMADA_OK, ID], "C2C-1",
+    check(value[:3] == [STATUS, CHAMADA_OK, ID], ClauseId.C2C_1,
           f'expected ["{STATUS}","{CHAMADA_OK}","{ID}", …], got {value[:3]!r}', ex)
     m = id_pattern(origem).match(value[3])
-    check(m, "C2C-1", f"ID {value[3]!r} is not <origem>_<YYYYmmddHHMMSS>_<digits> for origem {origem}", ex)
+    check(m, ClauseId.C2C_1, f"ID {value[3]!r} is not <origem>_<YYYYmmddHHMMSS>_<digits> for origem {origem}", ex)
     assert m is not None
     try:
         stamp = datetime.strptime(m.group(1), "%Y%m%d%H%M%S")
     except ValueError:
-        check.fail("C2C-1", f"ID {value[3]!r}: {m.group(1)} is not a date and time", ex)
-    check(abs(stamp - datetime.now()) < timedelta(days=1), "C2C-1",
+        check.fail(ClauseId.C2C_1, f"ID {value[3]!r}: {m.group(1)} is not a date and time", ex)
+    check(abs(stamp - datetime.now()) < timedelta(days=1), ClauseId.C2C_1,
           f"ID {value[3]!r}: its time {stamp} is not today's call", ex)
     return ex, value[3]
 
