@@ -14,7 +14,7 @@ import random
 import time
 from dataclasses import dataclass, field
 
-from ..contract import DIRECAO_SAIDA
+from ..contract import DIRECAO_SAIDA, SideHangup, TipoChamada
 from . import records
 from .store import Store
 
@@ -107,7 +107,7 @@ class CallEngine:
         with self.store.tx():
             rec = records.call_record(
                 self.store, ts=now, numero=chan.callerid, ramal=chan.ramal, duracao=round(TALK),
-                tipo="CLICKTOCALL", grupo=chan.ramal, sidehangup="ORIGEM", clicktocall_id=call_id,
+                tipo=TipoChamada.CLICKTOCALL, grupo=chan.ramal, sidehangup=SideHangup.ORIGEM, clicktocall_id=call_id,
                 uniqueid=chan.idchamada, gravacao=chan.gravacao)
             self.store.add_call(rec, now)
 

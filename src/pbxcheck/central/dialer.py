@@ -27,7 +27,7 @@ import contextlib
 import logging
 import time
 
-from ..contract import MAX_TRIES, ContactStatus
+from ..contract import MAX_TRIES, ContactStatus, StatusChamada, TipoChamada
 from . import records
 from .store import DueContact, Store, datahora
 
@@ -116,18 +116,18 @@ class Dialer:
             self._conclude(c, now)
         elif c.tentativas >= MAX_TRIES:
             self.store.update_contact(c.id, {"status": ContactStatus.EXCEDIDO.value,
-                                             "status_ligacao": "NOANSWER"}, None)
+                                             "status_ligacao": StatusChamada.NOANSWER.value}, None)
         else:
             self.store.update_contact(c.id, {"status": ContactStatus.DESCARTADO.value,
-                                             "status_ligacao": "NOANSWER"}, now + self.real(RETRY))
+                                             "status_ligacao": StatusChamada.NOANSWER.value}, now + self.real(RETRY))
 
     def _conclude(self, c: DueContact, now: float) -> None:
         cols = self.store.contact(c.id) or {}
         talk = talk_seconds(c.numero or "")
         rec = records.call_record(
             self.store, ts=now, numero=(cols.get("ddd", "") + cols.get("numero", "")), ramal="2001",
-            duracao=talk, tipo="DISCADOR", nomeoperador="DANIELE", campanha=c.campanha_id,
+            duracao=talk, tipo=TipoChamada.DISCADOR, nomeoperador="DANIELE", campanha=c.campanha_id,
             id_mailing=str(c.id), cliente=cols.get("cliente", ""), dialed_time=str(c.tentativas))
         self.store.add_call(rec, now)
-        self.store.update_contact(c.id, {"status": ContactStatus.CONCLUIDO.value, "status_ligacao": "ANSWER",
+        self.store.update_contact(c.id, {"status": ContactStatus.CONCLUIDO.value, "status_ligacao": StatusChamada.ANSWER.value,
                                          "datendimento": datahora(now)}, None)

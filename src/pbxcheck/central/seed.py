@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ..contract import CONTACT_COLUMNS, DATE_FORMAT
+from ..contract import CONTACT_COLUMNS, DATE_FORMAT, SideHangup, StatusChamada, TipoChamada
 from . import records
 from .handlers import build_contact
 from .store import Campaign, Store, datahora
@@ -83,17 +83,17 @@ def _seed_contact(store: Store, camp: Campaign, row: dict[str, Any], now: float)
                                                               "insert_offset_s")}
     cols, extra = build_contact(camp.nome, values, inserted, state)
     if row["status"] in ("Descartado", "EXCEDIDO"):
-        cols["status_ligacao"] = "NOANSWER"
+        cols["status_ligacao"] = StatusChamada.NOANSWER.value
     call = row.get("call")
     if call:
         ts = now + float(call["offset_s"])
-        cols["status_ligacao"] = "ANSWER"
+        cols["status_ligacao"] = StatusChamada.ANSWER.value
         cols["datendimento"] = datahora(ts)
     assert set(cols) >= set(CONTACT_COLUMNS) - {"id", "id_registro"}
     cid = store.insert_contact(camp, cols, extra, None, contact_id=int(row["id"]))
     if call:
         rec = records.call_record(
-            store, ts=ts, numero=call["numero"], ramal=call["ramal"], duracao=int(call["duracao"]), tipo="DISCADOR",
+            store, ts=ts, numero=call["numero"], ramal=call["ramal"], duracao=int(call["duracao"]), tipo=TipoChamada.DISCADOR,
             nomeoperador=call["nomeoperador"], campanha=camp.id, id_mailing=str(cid), cliente=cols["cliente"],
             dialed_time=str(row["tentativas"]))
         store.add_call(rec, ts)
@@ -118,9 +118,9 @@ def _seed_history(store: Store, cfg: dict[str, Any], now: float) -> None:
             op = rnd.choice(ops)
             rec = records.call_record(
                 store, ts=ts, numero=numero, ramal=rnd.choice(exts), duracao=rnd.randrange(11, 600) if answered else 0,
-                tipo="ENTRADA" if entrada else "SAIDA", direction="E" if entrada else "S",
-                statuschamada="ANSWER" if answered else rnd.choice(["NOANSWER", "BUSY"]),
-                nomeoperador=op["nome"] if answered else "", sidehangup=rnd.choice(["CLIENTE", "OPERADOR"]))
+                tipo=TipoChamada.ENTRADA if entrada else TipoChamada.SAIDA, direction="E" if entrada else "S",
+                statuschamada=StatusChamada.ANSWER if answered else rnd.choice([StatusChamada.NOANSWER, StatusChamada.BUSY]),
+                nomeoperador=op["nome"] if answered else "", sidehangup=rnd.choice([SideHangup.CLIENTE, SideHangup.OPERADOR]))
             store.add_call(rec, ts)
         _seed_operator_day(store, ops, h["pauses"], start, end, rnd)
 

@@ -230,3 +230,14 @@ def test_wait_queue_survives_reopen_and_forgets_deleted(tmp_path: Path) -> None:
     dialer = Dialer(s)
     assert dialer.tick(6.0) == 2
     assert [s.contact(i)["status"] for i in ids[1:]] == ["Dialing", "Dialing"]  # type: ignore[index]
+
+
+def test_call_records_speak_the_contract_vocabulary(store: Store) -> None:
+    """statuschamada, tipo and sidehangup of every seeded record are contract values (the SIP side
+    writes the same enums), and the unanswered spelling is NOANSWER, never "NO ANSWER"."""
+    recs = [json.loads(r) for r in store.calls_since(0, 100_000)]
+    assert recs
+    seen = {r["statuschamada"] for r in recs}
+    assert seen <= set(C.StatusChamada) and C.StatusChamada.NOANSWER in seen
+    assert {r["tipo"] for r in recs} <= set(C.TipoChamada)
+    assert {r["sidehangup"] for r in recs} <= set(C.SideHangup)

@@ -36,9 +36,9 @@ from ..calls import Channel
 from ..store import Store
 from .admission import Admission
 from .base import ALLOW, SERVER, Dialogs, SipSettings
-from .engine import ClientTransaction, SipTimeout, new_call_id
 from .media import Media, dtmf_digit, json_headers
 from .registration import Registrar
+from .transactions import ClientTransaction, SipTimeout, new_call_id
 
 _TIPO = {"c2c": TipoChamada.CLICKTOCALL, "ext": TipoChamada.RAMAL, "external": TipoChamada.SAIDA}
 

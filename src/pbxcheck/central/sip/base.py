@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from pbxcheck.sip.drivers.base import Flow
 from pbxcheck.sip.message import Request
 
-from .engine import ClientTransaction
+from .transactions import ClientTransaction
 
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER"
 ACCEPT = ("application/sdp", "application/dtmf-relay", "application/dtmf")

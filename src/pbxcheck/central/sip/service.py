@@ -55,9 +55,9 @@ from .admission import Admission
 from .b2bua import B2bua
 from .base import ACCEPT, ALLOW, NEW_TAG, SERVER, SipSettings, Stats
 from .clicktocall import ClickToCall, SipCallEngine
-from .engine import ClientTransaction, SipEndpoint
 from .media import Media
 from .registration import Registrar, Registration
+from .transactions import ClientTransaction, SipEndpoint
 
 
 class SipService:
