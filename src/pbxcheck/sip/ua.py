@@ -17,7 +17,7 @@ is never written into a message or the log.
 
 Usage::
 
-    async with UserAgent(UaConfig.for_target(target, "2001")) as ua:
+    async with UserAgent(ua_config_for(target, "2001")) as ua:  # pbxcheck.sip_target
         assert (await ua.register()).status == 200
         call = await ua.call("944511712")
         await call.hangup()
@@ -31,7 +31,6 @@ import ssl
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from pbxcheck.errors import SipError
 from pbxcheck.sip import digest, sdp
@@ -41,16 +40,13 @@ from pbxcheck.sip.message import Request, Response, make_request, make_response
 from pbxcheck.sip.transaction import make_cancel
 from pbxcheck.sip.validate import reject_unparseable
 
+from .aio import ClientTransaction, SipEndpoint, SipTimeout
 from .drivers.tcp import tcp_connect
 from .drivers.udp import UdpEndpoint
 from .drivers.ws import ws_connect
-from .endpoint import ClientTransaction, SipEndpoint, SipTimeout
 from .flow import Addr, Flow
 from .ids import new_branch, new_call_id, new_cnonce, new_instance_host, new_tag
 from .ladder import MessageLog
-
-if TYPE_CHECKING:
-    from pbxcheck.target import Target
 
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY"
 CODECS = (18, 0, 8, 3)  # G729, PCMU, PCMA, GSM: the document's set (SIP-INV-2)
@@ -87,16 +83,6 @@ class UaConfig:
     timeout: float = 5.0  # for non-INVITE transactions (REGISTER, BYE, INFO)
     auth_username: str | None = None  # defaults to ``user``
     unregister_on_close: bool = True  # like a phone switched off: a binding must not outlive its socket
-
-    @classmethod
-    def for_target(cls, target: Target, number: str, *, transport: str = "UDP", **kw: object) -> UaConfig:
-        """The extension ``number`` of a target file, on ``transport`` (UDP/TCP/WS/WSS)."""
-        ext = target.extension(number)
-        port = target.sip_tcp_port if transport == "TCP" else target.sip_udp_port
-        ws_url = target.sip_wss_url if transport == "WSS" else target.sip_ws_url if transport == "WS" else None
-        ctx = target.sip_ssl_context() if transport == "WSS" else None
-        return cls(user=number, password=ext.password, domain=target.sip_host, server=(target.sip_host, port),
-                   transport=transport, ws_url=ws_url, ssl_context=ctx, **kw)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ from sip_harness import SipCentral, run
 
 from pbxcheck.sip.drivers.blocking import BlockingTcp, BlockingUdp, register_once
 from pbxcheck.sip.drivers.craft import RawSender, read_pcap_payloads, write_pcap
-from pbxcheck.sip.ua import UaConfig, UserAgent
+from pbxcheck.sip.ua import UserAgent
+from pbxcheck.sip_target import ua_config_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
@@ -88,7 +89,7 @@ def test_crafted_datagram_from_a_chosen_source(sip_central: SipCentral):
 
 def test_pcap_of_a_registration(sip_central: SipCentral, tmp_path: Path):
     async def scenario() -> list:
-        async with UserAgent(UaConfig.for_target(sip_central.target, "2002")) as ua:
+        async with UserAgent(ua_config_for(sip_central.target, "2002")) as ua:
             assert (await ua.register()).status == 200
             await ua.unregister()
             return list(ua.log)

@@ -20,7 +20,8 @@ from pbxcheck.client import ApiClient
 from pbxcheck.contract import RTP_PORT_RANGE
 from pbxcheck.sip import sdp
 from pbxcheck.sip.ladder import IN, OUT, render_ladder
-from pbxcheck.sip.ua import CallFailed, UaConfig, UaPort, UserAgent
+from pbxcheck.sip.ua import CallFailed, UaPort, UserAgent
+from pbxcheck.sip_target import ua_config_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
@@ -33,7 +34,7 @@ def answer_of(body: bytes) -> sdp.Media:
 
 def test_invite_to_an_outside_number_follows_the_documents_flow(sip_central: SipCentral):
     async def scenario() -> None:
-        async with UserAgent(UaConfig.for_target(sip_central.target, "6961")) as ua:
+        async with UserAgent(ua_config_for(sip_central.target, "6961")) as ua:
             assert (await ua.register()).status == 200
             call = await ua.call(OUTSIDE, timeout=5)
             assert call.statuses == [401, 100, 183, 200], ua.log.ladder(call.call_id)
@@ -57,7 +58,7 @@ def test_invite_to_an_outside_number_follows_the_documents_flow(sip_central: Sip
 @pytest.mark.parametrize("offer,expected", [((3,), 3), ((8, 0), 8), ((0, 18), 0), ((9,), None)])
 def test_answer_picks_from_the_offer(sip_central: SipCentral, offer: tuple[int, ...], expected: int | None):
     async def scenario() -> None:
-        cfg = UaConfig.for_target(sip_central.target, "5545", codecs=offer)
+        cfg = ua_config_for(sip_central.target, "5545", codecs=offer)
         async with UserAgent(cfg) as ua:
             assert (await ua.register()).status == 200
             call = ua.invite(OUTSIDE, ring_timeout=5)
@@ -83,8 +84,8 @@ def test_call_between_extensions_goes_through_the_b2bua(sip_central: SipCentral)
     seen: dict[str, Any] = {}
 
     async def scenario() -> None:
-        async with UserAgent(UaConfig.for_target(t, "2001")) as a, \
-                UserAgent(UaConfig.for_target(t, "2002", auto_answer=0.3)) as b:
+        async with UserAgent(ua_config_for(t, "2001")) as a, \
+                UserAgent(ua_config_for(t, "2002", auto_answer=0.3)) as b:
             assert (await a.register()).status == 200 and (await b.register()).status == 200
             call = a.invite("2002")
             incoming = await b.next_incoming(5)
@@ -140,10 +141,10 @@ def test_nat_same_ip_and_port_collide_different_ips_do_not(sip_central: SipCentr
 
     async def scenario() -> None:
         # one socket on 127.0.0.3 plays a NAT mapping shared by two devices (2001 then 2002)
-        cfg_a = UaConfig.for_target(t, "2001", local_host="127.0.0.3")
-        cfg_b = UaConfig.for_target(t, "2002", local_host="127.0.0.3")
+        cfg_a = ua_config_for(t, "2001", local_host="127.0.0.3")
+        cfg_b = ua_config_for(t, "2002", local_host="127.0.0.3")
         port = await UaPort.open(cfg_a)
-        async with UserAgent(UaConfig.for_target(t, "5545")) as caller:
+        async with UserAgent(ua_config_for(t, "5545")) as caller:
             a = await UserAgent(cfg_a, port).start()
             b = await UserAgent(cfg_b, port).start()
             try:
@@ -166,8 +167,8 @@ def test_nat_same_ip_and_port_collide_different_ips_do_not(sip_central: SipCentr
 
             # different IPs, same port number: two flows, no collision
             p = _same_port_on(("127.0.0.3", "127.0.0.4"))
-            async with UserAgent(UaConfig.for_target(t, "2001", local_host="127.0.0.3", local_port=p)) as a2, \
-                    UserAgent(UaConfig.for_target(t, "2002", local_host="127.0.0.4", local_port=p)) as b2:
+            async with UserAgent(ua_config_for(t, "2001", local_host="127.0.0.3", local_port=p)) as a2, \
+                    UserAgent(ua_config_for(t, "2002", local_host="127.0.0.4", local_port=p)) as b2:
                 assert (await a2.register()).status == 200 and (await b2.register()).status == 200
                 call = caller.invite("2001")
                 got = await a2.next_incoming(5)
@@ -188,7 +189,7 @@ def test_clicktocall_rings_the_registered_origin(sip_central: SipCentral):
     seen: dict[str, Any] = {}
 
     async def scenario() -> None:
-        async with UserAgent(UaConfig.for_target(t, "2002", auto_answer=0.2)) as ua:
+        async with UserAgent(ua_config_for(t, "2002", auto_answer=0.2)) as ua:
             assert (await ua.register()).status == 200
             with ApiClient(t) as api:
                 answer = await asyncio.to_thread(api.call, "clicktocall", origem="2002", destino=destino)
@@ -224,7 +225,7 @@ def test_password_never_reaches_the_log_or_the_pcap(sip_central: SipCentral, tmp
     ext = sip_central.target.extension("5545")
 
     async def scenario() -> None:
-        cfg = UaConfig.for_target(sip_central.target, "5545")
+        cfg = ua_config_for(sip_central.target, "5545")
         assert ext.password not in repr(cfg)
         async with UserAgent(cfg) as ua:
             assert (await ua.register()).status == 200
@@ -247,8 +248,8 @@ def test_callee_on_a_stream_transport_is_reached_on_its_connection(sip_central: 
 
     async def scenario() -> None:
         callee_ext = "7777" if transport.startswith("WS") else "2002"
-        async with UserAgent(UaConfig.for_target(t, "2001")) as a, \
-                UserAgent(UaConfig.for_target(t, callee_ext, transport=transport, auto_answer=0.1)) as b:
+        async with UserAgent(ua_config_for(t, "2001")) as a, \
+                UserAgent(ua_config_for(t, callee_ext, transport=transport, auto_answer=0.1)) as b:
             assert (await a.register()).status == 200 and (await b.register()).status == 200
             call = await a.call(callee_ext, timeout=5)
             got = await b.next_incoming(5)
@@ -266,8 +267,8 @@ def test_b2bua_relays_a_rejection_and_a_cancel(sip_central: SipCentral):
     t = sip_central.target
 
     async def scenario() -> None:
-        async with UserAgent(UaConfig.for_target(t, "2001")) as a, \
-                UserAgent(UaConfig.for_target(t, "2002", auto_answer=None)) as b:
+        async with UserAgent(ua_config_for(t, "2001")) as a, \
+                UserAgent(ua_config_for(t, "2002", auto_answer=None)) as b:
             assert (await a.register()).status == 200 and (await b.register()).status == 200
             call = a.invite("2002", ring_timeout=5)
             ringing = await b.next_incoming(5)

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from sip_harness import TEST_SETTINGS, SipCentral, run, running_central
 
-from pbxcheck.sip.endpoint import SipTimeout
-from pbxcheck.sip.ua import UaConfig, UserAgent
+from pbxcheck.sip.aio import SipTimeout
+from pbxcheck.sip.ua import UserAgent
+from pbxcheck.sip_target import ua_config_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -77,7 +78,7 @@ def mutate(rng: random.Random, data: bytes) -> bytes:
 
 def _register_ok(central: SipCentral, ext: str = "2001", timeout: float = 5.0) -> int:
     async def scenario() -> int:
-        async with UserAgent(UaConfig.for_target(central.target, ext, timeout=timeout)) as ua:
+        async with UserAgent(ua_config_for(central.target, ext, timeout=timeout)) as ua:
             reg = await ua.register()
             if reg.status == 200:
                 await ua.unregister()
