@@ -179,3 +179,34 @@ def test_blocked_classe5_client_gets_403_until_unblocked(sip_central: SipCentral
         finally:
             api.call("bloqueioclasse5", logincliente=t.disposable_classe5, classe5acao="DESBLOQUEAR")
         assert run(register_and_call) == (200, 200)
+
+
+@pytest.mark.parametrize("sent_by", [("192.0.2.7", 5999), ("phone.invalid", 5999)])
+def test_via_received_and_rport_filled_in(sip_central: SipCentral, sent_by: tuple[str, int]):
+    """RFC 3581 §4 / RFC 3261 §18.2.1: a Via whose sent-by is not where the request came from (an
+    address behind a NAT, or a name) with an empty ``rport`` is answered with ``received=<source IP>``
+    and ``rport=<source port>`` in the top Via, and the answer goes to that source port."""
+    t = sip_central.target
+    with BlockingUdp((t.sip_host, t.sip_udp_port), local=("127.0.0.1", 0)) as a:
+        a.send(register_bytes(t.sip_host, "2001", sent_by, secrets.token_hex(8), 1, expires=60))
+        data = a.recv()  # arrives here, at the real source port, not at sent-by's 5999
+        assert data is not None, "no answer at the request's source port"
+        resp = parse_message(data)
+        assert isinstance(resp, Response) and resp.status == 401, resp
+        via = resp.top_via
+        assert (via.host, via.port) == sent_by  # sent-by itself is left as the device wrote it
+        assert via.received == "127.0.0.1", str(via)
+        assert via.rport == a.local[1], str(via)
+
+
+def test_via_received_only_when_no_rport(sip_central: SipCentral):
+    """Without ``rport`` the central still adds ``received`` when sent-by is not the source
+    address (RFC 3261 §18.2.1), and adds no ``rport`` of its own."""
+    t = sip_central.target
+    with BlockingUdp((t.sip_host, t.sip_udp_port), local=("127.0.0.1", 0)) as a:
+        raw = register_bytes(t.sip_host, "2001", ("192.0.2.7", 5999), secrets.token_hex(8), 1, expires=60)
+        a.send(raw.replace(b";rport;", b";", 1))
+        resp = parse_message(a.recv() or b"")
+        assert isinstance(resp, Response) and resp.status == 401, resp
+        via = resp.top_via
+        assert via.received == "127.0.0.1" and not via.has_rport, str(via)
