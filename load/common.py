@@ -1,16 +1,36 @@
-"""What every locustfile shares: the target (from $PBXCHECK_TARGET) and a TLS context for gevent."""
+"""What every locustfile shares: the target (from $PBXCHECK_TARGET), a TLS context for gevent, and
+the measuring glue of `pbxcheck load` (imported by every locustfile, sip-register's included).
+
+The glue adds the ``--pbx-*`` options (Locust sends them from the master to every worker), records
+every request's latency in an HDR histogram (:mod:`pbxcheck.loadkit.recorder`), ships each worker's
+measurements to the master with Locust's own reports, and on quit the master (or the one local
+process) writes them, with Locust's final stats, to ``--pbx-out`` for `pbxcheck load` to judge.
+"""
 
 from __future__ import annotations
 
+import csv
+import io
 import itertools
+import json
 import os
+import time
 import uuid
 from functools import lru_cache
+from typing import Any
 
+from locust import events
+from locust.runners import MasterRunner, WorkerRunner
+
+from pbxcheck.loadkit.recorder import Recorder
+from pbxcheck.loadkit.schedule import Pacer, Schedule
 from pbxcheck.target import Target, load_target
 
 _seq = itertools.count(1)
 RUN_ID = os.environ.get("PBXCHECK_RUN_ID") or uuid.uuid4().hex[:8]
+recorder = Recorder()
+_env: Any = None
+_pacer: Pacer | None = None
 
 
 @lru_cache(maxsize=1)
@@ -41,3 +61,101 @@ def credentials() -> dict[str, str]:
 def unique(prefix: str) -> str:
     """A value unique to this run and this process, for finding our own rows afterwards."""
     return f"{prefix}-{RUN_ID}-{os.getpid()}-{next(_seq)}"
+
+
+# --- options (master -> workers) -----------------------------------------------------------------
+
+@events.init_command_line_parser.add_listener
+def _options(parser: Any) -> None:
+    parser.add_argument("--pbx-rate", type=float, default=0.0, help="open model: requests/s (0: closed model)")
+    parser.add_argument("--pbx-ramp", type=float, default=0.0, help="open model: seconds to reach the rate")
+    parser.add_argument("--pbx-duration", type=float, default=0.0, help="open model: seconds of schedule")
+    parser.add_argument("--pbx-think", type=float, default=0.0, help="closed model: mean think time, s")
+    parser.add_argument("--pbx-max-rate", type=float, default=0.0, help="closed model: requests/s cap")
+    parser.add_argument("--pbx-weights", type=str, default="", help="action=weight,... (mixed profiles)")
+    parser.add_argument("--pbx-destinations", type=str, default="", help="FIRST-LAST test number range")
+    parser.add_argument("--pbx-out", type=str, default="", help="where the master writes its measurements")
+
+
+def options() -> Any:
+    return _env.parsed_options
+
+
+@events.init.add_listener
+def _init(environment: Any, **_: Any) -> None:
+    global _env
+    _env = environment
+
+
+# --- the open model's schedule --------------------------------------------------------------------
+
+def workers() -> int:
+    """How many processes share the rate: the master's --expect-workers on a worker, else 1."""
+    if isinstance(_env.runner, WorkerRunner):
+        return max(1, int(getattr(options(), "expect_workers", 1) or 1))
+    return 1
+
+
+def pacer() -> Pacer:
+    """This process's share of the schedule, started on first use."""
+    global _pacer
+    if _pacer is None:
+        o = options()
+        schedule = Schedule(o.pbx_rate / workers(), o.pbx_ramp, o.pbx_duration)
+        _pacer = Pacer(schedule, time.perf_counter() + 0.05)
+        recorder.asked_window += schedule.due(o.pbx_duration) - schedule.due(o.pbx_ramp)
+    return _pacer
+
+
+# --- measuring ------------------------------------------------------------------------------------
+
+@events.request.add_listener
+def _on_request(response_time: float, exception: BaseException | None, context: dict[str, Any] | None = None,
+                **_: Any) -> None:
+    intended = context.get("pbx_t0") if context else None
+    latency = time.perf_counter() - intended if intended is not None else response_time / 1000.0
+    recorder.record(latency, exception is None, time.time())
+
+
+@events.report_to_master.add_listener
+def _report(client_id: str, data: dict[str, Any]) -> None:
+    data["pbx"] = recorder.snapshot(reset=True)
+
+
+@events.worker_report.add_listener
+def _worker_report(client_id: str, data: dict[str, Any]) -> None:
+    if "pbx" in data:
+        recorder.merge(data["pbx"])
+
+
+@events.quit.add_listener
+def _quit(exit_code: int, **_: Any) -> None:
+    if _env is None or isinstance(_env.runner, WorkerRunner) or not getattr(options(), "pbx_out", ""):
+        return
+    recorder.absorb_own()
+    from locust import stats as lstats
+
+    st = _env.runner.stats
+    buf = io.StringIO()
+    writer = lstats.StatsCSV(_env, lstats.PERCENTILES_TO_REPORT)
+    w = csv.writer(buf)
+    w.writerow(writer.requests_csv_columns)
+    writer._requests_data_rows(w)
+    total = st.total
+    out = {
+        "locust": {
+            "requests": total.num_requests, "failures": total.num_failures,
+            "start": total.start_time, "last": total.last_request_timestamp or total.start_time,
+            "p50_ms": total.get_response_time_percentile(0.5), "p95_ms": total.get_response_time_percentile(0.95),
+            "p99_ms": total.get_response_time_percentile(0.99), "max_ms": total.max_response_time,
+            "entries": {f"{e.method} {e.name}": [e.num_requests, e.num_failures] for e in st.entries.values()},
+            "errors": sorted(([e.occurrences, f"{e.method} {e.name}: {e.error}"] for e in st.errors.values()),
+                             reverse=True)[:20],
+            "stats_csv": buf.getvalue(),
+        },
+        "pbx": recorder.export(),
+        "processes": len(_env.runner.clients) if isinstance(_env.runner, MasterRunner) else 1,
+        "exit_code": exit_code,
+    }
+    with open(options().pbx_out, "w") as f:
+        json.dump(out, f)

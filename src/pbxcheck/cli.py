@@ -169,40 +169,72 @@ def listeners_text(c: Central, target_file: Path) -> str:
 
 @app.command(epilog=EXIT_CODES)
 def load(
-    scenario: Annotated[str, typer.Argument(help="Scenario name (see --list) or a locustfile path.")],
+    scenario: Annotated[str | None, typer.Argument(help="Scenario name (see --list), a locustfile path, or `compare A B`.")] = None,
+    files: Annotated[list[str] | None, typer.Argument(help="With `compare`: the baseline result, then the result to judge.", show_default=False)] = None,
     target: Annotated[Path | None, typer.Option(help="Target TOML; without it the embedded central is started.")] = None,
-    users: Annotated[int, typer.Option(help="Concurrent users.")] = 10,
-    spawn_rate: Annotated[float, typer.Option(help="Users started per second.")] = 10.0,
+    rate: Annotated[float | None, typer.Option(help="Open model: requests per second (latency from each request's intended send time).")] = None,
+    ramp: Annotated[str, typer.Option(help="Open model: time to reach --rate linearly, e.g. 10s.")] = "0s",
+    users: Annotated[int | None, typer.Option(help="Concurrent users (closed model: 10; open model: enough for the rate).")] = None,
+    spawn_rate: Annotated[float | None, typer.Option(help="Users started per second.")] = None,
+    think_time: Annotated[float | None, typer.Option(help="Closed model: mean seconds between a user's requests (default [load] think_time, else 1).")] = None,
     run_time: Annotated[str, typer.Option(help="Bounded duration, e.g. 30s, 2m.")] = "30s",
-    web: Annotated[bool, typer.Option("--web", help="Serve Locust's web UI instead of running headless.")] = False,
+    profile: Annotated[Path | None, typer.Option(help="Proportions file for mixed ([weights] action = n).")] = None,
+    fault: Annotated[list[str] | None, typer.Option(help="Only without --target: start the embedded central with this fault (e.g. slow-api).")] = None,
+    baseline: Annotated[Path | None, typer.Option(help="An earlier <scenario>.result.json: exit 1 on a regression beyond the tolerance.")] = None,
+    tolerance: Annotated[list[str] | None, typer.Option(help="METRIC=RATIO over [load] tolerance (default p99_ms=0.1, throughput=0.1).")] = None,
+    web: Annotated[bool, typer.Option("--web", help="Serve Locust's web UI while the run goes.")] = False,
+    web_host: Annotated[str, typer.Option(help="Address Locust's web UI binds to.")] = "127.0.0.1",
+    processes: Annotated[int, typer.Option(help="Locust worker processes on this machine (a master plus N workers).")] = 0,
     master: Annotated[bool, typer.Option("--master", help="Run as Locust master (distributed).")] = False,
-    worker: Annotated[bool, typer.Option("--worker", help="Run as Locust worker (distributed).")] = False,
+    worker: Annotated[bool, typer.Option("--worker", help="Run as Locust worker (distributed; needs --target).")] = False,
     master_host: Annotated[str, typer.Option(help="Master address for --worker.")] = "127.0.0.1",
     expect_workers: Annotated[int, typer.Option(help="Workers the master waits for before starting.")] = 1,
-    max_fail_ratio: Annotated[float, typer.Option(help="Fail (exit 1) above this failure ratio.")] = 0.0,
-    max_p95_ms: Annotated[float | None, typer.Option(help="Fail (exit 1) above this 95th-percentile response time.")] = None,
-    reports: Annotated[Path, typer.Option(help="Directory for the CSV and HTML results.")] = Path("reports"),
+    max_fail_ratio: Annotated[float | None, typer.Option(help="Fail (exit 1) above this failure ratio (default [load] fail_ratio, else 0).")] = None,
+    max_p95_ms: Annotated[float | None, typer.Option(help="Fail (exit 1) above this 95th percentile (Locust's).")] = None,
+    max_p99_ms: Annotated[float | None, typer.Option(help="Fail (exit 1) above this 99th percentile (HDR; default [load] p99_ms).")] = None,
+    max_lost: Annotated[int | None, typer.Option(help="Fail (exit 1) above this many acknowledged inserts missing (default [load] lost, else 0).")] = None,
+    cleanup: Annotated[bool, typer.Option(help="deletediscador on the disposable campaign after an inserting scenario.")] = True,
+    central_cpu: Annotated[int | None, typer.Option(hidden=True, help="Pin the embedded central to this CPU.")] = None,
+    reports: Annotated[Path, typer.Option(help="Directory for the results (reports/load/).")] = Path("reports"),
     list_scenarios: Annotated[bool, typer.Option("--list", help="List the scenarios and exit.")] = False,
 ) -> None:
-    """Run a bounded Locust load scenario against a central; thresholds decide the exit code.
+    """Run a bounded Locust load scenario against a central; thresholds and a baseline decide the exit code.
 
-    SIGTERM and SIGHUP are handled like Ctrl-C: Locust (and its workers) and the embedded central are
-    stopped, the temp folders removed, the results marked incomplete; the exit code is 130."""
+    Closed model by default (users with think time); --rate gives the open model. Every run writes
+    reports/load/<scenario>.result.json, .html, .png and CSVs. `pbxcheck load compare A B` judges
+    result B against baseline A offline. SIGTERM and SIGHUP are handled like Ctrl-C: Locust (and its
+    workers) and the embedded central are stopped, the temp folders removed, the results marked
+    incomplete; the exit code is 130."""
     from . import loadrun
 
     if list_scenarios:
         for name, desc in loadrun.scenarios().items():
-            Console().print(f"{name:20} {desc}")
+            Console(soft_wrap=True).print(f"{name:20} {desc}", markup=False, highlight=False)
         raise typer.Exit(0)
-    if master and worker:
-        _fail("--master and --worker exclude each other")
+    if scenario is None:
+        _fail("a scenario is needed (see --list), or `compare BASELINE RESULT`")
     try:
-        code = loadrun.run(
-            scenario, target=str(target) if target else None, users=users, spawn_rate=spawn_rate,
-            run_time=run_time, web=web, master=master, worker=worker, master_host=master_host,
-            expect_workers=expect_workers, max_fail_ratio=max_fail_ratio, max_p95_ms=max_p95_ms,
-            reports=str(reports),
-        )
+        tolerances = loadrun.parse_tolerances(list(tolerance or []))
+        if scenario == "compare":
+            if len(files or []) != 2:
+                _fail("usage: pbxcheck load compare BASELINE.result.json RESULT.result.json")
+            from .target import load_target
+
+            tol = {**(load_target(target).load.tolerance if target else {}), **tolerances}
+            raise typer.Exit(loadrun.compare_files(files[0], files[1], tol))  # type: ignore[index]
+        if files:
+            _fail(f"unexpected argument {files[0]!r}")
+        faults = list(fault or [])
+        if faults:
+            _check_faults(faults)
+        code = loadrun.run(scenario, loadrun.Options(
+            target=str(target) if target else None, users=users, spawn_rate=spawn_rate, run_time=run_time,
+            rate=rate, ramp=ramp, think_time=think_time, processes=processes, web=web, web_host=web_host,
+            master=master, worker=worker, master_host=master_host, expect_workers=expect_workers,
+            max_fail_ratio=max_fail_ratio, max_p95_ms=max_p95_ms, max_p99_ms=max_p99_ms, max_lost=max_lost,
+            baseline=str(baseline) if baseline else None, profile=str(profile) if profile else None,
+            faults=faults, reports=str(reports), cleanup=cleanup, tolerance=tolerances, central_cpu=central_cpu,
+        ))
     except TargetError as exc:
         _fail(str(exc))
     except ValueError as exc:

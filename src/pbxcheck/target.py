@@ -33,6 +33,18 @@ class Extension:
 
 
 @dataclass(frozen=True)
+class LoadSettings:
+    """``[load]``: what `pbxcheck load` may do to this central (docs/target-format.md)."""
+    max_rate: float | None = None  # requests/s cap; required (with destinations) for a non-loopback target
+    destinations: tuple[str, str] | None = None  # first, last number of the test range (same width)
+    p99_ms: float | None = None
+    fail_ratio: float | None = None
+    lost: int | None = None
+    think_time: float | None = None
+    tolerance: dict[str, float] = field(default_factory=dict)  # metric -> allowed ratio (0.1 = 10 %)
+
+
+@dataclass(frozen=True)
 class Target:
     name: str
     api_url: str
@@ -60,6 +72,7 @@ class Target:
     pins: dict[str, str] = field(default_factory=dict)
     fail_on_findings: tuple[str, ...] = ()
     gate_require: tuple[str, ...] = ()
+    load: LoadSettings = field(default_factory=LoadSettings)
     path: str | None = None
 
     @property
@@ -196,7 +209,54 @@ def _check_ip(value: str, key: str, path: str | None) -> str:
     return value
 
 
-_KNOWN_TOP = {"name", "api", "credentials", "foreign", "disposable", "sip", "extensions", "pins", "findings", "gate"}
+_KNOWN_TOP = {"name", "api", "credentials", "foreign", "disposable", "sip", "extensions", "pins", "findings", "gate",
+              "load"}
+_LOAD_KEYS = {"max_rate", "destinations", "p99_ms", "fail_ratio", "lost", "think_time", "tolerance"}
+_DESTINATIONS = re.compile(r"^\+?(\d{4,20})\s*-\s*\+?(\d{4,20})$")
+
+
+def _load_settings(r: _Reader, path: str | None) -> LoadSettings:
+    raw = r._get("load")
+    if raw is None:
+        return LoadSettings()
+    if not isinstance(raw, dict):
+        raise TargetError("must be a table", path=path, key="load")
+    unknown = sorted(set(raw) - _LOAD_KEYS)
+    if unknown:
+        raise TargetError(f"unknown key (known: {', '.join(sorted(_LOAD_KEYS))})", path=path, key=f"load.{unknown[0]}")
+
+    def num(key: str) -> float | None:
+        return r.positive(f"load.{key}", 0.0) or None if key in raw else None
+
+    destinations = None
+    if "destinations" in raw:
+        m = _DESTINATIONS.match(str(raw["destinations"]).strip()) if isinstance(raw["destinations"], str) else None
+        if not m or len(m.group(1)) != len(m.group(2)) or int(m.group(1)) > int(m.group(2)):
+            raise TargetError('must be a number range of one width, "FIRST-LAST" (e.g. "1130000000-1130000099")',
+                              path=path, key="load.destinations")
+        destinations = (m.group(1), m.group(2))
+    lost = raw.get("lost")
+    if lost is not None and (isinstance(lost, bool) or not isinstance(lost, int) or lost < 0):
+        raise TargetError(f"must be a whole number 0 or more, not {lost!r}", path=path, key="load.lost")
+    fail_ratio = raw.get("fail_ratio")
+    if fail_ratio is not None and (isinstance(fail_ratio, bool) or not isinstance(fail_ratio, (int, float))
+                                   or not 0 <= fail_ratio <= 1):
+        raise TargetError(f"must be a ratio 0-1, not {fail_ratio!r}", path=path, key="load.fail_ratio")
+    think = raw.get("think_time")
+    if think is not None and (isinstance(think, bool) or not isinstance(think, (int, float)) or think < 0):
+        raise TargetError(f"must be seconds, 0 or more, not {think!r}", path=path, key="load.think_time")
+    tol_raw = raw.get("tolerance", {})
+    if isinstance(tol_raw, (int, float)) and not isinstance(tol_raw, bool):
+        tol_raw = {"p99_ms": tol_raw, "throughput": tol_raw}
+    if not isinstance(tol_raw, dict) or any(isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0
+                                            for v in tol_raw.values()):
+        raise TargetError("must be a ratio (0.1 = 10 %) or a table metric = ratio", path=path, key="load.tolerance")
+    return LoadSettings(
+        max_rate=num("max_rate"), destinations=destinations, p99_ms=num("p99_ms"),
+        fail_ratio=float(fail_ratio) if fail_ratio is not None else None, lost=lost,
+        think_time=float(think) if think is not None else None,
+        tolerance={str(k): float(v) for k, v in tol_raw.items()},
+    )
 
 
 def _ca_path(r: _Reader, key: str, base_dir: Path | None) -> str | None:
@@ -302,6 +362,7 @@ def parse_target(data: dict[str, Any], *, path: str | None = None, base_dir: Pat
         pins=pins,
         fail_on_findings=tuple(fail_on),
         gate_require=tuple(require),
+        load=_load_settings(r, path),
         path=path,
     )
 
@@ -364,4 +425,14 @@ def dump_target(t: Target) -> str:
         lines += ["[findings]", "fail_on = [" + ", ".join(q(x) for x in t.fail_on_findings) + "]", ""]
     if t.gate_require:
         lines += ["[gate]", "require = [" + ", ".join(q(x) for x in t.gate_require) + "]", ""]
+    if t.load != LoadSettings():
+        ld = t.load
+        lines.append("[load]")
+        lines += [f"{k} = {v!r}" for k, v in (("max_rate", ld.max_rate), ("p99_ms", ld.p99_ms),
+                  ("fail_ratio", ld.fail_ratio), ("lost", ld.lost), ("think_time", ld.think_time)) if v is not None]
+        if ld.destinations:
+            lines.append(f"destinations = {q('-'.join(ld.destinations))}")
+        if ld.tolerance:
+            lines.append("tolerance = { " + ", ".join(f"{k} = {v!r}" for k, v in ld.tolerance.items()) + " }")
+        lines.append("")
     return "\n".join(lines)

@@ -1,0 +1,173 @@
+"""The HTTP user every API scenario is made of: paced (open model) or thinking (closed model), its
+actions chosen by weight, each answer checked in full against the contract.
+
+Open model (``--pbx-rate``): each task takes the next slot of this process's schedule, sleeps until
+it is due, sends, and the latency is measured from the slot (``context["pbx_t0"]``), so a request that
+waited for a free user still counts its wait. Closed model: think time ``--pbx-think`` (uniform 0.5x
+to 1.5x), capped at ``--pbx-max-rate`` requests/s over the process's users when one is set.
+
+A transport error (refused, reset, TLS) is one failure line in Locust's table, named by its type and
+first line, never a traceback per request.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+import gevent
+from common import credentials, options, pacer, recorder, ssl_context_factory, target, unique
+from locust import task
+from locust.contrib.fasthttp import FastHttpUser
+
+from pbxcheck.contract import CHAMADA_OK, OK, RAMAL_FIELDS, STATUS
+from pbxcheck.loadkit.recorder import LATE_S
+
+_HEADERS = {"Content-Type": "application/json"}
+_OK = json.dumps([STATUS, OK], separators=(",", ":")).encode()
+_C2C_ID = re.compile(r"^\d+_\d{14}_\d+$")
+# A loopback central (the reference one) has no real phones: this range is never dialled anywhere.
+LOOPBACK_DESTINATIONS = ("1120000000", "1120009999")
+
+
+def _destinations() -> tuple[int, int, int]:
+    raw = options().pbx_destinations
+    first, last = raw.split("-") if raw else LOOPBACK_DESTINATIONS
+    return int(first), int(last), len(first)
+
+
+def transport_error(resp: Any) -> str | None:
+    """One line for a request that got no HTTP answer (refused, reset, TLS), else None."""
+    err = getattr(resp, "error", None)
+    if err is None or getattr(resp, "status_code", 0):
+        return None
+    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    return f"{type(err).__name__}: {text[:120]}"
+
+
+class PbxUser(FastHttpUser):
+    abstract = True
+    ssl_context_factory = staticmethod(ssl_context_factory)
+    weights: dict[str, int] = {"insert": 1}  # action -> weight; --pbx-weights overrides
+    connection_timeout = 10.0
+    network_timeout = 10.0
+
+    def on_start(self) -> None:
+        o = options()
+        weights = self.weights
+        if o.pbx_weights:
+            weights = {k: int(v) for k, v in (p.split("=") for p in o.pbx_weights.split(","))}
+        g = math.gcd(*weights.values())
+        self.actions: list[Callable[[float | None], None]] = [
+            getattr(self, f"do_{name}") for name, w in weights.items() for _ in range(w // g)]
+        t = target()
+        self.creds = credentials()
+        self.campaign = t.disposable_campaign
+        self.origins = [e.number for e in t.extensions] or ["2001"]
+        self.first, self.last, self.width = _destinations()
+        self.open = o.pbx_rate > 0
+        self.done = False
+        self._last_start = 0.0
+
+    # --- pacing -------------------------------------------------------------------------------
+
+    def wait_time(self) -> float:
+        if self.open:
+            return 0.5 if self.done else 0.0
+        o = options()
+        wait = random.uniform(0.5, 1.5) * o.pbx_think if o.pbx_think else 0.0
+        if o.pbx_max_rate:  # every user at most users/max_rate apart: the process at most max_rate
+            users = max(1, self.environment.runner.user_count)
+            wait = max(wait, users / o.pbx_max_rate - (time.perf_counter() - self._last_start))
+        return wait
+
+    @task
+    def step(self) -> None:
+        intended = None
+        if self.open:
+            p = pacer()
+            intended = p.next()
+            if intended is None:
+                self.done = True
+                return
+            delay = intended - time.perf_counter()
+            if delay > 0:
+                gevent.sleep(delay)
+            now = time.perf_counter()
+            rel = now - p.start
+            recorder.sent(now - intended, p.schedule.ramp <= rel < p.schedule.duration, backlog=delay < -LATE_S)
+        self._last_start = time.perf_counter()
+        random.choice(self.actions)(intended)
+
+    # --- actions ------------------------------------------------------------------------------
+
+    def _post(self, name: str, body: dict[str, Any], intended: float | None,
+              check: Callable[[bytes], str | None]) -> bool:
+        ctx = {"pbx_t0": intended} if intended is not None else {}
+        with self.client.post("/api.php", data=json.dumps(body), name=name, headers=_HEADERS,
+                              catch_response=True, context=ctx) as resp:
+            why = transport_error(resp)
+            if why is None:
+                try:
+                    why = check(resp.content or b"")
+                except Exception as exc:  # a malformed answer is a failure, not a dead user
+                    why = f"answer not understood ({type(exc).__name__}): {(resp.content or b'')[:80]!r}"
+            if why is not None:
+                resp.failure(why)
+                return False
+            resp.success()
+            return True
+
+    def number(self) -> str:
+        return str(random.randint(self.first, self.last)).zfill(self.width)
+
+    def do_insert(self, intended: float | None) -> None:
+        idcrm = unique("load")
+        number = self.number()
+        body = {"acao": "insert", "idcampanha": self.campaign, **self.creds, "idcrm": idcrm,
+                "cliente": f"CARGA {idcrm}", "cpf": "52998224725", "ddd1": number[:2], "tel1": number[2:]}
+        if self._post("insert", body, intended, _check_insert):
+            recorder.acked.append(idcrm)
+
+    def do_clicktocall(self, intended: float | None) -> None:
+        body = {"acao": "clicktocall", **self.creds, "origem": random.choice(self.origins), "destino": self.number()}
+        self._post("clicktocall", body, intended, _check_c2c)
+
+    def do_statusdiscador(self, intended: float | None) -> None:
+        self._post("statusdiscador", {"acao": "statusdiscador", "idcampanha": self.campaign, **self.creds},
+                   intended, _check_listing)
+
+    def do_statusramais(self, intended: float | None) -> None:
+        self._post("statusramais", {"acao": "statusramais", **self.creds}, intended, _check_ramais)
+
+
+def _check_insert(raw: bytes) -> str | None:
+    if raw == _OK or json.loads(raw) == [STATUS, OK]:
+        return None
+    return f"answer {raw[:80]!r}"
+
+
+def _check_c2c(raw: bytes) -> str | None:
+    a = json.loads(raw)
+    if isinstance(a, list) and len(a) == 4 and a[:2] == [STATUS, CHAMADA_OK] and _C2C_ID.match(str(a[3])):
+        return None
+    return f"answer {raw[:80]!r}"
+
+
+def _check_listing(raw: bytes) -> str | None:
+    a = json.loads(raw)
+    if isinstance(a, list) and all(isinstance(r, dict) and "status" in r and "cuje" in r for r in a):
+        return None
+    return f"not a statusdiscador listing: {raw[:80]!r}"
+
+
+def _check_ramais(raw: bytes) -> str | None:
+    a = json.loads(raw)
+    if isinstance(a, list) and a and all(isinstance(r, dict) and all(f in r for f in RAMAL_FIELDS) for r in a):
+        return None
+    return f"not a statusramais answer: {raw[:80]!r}"
