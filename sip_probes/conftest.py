@@ -18,7 +18,8 @@ a probe never writes one into a message, and every text goes through the run's r
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from typing import Any
 
 import pytest
 
@@ -37,7 +38,7 @@ def sip(request: pytest.FixtureRequest, target: Target, redactor: Redactor) -> I
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
     outcome = yield
     rep = outcome.get_result()
     if rep.when == "call":

@@ -45,7 +45,7 @@ DTMF_DIGITS = "123"
 TALK_S = 0.3  # how long a call stays up before statusramais is read (twice, to see Duracao grow)
 
 
-def _ramais(api: ApiClient, check: Checker, clause: str) -> dict[str, dict[str, Any]]:
+def _ramais(api: ApiClient, check: Checker, clause: ClauseId) -> dict[str, dict[str, Any]]:
     ex = api.call(Acao.STATUSRAMAIS)
     rows = check.records(ex, clause)
     return {str(r.get("Ramal")): r for r in rows if isinstance(r, dict)}
@@ -83,6 +83,7 @@ def test_clicktocall_rings_origin_then_destination(sip: SipSession, api: ApiClie
         for p in (pa, pb):
             r = await p.register(90)
             sip.check(r.status == 200, ClauseId.C2C_2, f"extension {p.number} could not register ({r.status})")
+        call_id: str
         _, call_id = await _in_thread(click_to_call, api, check, a.number, b.number)
         rang = await _wait(pa.answered, RING_WAIT_S)
         sip.check(pa.invites, ClauseId.C2C_2,
@@ -207,12 +208,12 @@ def live_call(target: Target, redactor: Redactor) -> Iterator[LiveCall]:
     deadline = time.monotonic() + 6.0
     while live.ok and time.monotonic() < deadline:
         ex = api.call(Acao.STATUSREPORT, datainicial=since)
-        rows = ex.answer.value if ex.answer is not None and isinstance(ex.answer.value, list) else []
-        for r in rows:
-            vals = {str(v) for v in r.values()} if isinstance(r, dict) else set()
+        records = ex.answer.value if ex.answer is not None and isinstance(ex.answer.value, list) else []
+        for rec in records:
+            vals = {str(v) for v in rec.values()} if isinstance(rec, dict) else set()
             if a.number in vals and b.number in vals and (not live.gravacao or live.gravacao in vals
-                                                          or live.gravacao in str(r.get("gravacao", ""))):
-                live.record = r
+                                                          or live.gravacao in str(rec.get("gravacao", ""))):
+                live.record = rec
         if live.record is not None:
             break
         time.sleep(0.4)

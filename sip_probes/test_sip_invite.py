@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import pytest
 
-from pbxcheck.checks import sipkit
+from pbxcheck.checks import Observe, sipkit
 from pbxcheck.checks.sipkit import SipSession
 from pbxcheck.contract import RTP_PORT_RANGE, ClauseId
 
@@ -42,7 +42,7 @@ def _lines(responses: list[sipkit.Msg]) -> str:
 
 @pytest.mark.clause(ClauseId.SIP_INV_1)
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_invite_call_flow(sip: SipSession, observe, transport: str) -> None:
+def test_invite_call_flow(sip: SipSession, observe: Observe, transport: str) -> None:
     """INVITE → 401 → ACK → INVITE+auth → 100 → 183 (SDP) → 200 (SDP) → ACK → BYE → 200."""
 
     async def scenario() -> None:
@@ -76,7 +76,7 @@ def test_invite_call_flow(sip: SipSession, observe, transport: str) -> None:
 
 @pytest.mark.clause(ClauseId.SIP_INV_2)
 @pytest.mark.parametrize("transport", ["UDP"])
-def test_invite_codecs_and_rtp_port(sip: SipSession, observe, transport: str) -> None:
+def test_invite_codecs_and_rtp_port(sip: SipSession, observe: Observe, transport: str) -> None:
     """The answer picks from G729/PCMU/PCMA/GSM (+ telephone-event) and gives an RTP port in 10000-20000."""
 
     async def scenario() -> None:

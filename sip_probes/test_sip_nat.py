@@ -27,7 +27,7 @@ import socket
 
 import pytest
 
-from pbxcheck.checks import sipkit
+from pbxcheck.checks import Observe, sipkit
 from pbxcheck.checks.sipkit import SipSession
 from pbxcheck.contract import ClauseId
 from pbxcheck.target import Extension
@@ -76,7 +76,7 @@ async def _call_each(sip: SipSession, caller: sipkit.Phone, devices: list[tuple[
 
 
 @pytest.mark.clause(ClauseId.SIP_NAT_1)
-def test_same_port_behind_one_and_two_ips(sip: SipSession, observe) -> None:
+def test_same_port_behind_one_and_two_ips(sip: SipSession, observe: Observe) -> None:
     a, b, c = sip.extensions(3)
 
     async def scenario() -> None:

@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from pbxcheck.checks import blocked_by, sipkit
+from pbxcheck.checks import Observe, blocked_by, sipkit
 from pbxcheck.checks.sipkit import SipSession
 from pbxcheck.contract import ClauseId
 
@@ -25,7 +25,7 @@ def _summary(responses: list[sipkit.Msg]) -> str:
 
 @pytest.mark.clause(ClauseId.SIP_REG_1)
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_register_challenge_then_200(sip: SipSession, observe, transport: str) -> None:
+def test_register_challenge_then_200(sip: SipSession, observe: Observe, transport: str) -> None:
     """REGISTER without credentials → 401 with a Digest challenge; with them → 200 OK."""
     (ext,) = sip.extensions(1)
 
@@ -123,7 +123,7 @@ def _lists_contact(m: sipkit.Msg | None, contact_uri: str) -> bool:
 
 @pytest.mark.clause(ClauseId.SIP_REG_3)
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_expires_honoured_and_zero_removes(sip: SipSession, observe, transport: str) -> None:
+def test_expires_honoured_and_zero_removes(sip: SipSession, observe: Observe, transport: str) -> None:
     """Expires 90 → a binding of at most 90 s; Expires 0 → the binding is gone (a fetch no longer lists it)."""
     (ext,) = sip.extensions(1)
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from pbxcheck.bundled import bundled_dir
-from pbxcheck.checks import sipkit
+from pbxcheck.checks import Finding, Observe, sipkit
 from pbxcheck.checks.sipkit import SipSession
 from pbxcheck.contract import ClauseId
 from pbxcheck.wrong import answers_delayed
@@ -46,7 +46,7 @@ def _first(responses: list[sipkit.Msg]) -> str:
 
 
 @pytest.mark.clause(ClauseId.SIP_SEC_1)
-def test_options_fingerprint(sip: SipSession, observe, finding) -> None:
+def test_options_fingerprint(sip: SipSession, observe: Observe, finding: Finding) -> None:
     """svmap: what an OPTIONS ping tells a scanner about the server."""
 
     async def scenario() -> None:
@@ -77,7 +77,7 @@ def _shape(m: sipkit.Msg | None) -> tuple[object, ...]:
 
 
 @pytest.mark.clause(ClauseId.SIP_SEC_1)
-def test_extension_enumeration(sip: SipSession, observe, finding) -> None:
+def test_extension_enumeration(sip: SipSession, observe: Observe, finding: Finding) -> None:
     """svwar: REGISTER, INVITE and OPTIONS for a real extension and for a random never-valid one."""
     (ext,) = sip.extensions(1)
     baseline = sip.never_valid_extension()
@@ -132,7 +132,7 @@ async def _clean_up(ch: sipkit.Channel, req: bytes, f: sipkit.Msg | None, user: 
 
 
 @pytest.mark.clause(ClauseId.SIP_SEC_1)
-def test_password_guessing(sip: SipSession, observe, finding) -> None:
+def test_password_guessing(sip: SipSession, observe: Observe, finding: Finding) -> None:
     """svcrack: a bounded run of wrong passwords (fresh nonce each time, then one nonce reused), then the
     right password from the same address.
 
@@ -236,7 +236,7 @@ def _counts(lines: list[str]) -> dict[str, int]:
 
 
 @pytest.mark.clause(ClauseId.SIP_SEC_1)
-def test_nonce_replay_and_wrong_nc(sip: SipSession, observe, finding) -> None:
+def test_nonce_replay_and_wrong_nc(sip: SipSession, observe: Observe, finding: Finding) -> None:
     """A captured Authorization replayed; nc reused; nc 0; the document's stale nonce; a nonce from another IP."""
     (ext,) = sip.extensions(1)
 
@@ -301,7 +301,7 @@ def torture_files() -> list[Path]:
 
 
 @pytest.mark.clause(ClauseId.SIP_SEC_1)
-def test_torture_then_register(sip: SipSession, observe, finding) -> None:
+def test_torture_then_register(sip: SipSession, observe: Observe, finding: Finding) -> None:
     """The 49 RFC 4475 messages (crafted with scapy from 127.0.0.6), then a valid REGISTER must be answered."""
     files = torture_files()
     if not files:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from pbxcheck.checks import sipkit
+from pbxcheck.checks import Observe, sipkit
 from pbxcheck.checks.sipkit import SipSession
 from pbxcheck.contract import ClauseId
 from pbxcheck.target import Target
@@ -21,7 +21,7 @@ def _url(target: Target, transport: str) -> str | None:
 
 @pytest.mark.clause(ClauseId.SIP_WS_1)
 @pytest.mark.parametrize("transport", ["WS", "WSS"])
-def test_websocket_register_call_and_refusal(sip: SipSession, observe, transport: str) -> None:
+def test_websocket_register_call_and_refusal(sip: SipSession, observe: Observe, transport: str) -> None:
     url = _url(sip.target, transport)
     if not url:
         pytest.skip(f"the target file has no sip.{transport.lower()}_url")

@@ -110,7 +110,7 @@ def _success_shape(acao: Acao, value: Any) -> str | None:
     return None
 
 
-def _expect_denied(check: Checker, ex: Exchange, acao: Acao, clause: str, factor: str) -> Any:
+def _expect_denied(check: Checker, ex: Exchange, acao: Acao, clause: ClauseId, factor: str) -> Any:
     """Denied: HTTP 401/403, or a ["Status", text] pair that is not success-shaped. Returns the answer."""
     check.no_server_error(ex, clause)
     if ex.status_code in (401, 403):

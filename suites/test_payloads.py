@@ -24,7 +24,7 @@ from pbxcheck.contract import CLASSE5_DESBLOQUEAR, REPORT_MAX_ROWS, Acao, Clause
 from pbxcheck.target import Target
 
 
-def _rows_since(check: Checker, rows: list[dict[str, Any]], since: str, clause: str, ex: Any) -> None:
+def _rows_since(check: Checker, rows: list[dict[str, Any]], since: str, clause: ClauseId, ex: Any) -> None:
     early = [ts for ts in (timestamp_of(r) for r in rows) if ts is None or ts < since]
     check(not early, clause, f"{len(early)} of {len(rows)} records are before datainicial {since}", ex)
     check(len(rows) <= REPORT_MAX_ROWS, ClauseId.REP_1, f"{len(rows)} records, more than {REPORT_MAX_ROWS}", ex)
@@ -57,7 +57,7 @@ def test_malformed_datainicial_never_a_server_error_or_a_dump(api: ApiClient, ch
 
 
 # Which clause a server error on each acao breaks, and which field the hostile value goes into.
-HOSTILE_TARGETS: dict[Acao, tuple[str, str]] = {
+HOSTILE_TARGETS: dict[Acao, tuple[ClauseId, str]] = {
     Acao.STATUSDISCADOR: (ClauseId.DIAL_ST_1, "idcampanha"),
     Acao.STATUSDETALHADO: (ClauseId.DIAL_DET_1, "idmailing"),
     Acao.DELETEDISCADOR: (ClauseId.DIAL_DEL_1, "idcampanha"),

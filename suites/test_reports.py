@@ -20,7 +20,7 @@ EVENT_KINDS = re.compile(r"LOGIN|LOGOUT|PAUSA|PAUSE", re.IGNORECASE)
 MAX_RECORDINGS = 3
 
 
-def _stamps(check: Checker, rows: list[dict[str, Any]], ex: Exchange, clause: str) -> list[str]:
+def _stamps(check: Checker, rows: list[dict[str, Any]], ex: Exchange, clause: ClauseId) -> list[str]:
     stamps = []
     for i, row in enumerate(rows):
         ts = timestamp_of(row)
@@ -29,7 +29,7 @@ def _stamps(check: Checker, rows: list[dict[str, Any]], ex: Exchange, clause: st
     return stamps
 
 
-def _since_check(check: Checker, rows: list[dict[str, Any]], ex: Exchange, since: str, clause: str) -> None:
+def _since_check(check: Checker, rows: list[dict[str, Any]], ex: Exchange, since: str, clause: ClauseId) -> None:
     stamps = _stamps(check, rows, ex, clause)
     early = [s for s in stamps if s < since]
     check(not early, clause, f"{len(early)} of {len(rows)} records are before datainicial {since} "

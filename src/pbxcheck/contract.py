@@ -224,7 +224,7 @@ _S = "Sincronismo de Tela"
 _5 = "Bloqueio/Desbloqueio Cliente Classe5"
 _P = "Registro de Ramais / Efetuando Chamadas / WebRTC"
 
-CLAUSES: dict[ClauseId, Clause] = {c.id: c for c in (
+CLAUSES: dict[str, Clause] = {c.id: c for c in (  # keyed by ClauseId members (equal to their str)
     Clause(ClauseId.AUTH_1, _A, "HTTPS POST /api.php with a JSON object carrying acao, login, senha, token"),
     Clause(ClauseId.AUTH_2, _A, "login, senha, token and source IP checked on every call; any one wrong denies", unspecified=True),
     Clause(ClauseId.AUTH_3, _A, "one token is bound to exactly one source IP"),

@@ -211,3 +211,26 @@ def test_exception_text_redacted_for_readers_of_excinfo() -> None:
     redact_exception(group, r)
     assert str(plain) == "got [redacted]" and plain.__notes__ == ["note [redacted]"]
     assert skipped.msg == "no ws [redacted]"
+
+
+# --- The typed contract ------------------------------------------------------------------------------
+
+
+def test_clause_ids_are_the_clause_table_and_the_spec() -> None:
+    """ClauseId's members are exactly CLAUSES' keys (each Clause keyed by its own member), and, when
+    the spec sits beside the tree, exactly the server-side IDs of CLAUSES.md (not CL-* nor AMB-*)."""
+    import re
+    from pathlib import Path
+
+    from pbxcheck.contract import ClauseId, ClauseKind
+
+    assert {m.value for m in ClauseId} == set(CLAUSES)
+    assert all(c.id is ClauseId(k) for k, c in CLAUSES.items())
+    assert all(m.name == m.value.replace("-", "_") for m in ClauseId)
+    assert CLAUSES["AUTH-1"].kind is ClauseKind.AUTH and CLAUSES["REC-2"].kind is ClauseKind.HARDENING
+    spec = Path(__file__).resolve().parents[3] / "shared" / "spec" / "CLAUSES.md"
+    if not spec.exists():
+        pytest.skip(f"{spec} is not beside the tree")
+    table = set(re.findall(r"^\| ([A-Z0-9]+(?:-[A-Z0-9]+)*-\d+) \|", spec.read_text(encoding="utf-8"), re.M))
+    server = {i for i in table if not i.startswith(("CL-", "AMB-"))}
+    assert server == {m.value for m in ClauseId}

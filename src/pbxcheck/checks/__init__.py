@@ -20,11 +20,20 @@ sipkit         the SIP probe kit (import it as ``pbxcheck.checks.sipkit``)
 
 from .checker import Blocked, Checker, ClauseFailure, blocked_by, failed_clauses_of
 from .failure import failure_headline, format_failure
-from .fixtures import ForeignProbe, RunTag, is_datetime_text, new_client, other_loopback, target_is_local
+from .fixtures import (
+    Finding,
+    ForeignProbe,
+    Observe,
+    RunTag,
+    is_datetime_text,
+    new_client,
+    other_loopback,
+    target_is_local,
+)
 from .recorder import Recorder, pin_matches
 
 __all__ = [
-    "Blocked", "Checker", "ClauseFailure", "ForeignProbe", "Recorder", "RunTag", "blocked_by",
+    "Blocked", "Checker", "ClauseFailure", "Finding", "ForeignProbe", "Observe", "Recorder", "RunTag", "blocked_by",
     "failed_clauses_of", "failure_headline", "format_failure", "is_datetime_text", "new_client",
     "other_loopback", "pin_matches", "target_is_local",
 ]

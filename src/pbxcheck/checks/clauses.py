@@ -30,8 +30,9 @@ def marked_clauses(item: pytest.Item) -> tuple[str, ...]:
 def take_items(state: Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     """Every collected check with a clause marker gets a result (not-run until it reports) and its
     Allure labels (epic = section, story = clause, severity by kind); an unknown ID is a usage error."""
+    allure: Any
     try:
-        import allure
+        import allure  # untyped: its label functions are called through Any
     except ImportError:  # allure-pytest is a dependency, but the labels are an extra
         allure = None
     marked = []

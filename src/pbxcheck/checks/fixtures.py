@@ -140,15 +140,19 @@ def recorder(request: pytest.FixtureRequest, target: Target) -> Recorder:
     return Recorder(state(request.config), target, request.node.nodeid)
 
 
+Observe = Callable[[ClauseId, str, Any], None]  # the type of the ``observe`` fixture
+Finding = Callable[[ClauseId, str, str], None]  # the type of the ``finding`` fixture
+
+
 @pytest.fixture
-def observe(recorder: Recorder) -> Callable[[ClauseId, str, Any], None]:
+def observe(recorder: Recorder) -> Observe:
     """observe(clause, what, value): record what the target did on an [unspecified] point (a pin in
     the target file turns it into an assertion)."""
     return recorder.observe
 
 
 @pytest.fixture
-def finding(recorder: Recorder) -> Callable[[ClauseId, str, str], None]:
+def finding(recorder: Recorder) -> Finding:
     """finding(clause, severity, text): a hardening result; fails the check only if the target asks."""
     return recorder.finding
 

@@ -26,7 +26,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from ..contract import SIP_INV2_CODECS, TELEPHONE_EVENT_PT, ClauseId
+from ..contract import SIP_INV2_CODECS, ClauseId
+from ..contract import TELEPHONE_EVENT_PT as TELEPHONE_EVENT_PT
 from ..redact import Redactor
 from ..sip.drivers.base import Addr, Flow
 from ..sip.ladder import IN, OUT, MessageLog, render_ladder
@@ -228,8 +229,9 @@ def digest_header(chal: dict[str, str], *, method: str, uri: str, username: str,
     """An Authorization value answering ``chal``. ``nc`` defaults to the next count for the nonce; an
     explicit ``nc`` is sent as is (replays, wrong counts). ``nonce`` overrides the challenge's
     (stale or foreign nonces), ``header_nc`` writes a different nc than the one hashed."""
+    core_digest: Any
     try:
-        from pbxcheck.sip import digest as core_digest  # the core's arithmetic, when it is installed
+        from ..sip import digest as core_digest  # the core's arithmetic, when it is installed
     except ImportError:  # pragma: no cover - only while the core is being written
         core_digest = None
     realm = chal.get("realm", "")
@@ -659,7 +661,7 @@ class Phone:
         else:
             res.invite2 = res.invite1
         if f.status != 200:
-            if f.status >= 300:
+            if (f.status or 0) >= 300:  # a response always has one
                 ch.send(self._ack_for_error(inv, f, d, uri, cseq))
             res.problem = f"the call was answered {f.first_line}"
             return res

@@ -76,7 +76,7 @@ def valid_contacts(draw: st.DrawFn) -> dict[str, str]:
 
 # Which clause a hostile kind tests, and whether "OK and a new row" is a failure (False) or one of the
 # plausible readings the target may choose ([unspecified], observed).
-HOSTILE_KINDS: dict[str, tuple[str, bool]] = {
+HOSTILE_KINDS: dict[str, tuple[ClauseId, bool]] = {
     "not-json": (ClauseId.AUTH_1, False),
     "typographic-quotes": (ClauseId.AUTH_1, False),
     "not-an-object": (ClauseId.AUTH_1, False),
@@ -98,7 +98,7 @@ class Hostile:
     build: Callable[[dict[str, Any]], Any]  # valid body dict -> dict, str or bytes to POST
 
     @property
-    def clause(self) -> str:
+    def clause(self) -> ClauseId:
         return HOSTILE_KINDS[self.kind][0]
 
     @property

@@ -33,7 +33,7 @@ EPOCH = "2000-01-01 00:00:00"  # "since forever" for statusreport / statusoperac
 MAX_CAMPAIGNS = 4  # campaigns found in the report that a check may list (bounded requests)
 
 
-def listing(api: ApiClient, check: Checker, campaign: str, clause: str = ClauseId.DIAL_ST_1) -> list[dict[str, Any]]:
+def listing(api: ApiClient, check: Checker, campaign: str, clause: ClauseId = ClauseId.DIAL_ST_1) -> list[dict[str, Any]]:
     ex = api.call(Acao.STATUSDISCADOR, idcampanha=campaign)
     return check.records(ex, clause)
 
@@ -100,7 +100,7 @@ def timestamp_of(row: dict[str, Any]) -> str | None:
     return None
 
 
-def report(api: ApiClient, check: Checker, clause: str, acao: Acao = Acao.STATUSREPORT,
+def report(api: ApiClient, check: Checker, clause: ClauseId, acao: Acao = Acao.STATUSREPORT,
            **fields: Any) -> tuple[Exchange, list[dict[str, Any]]]:
     ex = api.call(acao, **fields)
     return ex, check.records(ex, clause)
@@ -186,7 +186,7 @@ def since_id(call_id: str) -> str:
     return (stamp - timedelta(seconds=5)).strftime(DATE_FORMAT)
 
 
-def find_call(api: ApiClient, check: Checker, call_id: str, since: str, clause: str,
+def find_call(api: ApiClient, check: Checker, call_id: str, since: str, clause: ClauseId,
               wait_s: float = CALL_END_WAIT_S) -> tuple[dict[str, Any] | None, str | None]:
     """Poll statusreport (bounded) for a record carrying ``call_id`` in any field; (record, field name)."""
     deadline = time.monotonic() + wait_s
