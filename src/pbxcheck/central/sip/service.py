@@ -42,7 +42,7 @@ from pbxcheck.sip.drivers.udp import UdpEndpoint
 from pbxcheck.sip.drivers.ws import WsServer
 from pbxcheck.sip.errors import SipParseError
 from pbxcheck.sip.grammar import split_commas
-from pbxcheck.sip.ladder import MessageLog
+from pbxcheck.sip.ladder import OUT, MessageLog
 from pbxcheck.sip.message import Headers, Request, make_response
 from pbxcheck.sip.transaction import new_branch
 from pbxcheck.sip.validate import reject_unparseable, uas_precheck
@@ -150,8 +150,10 @@ class SipService:
         if self.dead:
             return
         answer = reject_unparseable(data, exc)
-        if answer is not None:
-            self.endpoint._raw(answer, flow)
+        if answer is not None:  # stateless: no transaction to keep, so straight onto the flow
+            if self.log is not None:
+                self.log.record(OUT, flow.transport, flow.local, flow.remote, answer)
+            flow.send(answer)
 
     def _on_request(self, req: Request, flow: Flow) -> None:
         rejection = uas_precheck(req, accept=ACCEPT)
