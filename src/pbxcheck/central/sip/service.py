@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import ssl
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
@@ -219,24 +220,36 @@ def answered_as(req: Request, flow: Flow) -> Request:
     except SipParseError:
         via = None
     if via is not None:
-        ip, port = flow.remote[0], flow.remote[1]
+        ip, port = flow.remote
         empty_rport = via.has_rport and via.rport is None
         if empty_rport or via.host.strip("[]").lower() != ip.lower():
-            stamped = via.with_param("received", ip)
-            if empty_rport:
-                stamped = stamped.with_param("rport", str(port))
             raw = req.headers.get_raw("Via")
-            first = split_commas(raw[0])
-            top = ", ".join([str(stamped), *first[1:]])
-            items = list(req.headers.items)
-            i = next(k for k, (n, _) in enumerate(items) if n == "Via")
-            items[i] = ("Via", top)
-            out = Request(req.method, req.uri, Headers(tuple(items)), req.body, req.version)
+            first = raw[0] if "," not in raw[0] else None
+            if first is not None and via.received is None and (not empty_rport or _EMPTY_RPORT.search(first)):
+                # the common case, on the text: a REGISTER flood pays a few microseconds, not a re-parse
+                top = _EMPTY_RPORT.sub(f";rport={port}", first, count=1) if empty_rport else first
+                top = f"{top};received={ip}"
+            else:
+                stamped = via.with_param("received", ip)
+                if empty_rport:
+                    stamped = stamped.with_param("rport", str(port))
+                top = ", ".join([str(stamped), *split_commas(raw[0])[1:]])
+            if len(raw) == 1:
+                headers = req.headers.with_("Via", top)
+            else:
+                items = list(req.headers.items)
+                i = next(k for k, (n, _) in enumerate(items) if n == "Via")
+                items[i] = ("Via", top)
+                headers = Headers(tuple(items))
+            out = Request(req.method, req.uri, headers, req.body, req.version)
             for name in ("to", "from_", "call_id", "cseq"):  # already parsed: do not parse again
                 if name in req.__dict__:
                     out.__dict__[name] = req.__dict__[name]
     req.__dict__["_answered_as"] = out
     return out
+
+
+_EMPTY_RPORT = re.compile(r";[ \t]*rport(?=[ \t]*(?:;|$))", re.IGNORECASE)
 
 
 class CentralParts(Protocol):
