@@ -23,12 +23,12 @@ import pytest
 from pbxcheck import runner
 from pbxcheck.bundled import bundled_dir
 from pbxcheck.central.faults import HTTP_FAULTS as CENTRAL_HTTP_FAULTS
-from pbxcheck.central.faults import Fault
+from pbxcheck.central.faults import FaultSwitch
 from pbxcheck.contract import CLAUSES
 
 pytestmark = pytest.mark.slow
 
-HTTP_FAULTS: list[Fault] = sorted(CENTRAL_HTTP_FAULTS.values(), key=lambda f: f.name)
+HTTP_FAULTS: list[FaultSwitch] = sorted(CENTRAL_HTTP_FAULTS.values(), key=lambda f: f.name)
 SERIOUS = ("medium", "high", "critical")
 _MARK = re.compile(r"""mark\.clause\(([^)]*)\)""")
 
@@ -55,7 +55,7 @@ class FaultRun:
         return {cid for cid, row in self.table["clauses"].items() if row["status"] == "failed"}
 
 
-def _run(fault: Fault, root: Path) -> FaultRun:
+def _run(fault: FaultSwitch, root: Path) -> FaultRun:
     reports = root / fault.name
     out = io.StringIO()
     code = runner.run(None, str(reports), faults=[fault.name], paths=modules_for(fault.clauses), out=out)
@@ -76,7 +76,7 @@ def _selected(session: pytest.Session) -> set[str]:
     for item in session.items:
         callspec = getattr(item, "callspec", None)
         fault = callspec.params.get("fault") if callspec is not None else None
-        if isinstance(fault, Fault):
+        if isinstance(fault, FaultSwitch):
             names.add(fault.name)
     return names
 
@@ -102,7 +102,7 @@ def test_every_http_clause_has_a_fault() -> None:
 
 
 @pytest.mark.parametrize("fault", HTTP_FAULTS, ids=[f.name for f in HTTP_FAULTS])
-def test_fault_fails_its_clause_only(fault: Fault, fault_runs: dict[str, Future[FaultRun]]) -> None:
+def test_fault_fails_its_clause_only(fault: FaultSwitch, fault_runs: dict[str, Future[FaultRun]]) -> None:
     run = fault_runs[fault.name].result()
     unrelated = run.failed - set(fault.clauses)
     assert not unrelated, (f"{fault.name} breaks {fault.clauses}, but the run also failed {sorted(unrelated)}:\n"

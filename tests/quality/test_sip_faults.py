@@ -28,7 +28,7 @@ import pytest
 
 from pbxcheck import runner
 from pbxcheck.bundled import bundled_dir
-from pbxcheck.central.faults import FAULTS, Fault
+from pbxcheck.central.faults import FAULTS, FaultSwitch
 from pbxcheck.contract import CLAUSES
 from pbxcheck.target import dump_target
 
@@ -49,7 +49,7 @@ def probe_modules(clauses: tuple[str, ...] | None = None) -> list[str]:
     return found
 
 
-def _sip_fault(f: Fault) -> bool:
+def _sip_fault(f: FaultSwitch) -> bool:
     try:
         from pbxcheck.central.sip.faults import SIP_FAULTS
     except ImportError:
@@ -57,7 +57,7 @@ def _sip_fault(f: Fault) -> bool:
     return f.name in {name for name, _, _ in SIP_FAULTS}
 
 
-SIP_FAULT_LIST: list[Fault] = sorted((f for f in FAULTS.values() if _sip_fault(f)), key=lambda f: f.name)
+SIP_FAULT_LIST: list[FaultSwitch] = sorted((f for f in FAULTS.values() if _sip_fault(f)), key=lambda f: f.name)
 
 
 @dataclass
