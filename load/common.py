@@ -31,6 +31,7 @@ RUN_ID = os.environ.get("PBXCHECK_RUN_ID") or uuid.uuid4().hex[:8]
 recorder = Recorder()
 _env: Any = None
 _pacer: Pacer | None = None
+_reporting: set[str] = set()  # workers that reported to this master
 
 
 @lru_cache(maxsize=1)
@@ -124,6 +125,7 @@ def _report(client_id: str, data: dict[str, Any]) -> None:
 
 @events.worker_report.add_listener
 def _worker_report(client_id: str, data: dict[str, Any]) -> None:
+    _reporting.add(client_id)
     if "pbx" in data:
         recorder.merge(data["pbx"])
 
@@ -154,7 +156,7 @@ def _quit(exit_code: int, **_: Any) -> None:
             "stats_csv": buf.getvalue(),
         },
         "pbx": recorder.export(),
-        "processes": len(_env.runner.clients) if isinstance(_env.runner, MasterRunner) else 1,
+        "processes": len(_reporting) if isinstance(_env.runner, MasterRunner) else 1,
         "exit_code": exit_code,
     }
     with open(options().pbx_out, "w") as f:

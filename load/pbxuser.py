@@ -73,6 +73,19 @@ class PbxUser(FastHttpUser):
         self.open = o.pbx_rate > 0
         self.done = False
         self._last_start = 0.0
+        if self.open:
+            self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Open this user's connection (TCP, TLS) before the schedule starts, with a GET the central
+        answers Requisicao Invalida to (no credentials, no effect), outside Locust's stats: a first
+        second of handshakes would otherwise read as the target's latency."""
+        try:
+            resp = self.client.client.urlopen(f"{self.host}/api.php", method="GET")
+            resp.read()
+            resp.release()
+        except Exception:  # the measured requests will say what is wrong, once per kind
+            pass
 
     # --- pacing -------------------------------------------------------------------------------
 

@@ -193,6 +193,7 @@ def load(
     max_p95_ms: Annotated[float | None, typer.Option(help="Fail (exit 1) above this 95th percentile (Locust's).")] = None,
     max_p99_ms: Annotated[float | None, typer.Option(help="Fail (exit 1) above this 99th percentile (HDR; default [load] p99_ms).")] = None,
     max_lost: Annotated[int | None, typer.Option(help="Fail (exit 1) above this many acknowledged inserts missing (default [load] lost, else 0).")] = None,
+    max_late_ratio: Annotated[float, typer.Option(help="Open model: the generator counts as saturated (exit 1) when more of the requests than this ratio go out late (>10 ms) or the rate falls that far short.")] = 0.01,
     cleanup: Annotated[bool, typer.Option(help="deletediscador on the disposable campaign after an inserting scenario.")] = True,
     central_cpu: Annotated[int | None, typer.Option(hidden=True, help="Pin the embedded central to this CPU.")] = None,
     reports: Annotated[Path, typer.Option(help="Directory for the results (reports/load/).")] = Path("reports"),
@@ -232,7 +233,7 @@ def load(
             rate=rate, ramp=ramp, think_time=think_time, processes=processes, web=web, web_host=web_host,
             master=master, worker=worker, master_host=master_host, expect_workers=expect_workers,
             max_fail_ratio=max_fail_ratio, max_p95_ms=max_p95_ms, max_p99_ms=max_p99_ms, max_lost=max_lost,
-            baseline=str(baseline) if baseline else None, profile=str(profile) if profile else None,
+            max_late_ratio=max_late_ratio, baseline=str(baseline) if baseline else None, profile=str(profile) if profile else None,
             faults=faults, reports=str(reports), cleanup=cleanup, tolerance=tolerances, central_cpu=central_cpu,
         ))
     except TargetError as exc:

@@ -60,7 +60,6 @@ console = Console(highlight=False, soft_wrap=True)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, signals.EXIT_INTERRUPTED
 DEFAULT_THINK_S = 1.0
-SATURATED_RATIO = 0.01  # more than 1 % of the requests sent late, or 1 % under the asked rate: saturated
 OPEN_GRACE_S = 2  # Locust runs this much past the open model's schedule, for the last answers
 
 
@@ -114,6 +113,7 @@ class Options:
     max_p95_ms: float | None = None
     max_p99_ms: float | None = None
     max_lost: int | None = None
+    max_late_ratio: float = 0.01  # open model: above it (or that far under the asked rate) the generator is saturated
     baseline: str | None = None
     profile: str | None = None
     faults: list[str] = field(default_factory=list)
@@ -233,6 +233,8 @@ def _validate(o: Options) -> None:
     ramp = _seconds(o.ramp, "--ramp")
     if ramp >= _seconds(o.run_time) and o.rate:
         raise ValueError("--ramp must be shorter than --run-time")
+    if not 0 <= o.max_late_ratio <= 1:
+        raise ValueError("--max-late-ratio must be a ratio 0-1")
     if o.think_time is not None and o.think_time < 0:
         raise ValueError("--think-time must be 0 or more seconds")
     if o.rate and o.think_time:
@@ -371,7 +373,8 @@ def _result(stem: str, sc: Scenario | None, o: Options, t: Target, data: dict[st
         gen.update(asked_rate=o.rate, achieved_rate=round(achieved, 3),
                    achieved_ratio=round(pbx["sent_window"] / asked_window, 5) if asked_window else 0.0,
                    late_ratio=round(late_all / pbx["scheduled"], 5) if pbx["scheduled"] else 0.0)
-        gen["saturated"] = bool(gen["late_ratio"] > SATURATED_RATIO or gen["achieved_ratio"] < 1 - SATURATED_RATIO)
+        gen["saturated"] = bool(gen["late_ratio"] > o.max_late_ratio or gen["achieved_ratio"] < 1 - o.max_late_ratio)
+        gen["max_late_ratio"] = o.max_late_ratio
     else:
         gen["saturated"] = False
     return {
@@ -385,7 +388,9 @@ def _result(stem: str, sc: Scenario | None, o: Options, t: Target, data: dict[st
         "requests": requests,
         "failures": failures,
         "fail_ratio": round(failures / requests, 6) if requests else 1.0,
-        "throughput": round((requests - failures) / span, 3),
+        # answers OK per second: over the schedule's length in the open model (Locust's span also
+        # holds the users' warm-up), over Locust's span in the closed one
+        "throughput": round((requests - failures) / (duration if open_model else span), 3),
         "latency_ms": {**pbx["percentiles_ms"], "corrected": open_model, "count": pbx["count"],
                        "from": "intended send time" if open_model else "actual send time"},
         "locust": {"requests": requests, "failures": failures, "rps": round(requests / span, 3),
