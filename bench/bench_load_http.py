@@ -1,0 +1,227 @@
+"""HTTP load generator benchmark (issue 11): pbxcheck's scenarios vs a bare Locust POST loop, and the
+open model's rate keeping, against a canned nginx target; then the reference-central run.
+
+    .venv/bin/python bench/bench_load_http.py [--seconds 15] [--users 32] [--central-seconds 60] [--central-rate 1000]
+
+1. Debian ``nginx`` starts on 127.0.0.1 (one worker, pinned to CPU 1) with a config answering
+   ``POST /api.php`` like the central: ``["Status","OK"]`` to an insert and, told apart by the
+   body's length (nginx does not read the body to answer), the fixed JSON a clicktocall,
+   statusdiscador (a 2-record listing) or statusramais gets, so every answer passes the scenarios'
+   full validation.
+2. On CPU 0 (``taskset -c 0``), one Locust process each, same duration: a bare ``FastHttpUser`` loop
+   posting one fixed insert body with no check (before and after the scenarios: the mean is the
+   ceiling), then each HTTP scenario, closed model, no think time, the same users, answers validated.
+   Ratio = scenario req/s / bare req/s (target >= 0.9).
+3. The open model (dialer-insert, ``--rate``) at 50 % and 80 % of dialer-insert's own closed-model
+   ceiling (achieved rate within 1 % of the asked one) and at 130 % (it must say it could not keep up).
+4. The reference central (pinned to CPU 1, the generator to CPU 0): a ``--central-seconds`` open-model
+   dialer-insert at ``--central-rate`` inserts/s; every acknowledged insert must be listed (lost 0).
+
+Loopback only, bounded in time and count. Prints a markdown section for bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+CREDS = {"login": "bench", "senha": "bench-senha-0000", "token": "0123456789abcdef0123456789abcdef"}
+CAMPAIGN = "900"
+ORIGINS = ("2001", "2002")
+DESTINATION = "1120000000"  # the loopback default range: 10 digits
+C2C = '["Status","CHAMADA OK","ID","2001_20261129120000_1"]'
+LISTING = json.dumps([{"id": "1", "status": "AGUARDANDO", "cuje": "x"}, {"id": "2", "status": "CONCLUIDO", "cuje": "y"}],
+                     separators=(",", ":"))
+RAMAL_FIELDS = ("Ramal", "Status", "Direcao", "Duracao", "StatusCanal", "Callerid", "Extension",
+                "JSON1", "JSON2", "JSON3", "GRAVACAO", "IDCHAMADA")
+RAMAIS = json.dumps([{f: ("2001" if f == "Ramal" else "") for f in RAMAL_FIELDS}], separators=(",", ":"))
+BARE = textwrap.dedent('''
+    import json
+    from locust import task
+    from locust.contrib.fasthttp import FastHttpUser
+
+    BODY = json.dumps({"acao": "insert", "idcampanha": "900", "login": "bench", "senha": "bench-senha-0000",
+                       "token": "0123456789abcdef0123456789abcdef", "idcrm": "load-bench-1-1",
+                       "cliente": "CARGA load-bench-1-1", "cpf": "52998224725", "ddd1": "11", "tel1": "20000000"})
+
+    class Bare(FastHttpUser):
+        @task
+        def post(self):
+            self.client.post("/api.php", data=BODY, headers={"Content-Type": "application/json"})
+''')
+
+
+def body_length(body: dict[str, str]) -> int:
+    return len(json.dumps(body).encode())  # as load/pbxuser.py sends it (json.dumps, default separators)
+
+
+def nginx_conf(tmp: Path, port: int) -> str:
+    ramais = body_length({"acao": "statusramais", **CREDS})
+    listing = body_length({"acao": "statusdiscador", "idcampanha": CAMPAIGN, **CREDS})
+    c2c = body_length({"acao": "clicktocall", **CREDS, "origem": ORIGINS[0], "destino": DESTINATION})
+    assert len({ramais, listing, c2c}) == 3, "two acoes' bodies have one length: nginx could not tell them apart"
+    return textwrap.dedent(f'''
+        worker_processes 1;
+        daemon off;
+        pid {tmp}/nginx.pid;
+        error_log {tmp}/nginx.err warn;
+        events {{ worker_connections 4096; }}
+        http {{
+            access_log off;
+            client_body_temp_path {tmp}/body;
+            map $content_length $answer {{
+                {ramais} '{RAMAIS}';
+                {listing} '{LISTING}';
+                {c2c} '{C2C}';
+                default '["Status","OK"]';
+            }}
+            server {{
+                listen 127.0.0.1:{port};
+                keepalive_requests 1000000;
+                location = /api.php {{ default_type application/json; return 200 $answer; }}
+            }}
+        }}
+    ''')
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def target_file(tmp: Path, port: int) -> Path:
+    p = tmp / "nginx-target.toml"
+    p.write_text(textwrap.dedent(f'''
+        name = "canned nginx"
+        [api]
+        url = "http://127.0.0.1:{port}"
+        plain_url = "http://127.0.0.1:{port}"
+        [credentials]
+        login = "{CREDS['login']}"
+        senha = "{CREDS['senha']}"
+        token = "{CREDS['token']}"
+        [disposable]
+        campaign = "{CAMPAIGN}"
+        classe5_client = "teste"
+        [[extensions]]
+        number = "{ORIGINS[0]}"
+        password = "not-used-here"
+    '''))
+    return p
+
+
+def bare_rps(tmp: Path, port: int, users: int, seconds: int) -> float:
+    f = tmp / "locustfile_bare.py"
+    f.write_text(BARE)
+    prefix = tmp / "bare"
+    subprocess.run(["taskset", "-c", "0", PY, "-m", "locust", "-f", str(f), "--headless", "--only-summary",
+                    "--host", f"http://127.0.0.1:{port}", "-u", str(users), "-r", str(users), "-t", f"{seconds}s",
+                    "--csv", str(prefix)], check=True, capture_output=True, timeout=seconds + 60)
+    with open(f"{prefix}_stats.csv") as fh:
+        row = [r for r in csv.DictReader(fh) if r["Name"] == "Aggregated"][0]
+    assert int(row["Failure Count"]) == 0, row
+    return float(row["Requests/s"])
+
+
+def pbx_load(tmp: Path, args: list[str], seconds: int, cpu: str = "0") -> tuple[int, dict]:  # type: ignore[type-arg]
+    reports = tmp / f"r{time.monotonic_ns()}"
+    proc = subprocess.run(["taskset", "-c", cpu, PY, "-m", "pbxcheck", "load", *args, "--run-time", f"{seconds}s",
+                           "--reports", str(reports)], capture_output=True, text=True, timeout=seconds + 180)
+    scenario = args[0]
+    path = reports / "load" / f"{scenario}.result.json"
+    if not path.is_file():
+        sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
+        raise SystemExit(f"{scenario}: no result file (exit {proc.returncode})")
+    return proc.returncode, json.loads(path.read_text())
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seconds", type=int, default=15)
+    ap.add_argument("--users", type=int, default=32)
+    ap.add_argument("--central-seconds", type=int, default=60)
+    ap.add_argument("--central-rate", type=float, default=1000)
+    ap.add_argument("--skip-central", action="store_true")
+    a = ap.parse_args()
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    rows: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="bench-load-") as d:
+        tmp = Path(d)
+        (tmp / "body").mkdir()
+        port = free_port()
+        (tmp / "nginx.conf").write_text(nginx_conf(tmp, port))
+        srv = subprocess.Popen(["taskset", "-c", "1", nginx, "-c", str(tmp / "nginx.conf"), "-p", str(tmp)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            time.sleep(0.5)
+            if srv.poll() is not None:
+                raise SystemExit(f"nginx did not start: {srv.stderr.read().decode() if srv.stderr else ''}")
+            tfile = target_file(tmp, port)
+            common = ["--target", str(tfile), "--no-cleanup", "--max-lost", "1000000000"]
+            bare = [bare_rps(tmp, port, a.users, a.seconds)]
+            print(f"bare FastHttpUser loop: {bare[0]:.0f} req/s", flush=True)
+            scen: dict[str, float] = {}
+            for name in ("dialer-insert", "click-to-call", "status-polling", "mixed"):
+                code, res = pbx_load(tmp, [name, *common, "--users", str(a.users), "--think-time", "0"], a.seconds)
+                assert res["failures"] == 0, (name, res["failures_by_message"])
+                scen[name] = res["locust"]["rps"]
+                print(f"{name}: {scen[name]:.0f} req/s (exit {code})", flush=True)
+            bare.append(bare_rps(tmp, port, a.users, a.seconds))
+            print(f"bare FastHttpUser loop again: {bare[1]:.0f} req/s", flush=True)
+            ceiling = sum(bare) / 2
+            rows.append(f"| bare FastHttpUser POST loop (no check) | {bare[0]:,.0f} / {bare[1]:,.0f} | 1.00 |")
+            for name, rps in scen.items():
+                rows.append(f"| {name}, closed model, full validation | {rps:,.0f} | {rps / ceiling:.2f} |")
+            own = scen["dialer-insert"]
+            open_rows = []
+            for frac in (0.5, 0.8, 1.3):
+                rate = round(own * frac)
+                code, res = pbx_load(tmp, ["dialer-insert", *common, "--rate", str(rate)], a.seconds)
+                g = res["generator"]
+                said = "says saturated" if g["saturated"] else "kept up"
+                open_rows.append(f"| {frac:.0%} of {own:,.0f} | {rate:,} | {g['achieved_rate']:,.1f} | "
+                                 f"{g['achieved_ratio']:.4f} | {g['late_ratio']:.2%} | "
+                                 f"{res['latency_ms']['p99']:.1f} | {said} (exit {code}) |")
+                print(open_rows[-1], flush=True)
+        finally:
+            srv.terminate()
+            srv.wait(timeout=10)
+        central_row = ""
+        if not a.skip_central:
+            code, res = pbx_load(tmp, ["dialer-insert", "--rate", f"{a.central_rate:g}", "--ramp", "5s",
+                                       "--central-cpu", "1", "--max-late-ratio", "1"], a.central_seconds)
+            g, lost, lat = res["generator"], res["lost"], res["latency_ms"]
+            central_row = (f"| {a.central_rate:,.0f}/s, {a.central_seconds} s (5 s ramp) | {res['requests']:,} | "
+                           f"{res['failures']} | {lost['acknowledged']:,} | **{lost['missing']}** | "
+                           f"{g['achieved_rate']:,.1f} | {g['late_ratio']:.2%} | {lat['p50']:.1f} / {lat['p99']:.1f} / "
+                           f"{lat['max']:.0f} | {code} |")
+            print(central_row, flush=True)
+    print("\n| generator (one process, CPU 0) | req/s | x bare |\n|---|---|---|")
+    print("\n".join(rows))
+    print("\n| open model, dialer-insert | asked/s | achieved/s (after ramp) | achieved/asked | sent >10 ms late "
+          "| p99 ms (corrected) | verdict |\n|---|---|---|---|---|---|---|")
+    print("\n".join(open_rows))
+    if central_row:
+        print("\n| reference central, open-model dialer-insert | requests | failed | acknowledged | lost "
+              "| achieved/s | late | p50 / p99 / max ms | exit |\n|---|---|---|---|---|---|---|---|---|")
+        print(central_row)
+    print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
