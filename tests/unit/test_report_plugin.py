@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pbxcheck.bundled import bundled_dir
 from pbxcheck.checks import Checker, ClauseFailure, failed_clauses_of, other_loopback, pin_matches, strategies
 from pbxcheck.client import Exchange
 from pbxcheck.contract import CLAUSES, MAX_PHONES, MAX_TEXT, OPEN_TEXT_FIELDS
@@ -234,3 +235,48 @@ def test_clause_ids_are_the_clause_table_and_the_spec() -> None:
     table = set(re.findall(r"^\| ([A-Z0-9]+(?:-[A-Z0-9]+)*-\d+) \|", spec.read_text(encoding="utf-8"), re.M))
     server = {i for i in table if not i.startswith(("CL-", "AMB-"))}
     assert server == {m.value for m in ClauseId}
+
+
+# --- The check layer's shape ------------------------------------------------------------------------
+
+
+def test_suites_and_probes_import_package_modules_only() -> None:
+    """No sys.path insert in suites/ or sip_probes/, and no test module imports another test module
+    (shared helpers live in pbxcheck.checks: support, strategies, sipkit)."""
+    import ast
+
+    for folder in ("suites", "sip_probes"):
+        for path in sorted(bundled_dir(folder).glob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Attribute) and node.attr == "path" and getattr(node.value, "id", "") == "sys":
+                    pytest.fail(f"{path.name}: sys.path is touched")
+                names: list[str] = []
+                if isinstance(node, ast.ImportFrom):
+                    names = [node.module or ""] + [a.name for a in node.names] if node.level else [node.module or ""]
+                elif isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                bad = [n for n in names if n.split(".")[-1].startswith(("test_", "conftest", "sipkit", "support",
+                                                                       "strategies"))
+                       and not n.startswith("pbxcheck.")]
+                assert not bad, f"{path.name} imports {bad}: import shared code from pbxcheck.checks"
+
+
+def test_http_and_sip_failures_share_one_formatter() -> None:
+    """Checker.fail (HTTP) and SipSession.fail (SIP) both read '[ID] summary', the section, what went
+    wrong, then the reproduction (curl line / ladder and raw messages); headline '[ID] what'."""
+    from pbxcheck.checks.sipkit import SipSession
+
+    r = Redactor(TARGET.secrets)
+    http = Checker(TARGET, r)
+    with pytest.raises(ClauseFailure) as h:
+        http.fail(CLAUSES["AUTH-4"].id, f"answered with {TARGET.senha}")
+    sip = SipSession(TARGET, r, "t")
+    with pytest.raises(ClauseFailure) as s:
+        sip.fail(CLAUSES["SIP-REG-1"].id, "no 401")
+    for info, cid, what in ((h, "AUTH-4", "answered with [redacted]"), (s, "SIP-REG-1", "no 401")):
+        c = CLAUSES[cid]
+        assert str(info.value).startswith(f"[{cid}] {c.summary}\n  ({c.section})\n\n  {what}")
+        assert info.value.headline == f"[{cid}] {what}" and info.value.clause_id == cid
+    assert "SIP exchange of t" in str(s.value)
+    assert TARGET.senha not in str(h.value)
