@@ -105,7 +105,59 @@ def pacer() -> Pacer:
         schedule = Schedule(o.pbx_rate / workers(), o.pbx_ramp, o.pbx_duration)
         _pacer = Pacer(schedule, time.perf_counter() + 0.05)
         recorder.asked_window += schedule.due(o.pbx_duration) - schedule.due(o.pbx_ramp)
+        recorder.asked_total += schedule.total
     return _pacer
+
+
+class Dispatcher:
+    """One greenlet per process hands the due slots to whichever users are free: a user parks on a
+    queue instead of arming a timer of its own, so the hub wakes about once a millisecond, not once
+    per request. A slot nobody is free to take waits in the queue (its latency counts the wait)."""
+
+    TICK_S = 0.001
+
+    def __init__(self, p: Pacer) -> None:
+        import gevent
+        from gevent.queue import Queue
+
+        self.pacer = p
+        self.queue: Any = Queue()
+        self.finished = False
+        self.greenlet = gevent.spawn(self._run)
+
+    def _run(self) -> None:
+        import gevent
+
+        nxt = self.pacer.next()
+        while nxt is not None:
+            now = time.perf_counter()
+            while nxt is not None and nxt <= now + self.TICK_S / 2:
+                self.queue.put(nxt)
+                nxt = self.pacer.next()
+            if nxt is not None:
+                gevent.sleep(min(self.TICK_S, nxt - now))
+        self.finished = True
+
+    def take(self) -> float | None:
+        """The next due slot (blocks until one is); None once the schedule is over."""
+        from gevent.queue import Empty
+
+        while True:
+            try:
+                return self.queue.get(timeout=0.25)
+            except Empty:
+                if self.finished and self.queue.empty():
+                    return None
+
+
+_dispatcher: Dispatcher | None = None
+
+
+def dispatcher() -> Dispatcher:
+    global _dispatcher
+    if _dispatcher is None:
+        _dispatcher = Dispatcher(pacer())
+    return _dispatcher
 
 
 # --- measuring ------------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """The HTTP user every API scenario is made of: paced (open model) or thinking (closed model), its
 actions chosen by weight, each answer checked in full against the contract.
 
-Open model (``--pbx-rate``): each task takes the next slot of this process's schedule, sleeps until
-it is due, sends, and the latency is measured from the slot (``context["pbx_t0"]``), so a request that
+Open model (``--pbx-rate``): each task takes the next due slot of this process's schedule from the
+dispatcher (common.Dispatcher), sends it at once, and the latency is measured from the slot (``context["pbx_t0"]``), so a request that
 waited for a free user still counts its wait. Closed model: think time ``--pbx-think`` (uniform 0.5x
 to 1.5x), capped at ``--pbx-max-rate`` requests/s over the process's users when one is set.
 
@@ -20,8 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import gevent
-from common import credentials, options, pacer, recorder, ssl_context_factory, target, unique
+from common import credentials, dispatcher, options, recorder, ssl_context_factory, target, unique
 from locust import task
 from locust.contrib.fasthttp import FastHttpUser
 
@@ -103,15 +102,15 @@ class PbxUser(FastHttpUser):
     def step(self) -> None:
         intended = None
         if self.open:
-            p = pacer()
-            intended = p.next()
+            d = dispatcher()
+            p = d.pacer
+            intended = d.take()
             if intended is None:
                 self.done = True
                 return
-            delay = intended - time.perf_counter()
-            if delay > 0:
-                gevent.sleep(delay)
             now = time.perf_counter()
+            # late, and more slots already queued: no user was free when this one came due
+            delay = -1.0 if now - intended > LATE_S and d.queue.qsize() else 0.0
             rel = now - p.start
             recorder.sent(now - intended, p.schedule.ramp <= rel < p.schedule.duration, backlog=delay < -LATE_S)
         self._last_start = time.perf_counter()

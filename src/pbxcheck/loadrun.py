@@ -368,11 +368,13 @@ def _result(stem: str, sc: Scenario | None, o: Options, t: Target, data: dict[st
     gen: dict[str, Any] = {"late": pbx["late"], "backlog": pbx["backlog"], "scheduled": pbx["scheduled"],
                            "late_threshold_ms": LATE_S * 1000, "max_late_ms": pbx["max_late_ms"]}
     if open_model:
-        late_all = pbx["late"] + pbx["backlog"]
+        # a slot never sent before the stop is the latest of all: counted as late, never as fast
+        gen["unsent"] = max(0, pbx.get("asked_total", 0) - pbx["scheduled"])
+        late_all = pbx["late"] + pbx["backlog"] + gen["unsent"]
         achieved = pbx["sent_window"] / window if window else 0.0
         gen.update(asked_rate=o.rate, achieved_rate=round(achieved, 3),
                    achieved_ratio=round(pbx["sent_window"] / asked_window, 5) if asked_window else 0.0,
-                   late_ratio=round(late_all / pbx["scheduled"], 5) if pbx["scheduled"] else 0.0)
+                   late_ratio=round(late_all / pbx["asked_total"], 5) if pbx.get("asked_total") else 0.0)
         gen["saturated"] = bool(gen["late_ratio"] > o.max_late_ratio or gen["achieved_ratio"] < 1 - o.max_late_ratio)
         gen["max_late_ratio"] = o.max_late_ratio
     else:
@@ -442,11 +444,12 @@ def _judge(res: dict[str, Any], o: Options, t: Target) -> int:
     if res["model"] == "open":
         console.print(f"  generator: asked {gen['asked_rate']:g}/s, achieved {gen['achieved_rate']:.1f}/s after the "
                       f"ramp; {gen['late'] + gen['backlog']} of {gen['scheduled']} requests sent more than "
-                      f"{LATE_S * 1000:.0f} ms after their intended time ({gen['backlog']} with every user waiting "
-                      f"for an answer)")
+                      f"{LATE_S * 1000:.0f} ms after their intended time ({gen['backlog']} when no user was free), "
+                      f"{gen['unsent']} never sent before the stop")
         if gen["saturated"]:
-            why = ("every user was waiting for an answer: raise --users, or the target is slower than the rate"
-                   if gen["backlog"] > gen["late"] else "this machine's generator ran out of CPU (one core per process)")
+            why = ("no user was free when they came due: the target answered too slowly for --users, or this "
+                   "process ran out of CPU" if gen["backlog"] > gen["late"] else
+                   "this process ran out of CPU (one core per process: --processes N spreads the rate)")
             console.print(f"[red]generator saturated: it could not keep up with {gen['asked_rate']:g}/s[/] "
                           f"({why}); the latencies include its own delay, they are not the target's alone")
             code = EXIT_FAILED

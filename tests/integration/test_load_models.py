@@ -26,13 +26,18 @@ def _result(reports: Path, scenario: str) -> dict:  # type: ignore[type-arg]
     return json.loads((reports / "load" / f"{scenario}.result.json").read_text())
 
 
-def test_open_model_result_file_csv_and_plot_agree(tmp_path: Path) -> None:
+def _passing_run(tmp_path: Path, scenario: str, *args: str) -> tuple[str, dict]:  # type: ignore[type-arg]
+    """A run that must exit 0; a shared 2-core machine may delay a few sends, so lateness is lenient."""
     reports = tmp_path / "reports"
-    proc = _load(tmp_path, "dialer-insert", "--rate", "60", "--ramp", "1s", "--run-time", "4s", "--max-late-ratio", "0.5",
-                 "--reports", str(reports))
+    proc = _load(tmp_path, scenario, *args, "--max-late-ratio", "0.5", "--reports", str(reports))
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
-    res = _result(reports, "dialer-insert")
+    return out, _result(reports, scenario)
+
+
+def test_open_model_result_file_csv_and_plot_agree(tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    out, res = _passing_run(tmp_path, "dialer-insert", "--rate", "60", "--ramp", "1s", "--run-time", "4s")
     assert res["model"] == "open" and res["latency_ms"]["corrected"] is True
     assert res["requests"] == 60 // 2 + 60 * 3  # the schedule: half the rate over the ramp, then the rate
     assert res["generator"]["late_ratio"] <= 0.5
@@ -72,12 +77,7 @@ def test_a_baseline_catches_the_slow_api_fault_and_names_the_metric(tmp_path: Pa
 
 
 def test_two_processes_end_to_end(tmp_path: Path) -> None:
-    reports = tmp_path / "reports"
-    proc = _load(tmp_path, "dialer-insert", "--processes", "2", "--rate", "40", "--run-time", "4s", "--max-late-ratio", "0.5",
-                 "--reports", str(reports))
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out
-    res = _result(reports, "dialer-insert")
+    _, res = _passing_run(tmp_path, "dialer-insert", "--processes", "2", "--rate", "40", "--run-time", "4s")
     assert res["settings"]["processes"] == 2
     assert res["requests"] == 160  # each worker half the rate: together the whole schedule
     assert res["latency_ms"]["count"] == res["requests"]  # both workers' histograms reached the master

@@ -61,6 +61,7 @@ def test_worker_snapshots_merge_into_the_same_percentiles() -> None:
     a.sent(LATE_S * 2, True)
     b.sent(0.0, True, backlog=True)
     b.acked += ["x-1", "x-2"]
+    a.asked_total, b.asked_total = 3, 4
     master = Recorder()
     master.merge(a.snapshot())
     master.merge(b.snapshot())
@@ -69,7 +70,7 @@ def test_worker_snapshots_merge_into_the_same_percentiles() -> None:
     assert master.percentiles_ms() == one.percentiles_ms()
     assert master.percentiles_ms()["p99"] == pytest.approx(990, rel=0.01)
     out = master.export()
-    assert (out["late"], out["backlog"], out["scheduled"], out["sent_window"]) == (1, 1, 2, 2)
+    assert (out["late"], out["backlog"], out["scheduled"], out["sent_window"], out["asked_total"]) == (1, 1, 2, 2, 7)
     assert unpack_ids(out["acked_z"]) == ["x-1", "x-2"]
     assert sum(row[1] for row in out["timeline"]) == 1000
     assert sum(row[2] for row in out["timeline"]) == 100

@@ -53,7 +53,8 @@ class Recorder:
         self.late = 0  # sent late because the generator (its CPU, its event loop) lagged
         self.backlog = 0  # taken late because every user was still waiting for an answer
         self.max_late_s = 0.0
-        self.scheduled = 0  # slots taken from the schedule
+        self.scheduled = 0  # slots taken from the schedule (and sent)
+        self.asked_total = 0  # slots the schedule holds: those never sent are counted apart
         self.asked_window = 0.0  # slots due inside the steady window (after the ramp)
         self.sent_window = 0  # of them, sent inside the window
         self.acked: list[str] = []  # idcrms whose insert was answered OK
@@ -93,12 +94,13 @@ class Recorder:
             "hdr": self.hist.encode().decode() if self.hist.get_total_count() else "",
             "seconds": {str(k): v.summary() for k, v in self.seconds.items()},
             "late": self.late, "backlog": self.backlog, "max_late_s": self.max_late_s, "scheduled": self.scheduled,
+            "asked_total": self.asked_total,
             "asked_window": self.asked_window, "sent_window": self.sent_window, "acked": list(self.acked),
         }
         if reset:
             self.hist = new_histogram()
             self.seconds = {}
-            self.late = self.backlog = self.scheduled = self.sent_window = 0
+            self.late = self.backlog = self.scheduled = self.sent_window = self.asked_total = 0
             self.asked_window = 0.0
             self.acked = []
         return data
@@ -112,6 +114,7 @@ class Recorder:
         self.backlog += data.get("backlog", 0)
         self.max_late_s = max(self.max_late_s, data.get("max_late_s", 0.0))
         self.scheduled += data.get("scheduled", 0)
+        self.asked_total += data.get("asked_total", 0)
         self.asked_window += data.get("asked_window", 0.0)
         self.sent_window += data.get("sent_window", 0)
         self.acked.extend(data.get("acked", []))
@@ -136,7 +139,7 @@ class Recorder:
             "percentiles_ms": self.percentiles_ms(),
             "timeline": [[k, *v] for k, v in sorted(self.timeline.items())],
             "late": self.late, "backlog": self.backlog, "max_late_ms": round(self.max_late_s * 1000, 3), "scheduled": self.scheduled,
-            "asked_window": self.asked_window, "sent_window": self.sent_window,
+            "asked_total": self.asked_total, "asked_window": self.asked_window, "sent_window": self.sent_window,
             "acked_z": pack_ids(self.acked),
         }
 
