@@ -104,14 +104,16 @@ class BlockingTcp:
 
 def register_once(conn: BlockingUdp | BlockingTcp, user: str, password: str, domain: str, *,
                   expires: int = 90, timeout: float = 2.0) -> int:
-    """One complete registration on a blocking connection (REGISTER, 401, REGISTER with digest):
-    the final status, 0 when an answer did not come in ``timeout``. For Locust users and scripts;
-    the asyncio ``UserAgent`` is the full-featured client."""
+    """One complete registration on a blocking connection (REGISTER, 401, REGISTER with digest),
+    run by the engine through the blocking runner (``sip.sync``): the final status, 0 when an answer
+    did not come in ``timeout``. For Locust users and scripts; the asyncio ``UserAgent`` is the
+    full-featured client."""
     from ..digest import Challenge, build_authorization
     from ..ids import new_branch, new_call_id, new_tag
-    from ..message import Response, make_request, to_bytes
-    from ..parser import parse_message
+    from ..message import make_request
+    from ..sync import BlockingEndpoint
 
+    sip = BlockingEndpoint(conn)
     call_id = new_call_id()
     tag = new_tag()
     uri = f"sip:{domain}"
@@ -122,12 +124,8 @@ def register_once(conn: BlockingUdp | BlockingTcp, user: str, password: str, dom
         via = f"SIP/2.0/{conn.transport} {conn.local[0]}:{conn.local[1]};rport;branch={new_branch()}"
         req = make_request("REGISTER", uri, from_=f"{aor};tag={tag}", to=aor, call_id=call_id, cseq=cseq, via=via,
                            contact=contact, headers=[("Expires", str(expires)), *auth])
-        conn.send(to_bytes(req))
-        data = conn.recv(timeout)
-        if data is None:
-            return 0
-        resp = parse_message(data)
-        if not isinstance(resp, Response):
+        resp = sip.request(req, timeout)
+        if resp is None:
             return 0
         value = resp.headers.get("WWW-Authenticate")
         if resp.status != 401 or value is None or auth:
