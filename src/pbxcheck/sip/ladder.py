@@ -6,22 +6,19 @@ Entries keep the raw bytes; nothing in them is secret by construction: a UA neve
 into a message (a digest ``response=`` is a hash, and may appear). ``render_ladder(redactor=...)``
 scrubs any string a caller still wants hidden.
 
-The log does not depend on the parser: it reads the first line and Call-ID with a regex, so a
-message the parser rejects (a torture test, a fuzzed packet) is still logged and drawn.
+The log does not depend on the parser: it reads each message with the lenient ``sip.scan`` (which
+never raises), so a message the parser rejects (a torture test, a fuzzed packet) is still logged and drawn.
 """
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from .flow import Addr
-
-_CALL_ID = re.compile(rb"^(?:call-id|i)[ \t]*:[ \t]*(\S+)", re.IGNORECASE | re.MULTILINE)
-_CTYPE = re.compile(rb"^(?:content-type|c)[ \t]*:[ \t]*application/sdp", re.IGNORECASE | re.MULTILINE)
-_CSEQ = re.compile(rb"^cseq[ \t]*:[ \t]*\d+[ \t]+(\S+)", re.IGNORECASE | re.MULTILINE)
+from .scan import RawMessage, scan
 
 OUT = "out"
 IN = "in"
@@ -36,24 +33,27 @@ class LogEntry:
     remote: Addr
     data: bytes = field(repr=False)
 
+    @cached_property
+    def raw(self) -> RawMessage:
+        """The lenient scan of ``data`` (computed once: the ladder reads several parts)."""
+        return scan(self.data)
+
     @property
     def first_line(self) -> str:
-        return self.data.split(b"\r\n", 1)[0].split(b"\n", 1)[0].decode("utf-8", "replace").strip()
+        return self.raw.start_line
 
     @property
     def is_response(self) -> bool:
-        return self.data.startswith(b"SIP/")
+        return self.raw.is_response
 
     @property
     def call_id(self) -> str | None:
-        head = self.data.split(b"\r\n\r\n", 1)[0]
-        m = _CALL_ID.search(head)
-        return m.group(1).decode("utf-8", "replace") if m else None
+        return self.raw.call_id
 
     @property
     def has_sdp(self) -> bool:
-        head, _, body = self.data.partition(b"\r\n\r\n")
-        return bool(body.strip()) and bool(_CTYPE.search(head))
+        ctype = self.raw.header("Content-Type") or ""
+        return bool(self.raw.body.strip()) and ctype.lower().startswith("application/sdp")
 
     @property
     def label(self) -> str:
@@ -62,8 +62,8 @@ class LogEntry:
         if self.is_response:
             parts = line.split(" ", 1)
             text = parts[1] if len(parts) > 1 else line
-            m = _CSEQ.search(self.data.split(b"\r\n\r\n", 1)[0])
-            method = f" [{m.group(1).decode('ascii', 'replace')}]" if m else ""
+            cseq_method = self.raw.cseq_method
+            method = f" [{cseq_method}]" if cseq_method else ""
         else:
             text = line.split(" ", 1)[0]
             method = ""

@@ -30,6 +30,7 @@ from pbxcheck.sip.errors import (
 from pbxcheck.sip.grammar import TOKEN_RE, canonical_name, parse_uint, split_commas
 from pbxcheck.sip.headers import CSeq, NameAddr, SipUri, Via, parse_uri
 from pbxcheck.sip.message import Headers, Message, Request, Response
+from pbxcheck.sip.scan import split_head
 
 MAX_CONTENT_LENGTH = 2**24  # 16 MiB: more than any SIP body; bounds the stream framer's buffer
 
@@ -40,19 +41,12 @@ _STATUS_RE = re.compile(r"[1-6][0-9][0-9]", re.ASCII)
 
 
 def _split_head(data: bytes) -> tuple[int, int, int]:
-    """(start of message, end of header section, start of body)."""
-    start = 0
-    n = len(data)
-    # RFC 3261 7.5: CRLFs before the start line are ignored (keep-alives on streams).
-    while start < n and data[start] in (13, 10):
-        start += 1
-    crlf = data.find(b"\r\n\r\n", start)
-    lf = data.find(b"\n\n", start)
-    if crlf < 0 and lf < 0:
+    """(start of message, end of header section, start of body): the scanner's framing (§7, §7.5)."""
+    framing = split_head(data)
+    if framing is None:
+        start = len(data) - len(data.lstrip(b"\r\n"))
         raise IncompleteMessage("no empty line ends the header section", data[start:start + 80])
-    if crlf >= 0 and (lf < 0 or crlf <= lf):
-        return start, crlf, crlf + 4
-    return start, lf, lf + 2
+    return framing
 
 
 def _header_lines(lines: list[str]) -> Headers:

@@ -12,9 +12,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pbxcheck.sip.errors import SipParseError
-from pbxcheck.sip.grammar import canonical_name
 from pbxcheck.sip.headers import SipUri
 from pbxcheck.sip.message import REASONS, Headers, Request, Response, make_response
+from pbxcheck.sip.scan import scan
 from pbxcheck.sip.serializer import serialize
 
 # RFC 3261 8.1.1: every request carries these (Max-Forwards is SHOULD for RFC 2543 peers: inv2543).
@@ -94,25 +94,13 @@ _ECHO = ("Via", "From", "To", "Call-ID", "CSeq")
 
 
 def reject_unparseable(data: bytes, error: SipParseError) -> bytes | None:
-    """A stateless ``400 Bad Request`` for request bytes that failed to parse, built from a tolerant
-    scan of their Via/From/To/Call-ID/CSeq lines (copied verbatim), or None when no response can be
+    """A stateless ``400 Bad Request`` for request bytes that failed to parse, built from the lenient
+    ``scan`` of their Via/From/To/Call-ID/CSeq lines (copied verbatim), or None when no response can be
     addressed (a response, no Via, nothing readable). The reason's text names the parse error."""
-    head = data.lstrip(b"\r\n").split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace")
-    lines = head.replace("\r\n", "\n").split("\n")
-    if not lines or lines[0][:4].upper() == "SIP/":
+    raw = scan(data)
+    if not raw.start_line or raw.is_response:
         return None
-    pairs: list[tuple[str, str]] = []
-    kept = False  # whether the line a continuation line continues was kept
-    for line in lines[1:]:
-        if line[:1] in (" ", "\t"):
-            if kept:
-                pairs[-1] = (pairs[-1][0], pairs[-1][1] + " " + line.strip())
-            continue
-        name, colon, value = line.partition(":")
-        cname = canonical_name(name.strip())
-        kept = bool(colon) and cname in _ECHO
-        if kept:
-            pairs.append((cname, value.strip()))
+    pairs = [(n, v) for n, v in raw.headers if n in _ECHO]
     if not any(n == "Via" for n, _ in pairs):
         return None
     why = "".join(c if c.isprintable() and c.isascii() else "?" for c in error.reason)[:100]
