@@ -42,8 +42,8 @@ def probe_modules(clauses: tuple[str, ...] | None = None) -> list[str]:
     """The sip_probes modules holding a check marked with any of ``clauses`` (all of them for None)."""
     found = []
     for path in sorted(bundled_dir("sip_probes").glob("test_*.py")):
-        marked = {c for m in _MARK.finditer(path.read_text(encoding="utf-8"))
-                  for c in re.findall(r'"([A-Z0-9-]+)"', m.group(1))}
+        marked = {quoted or member.replace("_", "-") for m in _MARK.finditer(path.read_text(encoding="utf-8"))
+                  for quoted, member in re.findall(r'"([A-Z0-9-]+)"|ClauseId\.([A-Z0-9_]+)', m.group(1))}
         if clauses is None or marked & set(clauses):
             found.append(path.name)
     return found

@@ -383,9 +383,8 @@ class B2bua:
                 self.hangup_both(call, "cancel")
             return
         if m == "BYE":
-            if "bye-not-answered" in self.faults:
-                return
-            respond(req, flow, 200)
+            if "bye-not-answered" not in self.faults:  # the fault loses the 200; the call still ends
+                respond(req, flow, 200)
             call.hangup_side = SideHangup.ORIGEM if leg is call.a else SideHangup.DESTINO
             other = call.b if leg is call.a else call.a
             if other is not None and other.flow is not None:

@@ -17,7 +17,7 @@ SIP_FAULTS: tuple[tuple[str, tuple[str, ...], str], ...] = (
      "replayed nc, stale nonces and nonces issued to another IP are accepted"),
     ("invite-no-challenge", ("SIP-INV-1",), "INVITE is accepted without a 401 challenge"),
     ("invite-no-183", ("SIP-INV-1",), "INVITE goes 100 -> 200 with no 183 Session Progress"),
-    ("bye-not-answered", ("SIP-INV-1",), "BYE gets no answer"),
+    ("bye-not-answered", ("SIP-INV-1",), "BYE gets no answer (the call still ends: record and recording are written)"),
     ("rtp-port-out-of-range", ("SIP-INV-2",), "the SDP answer gives an RTP port above 20000"),
     ("codec-not-offered", ("SIP-INV-2",), "the SDP answer picks G722 (9), which was not offered"),
     ("no-port-collision", ("SIP-NAT-1",),
