@@ -18,6 +18,8 @@ from collections.abc import Callable
 
 from pbxcheck.sip import headers, samples
 from pbxcheck.sip.digest import Challenge, build_authorization, verify
+from pbxcheck.sip.engine import Engine
+from pbxcheck.sip.flow import Flow
 from pbxcheck.sip.message import Request, make_request, make_response, to_bytes
 from pbxcheck.sip.parser import StreamFramer, parse_message
 from pbxcheck.sip.sdp import make_answer, make_offer, parse_sdp
@@ -69,6 +71,23 @@ def cases() -> list[tuple[str, int, Callable[[], object]]]:
         tx.start()
         return tx
 
+    engine = Engine()
+    flow = Flow("UDP", ("203.0.113.9", 7048), ("201.46.59.189", 32670), lambda data: None)
+    clock = iter(range(10**9))
+    branch = samples.REGISTER.split(b"branch=", 1)[1].split(b"\r\n", 1)[0].split(b";", 1)[0]
+    # 64 devices' REGISTERs (their own branches): one is repeated 64 s later, after its Timer J
+    registers = [samples.REGISTER.replace(branch, branch + b"%02d" % i) for i in range(64)]
+
+    def engine_register() -> object:
+        # the central's path per REGISTER: match (a new transaction), answer 401, Timer J; the
+        # clock steps 1 s per call so Timer J (32 s) keeps the table at its steady size
+        t = next(clock)
+        now = float(t)
+        (event,) = engine.receive(registers[t % 64], flow, now)
+        req = event.request  # type: ignore[union-attr]
+        engine.send_response(req, make_response(req, 401, to_tag="abc"), flow, now)
+        return engine.data_to_send()
+
     return [
         ("parse REGISTER, first from its device", len(samples.REGISTER), cold(samples.REGISTER)),
         ("parse REGISTER, repeated (refresh)", len(samples.REGISTER), lambda: parse_message(samples.REGISTER)),
@@ -85,6 +104,7 @@ def cases() -> list[tuple[str, int, Callable[[], object]]]:
         ("digest verify (MD5, qop auth)", 0, lambda: verify(creds, "secret", "REGISTER")),
         ("StreamFramer 10 REGISTERs / 10", len(stream) // 10, lambda: StreamFramer().feed(stream)),
         ("INVITE server transaction start", 0, server_tx),
+        ("engine: REGISTER in, 401 out (parse incl.)", len(samples.REGISTER), engine_register),
     ]
 
 

@@ -110,12 +110,8 @@ Event = IncomingRequest | IncomingResponse | ClientTimedOut | AckTimedOut | Stra
 
 
 def server_key_of(req: Request) -> tuple[str, ...]:
-    """``transaction.server_key``, memoised on the request like its other parsed properties (the
-    engine needs it when the request comes in and again when the TU answers)."""
-    cached = req.__dict__.get("_server_key")
-    if cached is None:
-        cached = req.__dict__["_server_key"] = server_key(req)
-    return cached  # type: ignore[no-any-return]
+    """``transaction.server_key`` (memoised on the request)."""
+    return server_key(req)
 
 
 # --- what the engine keeps per machine -----------------------------------------------------------
@@ -215,6 +211,7 @@ class Engine:
             # other transaction is by then (an INVITE is in Proceeding and waits for its answer)
             self._set_timer(entry, "abandon", 64 * self.t1)
         self._apply(entry, tx.start())
+        tx.release_request()  # the TU has it; only the key and the last response stay (GC cost)
 
     # --- output -------------------------------------------------------------------------------------
 

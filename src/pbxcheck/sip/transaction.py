@@ -379,6 +379,16 @@ class ServerTransaction(_Transaction):
     def key(self) -> tuple[str, ...]:
         return self._key
 
+    def release_request(self) -> None:
+        """Let go of the request once started: from then on the machine needs only its key and its
+        last response (figures 7 and 8 never look at the request again). A registrar keeps 64*T1 of
+        completed transactions (Timer J): holding every parsed REGISTER as well made the garbage
+        collector's full scans cost more than the transactions themselves (bench_sip_register).
+        ``request`` is None afterwards."""
+        if self.state is State.INIT:
+            raise TransactionError("release the request after start(), which passes it up")
+        self.request = None  # type: ignore[assignment]
+
     def _classify_message(self, event: Event) -> Kind:
         if isinstance(event, RequestIn):
             return K.ACK if event.request.method == "ACK" else K.REQUEST
@@ -417,11 +427,21 @@ def server_key(request: Request, method: str | None = None) -> tuple[str, ...]:
     Otherwise (no branch, or a bare magic cookie: RFC 4475 badbranch) the RFC 2543 rule: Request-URI,
     From tag, Call-ID, CSeq number, top Via and method. The To tag is left out so that the ACK for a
     non-2xx (which carries our tag) finds its INVITE. ``method`` overrides (CANCEL -> INVITE)."""
+    if method is None:
+        # memoised on the request like its parsed headers: the engine matches it, then its
+        # transaction keys itself on it, then the TU's answer finds the transaction by it
+        cached = request.__dict__.get("_server_key")
+        if cached is not None:
+            return cached  # type: ignore[no-any-return]
     via = request.top_via
     m = method or ("INVITE" if request.method == "ACK" else request.method)
     if via.rfc3261_branch:
-        return ("3261", via.branch or "", via.host.lower(), str(via.port or ""), m)
-    return ("2543", request.uri, request.from_.tag or "", request.call_id, str(request.cseq.number), str(via), m)
+        key: tuple[str, ...] = ("3261", via.branch or "", via.host.lower(), str(via.port or ""), m)
+    else:
+        key = ("2543", request.uri, request.from_.tag or "", request.call_id, str(request.cseq.number), str(via), m)
+    if method is None:
+        request.__dict__["_server_key"] = key
+    return key
 
 
 def cancel_target_key(cancel: Request) -> tuple[str, ...]:
