@@ -47,9 +47,26 @@ RAMAL_FIELDS = ("Ramal", "Status", "Direcao", "Duracao", "StatusCanal", "Calleri
                 "JSON1", "JSON2", "JSON3", "GRAVACAO", "IDCHAMADA")
 RAMAIS = json.dumps([{f: ("2001" if f == "Ramal" else "") for f in RAMAL_FIELDS}], separators=(",", ":"))
 BARE = textwrap.dedent('''
-    import json
-    from locust import task
+    import gc, json, os, time
+    from locust import events, task
     from locust.contrib.fasthttp import FastHttpUser
+
+    _t = {}
+
+    @events.init.add_listener
+    def _init(environment, **_):
+        _t["env"] = environment
+
+    @events.test_start.add_listener
+    def _start(**_):
+        _t["cpu"] = time.process_time()
+        gc.collect(); gc.freeze(); gc.set_threshold(50_000, 20, 1000)  # as load/common.py: same footing
+
+    @events.quit.add_listener
+    def _quit(**_):
+        total = _t["env"].runner.stats.total
+        with open(os.environ["BARE_OUT"], "w") as f:
+            json.dump({"cpu_s": time.process_time() - _t["cpu"], "requests": total.num_requests}, f)
 
     BODY = json.dumps({"acao": "insert", "idcampanha": "900", "login": "bench", "senha": "bench-senha-0000",
                        "token": "0123456789abcdef0123456789abcdef", "idcrm": "load-bench-1-1",
@@ -124,17 +141,20 @@ def target_file(tmp: Path, port: int) -> Path:
     return p
 
 
-def bare_rps(tmp: Path, port: int, users: int, seconds: int) -> float:
+def bare_rps(tmp: Path, port: int, users: int, seconds: int) -> tuple[float, float]:
+    """(req/s, CPU µs per request of the Locust process) of the bare loop."""
     f = tmp / "locustfile_bare.py"
     f.write_text(BARE)
     prefix = tmp / "bare"
     subprocess.run(["taskset", "-c", "0", PY, "-m", "locust", "-f", str(f), "--headless", "--only-summary",
                     "--host", f"http://127.0.0.1:{port}", "-u", str(users), "-r", str(users), "-t", f"{seconds}s",
-                    "--csv", str(prefix)], check=True, capture_output=True, timeout=seconds + 60)
+                    "--csv", str(prefix)], check=True, capture_output=True, timeout=seconds + 60,
+                   env={**os.environ, "BARE_OUT": str(tmp / "bare.json")})
     with open(f"{prefix}_stats.csv") as fh:
         row = [r for r in csv.DictReader(fh) if r["Name"] == "Aggregated"][0]
     assert int(row["Failure Count"]) == 0, row
-    return float(row["Requests/s"])
+    cpu = json.loads((tmp / "bare.json").read_text())
+    return float(row["Requests/s"]), cpu["cpu_s"] / cpu["requests"] * 1e6
 
 
 def pbx_load(tmp: Path, args: list[str], seconds: int, cpu: str = "0") -> tuple[int, dict]:  # type: ignore[type-arg]
@@ -177,21 +197,27 @@ def main() -> int:
             # drifts, and a ratio of neighbours is what stays comparable.
             bares: list[float] = []
             for name in ("dialer-insert", "click-to-call", "status-polling", "mixed"):
-                ratios, rates = [], []
+                ratios, rates, cpu_ratios, cpus = [], [], [], []
                 for order in ("bare-first", "scenario-first"):
                     if order == "bare-first":
-                        b = bare_rps(tmp, port, a.users, a.seconds)
+                        b, b_us = bare_rps(tmp, port, a.users, a.seconds)
                     code, res = pbx_load(tmp, [name, *common, "--users", str(a.users), "--think-time", "0"], a.seconds)
                     assert res["failures"] == 0, (name, res["failures_by_message"])
                     if order == "scenario-first":
-                        b = bare_rps(tmp, port, a.users, a.seconds)
+                        b, b_us = bare_rps(tmp, port, a.users, a.seconds)
                     bares.append(b)
                     rates.append(res["locust"]["rps"])
                     ratios.append(rates[-1] / b)
-                    print(f"{name} ({order}): {rates[-1]:.0f} req/s, bare {b:.0f}: {ratios[-1]:.2f}x", flush=True)
+                    us = res["generator"]["cpu_us_per_request"]
+                    cpus.append((b_us, us))
+                    cpu_ratios.append(b_us / us)
+                    print(f"{name} ({order}): {rates[-1]:.0f} req/s, bare {b:.0f}: {ratios[-1]:.2f}x; CPU "
+                          f"{us:.0f} vs bare {b_us:.0f} µs/req: {cpu_ratios[-1]:.2f}x", flush=True)
                 scen[name] = sum(rates) / len(rates)
                 rows.append(f"| {name}, closed model, full validation | {rates[0]:,.0f} / {rates[1]:,.0f} | "
-                            f"{bares[-2]:,.0f} / {bares[-1]:,.0f} | {ratios[0]:.2f} / {ratios[1]:.2f} |")
+                            f"{bares[-2]:,.0f} / {bares[-1]:,.0f} | {ratios[0]:.2f} / {ratios[1]:.2f} | "
+                            f"{cpus[0][1]:.0f} / {cpus[1][1]:.0f} | {cpus[0][0]:.0f} / {cpus[1][0]:.0f} | "
+                            f"**{cpu_ratios[0]:.2f} / {cpu_ratios[1]:.2f}** |")
             own = sum(bares) / len(bares)  # the bare loop's ceiling on this core
             open_rows = []
             for frac in (0.5, 0.8, 1.3):
@@ -200,6 +226,7 @@ def main() -> int:
                 g = res["generator"]
                 said = "says saturated" if g["saturated"] else "kept up"
                 open_rows.append(f"| {frac:.0%} of {own:,.0f} | {rate:,} | {g['achieved_rate']:,.1f} | "
+                                 f"{g['cpu_us_per_request']:.0f} | "
                                  f"{g['achieved_ratio']:.4f} | {g['late_ratio']:.2%} | "
                                  f"{res['latency_ms']['p99']:.1f} | {said} (exit {code}) |")
                 print(open_rows[-1], flush=True)
@@ -216,11 +243,12 @@ def main() -> int:
                            f"{g['achieved_rate']:,.1f} | {g['late_ratio']:.2%} | {lat['p50']:.1f} / {lat['p99']:.1f} / "
                            f"{lat['max']:.0f} | {code} |")
             print(central_row, flush=True)
-    print("\n| generator (one process, CPU 0) | scenario req/s (two runs) | neighbouring bare loop req/s | x bare |"
-          "\n|---|---|---|---|")
+    print("\n| generator (one process, CPU 0) | scenario req/s (two runs) | neighbouring bare loop req/s | x bare "
+          "(req/s) | scenario CPU µs/req | bare CPU µs/req | x bare (CPU: bare µs / scenario µs) |"
+          "\n|---|---|---|---|---|---|---|")
     print("\n".join(rows))
-    print("\n| open model, dialer-insert | asked/s | achieved/s (after ramp) | achieved/asked | sent >10 ms late "
-          "| p99 ms (corrected) | verdict |\n|---|---|---|---|---|---|---|")
+    print("\n| open model, dialer-insert | asked/s | achieved/s (after ramp) | CPU µs/req | achieved/asked "
+          "| sent >10 ms late (or never) | p99 ms (corrected) | verdict |\n|---|---|---|---|---|---|---|---|")
     print("\n".join(open_rows))
     if central_row:
         print("\n| reference central, open-model dialer-insert | requests | failed | acknowledged | lost "

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from common import credentials, dispatcher, options, recorder, ssl_context_factory, target, unique
+from common import credentials, dispatcher, options, recorder, ssl_context_factory, target, unique, workers
 from locust import task
 from locust.contrib.fasthttp import FastHttpUser
 
@@ -93,9 +93,9 @@ class PbxUser(FastHttpUser):
             return 0.5 if self.done else 0.0
         o = options()
         wait = random.uniform(0.5, 1.5) * o.pbx_think if o.pbx_think else 0.0
-        if o.pbx_max_rate:  # every user at most users/max_rate apart: the process at most max_rate
+        if o.pbx_max_rate:  # each process its share of max_rate, spread over its users
             users = max(1, self.environment.runner.user_count)
-            wait = max(wait, users / o.pbx_max_rate - (time.perf_counter() - self._last_start))
+            wait = max(wait, users * workers() / o.pbx_max_rate - (time.perf_counter() - self._last_start))
         return wait
 
     @task

@@ -365,7 +365,11 @@ def _result(stem: str, sc: Scenario | None, o: Options, t: Target, data: dict[st
     span = max(loc["last"] - loc["start"], 1e-9)
     asked_window = pbx["asked_window"]
     window = duration - ramp
-    gen: dict[str, Any] = {"late": pbx["late"], "backlog": pbx["backlog"], "scheduled": pbx["scheduled"],
+    cpu = data.get("cpu_s")
+    gen: dict[str, Any] = {"cpu_s": round(cpu, 3) if cpu is not None else None,
+                           "cpu_us_per_request": round(cpu / requests * 1e6, 1) if cpu and requests
+                           and data.get("processes", 1) == 1 else None,
+                           "late": pbx["late"], "backlog": pbx["backlog"], "scheduled": pbx["scheduled"],
                            "late_threshold_ms": LATE_S * 1000, "max_late_ms": pbx["max_late_ms"]}
     if open_model:
         # a slot never sent before the stop is the latest of all: counted as late, never as fast

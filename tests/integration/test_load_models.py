@@ -157,3 +157,17 @@ def test_a_remote_target_without_load_limits_is_refused_before_any_request(tmp_p
     assert "Locust" not in out
     proc = _load(tmp_path, "--list")
     assert proc.returncode == 0 and "dialer-insert" in proc.stdout and "mixed" in proc.stdout
+
+
+def test_the_target_files_max_rate_caps_the_closed_model(tmp_path: Path) -> None:
+    with CentralProcess(state_dir=tmp_path / "central") as t:
+        capped = tmp_path / "capped.toml"
+        capped.write_text(Path(str(t.path)).read_text() + '\n[load]\nmax_rate = 20\n')
+        reports = tmp_path / "reports"
+        proc = _load(tmp_path, "dialer-insert", "--target", str(capped), "--users", "4", "--think-time", "0",
+                     "--run-time", "3s", "--reports", str(reports))
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        res = _result(reports, "dialer-insert")
+        assert 0 < res["requests"] <= 20 * 3 + 4  # not the thousands an unpaced loop sends
+        refused = _load(tmp_path, "dialer-insert", "--target", str(capped), "--rate", "21", "--run-time", "2s")
+        assert refused.returncode == 2 and "above the target's [load] max_rate 20" in refused.stdout
