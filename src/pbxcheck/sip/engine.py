@@ -26,6 +26,7 @@ response matching nothing (:class:`StrayResponse`), bytes that do not parse (:cl
 from __future__ import annotations
 
 import heapq
+import math
 from dataclasses import dataclass, field
 
 from pbxcheck.sip import events as ev
@@ -43,6 +44,11 @@ __all__ = [
 
 # A flood of requests the TU never answers must not grow memory without bound (the oldest go first).
 SERVER_MAX = 60_000
+
+# Timers that only end a wait (D, I, J, K) and the engine's own clean-ups fire on the next whole
+# second after they are due, never earlier: a registrar then wakes once a second for all of them,
+# not once per REGISTER (retransmission timers A, E, G and the time-outs B, F, H stay exact).
+_COARSE = frozenset({"D", "I", "J", "K", "abandon", "forget"})
 
 
 # --- events out -----------------------------------------------------------------------------------
@@ -147,8 +153,10 @@ class Engine:
         self._servers: dict[tuple[str, ...], _Entry] = {}
         self._ack_waits: dict[tuple[str, int], _Entry] = {}
         self._acks_sent: dict[tuple[str, int], _Entry] = {}  # our ACKs for 2xx, for re-ACKing (§13.2.2.4)
-        self._heap: list[tuple[float, int, _Entry, str]] = []
-        self._seq = 0
+        # timers by deadline: a heap of distinct deadlines, each with the entries due then (no
+        # per-timer tuple: with 64*T1 of transactions the GC would walk one per timer)
+        self._heap: list[float] = []
+        self._buckets: dict[float, list[_Entry]] = {}
         self._out: list[tuple[bytes, Flow]] = []
         self._events: list[Event] = []
         self._now = 0.0
@@ -235,6 +243,7 @@ class Engine:
         entry = self._servers.get(server_key_of(req)) if req.method != "ACK" else None
         if entry is not None and entry.alive:
             assert isinstance(entry.machine, ServerTransaction)
+            entry.timers.pop("abandon", None)  # answered: the table's own timers take over
             self._apply(entry, entry.machine.handle(ev.SendResponse(resp)))
         else:
             self._out.append((to_bytes(resp), flow))
@@ -299,12 +308,17 @@ class Engine:
 
     def next_deadline(self) -> float | None:
         """When ``timer_fired`` must next be called (same clock as ``now``); None: no timer runs."""
-        heap = self._heap
+        heap, buckets = self._heap, self._buckets
         while heap:
-            deadline, _, entry, name = heap[0]
-            if entry.alive and entry.timers.get(name) == deadline:
-                return deadline
-            heapq.heappop(heap)  # cancelled or restarted: a stale heap slot
+            deadline = heap[0]
+            bucket = buckets[deadline]
+            while bucket:
+                entry = bucket[-1]
+                if entry.alive and deadline in entry.timers.values():
+                    return deadline
+                bucket.pop()  # cancelled, restarted or fired: a stale slot
+            heapq.heappop(heap)
+            del buckets[deadline]
         return None
 
     @property
@@ -320,15 +334,18 @@ class Engine:
         return events
 
     def _advance(self, now: float) -> None:
-        self._now = now
-        heap = self._heap
-        while heap and heap[0][0] <= now:
-            deadline, _, entry, name = heapq.heappop(heap)
-            if not entry.alive or entry.timers.get(name) != deadline:
-                continue
-            del entry.timers[name]
+        heap, buckets = self._heap, self._buckets
+        while heap and heap[0] <= now:
+            deadline = heapq.heappop(heap)
             self._now = deadline  # timers it restarts count from when it was due, not from now
-            self._fire(entry, name)
+            for entry in buckets.pop(deadline):
+                if not entry.alive:
+                    continue
+                due = [name for name, when in entry.timers.items() if when == deadline]
+                for name in due:
+                    if entry.alive and entry.timers.get(name) == deadline:
+                        del entry.timers[name]
+                        self._fire(entry, name)
         self._now = now
 
     def _fire(self, entry: _Entry, name: str) -> None:
@@ -343,9 +360,14 @@ class Engine:
 
     def _set_timer(self, entry: _Entry, name: str, seconds: float) -> None:
         deadline = self._now + seconds
+        if name in _COARSE:
+            deadline = float(math.ceil(deadline))
         entry.timers[name] = deadline
-        self._seq += 1
-        heapq.heappush(self._heap, (deadline, self._seq, entry, name))
+        bucket = self._buckets.get(deadline)
+        if bucket is None:
+            bucket = self._buckets[deadline] = []
+            heapq.heappush(self._heap, deadline)
+        bucket.append(entry)
 
     def _apply(self, entry: _Entry, actions: list[ev.Action]) -> None:
         for a in actions:

@@ -228,6 +228,8 @@ _SEND_CLASS = {K.R1XX: K.SEND_1XX, K.R2XX: K.SEND_2XX, K.FINAL: K.SEND_FINAL}
 
 
 class _Transaction:
+    # slots: a registrar keeps 64*T1 of completed transactions; no per-object dict for the GC to walk
+    __slots__ = ("table", "request", "reliable", "t1", "t2", "t4", "state", "last_response", "_interval", "is_invite")
     table: Table
     request: Request
 
@@ -332,6 +334,8 @@ class _Transaction:
 class ClientTransaction(_Transaction):
     """RFC 3261 17.1: send ``request``; feed responses, timers and transport errors."""
 
+    __slots__ = ("ack",)
+
     def __init__(self, request: Request, *, reliable: bool, t1: float = T1, t2: float = T2, t4: float = T4) -> None:
         if request.method == "ACK":
             raise TransactionError("ACK does not create a client transaction (RFC 3261 17.1)")
@@ -365,6 +369,8 @@ class ServerTransaction(_Transaction):
     """RFC 3261 17.2: created by a request; feed retransmissions/ACK (``RequestIn``), the TU's
     responses (``SendResponse``), timers and transport errors. ``auto_trying``: an INVITE server
     transaction answers 100 Trying at once (17.2.1: unless the TU answers within 200 ms)."""
+
+    __slots__ = ("auto_trying", "_key")
 
     def __init__(self, request: Request, *, reliable: bool, t1: float = T1, t2: float = T2, t4: float = T4,
                  auto_trying: bool = True) -> None:
