@@ -303,7 +303,7 @@ class _Transaction:
             return []
         if seconds == 0:
             return self._run(_TIMER_KIND[name], TimerFired(name))
-        self._interval[name] = seconds
+        self._interval[name.value] = seconds  # type: ignore[index]  # plain str key: an enum member would make the dict a GC container
         return [StartTimer(name, seconds)]
 
     def _do(self, op: Op, event: Event | None) -> list[Action]:
