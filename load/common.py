@@ -139,17 +139,15 @@ class Dispatcher:
             if nxt is not None:
                 gevent.sleep(min(self.TICK_S, nxt - now))
         self.finished = True
+        self.queue.put(None)  # the end: each user that gets it passes it on
 
     def take(self) -> float | None:
-        """The next due slot (blocks until one is); None once the schedule is over."""
-        from gevent.queue import Empty
-
-        while True:
-            try:
-                return self.queue.get(timeout=0.25)
-            except Empty:
-                if self.finished and self.queue.empty():
-                    return None
+        """The next due slot (blocks until one is; no timer armed per take); None once the schedule
+        is over."""
+        slot = self.queue.get()
+        if slot is None:
+            self.queue.put(None)
+        return slot
 
 
 _dispatcher: Dispatcher | None = None

@@ -48,6 +48,7 @@ class Second:
 class Recorder:
     def __init__(self) -> None:
         self.hist = new_histogram()
+        self._pending: dict[int, int] = {}  # µs (at the HDR's precision) -> count, not yet in hist
         self.seconds: dict[int, Second] = {}
         self.timeline: dict[int, list[float]] = {}  # summarised seconds (merged from snapshots)
         self.late = 0  # sent late because the generator (its CPU, its event loop) lagged
@@ -62,8 +63,13 @@ class Recorder:
     # --- recording (hot path) -------------------------------------------------------------------
 
     def record(self, latency_s: float, ok: bool, wall: float) -> None:
-        us = int(latency_s * 1_000_000)
-        self.hist.record_value(min(max(us, 1), _HIGHEST_US))
+        # Counted in a dict at the HDR's own precision (11 significant bits: 3 decimal digits) and
+        # added to the histogram in bulk: hdrh's record_value costs ~10 µs of Python per call.
+        us = int(latency_s * 1_000_000) or 1
+        if us >= 2048:
+            shift = us.bit_length() - 11
+            us = (us >> shift) << shift
+        self._pending[us] = self._pending.get(us, 0) + 1
         sec = self.seconds.get(int(wall))
         if sec is None:
             sec = self.seconds[int(wall)] = Second()
@@ -88,8 +94,15 @@ class Recorder:
 
     # --- shipping and merging -------------------------------------------------------------------
 
+    def flush(self) -> None:
+        """Move the pending counts into the HDR histogram."""
+        for us, n in self._pending.items():
+            self.hist.record_value(min(us, _HIGHEST_US), n)
+        self._pending = {}
+
     def snapshot(self, reset: bool = True) -> dict[str, Any]:
         """A JSON/msgpack-able delta; with ``reset`` the recorder starts over (a worker's report)."""
+        self.flush()
         data = {
             "hdr": self.hist.encode().decode() if self.hist.get_total_count() else "",
             "seconds": {str(k): v.summary() for k, v in self.seconds.items()},
@@ -124,6 +137,7 @@ class Recorder:
         self.merge(self.snapshot(reset=True))
 
     def percentiles_ms(self) -> dict[str, float]:
+        self.flush()
         h = self.hist
         if not h.get_total_count():
             return {name: 0.0 for name, _ in PERCENTILES} | {"max": 0.0}
@@ -133,6 +147,7 @@ class Recorder:
 
     def export(self) -> dict[str, Any]:
         """The merged view, for the parent process (``pbxcheck load``) to judge."""
+        self.flush()
         return {
             "hdr": self.hist.encode().decode() if self.hist.get_total_count() else "",
             "count": self.hist.get_total_count(),
