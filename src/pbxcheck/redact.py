@@ -16,7 +16,7 @@ import shlex
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, AnyStr
 
 REDACTED = "[redacted]"
 MIN_FRAGMENT = 6  # a run this long, shared with a secret, counts as (part of) that secret
@@ -54,7 +54,7 @@ def _pattern(secrets: Sequence[Any], n: int, *, as_bytes: bool) -> re.Pattern[An
     if not alts:
         return None
     sep, head, tail = (b"|", b"(?=(", b"))") if as_bytes else ("|", "(?=(", "))")
-    body: Any = sep.join(re.escape(a) for a in alts)  # type: ignore[attr-defined]
+    body: Any = sep.join(re.escape(a) for a in alts)
     return re.compile(head + body + tail)
 
 
@@ -98,10 +98,10 @@ def _covered(text: Any, pattern: re.Pattern[Any] | None, bounded: bool = False) 
     return spans
 
 
-def _replace(text: Any, spans: list[tuple[int, int]], mark: Any) -> Any:
+def _replace(text: AnyStr, spans: list[tuple[int, int]], mark: AnyStr) -> AnyStr:
     if not spans:
         return text
-    parts = []
+    parts: list[AnyStr] = []
     last = 0
     for start, end in spans:
         parts += [text[last:start], mark]

@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C; used for SIGTERM and SIGHUP too
 HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -121,7 +122,7 @@ def _kill_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
-def stop_tree(proc: subprocess.Popen, *, first: int = signal.SIGINT, grace: float = 10.0) -> int:
+def stop_tree(proc: subprocess.Popen[Any], *, first: int = signal.SIGINT, grace: float = 10.0) -> int:
     """Stop ``proc`` (started with ``start_new_session=True``), its process group and every process it
     started: ``first`` to the group, up to ``grace`` seconds for the group to go, then SIGKILL to the
     group and to each descendant still alive. Returns the leader's exit code. Idempotent; a second

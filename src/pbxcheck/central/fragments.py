@@ -13,7 +13,7 @@ fragment when a database is opened under a different set.
 from __future__ import annotations
 
 from collections.abc import Callable
-from json.encoder import encode_basestring  # type: ignore[attr-defined]  # the C encoder, no ASCII escaping
+from json.encoder import encode_basestring  # the C encoder, no ASCII escaping
 from typing import Any
 
 from ..contract import CONTACT_COLUMNS, MAX_TRIES, ContactStatus

@@ -25,7 +25,7 @@ import tempfile
 import time
 import weakref
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 from pbxcheck.errors import PbxcheckError
 
@@ -80,7 +80,7 @@ def free_port(host: str = "127.0.0.1", *, udp: bool = True, tcp: bool = True, sp
             first = socket.socket(socket.AF_INET, socket.SOCK_DGRAM if udp else socket.SOCK_STREAM)
             socks.append(first)
             first.bind((host, 0))
-            port = first.getsockname()[1]
+            port: int = first.getsockname()[1]
             if port + span > 65535:
                 continue
             if tcp:
@@ -100,7 +100,7 @@ def free_port(host: str = "127.0.0.1", *, udp: bool = True, tcp: bool = True, sp
 
 
 def stop_process_group(
-    proc: subprocess.Popen, *, steps: tuple[tuple[int, float], ...] = ((signal.SIGTERM, 3.0),)
+    proc: subprocess.Popen[Any], *, steps: tuple[tuple[int, float], ...] = ((signal.SIGTERM, 3.0),)
 ) -> None:
     """Signal the process group ``proc`` leads (it was started with ``start_new_session=True``): each
     ``(signal, seconds)`` step in turn until the group is gone, then SIGKILL. Idempotent; never raises
@@ -153,8 +153,8 @@ class ManagedPeer:
     ends with ``self._release()``."""
 
     workdir: Path | None = None
-    proc: subprocess.Popen | None = None
-    _tmp: tempfile.TemporaryDirectory | None = None
+    proc: subprocess.Popen[bytes] | None = None
+    _tmp: tempfile.TemporaryDirectory[str] | None = None
 
     def start(self) -> Self:
         """Start the peer. A start that lost a free-port race ("Address already in use" on a port we
@@ -209,7 +209,7 @@ class ManagedPeer:
             self.workdir = None
 
 
-_RUNNING: weakref.WeakSet = weakref.WeakSet()
+_RUNNING: weakref.WeakSet[ManagedPeer] = weakref.WeakSet()
 
 
 @atexit.register

@@ -106,7 +106,7 @@ class KamailioProcess(ManagedPeer):
         self.wrong_password_403 = wrong_password_403
         self.start_timeout = start_timeout
         self.binary = binary
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
 
     # -- public --------------------------------------------------------------------------------
     @property

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import socket
-from typing import cast
+from typing import Any, cast
 
 from .base import Addr, Flow, MessageHandler
 
@@ -55,7 +55,7 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         name = transport.get_extra_info("sockname")
         self.local = (name[0], name[1])
 
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:  # (host, port[, flow, scope])
         flow = self.flow((addr[0], addr[1]))
         try:
             self.handler(data, flow)
