@@ -37,6 +37,7 @@ from pbxcheck.sip import digest, sdp
 from pbxcheck.sip.errors import SdpError, SipParseError
 from pbxcheck.sip.headers import NameAddr, SipUri
 from pbxcheck.sip.message import Request, Response, make_request, make_response
+from pbxcheck.sip.register import make_register
 from pbxcheck.sip.transaction import make_cancel
 from pbxcheck.sip.validate import reject_unparseable
 
@@ -301,12 +302,11 @@ class UserAgent:
 
     def _register_request(self, expires: int, *, star: bool = False) -> Request:
         uri = f"sip:{self.config.domain}"
-        contact: str | NameAddr = "*" if star else self.contact()
-        headers = [*self._common_headers(), ("Expires", str(expires))]
-        headers += self._credentials("REGISTER", uri)
-        aor = self.aor
-        return make_request("REGISTER", uri, from_=aor.with_tag(self._reg_tag), to=aor, call_id=self._reg_call_id,
-                            cseq=self.next_cseq(), via=self.via(), contact=contact, headers=headers)
+        return make_register(self.config.domain, self.config.user, sent_by=self._sent_by(),
+                             transport=self.flow.transport, call_id=self._reg_call_id, cseq=self.next_cseq(),
+                             from_tag=self._reg_tag, expires=expires, contact="*" if star else self.contact(),
+                             authorization=self._credentials("REGISTER", uri), aor=self.aor,
+                             headers=[("Allow", ALLOW)], user_agent=self.config.user_agent)
 
     async def register(self, expires: int | None = None, *, star: bool = False,
                        max_challenges: int = 2) -> RegisterResult:

@@ -109,27 +109,22 @@ def register_once(conn: BlockingUdp | BlockingTcp, user: str, password: str, dom
     did not come in ``timeout``. For Locust users and scripts; the asyncio ``UserAgent`` is the
     full-featured client."""
     from ..digest import Challenge, build_authorization
-    from ..ids import new_branch, new_call_id, new_tag
-    from ..message import make_request
+    from ..ids import new_call_id, new_tag
+    from ..register import make_register
     from ..sync import BlockingEndpoint
 
     sip = BlockingEndpoint(conn)
     call_id = new_call_id()
     tag = new_tag()
-    uri = f"sip:{domain}"
-    aor = f"<sip:{user}@{domain}>"
-    contact = f"<sip:{user}@{conn.local[0]}:{conn.local[1]};transport={conn.transport.lower()}>"
-    auth: list[tuple[str, str]] = []
+    auth: str | None = None
     for cseq in (1, 2):
-        via = f"SIP/2.0/{conn.transport} {conn.local[0]}:{conn.local[1]};rport;branch={new_branch()}"
-        req = make_request("REGISTER", uri, from_=f"{aor};tag={tag}", to=aor, call_id=call_id, cseq=cseq, via=via,
-                           contact=contact, headers=[("Expires", str(expires)), *auth])
+        req = make_register(domain, user, sent_by=conn.local, transport=conn.transport, call_id=call_id,
+                            cseq=cseq, from_tag=tag, expires=expires, authorization=auth, user_agent=None)
         resp = sip.request(req, timeout)
         if resp is None:
             return 0
         value = resp.headers.get("WWW-Authenticate")
         if resp.status != 401 or value is None or auth:
             return resp.status
-        creds = build_authorization(Challenge.parse(value), user, password, "REGISTER", uri)
-        auth = [("Authorization", str(creds))]
+        auth = str(build_authorization(Challenge.parse(value), user, password, "REGISTER", f"sip:{domain}"))
     return 401

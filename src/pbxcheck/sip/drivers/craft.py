@@ -21,7 +21,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..ids import new_branch
 from .base import Addr
 
 
@@ -118,12 +117,10 @@ def read_pcap_payloads(path: str | Path) -> list[bytes]:
 
 def register_bytes(domain: str, user: str, local: Addr, call_id: str, cseq: int, *,
                    authorization: str | None = None, expires: int = 90, transport: str = "UDP") -> bytes:
-    """A REGISTER as exact bytes, built with string formatting only (a fresh branch each time): for
-    floods and replays where building through the message model would cost more than the server
-    under test spends, or where the bytes must be byte-for-byte what a test says."""
-    auth = f"Authorization: {authorization}\r\n" if authorization else ""
-    return (f"REGISTER sip:{domain} SIP/2.0\r\n"
-            f"Via: SIP/2.0/{transport} {local[0]}:{local[1]};rport;branch={new_branch()}\r\n"
-            f"Max-Forwards: 70\r\nFrom: <sip:{user}@{domain}>;tag={call_id[:8]}\r\nTo: <sip:{user}@{domain}>\r\n"
-            f"Call-ID: {call_id}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{user}@{local[0]}:{local[1]}>\r\n"
-            f"Expires: {expires}\r\nUser-Agent: pbxcheck\r\n{auth}Content-Length: 0\r\n\r\n").encode()
+    """A REGISTER as exact bytes (a fresh branch each time, the From tag drawn from the Call-ID so a
+    sequence on one Call-ID keeps it), for floods and replays: the core's one builder,
+    ``sip.register.make_register``, serialised."""
+    from ..register import register_bytes as build
+
+    return build(domain, user, sent_by=local, transport=transport, call_id=call_id, cseq=cseq,
+                 from_tag=call_id[:8], expires=expires, authorization=authorization)

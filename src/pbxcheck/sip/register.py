@@ -1,0 +1,70 @@
+"""The one REGISTER builder (RFC 3261 §10.2): every REGISTER the harness sends is made here.
+
+The user agent, the blocking client (``drivers.blocking.register_once``), the Locust SIP user, the
+probes and the exact-bytes senders (``drivers.craft.register_bytes``, the registration bench) all
+call :func:`make_register`; bytes come from ``message.to_bytes(make_register(...))``.
+
+§10.2 in short: Request-URI ``sip:<domain>`` (no user part), To = From = the address of record,
+From with a tag, one Call-ID and increasing CSeq numbers for every REGISTER to one registrar
+(§10.2.4: a refresh reuses Call-ID, From tag and bumps CSeq: pass them in), Contact the binding
+(``*`` with ``Expires: 0`` removes all), Expires the asked duration, and a fresh branch every time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from pbxcheck.sip.headers import NameAddr
+from pbxcheck.sip.ids import new_branch, new_call_id, new_tag
+from pbxcheck.sip.message import Request, make_request, to_bytes
+
+__all__ = ["make_register", "register_bytes"]
+
+Auth = str | Iterable[tuple[str, str]] | None
+
+
+def make_register(domain: str, user: str, *, sent_by: str | tuple[str, int], transport: str = "UDP",
+                  call_id: str | None = None, cseq: int = 1, from_tag: str | None = None,
+                  expires: int | None = 90, contact: str | NameAddr | None = None,
+                  authorization: Auth = None, uri: str | None = None, aor: str | NameAddr | None = None,
+                  branch: str | None = None, headers: Iterable[tuple[str, str]] = (),
+                  user_agent: str | None = "pbxcheck") -> Request:
+    """A REGISTER of ``user@domain`` sent from ``sent_by`` (``"host:port"``, ``(ip, port)`` or a
+    WebSocket's ``<random>.invalid``) over ``transport``.
+
+    - ``call_id``/``from_tag``/``cseq``: pass the previous ones (CSeq + 1) for a refresh; fresh ones
+      are drawn from ``sip.ids`` when None.
+    - ``contact``: the binding; None builds ``<sip:user@sent_by;transport=t>``; ``"*"`` for a removal.
+    - ``expires``: the Expires header (None: none written).
+    - ``authorization``: an Authorization value, or (name, value) pairs (``Proxy-Authorization``,
+      one per realm), written last.
+    - ``uri``: the Request-URI (default ``sip:<domain>``); ``aor``: To/From without tag
+      (default ``<sip:user@domain>``); ``branch``: the Via branch (default a fresh one);
+      ``headers``: extra pairs written after Contact (Allow, Supported...).
+    """
+    host = sent_by if isinstance(sent_by, str) else f"{sent_by[0]}:{sent_by[1]}"
+    t = transport.upper()
+    if aor is None:
+        aor = f"<sip:{user}@{domain}>"
+    if contact is None:
+        contact = f"<sip:{user}@{host};transport={t.lower()}>"
+    extra: list[tuple[str, str]] = []
+    if user_agent:
+        extra.append(("User-Agent", user_agent))
+    extra.extend(headers)
+    if expires is not None:
+        extra.append(("Expires", str(expires)))
+    if isinstance(authorization, str):
+        extra.append(("Authorization", authorization))
+    elif authorization is not None:
+        extra.extend(authorization)
+    tag = from_tag or new_tag()
+    from_ = aor.with_tag(tag) if isinstance(aor, NameAddr) else f"{aor};tag={tag}"
+    return make_request("REGISTER", uri or f"sip:{domain}", from_=from_, to=aor, call_id=call_id or new_call_id(),
+                        cseq=cseq, via=f"SIP/2.0/{t} {host};rport;branch={branch or new_branch()}",
+                        contact=contact, headers=extra)
+
+
+def register_bytes(domain: str, user: str, *, sent_by: str | tuple[str, int], **kw: object) -> bytes:
+    """``to_bytes(make_register(...))``: the same REGISTER as wire bytes (floods, replays, benches)."""
+    return to_bytes(make_register(domain, user, sent_by=sent_by, **kw))  # type: ignore[arg-type]
