@@ -5,12 +5,18 @@ INVITE and the response it sent (12.1.1). ``make_request_in_dialog`` builds ACK 
 re-INVITE... with the route set, remote target and CSeq rules of 12.2.1.1 and returns the updated
 dialog with the request. The ACK for a non-2xx is not a dialog's business: the client transaction
 builds it (``transaction.make_ack``, 17.1.1.3).
+
+The dialog is the one place the UA's calls (``sip.ua.Call``) and the central's B2BUA legs
+(``central.sip.b2bua.Leg``) keep Call-ID, tags, CSeq numbers, remote target and route set. A UAC
+starts one with ``outgoing`` (state INITIAL: it builds its own dialog-creating INVITE and retries of
+it) and feeds it every response (``on_response``); a UAS starts one with ``incoming`` (or ``uas``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from enum import StrEnum
 
 from pbxcheck.sip.errors import SipParseError, TransactionError
 from pbxcheck.sip.headers import NameAddr, SipUri, Via
@@ -19,6 +25,18 @@ from pbxcheck.sip.ids import new_tag as new_tag  # alias: the one generator is i
 from pbxcheck.sip.message import Headers, Message, Request, Response
 
 TARGET_REFRESH = frozenset({"INVITE", "UPDATE", "SUBSCRIBE", "NOTIFY", "REFER"})
+
+
+class DialogState(StrEnum):
+    """RFC 3261 §12's dialog states, plus the UAC's wait before any response carries a To tag."""
+
+    INITIAL = "initial"  # UAC: our dialog-creating request is out, no response with a To tag yet
+    EARLY = "early"  # a 1xx with a To tag (UAC), or our tag picked and no 2xx sent yet (UAS)
+    CONFIRMED = "confirmed"  # a 2xx exchanged
+    TERMINATED = "terminated"  # a final non-2xx to the dialog-creating request, a BYE, a 481/408
+
+
+_FORMING = (DialogState.INITIAL, DialogState.EARLY)
 
 
 def _contact_uri(message: Message) -> str | None:
@@ -38,7 +56,7 @@ class Dialog:
     local_seq: int | None = None
     remote_seq: int | None = None
     invite_seq: int | None = None  # CSeq of the last INVITE we sent: the ACK for its 2xx reuses it
-    state: str = "confirmed"  # "early" | "confirmed"
+    state: DialogState = DialogState.CONFIRMED
     secure: bool = False
     local_contact: str | None = None
 
@@ -47,6 +65,36 @@ class Dialog:
         return (self.call_id, self.local_tag, self.remote_tag)
 
     # --- creation ---
+    @classmethod
+    def outgoing(cls, *, call_id: str, local_uri: NameAddr, local_tag: str, remote_uri: NameAddr,
+                 remote_target: str | None = None, local_seq: int = 0, local_contact: str | None = None) -> Dialog:
+        """A UAC before its dialog-creating request (state INITIAL): ``make_request_in_dialog("INVITE")``
+        builds that request (To without tag, Request-URI the remote target, CSeq ``local_seq + 1``)
+        and every retry of it (a new CSeq after a 401/407); responses go to ``on_response``."""
+        return cls(call_id=call_id, local_tag=local_tag, remote_tag="", local_uri=_untagged(local_uri),
+                   remote_uri=_untagged(remote_uri), remote_target=remote_target or str(remote_uri.uri),
+                   local_seq=local_seq, state=DialogState.INITIAL,
+                   secure=(remote_target or str(remote_uri.uri)).lower().startswith("sips:"),
+                   local_contact=local_contact)
+
+    @classmethod
+    def incoming(cls, request: Request, local_tag: str, *, local_contact: str | None = None) -> Dialog:
+        """12.1.1, UAS: the dialog ``request`` creates once we answer it with ``local_tag`` (state EARLY
+        until ``confirm()``: our 2xx went out)."""
+        return cls(
+            call_id=request.call_id,
+            local_tag=local_tag,
+            remote_tag=request.from_.tag or "",
+            local_uri=_untagged(request.to),
+            remote_uri=_untagged(request.from_),
+            remote_target=_contact_uri(request) or str(request.from_.uri),
+            route_set=tuple(request.headers.get_all("Record-Route")),
+            remote_seq=request.cseq.number,
+            state=DialogState.EARLY,
+            secure=request.uri.lower().startswith("sips:"),
+            local_contact=local_contact,
+        )
+
     @classmethod
     def uac(cls, request: Request, response: Response, local_contact: str | None = None) -> Dialog:
         """12.1.2: from our request and a 2xx, or a 1xx with a To tag (early dialog)."""
@@ -65,7 +113,7 @@ class Dialog:
             route_set=tuple(reversed(response.headers.get_all("Record-Route"))),
             local_seq=request.cseq.number,
             invite_seq=request.cseq.number if request.method == "INVITE" else None,
-            state="early" if response.status < 200 else "confirmed",
+            state=DialogState.EARLY if response.status < 200 else DialogState.CONFIRMED,
             secure=request.uri.lower().startswith("sips:"),
             local_contact=local_contact or request.headers.get("Contact"),
         )
@@ -76,34 +124,44 @@ class Dialog:
         local_tag = response.to.tag
         if local_tag is None:
             raise TransactionError("our response must carry a To tag to create a dialog")
-        return cls(
-            call_id=request.call_id,
-            local_tag=local_tag,
-            remote_tag=request.from_.tag or "",
-            local_uri=_untagged(request.to),
-            remote_uri=_untagged(request.from_),
-            remote_target=_contact_uri(request) or str(request.from_.uri),
-            route_set=tuple(request.headers.get_all("Record-Route")),
-            remote_seq=request.cseq.number,
-            state="early" if response.status < 200 else "confirmed",
-            secure=request.uri.lower().startswith("sips:"),
-            local_contact=response.headers.get("Contact"),
-        )
+        dialog = cls.incoming(request, local_tag, local_contact=response.headers.get("Contact"))
+        return dialog.confirm() if 200 <= response.status < 300 else dialog
 
     # --- updates ---
     def on_response(self, response: Response) -> Dialog:
-        """A response to our request within the dialog: a 2xx confirms an early dialog and
-        recomputes its route set (13.2.2.4); a 2xx to a target refresh updates the target."""
-        if not 200 <= response.status < 300:
-            return self
-        changes: dict[str, object] = {}
-        if self.state == "early":
-            changes.update(state="confirmed", route_set=tuple(reversed(response.headers.get_all("Record-Route"))))
-            if response.to.tag and not self.remote_tag:
-                changes["remote_tag"] = response.to.tag
-        if response.cseq.method in TARGET_REFRESH and (target := _contact_uri(response)):
-            changes["remote_target"] = target
-        return replace(self, **changes) if changes else self  # type: ignore[arg-type]
+        """A response to our request. Forming (INITIAL/EARLY), to the dialog-creating request: a
+        1xx with a To tag makes an INITIAL dialog EARLY (12.1.2), a 2xx confirms it and (re)computes
+        its route set (13.2.2.4), a final non-2xx terminates it (a 401/407 the UAC answers with
+        credentials is a retry: do not feed it). Confirmed: a 2xx to a target refresh updates the
+        target; a 481 or 408 terminates the dialog (12.2.1.2)."""
+        status = response.status
+        if self.state in _FORMING and response.cseq.method == "INVITE" and response.cseq.number == self.invite_seq:
+            tag = response.to.tag
+            if status < 200:
+                if status == 100 or not tag or self.state is DialogState.EARLY:
+                    return self
+                return replace(self, state=DialogState.EARLY, remote_tag=tag, remote_uri=_untagged(response.to),
+                               route_set=tuple(reversed(response.headers.get_all("Record-Route"))),
+                               remote_target=_contact_uri(response) or self.remote_target)
+            if status >= 300:
+                return replace(self, state=DialogState.TERMINATED)
+            return replace(self, state=DialogState.CONFIRMED, remote_tag=tag or self.remote_tag,
+                           remote_uri=_untagged(response.to),
+                           route_set=tuple(reversed(response.headers.get_all("Record-Route"))),
+                           remote_target=_contact_uri(response) or self.remote_target)
+        if status in (408, 481) and self.state is DialogState.CONFIRMED:
+            return replace(self, state=DialogState.TERMINATED)
+        if 200 <= status < 300 and response.cseq.method in TARGET_REFRESH and (target := _contact_uri(response)):
+            return replace(self, remote_target=target)
+        return self
+
+    def confirm(self) -> Dialog:
+        """UAS: our 2xx to the dialog-creating request went out."""
+        return self if self.state is DialogState.CONFIRMED else replace(self, state=DialogState.CONFIRMED)
+
+    def terminate(self) -> Dialog:
+        """The dialog is over (a BYE sent or received, a final non-2xx we sent, a CANCEL honoured)."""
+        return self if self.state is DialogState.TERMINATED else replace(self, state=DialogState.TERMINATED)
 
     def on_request(self, request: Request) -> Dialog:
         """12.2.2: a request from the peer in this dialog. A CSeq lower than the last one is an
@@ -113,10 +171,9 @@ class Dialog:
         n = request.cseq.number
         if self.remote_seq is not None and n <= self.remote_seq:
             raise TransactionError(f"CSeq {n} not above {self.remote_seq}: answer 500")
-        changes: dict[str, object] = {"remote_seq": n}
         if request.method in TARGET_REFRESH and (target := _contact_uri(request)):
-            changes["remote_target"] = target
-        return replace(self, **changes)  # type: ignore[arg-type]
+            return replace(self, remote_seq=n, remote_target=target)
+        return replace(self, remote_seq=n)
 
     # --- requests ---
     def make_request_in_dialog(

@@ -102,3 +102,46 @@ def test_incoming_requests_update_remote_seq_and_target() -> None:
     with pytest.raises(TransactionError, match="500"):
         d2.on_request(reinv)
     assert not d.matches(Request("BYE", "sip:x"))  # no headers: not ours, no exception
+
+
+def test_outgoing_dialog_builds_its_invite_and_follows_the_responses() -> None:
+    from pbxcheck.sip.dialog import DialogState
+    from pbxcheck.sip.headers import NameAddr
+
+    me, them = NameAddr.parse("<sip:2001@pbx.example>"), NameAddr.parse("<sip:2002@pbx.example>")
+    d = Dialog.outgoing(call_id="c1", local_uri=me, local_tag="lt", remote_uri=them, local_seq=9,
+                        local_contact="<sip:2001@10.0.0.1:5060>")
+    assert d.state is DialogState.INITIAL and d.remote_tag == ""
+    d, inv = d.make_request_in_dialog("INVITE", via=VIA, body=b"v=0\r\n", content_type="application/sdp")
+    assert (inv.uri, inv.cseq, inv.to.tag, inv.from_.tag) == ("sip:2002@pbx.example", (10, "INVITE"), None, "lt")
+    assert inv.headers.get("Contact") == "<sip:2001@10.0.0.1:5060>" and inv.content_type == "application/sdp"
+    d, retry = d.make_request_in_dialog("INVITE", via=VIA)  # after a 401: same Call-ID and tag, next CSeq
+    assert retry.cseq == (11, "INVITE") and retry.call_id == "c1" and d.state is DialogState.INITIAL
+    assert d.on_response(make_response(retry, 100)) is d
+    early = d.on_response(make_response(retry, 180, to_tag="rt", headers=[("Contact", "<sip:2002@10.0.0.2>")]))
+    assert early.state is DialogState.EARLY and early.remote_tag == "rt" and early.remote_target == "sip:2002@10.0.0.2"
+    ok = make_response(retry, 200, to_tag="rt", headers=[("Contact", "<sip:2002@10.0.0.3>"),
+                                                         ("Record-Route", "<sip:a;lr>, <sip:b;lr>")])
+    up = early.on_response(ok)
+    assert up.state is DialogState.CONFIRMED and up.route_set == ("<sip:b;lr>", "<sip:a;lr>")
+    up, ack = up.make_request_in_dialog("ACK", via=VIA)
+    assert ack.cseq == (11, "ACK") and ack.uri == "sip:2002@10.0.0.3" and ack.to.tag == "rt"
+    up, bye = up.make_request_in_dialog("BYE", via=VIA)
+    assert bye.cseq == (12, "BYE") and bye.headers.get("Contact") is None
+    assert up.on_response(make_response(bye, 481)).state is DialogState.TERMINATED
+    assert up.on_response(make_response(bye, 200)).state is DialogState.CONFIRMED
+    assert d.on_response(make_response(retry, 486, to_tag="rt")).state is DialogState.TERMINATED
+    assert d.on_response(ok).state is DialogState.CONFIRMED  # a 2xx without a 1xx before it
+
+
+def test_incoming_dialog_early_until_our_2xx() -> None:
+    from pbxcheck.sip.dialog import DialogState
+
+    inv = _invite()
+    d = Dialog.incoming(inv, "me", local_contact="<sip:6961@10.1.1.1>")
+    assert d.state is DialogState.EARLY and d.state == "early" and d.id == (inv.call_id, "me", inv.from_.tag)
+    assert d.confirm().state is DialogState.CONFIRMED and d.confirm().confirm() == d.confirm()
+    assert d.terminate().state is DialogState.TERMINATED
+    d2, reinv = d.confirm().make_request_in_dialog("INVITE", via=VIA)
+    assert reinv.headers.get("Contact") == "<sip:6961@10.1.1.1>" and d2.invite_seq == 1
+    assert Dialog.uas(inv, make_response(inv, 180, to_tag="me")).state is DialogState.EARLY
