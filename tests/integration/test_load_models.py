@@ -60,15 +60,18 @@ def test_a_baseline_catches_the_slow_api_fault_and_names_the_metric(tmp_path: Pa
     clean = _load(tmp_path, *args, "--reports", str(base_dir))
     assert clean.returncode == 0, clean.stdout + clean.stderr
     baseline = base_dir / "load" / "dialer-insert.result.json"
-    slow = _load(tmp_path, *args, "--fault", "slow-api", "--baseline", str(baseline), "--reports", str(slow_dir))
+    # p50 judged too: on a busy shared machine a stall can put the clean run's p99 near the slow one's
+    slow = _load(tmp_path, *args, "--fault", "slow-api", "--baseline", str(baseline), "--tolerance", "p50_ms=0.1",
+                 "--reports", str(slow_dir))
     out = slow.stdout + slow.stderr
     assert slow.returncode == 1, out
-    assert "regression beyond tolerance: p99_ms" in out
-    line = next(x for x in out.splitlines() if "REGRESSION" in x)
-    assert "p99_ms: baseline" in line and "this run" in line and "ratio" in line
+    assert "regression beyond tolerance:" in out
+    line = next(x for x in out.splitlines() if "REGRESSION" in x and "p50_ms" in x)
+    assert "p50_ms: baseline" in line and "this run" in line and "ratio" in line
     res = _result(slow_dir, "dialer-insert")
     assert res["latency_ms"]["p50"] >= 50  # the fault's 50 ms per answer
-    assert [v["metric"] for v in res["comparison"]["verdicts"] if v["regressed"]] == ["p99_ms"]
+    regressed = [v["metric"] for v in res["comparison"]["verdicts"] if v["regressed"]]
+    assert "p50_ms" in regressed and "throughput" not in regressed, regressed
     # the same comparison offline
     again = _load(tmp_path, "compare", str(baseline), str(slow_dir / "load" / "dialer-insert.result.json"))
     assert again.returncode == 1 and "REGRESSION" in again.stdout
