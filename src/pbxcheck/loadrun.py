@@ -70,7 +70,7 @@ class Scenario:
     description: str
     inserts: bool = False  # check afterwards that every acknowledged insert is listed, then clean up
     profile: str | None = None  # default weights file (relative to load/)
-    http: bool = True  # the API scenarios (paced users); sip-register is its own User
+    http: bool = True  # the API scenarios (destinations, weights); sip-register is its own User
 
 
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
@@ -297,12 +297,12 @@ def _locust(locustfile: Path, sc: Scenario | None, stem: str, out: Path, o: Opti
         cmd = [*base, "--host", t.api_url, "-u", str(users), "-r", str(spawn_rate), "-t", locust_time,
                "--stop-timeout", "10", "--csv", str(out / stem), "--html", str(out / f"{stem}.html"),
                "--only-summary", "--pbx-out", str(pbx_out)]
+        cmd += ["--pbx-think", str(think)]  # pacing: the HTTP users and the SIP user alike
+        if open_model:
+            cmd += ["--pbx-rate", str(o.rate), "--pbx-ramp", str(ramp), "--pbx-duration", str(duration)]
+        if ld.max_rate and not open_model:
+            cmd += ["--pbx-max-rate", str(ld.max_rate)]
         if sc is None or sc.http:
-            cmd += ["--pbx-think", str(think)]
-            if open_model:
-                cmd += ["--pbx-rate", str(o.rate), "--pbx-ramp", str(ramp), "--pbx-duration", str(duration)]
-            if ld.max_rate and not open_model:
-                cmd += ["--pbx-max-rate", str(ld.max_rate)]
             if ld.destinations:
                 cmd += ["--pbx-destinations", "-".join(ld.destinations)]
             if weights:
