@@ -63,7 +63,7 @@ def _registrar_answer_shape(m: sipkit.Msg | None) -> tuple[object, ...]:
     if m is None:
         return ("silence",)
     chal = sipkit.challenge_params(m.get("www-authenticate") or m.get("proxy-authenticate") or "")
-    names = tuple(sorted({k for k, _ in m.headers} - {"content-length"}))
+    names = tuple(sorted({k.lower() for k, _ in m.headers} - {"content-length"}))
     return (m.status, m.reason, names, tuple(sorted(k for k in chal if k != "nonce")),
             chal.get("realm"), chal.get("qop"), chal.get("stale"))
 

@@ -66,7 +66,7 @@ def test_websocket_register_call_and_refusal(sip: SipSession, observe: Observe, 
         from pbxcheck.sip.drivers.ws import ws_connect
 
         try:
-            flow = await ws_connect(url, lambda d, f: None, ssl_context=sipkit.ssl_context(sip.target),
+            flow = await ws_connect(url, lambda d, f: None, ssl_context=sip.target.sip_ssl_context(),
                                     timeout=2.0, subprotocols=())
             flow.close()
             observe(ClauseId.SIP_WS_1, f"handshake-without-subprotocol.{transport}", "accepted")

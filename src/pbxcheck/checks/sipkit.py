@@ -1,22 +1,21 @@
-"""The probes' SIP toolkit: a logged channel to the target, hand-built requests, a lenient reader.
+"""The probes' SIP toolkit: what is specific to probing, on the core's pieces.
 
-A probe is an attacker and an auditor at once: it must send exactly the bytes it means (a replayed
-Authorization, a wrong ``nc``, a torture message) and read whatever comes back, even a response a
-strict parser would reject. So requests are built here as text, field by field, and answers are read
-leniently (``Msg``); the digest arithmetic is the core's (``pbxcheck.sip.digest``) and every message
-goes through one :class:`~pbxcheck.sip.ladder.MessageLog` per check, which the conftest turns into
-the ladder, raw-message and pcap attachments.
-
-Everything here is bounded: every wait has a timeout, and nothing retransmits more than once.
+A probe is an attacker and an auditor at once: it sends exactly the bytes it means (a replayed
+Authorization, a wrong ``nc``, a foreign nonce) and reads whatever comes back, even an answer the
+strict parser would reject. So a :class:`Channel` puts bytes on the wire itself (one retransmission
+over UDP, every request counted) and reads answers with the core's lenient scanner (``Msg`` is a
+``sip.scan.RawMessage``); messages are built by the core's builders (``sip.register.make_register``,
+``message.make_request``/``make_response``), digests by ``sip.digest`` and IDs by ``sip.ids``. The
+glue: one :class:`~pbxcheck.sip.ladder.MessageLog` per check, turned into the failure text, the
+ladder, the raw messages and a pcap (:class:`SipSession`). Every wait has a timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import dataclasses
 import re
 import secrets
-import ssl
 import tempfile
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
@@ -26,124 +25,60 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from ..contract import SIP_INV2_CODECS, ClauseId
 from ..contract import TELEPHONE_EVENT_PT as TELEPHONE_EVENT_PT
+from ..contract import ClauseId
 from ..redact import Redactor
-from ..sip.drivers.base import Addr, Flow
-from ..sip.ladder import IN, OUT, MessageLog, render_ladder
+from ..sip import digest
+from ..sip.aio import SipEndpoint
+from ..sip.drivers.tcp import tcp_connect
+from ..sip.drivers.udp import UdpEndpoint
+from ..sip.drivers.ws import ws_connect
+from ..sip.errors import DigestError, SdpError, SipParseError
+from ..sip.flow import Addr, Flow
+from ..sip.headers import parse_auth_params
+from ..sip.ids import new_branch, new_call_id, new_cnonce, new_instance_host, new_tag
+from ..sip.ladder import MessageLog, render_ladder
+from ..sip.message import Headers, Request, Response, make_request, make_response, to_bytes
+from ..sip.parser import parse_message
+from ..sip.register import make_register
+from ..sip.scan import RawMessage, scan
+from ..sip.sdp import make_answer, make_offer, parse_sdp
 from ..target import Extension, Target
+from ..wrong import wrong_like
 from .checker import ClauseFailure
 from .failure import failure_headline, format_failure
 
-# RFC 3261 7.3.3 compact forms (and the later RFCs' ones a central might use).
-_COMPACT = {"v": "via", "i": "call-id", "f": "from", "t": "to", "m": "contact", "l": "content-length",
-            "c": "content-type", "k": "supported", "e": "content-encoding", "s": "subject", "o": "event",
-            "u": "allow-events", "r": "refer-to", "b": "referred-by", "x": "session-expires"}
-
-# The codecs the document's device offers and the central lists ("Codecs disponíveis"), payload → name.
-OFFERED_CODECS = SIP_INV2_CODECS  # SIP-INV-2: G729, PCMU, PCMA, GSM (payload type -> name)
+PAYLOADS = (18, 0, 8, 3, TELEPHONE_EVENT_PT)  # the document's device offer (G729, PCMU, PCMA, GSM; DTMF)
+wrong_password = wrong_like  # a guess of the real password's shape, never derived from it
+UA = [("User-Agent", "pbxcheck-probe"), ("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS")]
 
 
-def token(n: int = 12) -> str:
-    return secrets.token_hex(n)
+class Msg(RawMessage):
+    """A message read leniently (``sip.scan``), with the probes' shorthands."""
 
-
-def wrong_password(real: str) -> str:
-    """A wrong password of ``real``'s shape (length, alphabet), random and never derived from it: a
-    guess that looks like a password, and a report that shows it leaks nothing of the real one."""
-    from pbxcheck.wrong import wrong_like
-
-    return wrong_like(real)
-
-
-def branch() -> str:
-    return "z9hG4bK" + token(10)
-
-
-# --- reading -------------------------------------------------------------------------------------
-
-
-@dataclass
-class Msg:
-    """A received SIP message, read leniently: header lookup by long or compact name, case-insensitive."""
-
-    raw: bytes
-    first_line: str
-    headers: list[tuple[str, str]]
-    body: bytes
+    __slots__ = ()
 
     @classmethod
     def read(cls, raw: bytes) -> Msg:
-        head, sep, body = raw.partition(b"\r\n\r\n")
-        if not sep:
-            head, _, body = raw.partition(b"\n\n")
-        lines = head.decode("utf-8", "replace").replace("\r\n", "\n").split("\n")
-        first = lines[0].strip() if lines else ""
-        headers: list[tuple[str, str]] = []
-        for line in lines[1:]:
-            if line[:1] in (" ", "\t") and headers:  # folded continuation (RFC 3261 7.3.1)
-                name, value = headers[-1]
-                headers[-1] = (name, value + " " + line.strip())
-                continue
-            name, colon, value = line.partition(":")
-            if not colon:
-                continue
-            key = name.strip().lower()
-            headers.append((_COMPACT.get(key, key), value.strip()))
-        return cls(raw, first, headers, body)
+        r = scan(raw)
+        return cls(r.start_line, r.headers, r.body, r.complete)
 
-    @property
-    def is_response(self) -> bool:
-        return self.first_line.startswith("SIP/")
-
-    @property
-    def status(self) -> int | None:
-        if not self.is_response:
-            return None
-        parts = self.first_line.split(" ", 2)
-        return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
-
-    @property
-    def reason(self) -> str:
-        parts = self.first_line.split(" ", 2)
-        return parts[2] if self.is_response and len(parts) > 2 else ""
-
-    @property
-    def method(self) -> str | None:
-        return None if self.is_response else self.first_line.split(" ", 1)[0]
-
-    @property
-    def uri(self) -> str:
-        parts = self.first_line.split(" ")
-        return parts[1] if not self.is_response and len(parts) > 1 else ""
-
-    def get(self, name: str) -> str | None:
-        values = self.all(name)
-        return values[0] if values else None
-
-    def all(self, name: str) -> list[str]:
-        key = _COMPACT.get(name.lower(), name.lower())
-        return [v for k, v in self.headers if k == key]
-
-    @property
-    def call_id(self) -> str:
-        return self.get("call-id") or ""
+    first_line = property(lambda self: self.start_line)
+    get = RawMessage.header
+    all = RawMessage.headers_all
 
     @property
     def cseq(self) -> tuple[int, str]:
-        value = (self.get("cseq") or "0 ?").split()
-        return (int(value[0]) if value and value[0].isdigit() else 0, value[1].upper() if len(value) > 1 else "?")
+        v = (self.header("CSeq") or "0 ?").split()
+        return (int(v[0]) if v and v[0].isdigit() else 0, v[1].upper() if len(v) > 1 else "?")
 
     @property
     def to_tag(self) -> str | None:
-        return _param(self.get("to") or "", "tag")
+        return _param(self.header("To") or "", "tag")
 
     @property
     def has_sdp(self) -> bool:
-        return "application/sdp" in (self.get("content-type") or "").lower() and bool(self.body.strip())
-
-    def label(self) -> str:
-        return self.first_line
+        return "application/sdp" in (self.header("Content-Type") or "").lower() and bool(self.body.strip())
 
 
 def _param(value: str, name: str) -> str | None:
@@ -151,129 +86,88 @@ def _param(value: str, name: str) -> str | None:
     return m.group(1) if m else None
 
 
+def _uri_user(value: str) -> str:
+    m = re.search(r"sips?:([^@;>]+)@", value)
+    return m.group(1) if m else ""
+
+
+def final(responses: list[Msg]) -> Msg | None:
+    return next((r for r in reversed(responses) if r.status is not None and r.status >= 200), None)
+
+
+def status_of(responses: list[Msg]) -> int | None:
+    f = final(responses)
+    return f.status if f else None
+
+
+def first_lines(responses: list[Msg]) -> list[str]:
+    return [r.first_line for r in responses]
+
+
+# --- digest with the probes' knobs (the arithmetic and the header are sip.digest's) ------------------
+
+
 def challenge_params(value: str) -> dict[str, str]:
-    """``Digest realm="x", nonce="y", qop="auth"`` → {'scheme': 'Digest', 'realm': 'x', ...} (keys lower case)."""
-    scheme, _, rest = value.strip().partition(" ")
-    out = {"scheme": scheme}
-    for m in re.finditer(r'([A-Za-z0-9_-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]+)', rest):
-        v = m.group(2)
-        out[m.group(1).lower()] = v[1:-1] if v.startswith('"') else v
-    return out
+    """``Digest realm="x", nonce="y"`` → {'scheme': 'Digest', 'realm': 'x', ...}; what can be read of a
+    malformed one (a probe reports challenges, it does not reject them)."""
+    try:
+        scheme, params = parse_auth_params(value)
+    except SipParseError:
+        scheme, params = value.strip().partition(" ")[0], {}
+    return {"scheme": scheme, **params}
 
 
-# --- SDP (the document's offer, and what to check in an answer) ----------------------------------
+# RFC 2617 3.2.2: nc counts the requests this client (the whole harness) sent with a nonce; a server may
+# hand one nonce to every request from an IP within a second, so a second phone continues the count.
+_NONCE_COUNTS: dict[str, int] = {}
 
 
-def sdp_offer(ip: str, port: int, payloads: Iterable[int] = (18, 0, 8, 3, TELEPHONE_EVENT_PT)) -> bytes:
-    """The document's device offer (G729, PCMU, PCMA, and GSM, the central's fourth codec; telephone-event)."""
-    from pbxcheck.sip.sdp import make_offer
+def digest_header(chal: dict[str, str], *, method: str, uri: str, username: str, password: str,
+                  nc: int | None = None, nonce: str | None = None) -> str:
+    """An Authorization value answering ``chal``; ``nc`` defaults to the next count for the nonce, an
+    explicit one is sent as is (replays, wrong counts); ``nonce`` overrides the challenge's (stale, foreign)."""
+    nonce = nonce or chal.get("nonce", "")
+    qop = "auth" if "auth" in [q.strip() for q in chal.get("qop", "").split(",")] else None
+    if nc is None:
+        nc = _NONCE_COUNTS.get(nonce, 0) + 1 if qop else 1
+    if len(_NONCE_COUNTS) > 10_000:
+        _NONCE_COUNTS.clear()
+    _NONCE_COUNTS[nonce] = max(_NONCE_COUNTS.get(nonce, 0), nc)
+    realm, algorithm = chal.get("realm", ""), chal.get("algorithm", "MD5")
+    cnonce, nc_hex = (new_cnonce(), f"{nc:08x}") if qop else (None, None)
 
+    def response(alg: str) -> str:
+        return digest.compute_response(algorithm=alg, username=username, realm=realm, password=password,
+                                       method=method, uri=uri, nonce=nonce, qop=qop, nc=nc_hex, cnonce=cnonce)
+    try:
+        value = response(algorithm)
+    except DigestError:  # an algorithm we do not know: answer in MD5, the document's
+        value = response("MD5")
+    return str(digest.Credentials(username, realm, nonce, uri, value, algorithm, cnonce, chal.get("opaque"),
+                                  qop, nc_hex))
+
+
+def sdp_offer(ip: str, port: int, payloads: Iterable[int] = PAYLOADS) -> bytes:
     pts = list(payloads)
-    codecs = tuple(p for p in pts if p != TELEPHONE_EVENT_PT)
     te = TELEPHONE_EVENT_PT if TELEPHONE_EVENT_PT in pts else None
+    codecs = tuple(p for p in pts if p != TELEPHONE_EVENT_PT)
     return make_offer(ip, port, codecs, te, session_id=secrets.randbelow(10**9)).to_bytes()
 
 
-@dataclass
-class SdpSummary:
-    port: int | None
-    payloads: list[int]
-    rtpmap: dict[int, str]
-
-    @classmethod
-    def read(cls, body: bytes) -> SdpSummary:
-        text = body.decode("utf-8", "replace")
-        m = re.search(r"^m=audio\s+(\d+)\s+\S+((?:\s+\d+)*)\s*$", text, re.MULTILINE)
-        port = int(m.group(1)) if m else None
-        payloads = [int(x) for x in m.group(2).split()] if m else []
-        rtpmap = {int(a): b.split("/")[0] for a, b in re.findall(r"^a=rtpmap:(\d+)\s+(\S+)", text, re.MULTILINE)}
-        return cls(port, payloads, rtpmap)
-
-
 def sdp_answer(offer: bytes, ip: str, port: int) -> bytes:
-    """Our callee's RFC 3264 answer (the core's); a plain PCMU/PCMA offer when the offer is unusable."""
-    from pbxcheck.sip.errors import SdpError
-    from pbxcheck.sip.sdp import make_answer, parse_sdp
-
+    """The core's RFC 3264 answer; a plain PCMU/PCMA offer when the offer is unusable."""
     try:
         return make_answer(parse_sdp(offer), ip=ip, rtp_port=port).to_bytes()
     except SdpError:
         return sdp_offer(ip, port, (0, 8, TELEPHONE_EVENT_PT))
 
 
-# --- digest (RFC 2617 / 7616 MD5, qop=auth), with every knob a probe needs -----------------------
-
-
-def _md5(s: str) -> str:
-    return hashlib.md5(s.encode()).hexdigest()
-
-
-# RFC 2617 3.2.2: nc counts the requests *this client* sent with a nonce. The harness is one client
-# (many extensions, one process), and a server may hand the same nonce to every request from one
-# source IP within a second (PJSIP-style ``<epoch>/<hash>`` nonces), so the count is kept per nonce
-# for the whole process: a second phone reusing a nonce continues the count instead of replaying 1.
-_NONCE_COUNTS: dict[str, int] = {}
-
-
-def next_nc(nonce: str) -> int:
-    n = _NONCE_COUNTS.get(nonce, 0) + 1
-    if len(_NONCE_COUNTS) > 10_000:
-        _NONCE_COUNTS.clear()
-    _NONCE_COUNTS[nonce] = n
-    return n
-
-
-def digest_header(chal: dict[str, str], *, method: str, uri: str, username: str, password: str,
-                  nc: int | None = None, cnonce: str | None = None, nonce: str | None = None,
-                  header_nc: int | None = None) -> str:
-    """An Authorization value answering ``chal``. ``nc`` defaults to the next count for the nonce; an
-    explicit ``nc`` is sent as is (replays, wrong counts). ``nonce`` overrides the challenge's
-    (stale or foreign nonces), ``header_nc`` writes a different nc than the one hashed."""
-    core_digest: Any
-    try:
-        from ..sip import digest as core_digest  # the core's arithmetic, when it is installed
-    except ImportError:  # pragma: no cover - only while the core is being written
-        core_digest = None
-    realm = chal.get("realm", "")
-    nonce = nonce or chal.get("nonce", "")
-    cnonce = cnonce or token(8)
-    qop = "auth" if "auth" in [q.strip() for q in chal.get("qop", "").split(",")] else None
-    if nc is None:
-        nc = next_nc(nonce) if qop else 1
-    else:
-        _NONCE_COUNTS[nonce] = max(_NONCE_COUNTS.get(nonce, 0), nc)
-    nc_hex = f"{nc:08x}"
-    response = None
-    if core_digest is not None and hasattr(core_digest, "compute_response"):
-        try:
-            response = core_digest.compute_response(
-                username=username, realm=realm, password=password, method=method, uri=uri, nonce=nonce,
-                nc=nc_hex if qop else None, cnonce=cnonce if qop else None, qop=qop,
-                algorithm=chal.get("algorithm", "MD5"))
-        except TypeError:
-            response = None
-    if response is None:
-        ha1 = _md5(f"{username}:{realm}:{password}")
-        ha2 = _md5(f"{method}:{uri}")
-        response = _md5(f"{ha1}:{nonce}:{nc_hex}:{cnonce}:auth:{ha2}") if qop else _md5(f"{ha1}:{nonce}:{ha2}")
-    parts = [f'username="{username}"', f'realm="{realm}"', f'nonce="{nonce}"', f'uri="{uri}"',
-             f'response="{response}"', f"algorithm={chal.get('algorithm', 'MD5')}"]
-    if "opaque" in chal:
-        parts.append(f'opaque="{chal["opaque"]}"')
-    if qop:
-        parts += [f'cnonce="{cnonce}"', "qop=auth", f"nc={(header_nc if header_nc is not None else nc):08x}"]
-    return "Digest " + ", ".join(parts)
-
-
-# --- building requests ---------------------------------------------------------------------------
-
-
 @dataclass
 class Dialogish:
-    """What a request sequence shares: Call-ID, From tag, CSeq counter."""
+    """What a hand-built request sequence shares before (and without) a dialog: Call-ID, tags, CSeq."""
 
-    call_id: str = field(default_factory=lambda: token(12))
-    from_tag: str = field(default_factory=lambda: token(6))
+    call_id: str = field(default_factory=new_call_id)
+    from_tag: str = field(default_factory=new_tag)
     cseq: int = field(default_factory=lambda: 1 + secrets.randbelow(20000))
     to_tag: str | None = None
     route: list[str] = field(default_factory=list)
@@ -284,83 +178,62 @@ class Dialogish:
         return self.cseq
 
 
-# --- the channel ---------------------------------------------------------------------------------
+# --- the channel: the engine's transactions, bytes built by the probe ---------------------------------
+
+
+def _msg(m: Request | Response) -> Msg:
+    return Msg(m.start_line, m.headers.items, m.body)
 
 
 class Channel:
-    """One transport to the target (UDP, TCP, WS, WSS); every message in and out goes to ``log``.
-
-    Responses are matched to the request they answer by Call-ID and CSeq; requests the target sends
-    us (an INVITE to our callee, an OPTIONS keepalive) queue in ``incoming``. ``auto`` answers
-    requests automatically (see :class:`Phone`).
-    """
+    """One transport to the target (UDP, TCP, WS, WSS) on the one engine (``sip.aio.SipEndpoint``):
+    requests run as client transactions, requests from the target reach ``on_request`` (and queue in
+    ``incoming``) and are answered through server transactions. An answer the strict parser rejects
+    is still read (``sip.scan``) and handed to the request it names: a probe reports, it does not drop."""
 
     def __init__(self, target: Target, transport: str, log: MessageLog) -> None:
-        self.target = target
-        self.transport = transport
-        self.log = log
+        self.target, self.transport, self.log = target, transport, log
+        self.ep = SipEndpoint(on_request=self._on_request, on_parse_error=self._on_unparsed, log=log)
         self.flow: Flow | None = None
         self.local: Addr = ("127.0.0.1", 0)
         self.remote: Addr = (target.sip_host, target.sip_udp_port)
-        self._waiters: dict[tuple[str, int, str], asyncio.Queue[Msg]] = {}
         self.incoming: asyncio.Queue[Msg] = asyncio.Queue()
-        self.received: list[Msg] = []
-        self.on_request: Any = None  # callable(Msg) for automatic answering
-        self._closers: list[Any] = []
-        self.ws_host = f"{token(5)}.invalid"
-
-    # opening ----------------------------------------------------------------------------------
+        self.received: list[Msg] = []  # everything that came in, read leniently
+        self.on_request: Callable[[Msg], None] | None = None
+        self.ws_host = new_instance_host()
+        self._lenient: dict[tuple[str | None, int, str], Callable[[Msg], None]] = {}
+        self._close: Callable[[], None] | None = None
 
     @classmethod
     async def open(cls, target: Target, transport: str, log: MessageLog, *, local: Addr = ("127.0.0.1", 0),
                    timeout: float = 3.0) -> Channel:
         self = cls(target, transport.upper(), log)
         if self.transport == "UDP":
-            from pbxcheck.sip.drivers.udp import UdpEndpoint
-
-            self.remote = (target.sip_host, target.sip_udp_port)
-            ep = await UdpEndpoint.open(local[0], local[1], self._handle)
-            self.flow = ep.flow(self.remote)
-            self.local = ep.local
-            self._closers.append(ep.close)
+            ep = await UdpEndpoint.open(local[0], local[1], self._receive)
+            self.flow, self._close = ep.flow(self.remote), ep.close
         elif self.transport == "TCP":
-            from pbxcheck.sip.drivers.tcp import tcp_connect
-
             self.remote = (target.sip_host, target.sip_tcp_port)
-            self.flow = await tcp_connect(self.remote, self._handle, local=local if local[1] else None,
+            self.flow = await tcp_connect(self.remote, self._receive, local=local if local[1] else None,
                                           timeout=timeout)
-            self.local = self.flow.local
-            self._closers.append(self.flow.close)
         elif self.transport in ("WS", "WSS"):
-            from pbxcheck.sip.drivers.ws import ws_connect
-
             url = target.sip_ws_url if self.transport == "WS" else target.sip_wss_url
             if not url:
                 raise LookupError(f"the target file has no sip.{self.transport.lower()}_url")
-            parts = urlsplit(url)
-            self.remote = (parts.hostname or target.sip_host, parts.port or (443 if parts.scheme == "wss" else 80))
-            self.flow = await ws_connect(url, self._handle, ssl_context=ssl_context(target), timeout=timeout)
-            self.local = self.flow.local
-            self._closers.append(self.flow.close)
+            p = urlsplit(url)
+            self.remote = (p.hostname or target.sip_host, p.port or (443 if p.scheme == "wss" else 80))
+            self.flow = await ws_connect(url, self._receive, ssl_context=target.sip_ssl_context(), timeout=timeout)
         else:
             raise ValueError(f"unknown transport {transport!r}")
+        self.local = self.flow.local
         return self
 
     async def close(self) -> None:
-        for c in self._closers:
-            try:
-                c()
-            except Exception:
-                pass
+        self.ep.close()
+        try:
+            (self._close or (self.flow.close if self.flow else lambda: None))()
+        except Exception:
+            pass
         await asyncio.sleep(0)
-
-    async def __aenter__(self) -> Channel:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    # addresses as they appear in our headers -----------------------------------------------------
 
     @property
     def is_ws(self) -> bool:
@@ -389,66 +262,43 @@ class Channel:
     def server_uri(self) -> str:
         return self.uri_for(None)
 
-    # building -----------------------------------------------------------------------------------
-
     def build(self, method: str, uri: str, *, from_user: str, to_user: str | None = None, d: Dialogish,
-              cseq: int | None = None, cseq_method: str | None = None, via_branch: str | None = None,
-              headers: Iterable[tuple[str, str]] = (), body: bytes = b"", content_type: str = "application/sdp",
-              contact: bool = True) -> bytes:
-        """A request as bytes; ``headers`` adds (name, value) pairs verbatim (Authorization, Expires...)."""
-        to_user = to_user or from_user
-        via_t = self.transport if self.transport != "WSS" else "WSS"
-        to_hdr = f"<sip:{to_user}@{self.domain}>" + (f";tag={d.to_tag}" if d.to_tag else "")
-        lines = [f"{method} {uri} SIP/2.0",
-                 f"Via: SIP/2.0/{via_t} {self.via_host};rport;branch={via_branch or branch()}",
-                 "Max-Forwards: 70",
-                 f"From: <sip:{from_user}@{self.domain}>;tag={d.from_tag}",
-                 f"To: {to_hdr}",
-                 f"Call-ID: {d.call_id}",
-                 f"CSeq: {cseq if cseq is not None else d.cseq} {cseq_method or method}"]
-        lines += [f"Route: {r}" for r in d.route]
-        if contact and method in ("REGISTER", "INVITE", "OPTIONS"):
-            lines.append(f"Contact: {self.contact(from_user)}")
-        lines += ["User-Agent: pbxcheck-probe", "Allow: INVITE, ACK, BYE, CANCEL, OPTIONS"]
-        lines += [f"{k}: {v}" for k, v in headers]
-        if body:
-            lines.append(f"Content-Type: {content_type}")
-        lines.append(f"Content-Length: {len(body)}")
-        return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+              cseq: int | None = None, headers: Iterable[tuple[str, str]] = (), body: bytes = b"",
+              content_type: str = "application/sdp", contact: bool = True) -> bytes:
+        """A request as bytes (the core's builders); ``headers`` are added verbatim (Authorization, Expires...)."""
+        cseq = d.cseq if cseq is None else cseq
+        with_contact = contact and method in ("REGISTER", "INVITE", "OPTIONS")
+        if method == "REGISTER":
+            return to_bytes(make_register(self.domain, from_user, sent_by=self.via_host, transport=self.transport,
+                                          call_id=d.call_id, cseq=cseq, from_tag=d.from_tag, expires=None,
+                                          contact=self.contact(from_user) if with_contact else "", uri=uri,
+                                          headers=[*UA[1:], *headers], user_agent=UA[0][1]))
+        to = f"<sip:{to_user or from_user}@{self.domain}>" + (f";tag={d.to_tag}" if d.to_tag else "")
+        return to_bytes(make_request(
+            method, uri, from_=f"<sip:{from_user}@{self.domain}>;tag={d.from_tag}", to=to, call_id=d.call_id,
+            cseq=cseq, via=f"SIP/2.0/{self.transport} {self.via_host};rport;branch={new_branch()}",
+            contact=self.contact(from_user) if with_contact else None, body=body,
+            headers=[*(("Route", r) for r in d.route), *UA, *headers], content_type=content_type if body else None))
 
-    def response_to(self, req: Msg, code: int, reason: str, *, to_tag: str | None = None, body: bytes = b"",
-                    contact_user: str | None = None) -> bytes:
-        """A response to a request the target sent us (our callee answering)."""
-        lines = [f"SIP/2.0 {code} {reason}"]
-        lines += [f"Via: {v}" for v in req.all("via")]
-        to = req.get("to") or ""
-        if to_tag and "tag=" not in to:
-            to += f";tag={to_tag}"
-        lines += [f"From: {req.get('from') or ''}", f"To: {to}", f"Call-ID: {req.call_id}",
-                  f"CSeq: {req.get('cseq') or ''}"]
-        lines += [f"Record-Route: {r}" for r in req.all("record-route")]
+    def respond(self, req: Msg, code: int, reason: str, *, to_tag: str | None = None, body: bytes = b"",
+                contact_user: str | None = None) -> None:
+        """Answer a request the target sent us, through its server transaction."""
+        assert self.flow is not None
+        request = Request(req.method or "", req.uri or "", Headers(req.headers), req.body)
+        extra = [("Record-Route", r) for r in req.all("Record-Route")]
         if contact_user and code < 300 and req.method == "INVITE":
-            lines.append(f"Contact: {self.contact(contact_user)}")
-        lines.append("User-Agent: pbxcheck-probe")
-        if body:
-            lines.append("Content-Type: application/sdp")
-        lines.append(f"Content-Length: {len(body)}")
-        return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+            extra.append(("Contact", self.contact(contact_user)))
+        self.ep.respond(request, self.flow, make_response(
+            request, code, reason, to_tag=to_tag, body=body, headers=[*extra, UA[0]],
+            content_type="application/sdp" if body else None))
 
-    # moving bytes -------------------------------------------------------------------------------
+    def _receive(self, data: bytes, flow: Flow) -> None:
+        if data.strip():
+            self.received.append(Msg.read(data))
+        self.ep.receive(data, flow)
 
-    def _handle(self, data: bytes, flow: Flow) -> None:
-        if not data.strip():
-            return  # keepalive CRLFs
-        self.log.record(IN, self.transport, self.local, self.remote if flow is None else flow.remote, data)
-        msg = Msg.read(data)
-        self.received.append(msg)
-        if msg.is_response:
-            n, m = msg.cseq
-            q = self._waiters.get((msg.call_id, n, m))
-            if q is not None:
-                q.put_nowait(msg)
-            return
+    def _on_request(self, req: Request, flow: Flow) -> None:
+        msg = _msg(req)
         if self.on_request is not None:
             try:
                 self.on_request(msg)
@@ -456,83 +306,58 @@ class Channel:
                 pass
         self.incoming.put_nowait(msg)
 
+    def _on_unparsed(self, data: bytes, flow: Flow, exc: SipParseError) -> None:
+        m = Msg.read(data)
+        deliver = self._lenient.get((m.call_id, *m.cseq)) if m.is_response else None
+        if deliver is not None:
+            deliver(m)
+
     def send(self, data: bytes) -> None:
+        """Bytes outside any transaction (an ACK for a 2xx goes through :meth:`ack`)."""
         assert self.flow is not None
-        self.log.record(OUT, self.transport, self.local, self.remote, data)
-        self.flow.send(data)
+        self.ep.send_bytes(data, self.flow)
+
+    def ack(self, data: bytes) -> None:
+        assert self.flow is not None
+        self.ep.send_ack(parse_message(data), self.flow)  # type: ignore[arg-type]
 
     async def request(self, data: bytes, *, timeout: float = 2.0, final_timeout: float | None = None) -> list[Msg]:
-        """Send a request; the responses to it, provisional first, until a final one or ``timeout``.
-
-        Over UDP the request is retransmitted once after 0.5 s if nothing came back (loopback does not
-        lose datagrams, but a busy central may). ``final_timeout`` extends the wait once a provisional
-        response shows the request is being worked on (a ringing callee)."""
-        msg = Msg.read(data)
-        key = (msg.call_id, *msg.cseq)
-        q: asyncio.Queue[Msg] = asyncio.Queue()
-        self._waiters[key] = q
+        """Send ``data`` as a client transaction; the answers, provisional first, until a final one or
+        ``timeout`` (the engine retransmits over UDP). ``final_timeout`` extends the wait once a
+        provisional answer shows the request is being worked on (a ringing callee)."""
+        assert self.flow is not None
+        req = parse_message(data)
+        assert isinstance(req, Request)
+        loop = asyncio.get_running_loop()
         got: list[Msg] = []
-        loop = asyncio.get_running_loop()
+        done: asyncio.Future[Msg] = loop.create_future()
         deadline = loop.time() + timeout
-        retx_at: float | None = loop.time() + 0.5 if self.transport == "UDP" else None
+
+        def answer(m: Msg) -> None:
+            nonlocal deadline
+            if m.status is not None and m.status >= 200:
+                if not done.done():
+                    done.set_result(m)
+                return
+            got.append(m)
+            if final_timeout is not None:
+                deadline = max(deadline, loop.time() + final_timeout)
+
+        key = (req.call_id, req.cseq.number, req.method)
+        self._lenient[key] = answer
+        tx = self.ep.request(req, self.flow, on_provisional=lambda r: answer(_msg(r)))
+        tx.final.add_done_callback(lambda f: None if f.cancelled() or f.exception() else answer(_msg(f.result())))
         try:
-            self.send(data)
-            while True:
-                now = loop.time()
-                if now >= deadline:
-                    return got
-                wait = deadline - now
-                if retx_at is not None and not got:
-                    wait = min(wait, max(retx_at - now, 0.001))
-                try:
-                    r = await asyncio.wait_for(q.get(), wait)
-                except TimeoutError:
-                    if retx_at is not None and not got and loop.time() >= retx_at:
-                        retx_at = None
-                        self.send(data)
-                    continue
-                got.append(r)
-                if r.status is not None and r.status >= 200:
-                    return got
-                if final_timeout is not None:
-                    deadline = max(deadline, loop.time() + final_timeout)
+            while not done.done() and (left := deadline - loop.time()) > 0:
+                await asyncio.wait([done], timeout=left)
+            return got + [done.result()] if done.done() else got
         finally:
-            self._waiters.pop(key, None)
-
-    async def wait_request(self, method: str, timeout: float) -> Msg | None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            left = deadline - loop.time()
-            if left <= 0:
-                return None
-            try:
-                m = await asyncio.wait_for(self.incoming.get(), left)
-            except TimeoutError:
-                return None
-            if m.method == method:
-                return m
+            self._lenient.pop(key, None)
+            if not tx.final.done():
+                self.ep.forget(tx)
 
 
-def ssl_context(target: Target) -> ssl.SSLContext:
-    """WSS uses the target's [sip] TLS settings, which may differ from the API's."""
-    return target.sip_ssl_context()
-
-
-def final(responses: list[Msg]) -> Msg | None:
-    return next((r for r in reversed(responses) if r.status is not None and r.status >= 200), None)
-
-
-def status_of(responses: list[Msg]) -> int | None:
-    f = final(responses)
-    return f.status if f else None
-
-
-def first_lines(responses: list[Msg]) -> list[str]:
-    return [r.first_line for r in responses]
-
-
-# --- a phone: registers, calls, answers ----------------------------------------------------------
+# --- a phone on a channel: registers, calls, answers (with a password or user of the probe's choosing) ---
 
 
 @dataclass
@@ -559,120 +384,77 @@ class CallResult:
     invite1: list[Msg] = field(default_factory=list)
     invite2: list[Msg] = field(default_factory=list)
     bye: list[Msg] = field(default_factory=list)
-    answer: SdpSummary | None = None
     problem: str = ""
     d: Dialogish | None = None
 
 
 class Phone:
-    """One extension on one channel: REGISTER with digest, calls out, answers calls in (auto)."""
+    """One extension on one channel: REGISTER with digest, calls out, answers calls in (183 SDP, 200)."""
 
     def __init__(self, ch: Channel, number: str, password: str, *, answer_delay: float = 0.05,
-                 rtp_port: int = 10_000 + 2 * secrets.randbelow(4000), send_183: bool = True) -> None:
-        self.ch = ch
-        self.number = number
-        self.password = password
-        self.answer_delay = answer_delay
-        self.rtp_port = rtp_port
-        self.send_183 = send_183
+                 rtp_port: int | None = None, send_183: bool = True) -> None:
+        self.ch, self.number, self.password = ch, number, password
+        self.answer_delay, self.send_183 = answer_delay, send_183
+        self.rtp_port = rtp_port or 10_000 + 2 * secrets.randbelow(4000)
         self.reg = Dialogish()
         self.invites: list[Msg] = []
-        self.answered = asyncio.Event()
+        self.answered, self.got_bye = asyncio.Event(), asyncio.Event()
         self.byes: list[Msg] = []
-        self.got_bye = asyncio.Event()
-        self.in_dialogs: dict[str, tuple[Msg, str]] = {}  # call-id -> (INVITE, our to-tag)
-        self.auto_answer = True
+        self.in_dialogs: dict[str | None, tuple[Msg, str]] = {}  # call-id -> (INVITE, our to-tag)
         self.tasks: set[asyncio.Task[None]] = set()
-        # None: nc from the process-wide count per nonce; a dict: this phone's own count (a separate device)
-        self.own_nc: dict[str, int] | None = None
+        self.own_nc: dict[str, int] | None = None  # a dict: a separate device's own count per nonce
         ch.on_request = self._on_request
 
-    # REGISTER -----------------------------------------------------------------------------------
+    def _credentials(self, f: Msg, method: str, uri: str, *, user: str | None = None,
+                     password: str | None = None) -> tuple[str, dict[str, str], list[tuple[str, str]]]:
+        text = f.get("www-authenticate" if f.status == 401 else "proxy-authenticate") or ""
+        chal, nc = challenge_params(text), None
+        if self.own_nc is not None:  # an independent device: it counts only its own requests
+            nc = self.own_nc[chal.get("nonce", "")] = self.own_nc.get(chal.get("nonce", ""), 0) + 1
+        auth = digest_header(chal, method=method, uri=uri, username=user or self.number, nc=nc,
+                             password=self.password if password is None else password)
+        return text, chal, [("Authorization" if f.status == 401 else "Proxy-Authorization", auth)]
 
     def register_request(self, expires: int | None, headers: Iterable[tuple[str, str]] = (), *,
                          user: str | None = None) -> bytes:
-        user = user or self.number
-        extra = list(headers)
-        if expires is not None:
-            extra.insert(0, ("Expires", str(expires)))
-        return self.ch.build("REGISTER", self.ch.server_uri, from_user=user, d=self.reg, cseq=self.reg.next(),
-                             headers=extra)
+        extra = [("Expires", str(expires))] if expires is not None else []
+        return self.ch.build("REGISTER", self.ch.server_uri, from_user=user or self.number, d=self.reg,
+                             cseq=self.reg.next(), headers=[*extra, *headers])
 
     async def register(self, expires: int | None = 90, *, password: str | None = None, user: str | None = None,
                        timeout: float = 2.0) -> Exchange:
         """REGISTER, and if challenged, once more with credentials (the document's two-step)."""
-        user = user or self.number
-        first = await self.ch.request(self.register_request(expires, user=user), timeout=timeout)
-        ex = Exchange(first)
-        f = final(first)
-        if f is None or f.status not in (401, 407):
-            return ex
-        hname = "www-authenticate" if f.status == 401 else "proxy-authenticate"
-        ex.challenge_header = f.get(hname) or ""
-        ex.challenge = challenge_params(ex.challenge_header)
-        nc = None
-        if self.own_nc is not None:  # an independent device: it counts only its own requests
-            nonce = ex.challenge.get("nonce", "")
-            nc = self.own_nc[nonce] = self.own_nc.get(nonce, 0) + 1
-        auth = digest_header(ex.challenge, method="REGISTER", uri=self.ch.server_uri, username=user,
-                             password=self.password if password is None else password, nc=nc)
-        aname = "Authorization" if f.status == 401 else "Proxy-Authorization"
-        ex.second = await self.ch.request(self.register_request(expires, [(aname, auth)], user=user),
-                                          timeout=timeout)
+        ex = Exchange(await self.ch.request(self.register_request(expires, user=user), timeout=timeout))
+        f = final(ex.first)
+        if f is not None and f.status in (401, 407):
+            ex.challenge_header, ex.challenge, auth = self._credentials(f, "REGISTER", self.ch.server_uri,
+                                                                        user=user, password=password)
+            ex.second = await self.ch.request(self.register_request(expires, auth, user=user), timeout=timeout)
         return ex
 
-    # calling out --------------------------------------------------------------------------------
-
-    def _ack_for_error(self, invite: bytes, resp: Msg, d: Dialogish, uri: str, cseq: int) -> bytes:
-        via_branch = _param(Msg.read(invite).get("via") or "", "branch")
-        tag = resp.to_tag
-        d2 = Dialogish(d.call_id, d.from_tag, cseq, tag)
-        return self.ch.build("ACK", uri, from_user=self.number, to_user=Msg.read(invite).uri.split("@")[0][4:],
-                             d=d2, cseq=cseq, via_branch=via_branch, contact=False)
-
     async def call(self, to_user: str, *, hold: float = 0.1, ring_timeout: float = 6.0,
-                   payloads: Iterable[int] = (18, 0, 8, 3, TELEPHONE_EVENT_PT), hangup: bool = True) -> CallResult:
-        """INVITE (SDP) → 401/407 → ACK → INVITE+auth → 1xx → 200 (SDP) → ACK → hold → BYE → 200."""
-        ch = self.ch
-        d = Dialogish()
-        uri = ch.uri_for(to_user)
-        offer = sdp_offer(ch.local[0] if ch.transport in ("UDP", "TCP") else "127.0.0.1", self.rtp_port, payloads)
-        res = CallResult(False, d=d)
-        cseq = d.cseq
-        inv = ch.build("INVITE", uri, from_user=self.number, to_user=to_user, d=d, cseq=cseq, body=offer)
-        res.invite1 = await ch.request(inv, timeout=3.0)
+                   payloads: Iterable[int] = PAYLOADS, hangup: bool = True) -> CallResult:
+        """INVITE (SDP) → 401/407 (the engine ACKs it) → INVITE+auth → 1xx → 200 (SDP) → ACK → hold → BYE."""
+        ch, d = self.ch, Dialogish()
+        uri, res = ch.uri_for(to_user), CallResult(False, d=d)
+        offer = sdp_offer(ch.local[0] if not ch.is_ws else "127.0.0.1", self.rtp_port, payloads)
+        res.invite1 = res.invite2 = await ch.request(
+            ch.build("INVITE", uri, from_user=self.number, to_user=to_user, d=d, body=offer), timeout=3.0)
         f = final(res.invite1)
-        if f is None:
-            res.problem = "no final answer to the first INVITE"
-            return res
-        if f.status in (401, 407):
-            ch.send(self._ack_for_error(inv, f, d, uri, cseq))
-            chal = challenge_params(f.get("www-authenticate" if f.status == 401 else "proxy-authenticate") or "")
-            auth = digest_header(chal, method="INVITE", uri=uri, username=self.number, password=self.password)
-            aname = "Authorization" if f.status == 401 else "Proxy-Authorization"
-            cseq = d.next()
-            inv = ch.build("INVITE", uri, from_user=self.number, to_user=to_user, d=d, cseq=cseq, body=offer,
-                           headers=[(aname, auth)])
-            res.invite2 = await ch.request(inv, timeout=3.0, final_timeout=ring_timeout)
+        if f is not None and f.status in (401, 407):
+            auth = self._credentials(f, "INVITE", uri)[2]
+            res.invite2 = await ch.request(ch.build("INVITE", uri, from_user=self.number, to_user=to_user, d=d,
+                                                    cseq=d.next(), body=offer, headers=auth),
+                                           timeout=3.0, final_timeout=ring_timeout)
             f = final(res.invite2)
-            if f is None:
-                res.problem = "no final answer to the authenticated INVITE"
-                return res
-        else:
-            res.invite2 = res.invite1
-        if f.status != 200:
-            if (f.status or 0) >= 300:  # a response always has one
-                ch.send(self._ack_for_error(inv, f, d, uri, cseq))
-            res.problem = f"the call was answered {f.first_line}"
+        if f is None or f.status != 200:
+            res.problem = f"the call was answered {f.first_line}" if f else \
+                f"no final answer to the {'authenticated ' if res.invite2 is not res.invite1 else 'first '}INVITE"
             return res
-        d.to_tag = f.to_tag
-        d.route = list(reversed(f.all("record-route")))
-        contact = f.get("contact") or ""
-        m = re.search(r"<([^>]+)>", contact)
+        d.to_tag, d.route = f.to_tag, list(reversed(f.all("record-route")))
+        m = re.search(r"<([^>]+)>", contact := f.get("contact") or "")
         d.remote_target = m.group(1) if m else (contact.split(";")[0].strip() or uri)
-        res.answer = SdpSummary.read(f.body) if f.has_sdp else None
-        ch.send(ch.build("ACK", d.remote_target, from_user=self.number, to_user=to_user, d=d, cseq=cseq,
-                         contact=False))
+        ch.ack(ch.build("ACK", d.remote_target, from_user=self.number, to_user=to_user, d=d, contact=False))
         res.ok = True
         if hangup:
             await asyncio.sleep(hold)
@@ -684,89 +466,67 @@ class Phone:
 
     async def in_dialog(self, method: str, to_user: str, d: Dialogish, *, body: bytes = b"",
                         content_type: str = "application/sdp") -> list[Msg]:
-        """A request inside the call ``d`` (BYE, INFO); answered once more with credentials if challenged."""
+        """A request inside the call ``d`` (BYE, INFO); sent once more with credentials if challenged."""
         uri = d.remote_target or self.ch.uri_for(to_user)
         headers: list[tuple[str, str]] = []
         got: list[Msg] = []
         for _ in range(2):
-            req = self.ch.build(method, uri, from_user=self.number, to_user=to_user, d=d, cseq=d.next(),
-                                contact=False, body=body, content_type=content_type, headers=headers)
-            got += await self.ch.request(req, timeout=2.0)
+            got += await self.ch.request(self.ch.build(method, uri, from_user=self.number, to_user=to_user, d=d,
+                                                       cseq=d.next(), contact=False, body=body,
+                                                       content_type=content_type, headers=headers), timeout=2.0)
             f = final(got)
             if f is None or f.status not in (401, 407) or headers:
                 break
-            chal = challenge_params(f.get("www-authenticate" if f.status == 401 else "proxy-authenticate") or "")
-            auth = digest_header(chal, method=method, uri=uri, username=self.number, password=self.password)
-            headers = [("Authorization" if f.status == 401 else "Proxy-Authorization", auth)]
+            headers = self._credentials(f, method, uri)[2]
         return got
-
-    # answering ----------------------------------------------------------------------------------
 
     def _on_request(self, req: Msg) -> None:
         ch = self.ch
-        if req.method == "INVITE":
-            if req.call_id in self.in_dialogs:  # a retransmission or a re-INVITE: answer again
-                first, tag = self.in_dialogs[req.call_id]
-                body = sdp_answer(req.body, "127.0.0.1", self.rtp_port) if req.has_sdp else b""
-                ch.send(ch.response_to(req, 200, "OK", to_tag=tag, body=body, contact_user=self.number))
-                return
-            tag = token(6)
+        if req.method == "INVITE" and req.call_id in self.in_dialogs:  # a re-INVITE: answer again
+            body = sdp_answer(req.body, "127.0.0.1", self.rtp_port) if req.has_sdp else b""
+            ch.respond(req, 200, "OK", to_tag=self.in_dialogs[req.call_id][1], body=body, contact_user=self.number)
+        elif req.method == "INVITE":
+            tag = new_tag()
             self.in_dialogs[req.call_id] = (req, tag)
             self.invites.append(req)
-            ch.send(ch.response_to(req, 100, "Trying"))
-            if self.auto_answer:
-                t = asyncio.get_running_loop().create_task(self._answer(req, tag))
-                self.tasks.add(t)
-                t.add_done_callback(self.tasks.discard)
-            else:
-                ch.send(ch.response_to(req, 180, "Ringing", to_tag=tag))
+            ch.respond(req, 100, "Trying")
+            t = asyncio.get_running_loop().create_task(self._answer(req, tag))
+            self.tasks.add(t)
+            t.add_done_callback(self.tasks.discard)
         elif req.method == "BYE":
             self.byes.append(req)
             self.got_bye.set()
-            ch.send(ch.response_to(req, 200, "OK"))
-        elif req.method in ("OPTIONS", "NOTIFY", "INFO", "UPDATE"):
-            ch.send(ch.response_to(req, 200, "OK"))
-        elif req.method == "CANCEL":
-            ch.send(ch.response_to(req, 200, "OK"))
-            if req.call_id in self.in_dialogs:
+            ch.respond(req, 200, "OK")
+        elif req.method in ("OPTIONS", "NOTIFY", "INFO", "UPDATE", "CANCEL"):
+            ch.respond(req, 200, "OK")
+            if req.method == "CANCEL" and req.call_id in self.in_dialogs:
                 inv, tag = self.in_dialogs[req.call_id]
-                ch.send(ch.response_to(inv, 487, "Request Terminated", to_tag=tag))
+                ch.respond(inv, 487, "Request Terminated", to_tag=tag)
 
     async def _answer(self, req: Msg, tag: str) -> None:
         body = sdp_answer(req.body, "127.0.0.1", self.rtp_port) if req.has_sdp else \
             sdp_offer("127.0.0.1", self.rtp_port, (0, 8, TELEPHONE_EVENT_PT))
         if self.send_183:
-            self.ch.send(self.ch.response_to(req, 183, "Session Progress", to_tag=tag, body=body,
-                                             contact_user=self.number))
+            self.ch.respond(req, 183, "Session Progress", to_tag=tag, body=body, contact_user=self.number)
         await asyncio.sleep(self.answer_delay)
-        self.ch.send(self.ch.response_to(req, 200, "OK", to_tag=tag, body=body, contact_user=self.number))
+        self.ch.respond(req, 200, "OK", to_tag=tag, body=body, contact_user=self.number)
         self.answered.set()
 
     async def hangup_incoming(self, call_id: str | None = None) -> list[Msg]:
-        """BYE for a call we answered (the newest one when ``call_id`` is None)."""
+        """BYE for a call we answered (the newest one when ``call_id`` is None): our From is its To."""
         if not self.in_dialogs:
             return []
-        cid = call_id or self.invites[-1].call_id
-        inv, tag = self.in_dialogs[cid]
-        # we are the callee: our From is the INVITE's To, with our tag
-        d = Dialogish(call_id=cid, from_tag=tag, cseq=1 + secrets.randbelow(1000))
+        inv, tag = self.in_dialogs[call_id or self.invites[-1].call_id]
+        d = Dialogish(call_id=inv.call_id or "", from_tag=tag, cseq=1 + secrets.randbelow(1000),
+                      to_tag=_param(inv.get("from") or "", "tag"), route=list(inv.all("record-route")))
+        m = re.search(r"<([^>]+)>", inv.get("contact") or "")
         frm = _uri_user(inv.get("from") or "")
-        d.to_tag = _param(inv.get("from") or "", "tag")
-        d.route = list(inv.all("record-route"))
-        contact = inv.get("contact") or ""
-        m = re.search(r"<([^>]+)>", contact)
         d.remote_target = m.group(1) if m else None
-        req = self.ch.build("BYE", d.remote_target or self.ch.uri_for(frm), from_user=self.number, to_user=frm,
-                            d=d, cseq=d.cseq, contact=False)
-        return await self.ch.request(req, timeout=2.0)
+        return await self.ch.request(self.ch.build("BYE", d.remote_target or self.ch.uri_for(frm),
+                                                   from_user=self.number, to_user=frm, d=d, contact=False), timeout=2.0)
 
 
-def _uri_user(value: str) -> str:
-    m = re.search(r"sips?:([^@;>]+)@", value)
-    return m.group(1) if m else ""
-
-
-# --- the per-check session (the ``sip`` fixture) ---------------------------------------------------
+# --- the per-check session (the ``sip`` fixture): channels, and failing a clause with the exchange ----
 
 
 RAW_LIMIT = 60_000  # characters of raw messages kept in one attachment / failure text
@@ -774,18 +534,14 @@ RAW_LIMIT = 60_000  # characters of raw messages kept in one attachment / failur
 
 class SipSession:
     def __init__(self, target: Target, redactor: Redactor, name: str) -> None:
-        self.target = target
-        self.redactor = redactor
-        self.name = name
+        self.target, self.redactor, self.name = target, redactor, name
         self.log = MessageLog(limit=5000)
         self.channels: list[Channel] = []
         self.crafted = False  # set by probes that sent scapy-crafted packets: a pcap is attached
         self.notes: list[str] = []
 
-    # --- extensions of the target file ------------------------------------------------------
-
     def extensions(self, n: int, *, ramal_web: bool | None = None, exclude: tuple[str, ...] = ()) -> list[Extension]:
-        """``n`` extensions (skipping the disposable classe5 client's, which C5-1 blocks), or skip."""
+        """``n`` extensions (the disposable classe5 client's last: C5-1 blocks it), or skip."""
         pool = [e for e in self.target.extensions if e.number not in exclude
                 and (ramal_web is None or e.ramal_web == ramal_web)]
         pool.sort(key=lambda e: e.classe5_client == self.target.disposable_classe5)
@@ -797,19 +553,16 @@ class SipSession:
     def never_valid_extension(self) -> str:
         """A random extension number that is not in the target file (the enumeration baseline)."""
         known = {e.number for e in self.target.extensions}
-        while True:
-            cand = "8" + "".join(str(secrets.randbelow(10)) for _ in range(6))
-            if cand not in known:
-                return cand
+        while (cand := "8" + "".join(str(secrets.randbelow(10)) for _ in range(6))) in known:
+            pass
+        return cand
 
-    # --- channels ----------------------------------------------------------------------------
-
-    async def channel(self, transport: str = "UDP", *, local: tuple[str, int] = ("127.0.0.1", 0)) -> Channel:
+    async def channel(self, transport: str = "UDP", *, local: Addr = ("127.0.0.1", 0)) -> Channel:
         ch = await Channel.open(self.target, transport, self.log, local=local)
         self.channels.append(ch)
         return ch
 
-    async def phone(self, ext: Extension, transport: str = "UDP", *, local: tuple[str, int] = ("127.0.0.1", 0),
+    async def phone(self, ext: Extension, transport: str = "UDP", *, local: Addr = ("127.0.0.1", 0),
                     **kw: Any) -> Phone:
         return Phone(await self.channel(transport, local=local), ext.number, ext.password, **kw)
 
@@ -825,18 +578,12 @@ class SipSession:
                 self.channels.clear()
         return asyncio.run(main())
 
-    # --- failing with the exchange ----------------------------------------------------------
-
     def ladder(self) -> str:
         return self.redactor.text(render_ladder(self.log.entries, title=f"SIP exchange of {self.name}"))
 
     def raw(self) -> str:
-        parts = []
-        for e in self.log.entries:
-            arrow = "->" if e.direction == "out" else "<-"
-            head = f"--- {e.transport} {e.src[0]}:{e.src[1]} {arrow.replace('<-', '->')} {e.dst[0]}:{e.dst[1]}"
-            parts.append(head + "\n" + e.data.decode("utf-8", "replace").replace("\r\n", "\n"))
-        text = "\n".join(parts)
+        text = "\n".join(f"--- {e.transport} {e.src[0]}:{e.src[1]} -> {e.dst[0]}:{e.dst[1]}\n"
+                         + e.data.decode("utf-8", "replace").replace("\r\n", "\n") for e in self.log.entries)
         if len(text) > RAW_LIMIT:
             text = text[:RAW_LIMIT] + f"\n… ({len(text)} characters in all; the rest in the Allure attachment)"
         return self.redactor.text(text)
@@ -857,9 +604,8 @@ class SipSession:
         if not condition:
             self.fail(clause_id, what() if callable(what) else what)
 
-    # --- attachments -------------------------------------------------------------------------
-
     def attach(self, failed: bool) -> None:
+        """The ladder, the raw messages and (crafted packets or a failure) a pcap, to the Allure report."""
         try:
             import allure
         except ImportError:
@@ -874,22 +620,9 @@ class SipSession:
 
                 with tempfile.TemporaryDirectory() as tmp:
                     path = Path(tmp) / "exchange.pcap"
-                    entries = [_Redacted(e, self.redactor) for e in self.log.entries]
-                    write_pcap(entries, path)
-                    allure.attach(path.read_bytes(), name="SIP pcap", attachment_type=allure.attachment_type.PCAP
-                                  if hasattr(allure.attachment_type, "PCAP") else None, extension="pcap")
+                    write_pcap([dataclasses.replace(e, data=self.redactor.bytes(e.data)) for e in self.log.entries],
+                               path)
+                    allure.attach(path.read_bytes(), name="SIP pcap", extension="pcap",
+                                  attachment_type=getattr(allure.attachment_type, "PCAP", None))
             except Exception as exc:  # a pcap is a bonus; never fail a check for it
                 self.notes.append(f"(no pcap: {exc})")
-
-
-class _Redacted:
-    """A LogEntry view whose bytes went through the redactor (for the pcap)."""
-
-    def __init__(self, entry: Any, redactor: Redactor) -> None:
-        self._e = entry
-        self.data = redactor.bytes(entry.data)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._e, name)
-
-

@@ -34,7 +34,8 @@ def make_register(domain: str, user: str, *, sent_by: str | tuple[str, int], tra
 
     - ``call_id``/``from_tag``/``cseq``: pass the previous ones (CSeq + 1) for a refresh; fresh ones
       are drawn from ``sip.ids`` when None.
-    - ``contact``: the binding; None builds ``<sip:user@sent_by;transport=t>``; ``"*"`` for a removal.
+    - ``contact``: the binding; None builds ``<sip:user@sent_by;transport=t>``; ``"*"`` for a removal;
+      ``""`` writes none (a fetch of the bindings, §10.2.3).
     - ``expires``: the Expires header (None: none written).
     - ``authorization``: an Authorization value, or (name, value) pairs (``Proxy-Authorization``,
       one per realm), written last.
@@ -62,7 +63,7 @@ def make_register(domain: str, user: str, *, sent_by: str | tuple[str, int], tra
     from_ = aor.with_tag(tag) if isinstance(aor, NameAddr) else f"{aor};tag={tag}"
     return make_request("REGISTER", uri or f"sip:{domain}", from_=from_, to=aor, call_id=call_id or new_call_id(),
                         cseq=cseq, via=f"SIP/2.0/{t} {host};rport;branch={branch or new_branch()}",
-                        contact=contact, headers=extra)
+                        contact=contact or None, headers=extra)
 
 
 def register_bytes(domain: str, user: str, *, sent_by: str | tuple[str, int], **kw: object) -> bytes:
