@@ -17,7 +17,6 @@ ever carries a secret (every text goes through the target's redactor as well).
 
 from __future__ import annotations
 
-import secrets
 import socket
 import ssl
 import time
@@ -35,6 +34,7 @@ from .client import ApiClient
 from .contract import ERRO_PROTOCOLO, LOGIN_INVALIDO, STATUS, Acao
 from .errors import TransportError
 from .redact import Redactor
+from .sip.ids import new_branch, new_call_id, new_instance_host, new_tag
 from .sip.message import Response, make_request, to_bytes
 from .sip.parser import StreamFramer, parse_message
 from .target import Target
@@ -298,9 +298,9 @@ def _probe_api(target: Target, budget: _Budget) -> None:
 def _options(transport: str, local_host: str, local_port: int | None, uri_host: str, uri_port: int | None) -> bytes:
     uri = f"sip:{_hostport(uri_host, uri_port) if uri_port else uri_host}"
     sent_by = _hostport(local_host, local_port) if local_port else local_host
-    via = f"SIP/2.0/{transport} {sent_by};rport;branch=z9hG4bK{secrets.token_hex(8)}"
-    req = make_request("OPTIONS", uri, from_=f"<sip:pbxcheck@{local_host}>;tag={secrets.token_hex(4)}",
-                       to=f"<{uri}>", call_id=f"{secrets.token_hex(10)}@pbxcheck", cseq=1, via=via,
+    via = f"SIP/2.0/{transport} {sent_by};rport;branch={new_branch()}"
+    req = make_request("OPTIONS", uri, from_=f"<sip:pbxcheck@{local_host}>;tag={new_tag()}",
+                       to=f"<{uri}>", call_id=f"{new_call_id()}@pbxcheck", cseq=1, via=via,
                        headers=[("Accept", "application/sdp"), ("User-Agent", "pbxcheck-preflight")])
     return to_bytes(req)
 
@@ -400,7 +400,7 @@ def _probe_sip_ws(url: str, tls_target: Target | None, budget: _Budget) -> None:
     except OSError as exc:
         raise _os_problem(exc, budget, section=key) from None
     with conn:
-        local = f"{secrets.token_hex(6)}.invalid"  # RFC 7118 section 5.2: the Via host of a WS client
+        local = new_instance_host()  # RFC 7118 section 5.2: the Via host of a WS client
         conn.send(_options("WSS" if tls_target else "WS", local, None, host, None).decode("utf-8"))
         while True:
             try:

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import socket
 import subprocess
 import time
@@ -40,6 +39,7 @@ from pathlib import Path
 
 from pbxcheck.bundled import bundled_dir
 from pbxcheck.peers import ManagedPeer, PeerError, find_binary, free_port, log_tail, stop_process_group
+from pbxcheck.sip.ids import new_branch, new_call_id, new_tag
 
 __all__ = ["KamailioProcess", "find_kamailio", "kamailio_cfg_path"]
 
@@ -211,14 +211,14 @@ class KamailioProcess(ManagedPeer):
         )
 
     def _options(self, lport: int) -> bytes:
-        branch = "z9hG4bK-pbxcheck-" + secrets.token_hex(6)
+        branch = new_branch()
         return (
             f"OPTIONS sip:{self.host}:{self.port} SIP/2.0\r\n"
             f"Via: SIP/2.0/UDP {self.host}:{lport};branch={branch};rport\r\n"
             "Max-Forwards: 70\r\n"
-            f"From: <sip:ping@{self.host}>;tag={secrets.token_hex(4)}\r\n"
+            f"From: <sip:ping@{self.host}>;tag={new_tag()}\r\n"
             f"To: <sip:{self.host}:{self.port}>\r\n"
-            f"Call-ID: {secrets.token_hex(8)}@pbxcheck\r\n"
+            f"Call-ID: {new_call_id()}@pbxcheck\r\n"
             "CSeq: 1 OPTIONS\r\n"
             "Content-Length: 0\r\n\r\n"
         ).encode()
