@@ -31,12 +31,14 @@ import ssl
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from pbxcheck.errors import SipError
 from pbxcheck.sip import digest, sdp
-from pbxcheck.sip.errors import SdpError, SipParseError
+from pbxcheck.sip.dialog import Dialog, DialogState
+from pbxcheck.sip.errors import SdpError, SipParseError, TransactionError
 from pbxcheck.sip.headers import NameAddr, SipUri
-from pbxcheck.sip.message import Request, Response, make_request, make_response
+from pbxcheck.sip.message import Request, Response, make_response
 from pbxcheck.sip.register import make_register
 from pbxcheck.sip.transaction import make_cancel
 from pbxcheck.sip.validate import reject_unparseable
@@ -51,6 +53,17 @@ from .ladder import MessageLog
 
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY"
 CODECS = (18, 0, 8, 3)  # G729, PCMU, PCMA, GSM: the document's set (SIP-INV-2)
+
+
+class CallState(StrEnum):
+    """A call as the agent's user sees it: its dialog's state (``Call.dialog.state``) and whether
+    the 2xx was ACKed (a StrEnum: ``call.state == "confirmed"`` reads as before)."""
+
+    CALLING = "calling"  # our INVITE is out, no response with a To tag yet
+    EARLY = "early"  # ringing: a 1xx with a To tag (ours or theirs)
+    ANSWERING = "answering"  # we sent 200 to their INVITE, no ACK yet
+    CONFIRMED = "confirmed"  # answered and ACKed
+    ENDED = "ended"
 
 
 class CallFailed(SipError):
@@ -201,7 +214,7 @@ class UserAgent:
 
     async def close(self) -> None:
         for call in list(self.calls.values()):
-            if call.state in ("confirmed",):
+            if call.state is CallState.CONFIRMED:
                 try:
                     await call.hangup(timeout=1.0)
                 except (SipError, OSError):
@@ -358,10 +371,10 @@ class UserAgent:
                with_sdp: bool = True) -> Call:
         """Start a call to ``number`` (user part at our domain); returns at once. ``await
         call.wait_answered()`` for the 200, or watch ``call.statuses``."""
-        call = Call(self, new_call_id(), "out")
-        call.remote_uri = NameAddr(None, SipUri("sip", number, None, self.config.domain))
-        call.request_uri = str(call.remote_uri.uri)
-        call.remote_target = call.request_uri
+        dialog = Dialog.outgoing(call_id=new_call_id(), local_uri=self.aor, local_tag=new_tag(),
+                                 remote_uri=NameAddr(None, SipUri("sip", number, None, self.config.domain)),
+                                 local_seq=self.next_cseq(), local_contact=str(self.contact()))
+        call = Call(self, dialog, "out")
         call.rtp_port = self.config.rtp_port or 2 * (20_000 + secrets.randbelow(10_000))
         call.local_sdp = sdp.make_offer(self.flow.local[0], call.rtp_port, codecs=self.config.codecs).to_bytes() \
             if with_sdp else b""
@@ -398,19 +411,11 @@ class UserAgent:
             self.endpoint.respond(req, flow, make_response(req, 481, to_tag=new_tag()))
 
     def _incoming_invite(self, req: Request, flow: Flow) -> None:
-        call = Call(self, req.call_id, "in")
+        call = Call(self, Dialog.incoming(req, new_tag(), local_contact=str(self.contact())), "in")
         call.invite = req
         call.invite_flow = flow
-        call.local_tag = new_tag()
-        call.remote_tag = req.from_.tag
-        call.remote_uri = req.from_
-        call.local_uri = req.to.with_tag(call.local_tag)
-        call.remote_target = str(req.contact.uri) if req.contact else str(req.from_.uri)
-        call.route_set = list(req.headers.get_all("Record-Route"))
-        call.remote_cseq = req.cseq.number
         call.remote_sdp = req.body if req.content_type == "application/sdp" else b""
         call.rtp_port = self.config.rtp_port or 2 * (20_000 + secrets.randbelow(10_000))
-        call.state = "early"
         self.calls[call.call_id] = call
         if self.config.early_media and call.remote_sdp:
             call.local_sdp = self._answer_sdp(call)
@@ -433,21 +438,14 @@ class UserAgent:
 
 
 class Call:
-    """One dialog (INVITE usage) seen from our agent."""
+    """One call (INVITE usage) seen from our agent. Its dialog state (Call-ID, tags, CSeq numbers,
+    remote target, route set, early/confirmed/terminated) is ``self.dialog``, a ``sip.dialog.Dialog``
+    that builds every request we send in it; the rest is the call's media and bookkeeping."""
 
-    def __init__(self, ua: UserAgent, call_id: str, direction: str) -> None:
+    def __init__(self, ua: UserAgent, dialog: Dialog, direction: str) -> None:
         self.ua = ua
-        self.call_id = call_id
+        self.dialog = dialog
         self.direction = direction  # "out": we called; "in": we were called
-        self.local_tag = new_tag()
-        self.remote_tag: str | None = None
-        self.local_uri: NameAddr = ua.aor.with_tag(self.local_tag)
-        self.remote_uri: NameAddr = ua.aor
-        self.request_uri = ""
-        self.remote_target = ""
-        self.route_set: list[str] = []
-        self.local_cseq = ua.next_cseq()
-        self.remote_cseq = 0
         self.invite: Request | None = None  # the INVITE we received (incoming calls)
         self.invite_flow: Flow | None = None
         self.invite_tx: ClientTransaction | None = None
@@ -456,7 +454,6 @@ class Call:
         self.local_sdp = b""
         self.remote_sdp = b""
         self.rtp_port = 0
-        self.state = "calling"  # calling, early, confirmed, ended
         self.end_reason = ""
         self.answered = asyncio.Event()
         self.ended = asyncio.Event()
@@ -469,6 +466,26 @@ class Call:
 
     def __repr__(self) -> str:
         return f"<Call {self.direction} {self.call_id} {self.state}>"
+
+    @property
+    def call_id(self) -> str:
+        return self.dialog.call_id
+
+    @property
+    def remote_uri(self) -> NameAddr:
+        """The other party (their From on a call we received, the To we called), without tag."""
+        return self.dialog.remote_uri
+
+    @property
+    def state(self) -> CallState:
+        d = self.dialog.state
+        if self.ended.is_set() or d is DialogState.TERMINATED:
+            return CallState.ENDED
+        if d is DialogState.INITIAL:
+            return CallState.CALLING
+        if d is DialogState.EARLY:
+            return CallState.EARLY
+        return CallState.CONFIRMED if self.answered.is_set() else CallState.ANSWERING
 
     # --- waiting ----------------------------------------------------------------------------------
 
@@ -495,9 +512,9 @@ class Call:
             raise SipTimeout(f"call {self.call_id} still up after {timeout} s") from None
 
     def _end(self, reason: str) -> None:
-        if self.state == "ended":
+        if self.ended.is_set():
             return
-        self.state = "ended"
+        self.dialog = self.dialog.terminate()
         self.end_reason = reason
         self.ended_at = time.time()
         self.ended.set()
@@ -510,17 +527,16 @@ class Call:
         if self.challenged:
             # like the document's device: the first INVITE goes without credentials, the 401 is
             # ACKed, and the INVITE is sent again answering that challenge
-            headers += ua._credentials("INVITE", self.request_uri)
-        return make_request("INVITE", self.request_uri, from_=self.local_uri, to=self.remote_uri,
-                            call_id=self.call_id, cseq=self.local_cseq, via=ua.via(), contact=ua.contact(),
-                            headers=headers, body=self.local_sdp,
-                            content_type="application/sdp" if self.local_sdp else None)
+            headers += ua._credentials("INVITE", self.dialog.remote_target)
+        # the dialog-creating INVITE and each retry of it: same Call-ID and From tag, the next CSeq
+        self.dialog, req = self.dialog.make_request_in_dialog(
+            "INVITE", via=ua.via(), headers=headers, body=self.local_sdp,
+            content_type="application/sdp" if self.local_sdp else None)
+        return req
 
     def _on_provisional(self, resp: Response) -> None:
         self.statuses.append(resp.status)
-        if resp.to.tag and resp.status > 100:
-            self.state = "early"
-            self.remote_tag = resp.to.tag
+        self.dialog = self.dialog.on_response(resp)  # a 1xx with a To tag: early
         if resp.body and resp.content_type == "application/sdp":
             self.remote_sdp = resp.body
 
@@ -535,8 +551,7 @@ class Call:
                 self.statuses.append(resp.status)
                 if resp.status in (401, 407) and challenges < 2 and ua._remember_challenge(resp):
                     challenges += 1  # the endpoint already ACKed the challenge (same transaction)
-                    self.challenged = True
-                    self.local_cseq = ua.next_cseq()
+                    self.challenged = True  # the retry is the dialog's next INVITE (next CSeq)
                     continue
                 break
         except SipTimeout:
@@ -549,20 +564,15 @@ class Call:
             self._end("cancelled")
             raise
         self.final = resp
+        self.dialog = self.dialog.on_response(resp)  # 2xx: confirmed (tag, target, route set); else over
         if resp.status >= 300:
             self.failure = CallFailed(resp.status, resp.reason, resp)
             self._end(f"{resp.status} {resp.reason}")
             return
-        self.remote_tag = resp.to.tag
-        self.remote_uri = resp.to
-        if resp.contact is not None:
-            self.remote_target = str(resp.contact.uri)
-        self.route_set = list(reversed(resp.headers.get_all("Record-Route")))
         if resp.body and resp.content_type == "application/sdp":
             self.remote_sdp = resp.body
-        ack = self._in_dialog("ACK", cseq=resp.cseq.number)
+        ack = self._in_dialog("ACK")  # the INVITE's CSeq number (the dialog keeps it)
         ua.endpoint.send_ack(ack, ua.flow)
-        self.state = "confirmed"
         self.answered_at = time.time()
         self.answered.set()
 
@@ -579,28 +589,25 @@ class Call:
 
     # --- in-dialog requests -----------------------------------------------------------------------
 
-    def _in_dialog(self, method: str, *, cseq: int | None = None, headers: Iterable[tuple[str, str]] = (),
-                   body: bytes = b"", content_type: str | None = None) -> Request:
+    def _in_dialog(self, method: str, *, headers: Iterable[tuple[str, str]] = (), body: bytes = b"",
+                   content_type: str | None = None) -> Request:
+        """The dialog's next request (RFC 3261 §12.2.1.1: route set, remote target, CSeq; ACK reuses
+        the INVITE's number)."""
         ua = self.ua
-        if cseq is None:
-            self.local_cseq = ua.next_cseq()
-            cseq = self.local_cseq
-        to = self.remote_uri.with_tag(self.remote_tag) if self.remote_tag else self.remote_uri
-        route = [("Route", r) for r in self.route_set]
-        return make_request(method, self.remote_target or self.request_uri, from_=self.local_uri, to=to,
-                            call_id=self.call_id, cseq=cseq, via=ua.via(), contact=ua.contact(),
-                            headers=[*route, ("User-Agent", ua.config.user_agent), *headers], body=body,
-                            content_type=content_type)
+        self.dialog, req = self.dialog.make_request_in_dialog(
+            method, via=ua.via(), headers=[("User-Agent", ua.config.user_agent), *headers], body=body,
+            content_type=content_type)
+        return req
 
     async def hangup(self, timeout: float | None = None) -> int:
         """BYE (or CANCEL while ringing); the status of the answer."""
         if self.state == "ended":
             return 0
-        if self.direction == "out" and self.state != "confirmed":
+        if self.direction == "out" and self.state is not CallState.CONFIRMED:
             await self._cancel_pending()
             self._end("cancelled by us")
             return 487
-        if self.direction == "in" and self.state != "confirmed":
+        if self.direction == "in" and self.state is not CallState.CONFIRMED:
             await self.reject(603)
             return 603
         bye = self._in_dialog("BYE")
@@ -632,23 +639,24 @@ class Call:
         # the proxy (Kamailio with record_route()) stays on the path of the ACK and the BYE
         headers = [("Record-Route", rr) for rr in self.invite.headers.get_raw("Record-Route")] if status > 100 else []
         headers += [("Contact", str(self.ua.contact())), ("User-Agent", self.ua.config.user_agent), ("Allow", ALLOW)]
-        return make_response(self.invite, status, reason, to_tag=self.local_tag, headers=headers, body=body,
+        return make_response(self.invite, status, reason, to_tag=self.dialog.local_tag, headers=headers, body=body,
                              content_type="application/sdp" if body else None)
 
     def _auto_answer(self) -> None:
-        if self.state == "early":
+        if self.state is CallState.EARLY:
             self.answer()
 
     def answer(self) -> None:
         """200 OK with the SDP answer; retransmitted on UDP until the ACK."""
-        if self.invite is None or self.invite_flow is None or self.state != "early":
+        if self.invite is None or self.invite_flow is None or self.state is not CallState.EARLY:
             return
         self.local_sdp = self.local_sdp or self.ua._answer_sdp(self)
         self.ua.endpoint.respond(self.invite, self.invite_flow, self._response(200, body=self.local_sdp))
-        self.state = "answering"
+        self.dialog = self.dialog.confirm()  # answering until the ACK
 
     async def reject(self, status: int = 486) -> None:
-        if self.invite is None or self.invite_flow is None or self.state not in ("early", "answering"):
+        if self.invite is None or self.invite_flow is None or \
+                self.state not in (CallState.EARLY, CallState.ANSWERING):
             return
         self.ua.endpoint.respond(self.invite, self.invite_flow, self._response(status))
         self._end(f"rejected {status}")
@@ -657,10 +665,15 @@ class Call:
         ep = self.ua.endpoint
         m = req.method
         if m == "ACK":
-            if self.state in ("answering", "early") and self.direction == "in":
-                self.state = "confirmed"
+            if self.state in (CallState.ANSWERING, CallState.EARLY) and self.direction == "in":
+                self.dialog = self.dialog.confirm()
                 self.answered_at = time.time()
                 self.answered.set()
+            return
+        try:
+            self.dialog = self.dialog.on_request(req)  # §12.2.2: CSeq order, target refresh
+        except TransactionError:
+            ep.respond(req, flow, make_response(req, 500, "CSeq Out of Order"))
             return
         if m == "BYE":
             ep.respond(req, flow, make_response(req, 200))
@@ -668,7 +681,7 @@ class Call:
             return
         if m == "CANCEL":
             ep.respond(req, flow, make_response(req, 200))
-            if self.invite is not None and self.invite_flow is not None and self.state == "early":
+            if self.invite is not None and self.invite_flow is not None and self.state is CallState.EARLY:
                 ep.respond(self.invite, self.invite_flow, self._response(487))
                 self._end("remote CANCEL")
             return

@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pbxcheck.contract import DIRECAO_ENTRADA, DIRECAO_SAIDA, SideHangup, StatusChamada, TipoChamada
-from pbxcheck.sip.dialog import new_tag
+from pbxcheck.sip.dialog import Dialog, DialogState, new_tag
 from pbxcheck.sip.drivers.base import Flow
-from pbxcheck.sip.errors import SipParseError
+from pbxcheck.sip.errors import SipParseError, TransactionError
 from pbxcheck.sip.headers import NameAddr, SipUri
-from pbxcheck.sip.message import Request, Response, make_request
+from pbxcheck.sip.message import Request
 from pbxcheck.sip.transaction import make_cancel
 
 from .. import records
@@ -45,34 +45,32 @@ _TIPO = {"c2c": TipoChamada.CLICKTOCALL, "ext": TipoChamada.RAMAL, "external": T
 
 @dataclass(eq=False)
 class Leg:
-    """One dialog between the central and a device (or the simulated far end, flow None)."""
+    """One call leg between the central and a device: its dialog (``sip.dialog.Dialog``: Call-ID,
+    tags, CSeq, remote target, route set, state) and the call's bookkeeping on that side."""
 
-    ext: str  # the extension on that side ("" for the far end)
-    call_id: str
-    local_tag: str
-    local_uri: NameAddr  # our From (UAC) / To (UAS) value, tag included
-    remote_uri: NameAddr
-    remote_target: str
+    ext: str  # the extension on that side
+    dialog: Dialog
     flow: Flow | None
     uas: bool  # True: the device sent the INVITE; False: we did
     invite: Request | None = None  # their INVITE (uas) or ours (uac)
     tx: ClientTransaction | None = None
-    remote_tag: str | None = None
-    local_cseq: int = 1
-    route_set: list[str] = field(default_factory=list)
-    answered: bool = False  # 2xx exchanged
     sdp: bytes = b""  # what we sent on this leg
 
+    @property
+    def call_id(self) -> str:
+        return self.dialog.call_id
+
+    @property
+    def answered(self) -> bool:
+        """A 2xx exchanged (and the dialog not over since)."""
+        return self.dialog.state is DialogState.CONFIRMED
+
     def request(self, via: str, method: str, *, headers: list[tuple[str, str]] | None = None,
-                body: bytes = b"", content_type: str | None = None, cseq: int | None = None) -> Request:
-        if cseq is None:
-            self.local_cseq += 1
-            cseq = self.local_cseq
-        to = self.remote_uri.with_tag(self.remote_tag) if self.remote_tag and not self.remote_uri.tag \
-            else self.remote_uri
-        pairs = [("Route", r) for r in self.route_set] + list(headers or [])
-        return make_request(method, self.remote_target, from_=self.local_uri, to=to, call_id=self.call_id, cseq=cseq,
-                            via=via, headers=pairs, body=body, content_type=content_type)
+                body: bytes = b"", content_type: str | None = None) -> Request:
+        """The dialog's next request (ACK: the one for our INVITE's 2xx), its CSeq counted."""
+        self.dialog, req = self.dialog.make_request_in_dialog(method, via=via, headers=headers or (), body=body,
+                                                              content_type=content_type)
+        return req
 
 
 @dataclass(eq=False)
@@ -153,11 +151,12 @@ class B2bua:
         self.calls[leg.call_id] = (call, leg)
 
     def uac_leg(self, ext: str, from_user: str, target_contact: str, flow: Flow) -> Leg:
-        """A leg the central places: to ``ext``'s device, From ``from_user``."""
-        leg = Leg(ext, new_call_id(), new_tag(), NameAddr(from_user, SipUri("sip", from_user, None, self.host)),
-                  NameAddr(None, SipUri("sip", ext, None, self.host)), target_contact, flow, False)
-        leg.local_uri = leg.local_uri.with_tag(leg.local_tag)
-        return leg
+        """A leg the central places: to ``ext``'s device, From ``from_user`` (its INVITE has CSeq 1)."""
+        dialog = Dialog.outgoing(call_id=new_call_id(), local_tag=new_tag(),
+                                 local_uri=NameAddr(from_user, SipUri("sip", from_user, None, self.host)),
+                                 remote_uri=NameAddr(None, SipUri("sip", ext, None, self.host)),
+                                 remote_target=target_contact, local_contact=self.dialogs.contact(flow, from_user))
+        return Leg(ext, dialog, flow, False)
 
     def channel(self, call: LiveCall, ramal: str, direcao: str, callerid: str) -> Channel:
         ch = Channel(ramal=ramal, direcao=direcao, callerid=callerid, extension=call.callee,
@@ -181,6 +180,7 @@ class B2bua:
             self.live.remove(call)
         for leg in (call.a, call.b):
             if leg is not None:
+                leg.dialog = leg.dialog.terminate()
                 self.calls.pop(leg.call_id, None)
         if not record or (call.c2c_id and "c2c-no-record" in self.faults):
             return
@@ -230,11 +230,8 @@ class B2bua:
             return
         kind = "ext" if callee_row is not None else "external"
         call = self.new_call(caller, number, kind)
-        leg = Leg(caller, req.call_id, new_tag(), req.to, req.from_, "", flow, True, invite=req,
-                  remote_tag=req.from_.tag, sdp=answer)
-        leg.local_uri = req.to.with_tag(leg.local_tag)
-        leg.remote_target = str(req.contact.uri) if req.contact is not None else str(req.from_.uri)
-        leg.route_set = list(req.headers.get_all("Record-Route"))
+        dialog = Dialog.incoming(req, new_tag(), local_contact=self.dialogs.contact(flow, number))
+        leg = Leg(caller, dialog, flow, True, invite=req, sdp=answer)
         self.add_leg(call, leg, a=True)
         self._read_json_headers(call, req)
         self.channel(call, caller, DIRECAO_SAIDA, number)
@@ -251,9 +248,14 @@ class B2bua:
 
     def _uas_response(self, leg: Leg, status: int, body: bytes = b"", reason: str | None = None) -> None:
         assert leg.invite is not None and leg.flow is not None
-        self.dialogs.respond(leg.invite, leg.flow, status, reason, to_tag=leg.local_tag,
-                             headers=[("Contact", self.dialogs.contact(leg.flow, leg.local_uri.sip_uri.user or "central")),
-                                      ("Allow", ALLOW)], body=body)
+        d = leg.dialog
+        self.dialogs.respond(leg.invite, leg.flow, status, reason, to_tag=d.local_tag,
+                             headers=[("Contact", d.local_contact or self.dialogs.contact(leg.flow)), ("Allow", ALLOW)],
+                             body=body)
+        if 200 <= status < 300:
+            leg.dialog = d.confirm()
+        elif status >= 300:
+            leg.dialog = d.terminate()
 
     def _progress(self, call: LiveCall) -> None:
         leg = call.a
@@ -265,7 +267,6 @@ class B2bua:
         leg = call.a
         if call.ended or leg is None or leg.answered:
             return
-        leg.answered = True
         self._uas_response(leg, 200, leg.sdp)
         call.mark_up()
 
@@ -298,10 +299,8 @@ class B2bua:
         """Send our INVITE on ``leg`` and wait for the answer (ring timeout); ACK a 2xx. True: answered."""
         assert leg.flow is not None
         d = self.dialogs
-        inv = make_request("INVITE", leg.remote_target, from_=leg.local_uri, to=leg.remote_uri, call_id=leg.call_id,
-                           cseq=leg.local_cseq, via=d.via(leg.flow), contact=d.contact(leg.flow, call.caller),
-                           headers=[("Allow", ALLOW), ("User-Agent", SERVER), *headers], body=offer,
-                           content_type="application/sdp")
+        inv = leg.request(d.via(leg.flow), "INVITE", headers=[("Allow", ALLOW), ("User-Agent", SERVER), *headers],
+                          body=offer, content_type="application/sdp")
         leg.invite = inv
         leg.sdp = offer
         leg.tx = d.request(inv, leg.flow)
@@ -312,25 +311,17 @@ class B2bua:
             return False
         except asyncio.CancelledError:
             return False
+        leg.dialog = leg.dialog.on_response(resp)  # 2xx: confirmed (tag, target, route set); else terminated
         if resp.status >= 300 or call.ended:
             if call.ended and resp.status < 300:
-                self._ack_and_bye(leg, resp)
+                self._ack_and_bye(leg)
             return False
-        leg.remote_tag = resp.to.tag
-        leg.remote_uri = resp.to
-        if resp.contact is not None:
-            leg.remote_target = str(resp.contact.uri)
-        leg.route_set = list(reversed(resp.headers.get_all("Record-Route")))
-        d.send_ack(leg.request(d.via(leg.flow), "ACK", cseq=resp.cseq.number), leg.flow)
-        leg.answered = True
+        d.send_ack(leg.request(d.via(leg.flow), "ACK"), leg.flow)
         return True
 
-    def _ack_and_bye(self, leg: Leg, resp: Response) -> None:
+    def _ack_and_bye(self, leg: Leg) -> None:
         assert leg.flow is not None
-        leg.remote_tag = resp.to.tag
-        if resp.contact is not None:
-            leg.remote_target = str(resp.contact.uri)
-        self.dialogs.send_ack(leg.request(self.dialogs.via(leg.flow), "ACK", cseq=resp.cseq.number), leg.flow)
+        self.dialogs.send_ack(leg.request(self.dialogs.via(leg.flow), "ACK"), leg.flow)
         self._bye(leg)
 
     async def _cancel_leg(self, leg: Leg) -> None:
@@ -346,6 +337,7 @@ class B2bua:
         if leg.flow is None or leg.flow.closed:
             return
         tx = self.dialogs.request(leg.request(self.dialogs.via(leg.flow), "BYE"), leg.flow)
+        leg.dialog = leg.dialog.terminate()
         tx.final.add_done_callback(lambda f: f.cancelled() or f.exception())  # outcome not needed
 
     def _end_leg(self, leg: Leg, uas_status: int) -> None:
@@ -376,6 +368,11 @@ class B2bua:
         call, leg = found
         if m == "ACK":
             return  # the 2xx retransmissions stop in the endpoint
+        try:
+            leg.dialog = leg.dialog.on_request(req)  # 12.2.2: CSeq order, target refresh
+        except TransactionError:
+            respond(req, flow, 500, "CSeq Out of Order", to_tag=None)
+            return
         if m == "CANCEL":
             respond(req, flow, 200)
             if leg.uas and not leg.answered and leg.invite is not None and req.branch == leg.invite.branch:
@@ -399,7 +396,7 @@ class B2bua:
             respond(req, flow, 200)
             return
         if m == "INVITE":  # re-INVITE: keep the session as it is
-            respond(req, flow, 200, to_tag=leg.local_tag, body=leg.sdp,
+            respond(req, flow, 200, to_tag=leg.dialog.local_tag, body=leg.sdp,
                     headers=[("Contact", self.dialogs.contact(flow))])
 
     @staticmethod
