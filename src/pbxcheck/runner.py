@@ -221,6 +221,8 @@ def _run(target: str | None, reports: str = "reports", *, faults: Sequence[str] 
         (reports_dir / _RUN_MARK).touch()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env=env, start_new_session=True)
+        assert proc.stdout is not None
+        stack.callback(proc.stdout.close)  # after pytest is gone (a ResourceWarning otherwise)
         shown: list[str] = []
         try:
             _stream(proc, redactor, out, shown)

@@ -114,3 +114,5 @@ def test_central_stops_when_the_harness_is_killed(tmp_path: Path) -> None:
     finally:
         if harness.poll() is None:
             harness.kill()
+            harness.wait(5)
+        harness.stdout.close()  # the pipe is ours to close (ResourceWarning under -W error)
