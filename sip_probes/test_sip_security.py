@@ -27,6 +27,8 @@ from pbxcheck.bundled import bundled_dir
 from pbxcheck.checks import Finding, Observe, sipkit
 from pbxcheck.checks.sipkit import SipSession
 from pbxcheck.contract import ClauseId
+from pbxcheck.sip.dialog import Dialog
+from pbxcheck.sip.message import Request, to_bytes
 from pbxcheck.wrong import answers_delayed
 
 GUESSES = 12  # per svcrack mode: enough to meet a sane throttle, few enough to stay under a second
@@ -97,7 +99,7 @@ def test_extension_enumeration(sip: SipSession, observe: Observe, finding: Findi
                 got = await ch.request(req, timeout=1.0)
                 f = sipkit.final(got)
                 answers[user] = f
-                await _clean_up(ch, req, f, user, d)
+                await _clean_up(ch, req, f)
             a, b = answers[ext.number], answers[baseline]
             seen[method] = {"existing": a.first_line if a else "silence", "never-valid": b.first_line if b else "silence"}
             if _shape(a) != _shape(b):
@@ -111,14 +113,13 @@ def test_extension_enumeration(sip: SipSession, observe: Observe, finding: Findi
     sip.run(scenario())
 
 
-async def _clean_up(ch: sipkit.Channel, req: bytes, f: sipkit.Msg | None, user: str, d: sipkit.Dialogish) -> None:
-    """BYE an INVITE that was accepted, so no call is left behind (the engine ACKs an error answer)."""
-    sent = sipkit.Msg.read(req)
-    if sent.method == "INVITE" and f is not None and f.status == 200:
-        d.to_tag = f.to_tag
-        ch.ack(ch.build("ACK", sent.uri or "", from_user=user, to_user=user, d=d, cseq=sent.cseq[0], contact=False))
-        await ch.request(ch.build("BYE", sent.uri or "", from_user=user, to_user=user, d=d, cseq=d.next(),
-                                  contact=False), timeout=1.0)
+async def _clean_up(ch: sipkit.Channel, req: bytes, f: sipkit.Msg | None) -> None:
+    """ACK and BYE an INVITE that was accepted, so no call is left behind (the engine ACKs an error)."""
+    sent = sipkit.Msg.read(req).parsed()
+    if isinstance(sent, Request) and sent.method == "INVITE" and f is not None and f.status == 200:
+        d, ack = ch.dialog_request(Dialog.uac(sent, f.parsed()), "ACK")  # type: ignore[arg-type]
+        ch.ack(ack)
+        await ch.request(to_bytes(ch.dialog_request(d, "BYE")[1]), timeout=1.0)
 
 
 # --- svcrack -----------------------------------------------------------------------------------------

@@ -30,12 +30,13 @@ from ..contract import ClauseId
 from ..redact import Redactor
 from ..sip import digest
 from ..sip.aio import SipEndpoint
+from ..sip.dialog import Dialog
 from ..sip.drivers.tcp import tcp_connect
 from ..sip.drivers.udp import UdpEndpoint
 from ..sip.drivers.ws import ws_connect
 from ..sip.errors import DigestError, SdpError, SipParseError
 from ..sip.flow import Addr, Flow
-from ..sip.headers import parse_auth_params
+from ..sip.headers import NameAddr, parse_auth_params
 from ..sip.ids import new_branch, new_call_id, new_cnonce, new_instance_host, new_tag
 from ..sip.ladder import MessageLog, render_ladder
 from ..sip.message import Headers, Request, Response, make_request, make_response, to_bytes
@@ -79,6 +80,13 @@ class Msg(RawMessage):
     @property
     def has_sdp(self) -> bool:
         return "application/sdp" in (self.header("Content-Type") or "").lower() and bool(self.body.strip())
+
+    def parsed(self) -> Request | Response:
+        """The core's message of what was read (for ``make_response`` and ``sip.dialog.Dialog``)."""
+        h = Headers(self.headers)
+        if self.is_response:
+            return Response(self.status or 0, self.reason, h, self.body)
+        return Request(self.method or "", self.uri or "", h, self.body)
 
 
 def _param(value: str, name: str) -> str | None:
@@ -164,14 +172,12 @@ def sdp_answer(offer: bytes, ip: str, port: int) -> bytes:
 
 @dataclass
 class Dialogish:
-    """What a hand-built request sequence shares before (and without) a dialog: Call-ID, tags, CSeq."""
+    """What a hand-built sequence of out-of-dialog requests shares (Call-ID, From tag, CSeq); a
+    dialog's state is ``sip.dialog.Dialog``'s."""
 
     call_id: str = field(default_factory=new_call_id)
     from_tag: str = field(default_factory=new_tag)
     cseq: int = field(default_factory=lambda: 1 + secrets.randbelow(20000))
-    to_tag: str | None = None
-    route: list[str] = field(default_factory=list)
-    remote_target: str | None = None
 
     def next(self) -> int:
         self.cseq += 1
@@ -273,18 +279,27 @@ class Channel:
                                           call_id=d.call_id, cseq=cseq, from_tag=d.from_tag, expires=None,
                                           contact=self.contact(from_user) if with_contact else "", uri=uri,
                                           headers=[*UA[1:], *headers], user_agent=UA[0][1]))
-        to = f"<sip:{to_user or from_user}@{self.domain}>" + (f";tag={d.to_tag}" if d.to_tag else "")
         return to_bytes(make_request(
-            method, uri, from_=f"<sip:{from_user}@{self.domain}>;tag={d.from_tag}", to=to, call_id=d.call_id,
-            cseq=cseq, via=f"SIP/2.0/{self.transport} {self.via_host};rport;branch={new_branch()}",
-            contact=self.contact(from_user) if with_contact else None, body=body,
-            headers=[*(("Route", r) for r in d.route), *UA, *headers], content_type=content_type if body else None))
+            method, uri, from_=f"<sip:{from_user}@{self.domain}>;tag={d.from_tag}",
+            to=f"<sip:{to_user or from_user}@{self.domain}>", call_id=d.call_id, cseq=cseq,
+            via=f"{self.via()};branch={new_branch()}", contact=self.contact(from_user) if with_contact else None,
+            body=body, headers=[*UA, *headers], content_type=content_type if body else None))
+
+    def via(self) -> str:
+        return f"SIP/2.0/{self.transport} {self.via_host};rport"
+
+    def dialog_request(self, d: Dialog, method: str, *, headers: Iterable[tuple[str, str]] = (), body: bytes = b"",
+                       content_type: str = "application/sdp") -> tuple[Dialog, Request]:
+        """A request in ``d`` (``Dialog.make_request_in_dialog``) from this channel."""
+        return d.make_request_in_dialog(method, via=self.via(), headers=[*(UA if method != "ACK" else UA[:1]),
+                                        *headers], body=body, content_type=content_type if body else None)
 
     def respond(self, req: Msg, code: int, reason: str, *, to_tag: str | None = None, body: bytes = b"",
                 contact_user: str | None = None) -> None:
         """Answer a request the target sent us, through its server transaction."""
         assert self.flow is not None
-        request = Request(req.method or "", req.uri or "", Headers(req.headers), req.body)
+        request = req.parsed()
+        assert isinstance(request, Request)
         extra = [("Record-Route", r) for r in req.all("Record-Route")]
         if contact_user and code < 300 and req.method == "INVITE":
             extra.append(("Contact", self.contact(contact_user)))
@@ -317,9 +332,10 @@ class Channel:
         assert self.flow is not None
         self.ep.send_bytes(data, self.flow)
 
-    def ack(self, data: bytes) -> None:
+    def ack(self, ack: Request) -> None:
+        """The ACK for a 2xx, through the engine (it answers the 2xx's retransmissions with it)."""
         assert self.flow is not None
-        self.ep.send_ack(parse_message(data), self.flow)  # type: ignore[arg-type]
+        self.ep.send_ack(ack, self.flow)
 
     async def request(self, data: bytes, *, timeout: float = 2.0, final_timeout: float | None = None) -> list[Msg]:
         """Send ``data`` as a client transaction; the answers, provisional first, until a final one or
@@ -385,7 +401,7 @@ class CallResult:
     invite2: list[Msg] = field(default_factory=list)
     bye: list[Msg] = field(default_factory=list)
     problem: str = ""
-    d: Dialogish | None = None
+    d: Dialog | None = None
 
 
 class Phone:
@@ -401,6 +417,7 @@ class Phone:
         self.answered, self.got_bye = asyncio.Event(), asyncio.Event()
         self.byes: list[Msg] = []
         self.in_dialogs: dict[str | None, tuple[Msg, str]] = {}  # call-id -> (INVITE, our to-tag)
+        self.dialogs: dict[str, Dialog] = {}  # call-id -> the dialog as it stands (Dialog is frozen)
         self.tasks: set[asyncio.Task[None]] = set()
         self.own_nc: dict[str, int] | None = None  # a dict: a separate device's own count per nonce
         ch.on_request = self._on_request
@@ -435,49 +452,49 @@ class Phone:
     async def call(self, to_user: str, *, hold: float = 0.1, ring_timeout: float = 6.0,
                    payloads: Iterable[int] = PAYLOADS, hangup: bool = True) -> CallResult:
         """INVITE (SDP) → 401/407 (the engine ACKs it) → INVITE+auth → 1xx → 200 (SDP) → ACK → hold → BYE."""
-        ch, d = self.ch, Dialogish()
-        uri, res = ch.uri_for(to_user), CallResult(False, d=d)
+        ch, uri = self.ch, self.ch.uri_for(to_user)
+        d = Dialog.outgoing(call_id=new_call_id(), local_uri=NameAddr.parse(f"<sip:{self.number}@{ch.domain}>"),
+                            local_tag=new_tag(), remote_uri=NameAddr.parse(f"<sip:{to_user}@{ch.domain}>"),
+                            remote_target=uri, local_seq=secrets.randbelow(20000), local_contact=ch.contact(self.number))
         offer = sdp_offer(ch.local[0] if not ch.is_ws else "127.0.0.1", self.rtp_port, payloads)
-        res.invite1 = res.invite2 = await ch.request(
-            ch.build("INVITE", uri, from_user=self.number, to_user=to_user, d=d, body=offer), timeout=3.0)
+        d, inv = ch.dialog_request(d, "INVITE", body=offer)
+        res = CallResult(False)
+        res.invite1 = res.invite2 = await ch.request(to_bytes(inv), timeout=3.0)
         f = final(res.invite1)
         if f is not None and f.status in (401, 407):
-            auth = self._credentials(f, "INVITE", uri)[2]
-            res.invite2 = await ch.request(ch.build("INVITE", uri, from_user=self.number, to_user=to_user, d=d,
-                                                    cseq=d.next(), body=offer, headers=auth),
-                                           timeout=3.0, final_timeout=ring_timeout)
+            d, inv = ch.dialog_request(d, "INVITE", body=offer, headers=self._credentials(f, "INVITE", uri)[2])
+            res.invite2 = await ch.request(to_bytes(inv), timeout=3.0, final_timeout=ring_timeout)
             f = final(res.invite2)
         if f is None or f.status != 200:
             res.problem = f"the call was answered {f.first_line}" if f else \
                 f"no final answer to the {'authenticated ' if res.invite2 is not res.invite1 else 'first '}INVITE"
             return res
-        d.to_tag, d.route = f.to_tag, list(reversed(f.all("record-route")))
-        m = re.search(r"<([^>]+)>", contact := f.get("contact") or "")
-        d.remote_target = m.group(1) if m else (contact.split(";")[0].strip() or uri)
-        ch.ack(ch.build("ACK", d.remote_target, from_user=self.number, to_user=to_user, d=d, contact=False))
+        d, ack = ch.dialog_request(d.on_response(f.parsed()), "ACK")  # type: ignore[arg-type]
+        ch.ack(ack)
+        res.d = self.dialogs[d.call_id] = d
         res.ok = True
         if hangup:
             await asyncio.sleep(hold)
             res.bye = await self.bye(to_user, d)
         return res
 
-    async def bye(self, to_user: str, d: Dialogish) -> list[Msg]:
+    async def bye(self, to_user: str, d: Dialog) -> list[Msg]:
         return await self.in_dialog("BYE", to_user, d)
 
-    async def in_dialog(self, method: str, to_user: str, d: Dialogish, *, body: bytes = b"",
+    async def in_dialog(self, method: str, to_user: str, d: Dialog, *, body: bytes = b"",
                         content_type: str = "application/sdp") -> list[Msg]:
         """A request inside the call ``d`` (BYE, INFO); sent once more with credentials if challenged."""
-        uri = d.remote_target or self.ch.uri_for(to_user)
+        d = self.dialogs.get(d.call_id, d)
         headers: list[tuple[str, str]] = []
         got: list[Msg] = []
         for _ in range(2):
-            got += await self.ch.request(self.ch.build(method, uri, from_user=self.number, to_user=to_user, d=d,
-                                                       cseq=d.next(), contact=False, body=body,
-                                                       content_type=content_type, headers=headers), timeout=2.0)
+            d, req = self.ch.dialog_request(d, method, headers=headers, body=body, content_type=content_type)
+            self.dialogs[d.call_id] = d
+            got += await self.ch.request(to_bytes(req), timeout=2.0)
             f = final(got)
             if f is None or f.status not in (401, 407) or headers:
                 break
-            headers = self._credentials(f, method, uri)[2]
+            headers = self._credentials(f, method, req.uri)[2]
         return got
 
     def _on_request(self, req: Msg) -> None:
@@ -513,17 +530,14 @@ class Phone:
         self.answered.set()
 
     async def hangup_incoming(self, call_id: str | None = None) -> list[Msg]:
-        """BYE for a call we answered (the newest one when ``call_id`` is None): our From is its To."""
+        """BYE for a call we answered (the newest one when ``call_id`` is None)."""
         if not self.in_dialogs:
             return []
         inv, tag = self.in_dialogs[call_id or self.invites[-1].call_id]
-        d = Dialogish(call_id=inv.call_id or "", from_tag=tag, cseq=1 + secrets.randbelow(1000),
-                      to_tag=_param(inv.get("from") or "", "tag"), route=list(inv.all("record-route")))
-        m = re.search(r"<([^>]+)>", inv.get("contact") or "")
-        frm = _uri_user(inv.get("from") or "")
-        d.remote_target = m.group(1) if m else None
-        return await self.ch.request(self.ch.build("BYE", d.remote_target or self.ch.uri_for(frm),
-                                                   from_user=self.number, to_user=frm, d=d, contact=False), timeout=2.0)
+        d = Dialog.incoming(inv.parsed(), tag).confirm()  # type: ignore[arg-type]
+        d, bye = self.ch.dialog_request(self.dialogs.get(d.call_id, d), "BYE")
+        self.dialogs[d.call_id] = d
+        return await self.ch.request(to_bytes(bye), timeout=2.0)
 
 
 # --- the per-check session (the ``sip`` fixture): channels, and failing a clause with the exchange ----
