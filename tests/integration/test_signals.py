@@ -43,6 +43,7 @@ class Spawned:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             self._q.put(line)
+        self.proc.stdout.close()  # at the end of the output: ours to close (ResourceWarning otherwise)
         self._q.put(None)
 
     def _take(self, timeout: float) -> str | None:
@@ -243,6 +244,8 @@ def test_stop_tree_kills_descendants_that_left_the_group(tmp_path: Path) -> None
             proc.kill()
         for p in signals.descendants(proc.pid):
             os.kill(p, signal.SIGKILL)
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def test_mark_incomplete_without_and_with_reports(tmp_path: Path) -> None:
@@ -294,3 +297,5 @@ def test_a_second_signal_cuts_the_grace_short(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
