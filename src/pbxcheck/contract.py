@@ -338,3 +338,10 @@ class SideHangup(StrEnum):
     OPERADOR = "OPERADOR"  # the operator (agent)
     ORIGEM = "ORIGEM"  # the side that placed the call (SIP)
     DESTINO = "DESTINO"  # the side that was called (SIP)
+
+# --- The contract document itself (certificate header; CLAUSES.md names it) ----------------------
+
+CONTRACT_DOCUMENT = "API INTEGRAÇÃO"  # the vendor's document title
+CONTRACT_VERSION = "5.0.3.1"  # "Versão 5.0.3.1"
+API_VERSION = "v1.2"  # "API: v1.2"
+CONTRACT_FILE = "000_beaf368fbdafca5c.txt"  # beside CLAUSES.md in shared/spec
