@@ -22,6 +22,7 @@ predicts a collision but CLAUSES.md leaves it [unspecified]: the probe records `
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 import socket
 
@@ -54,7 +55,8 @@ def _free_port(ips: tuple[str, ...]) -> int:
 
 
 def _user_of(uri: str) -> str:
-    return sipkit._uri_user("<" + uri + ">")
+    m = re.search(r"sips?:([^@;>]+)@", uri)
+    return m.group(1) if m else ""
 
 
 async def _call_each(sip: SipSession, caller: sipkit.Phone, devices: list[tuple[Extension, sipkit.Phone]],

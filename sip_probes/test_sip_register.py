@@ -20,7 +20,7 @@ TRANSPORTS = ["UDP", "TCP"]
 
 
 def _summary(responses: list[sipkit.Msg]) -> str:
-    return " → ".join(sipkit.first_lines(responses)) or "(no answer)"
+    return " → ".join(r.first_line for r in responses) or "(no answer)"
 
 
 @pytest.mark.clause(ClauseId.SIP_REG_1)

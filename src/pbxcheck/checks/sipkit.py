@@ -94,11 +94,6 @@ def _param(value: str, name: str) -> str | None:
     return m.group(1) if m else None
 
 
-def _uri_user(value: str) -> str:
-    m = re.search(r"sips?:([^@;>]+)@", value)
-    return m.group(1) if m else ""
-
-
 def final(responses: list[Msg]) -> Msg | None:
     return next((r for r in reversed(responses) if r.status is not None and r.status >= 200), None)
 
@@ -106,10 +101,6 @@ def final(responses: list[Msg]) -> Msg | None:
 def status_of(responses: list[Msg]) -> int | None:
     f = final(responses)
     return f.status if f else None
-
-
-def first_lines(responses: list[Msg]) -> list[str]:
-    return [r.first_line for r in responses]
 
 
 # --- digest with the probes' knobs (the arithmetic and the header are sip.digest's) ------------------
