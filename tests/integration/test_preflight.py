@@ -59,6 +59,7 @@ def tls_front(cert: trustme.LeafCert, upstream: tuple[str, int] | None = None) -
                     s.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+                s.close()  # both directions end here; close is idempotent (ResourceWarning otherwise)
 
     def serve(raw: socket.socket) -> None:
         raw.settimeout(5)

@@ -217,8 +217,6 @@ class SipEndpoint:
         self.engine.send_stateless(data, flow)
         self._flush()
 
-    _raw = send_bytes  # the name the central and the UA used on the old endpoint
-
     def forget(self, tx: ClientTransaction) -> None:
         """Drop a client transaction the TU gave up on (e.g. a ring timeout after CANCEL)."""
         self.engine.forget(tx.handle)

@@ -150,7 +150,7 @@ class UaPort:
         self.parse_errors += 1
         answer = reject_unparseable(data, exc)
         if answer is not None and flow.transport == "UDP":
-            self.endpoint._raw(answer, flow)
+            self.endpoint.send_bytes(answer, flow)
 
     def _on_request(self, req: Request, flow: Flow) -> None:
         agent = self._agent_for(req)
