@@ -8,6 +8,7 @@ of those signals and then exits 0; 1 when it cannot start, 2 on bad usage.
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
@@ -241,6 +242,34 @@ def load(
     except ValueError as exc:
         _fail(str(exc))
     raise typer.Exit(code)
+
+
+@app.command("report")
+def report_command(
+    directory: Annotated[Path, typer.Argument(help="The reports folder of a run (holds clauses.json).")] = Path("reports"),
+    pdf: Annotated[bool, typer.Option("--pdf", help="Also print it to DIR/certificate.pdf with headless Chromium.")] = False,
+) -> None:
+    """Render DIR/certificate.html again from DIR (clauses.json, failures/, allure-results/, run-info.json).
+
+    The file is self-contained (inline CSS and SVG, relative links): open it from disk. --pdf prints
+    it with Debian's headless Chromium (package chromium); without Chromium that is one line, exit 2."""
+    from . import certificate, report
+
+    if not (directory / report.CLAUSES_JSON).is_file():
+        _fail(f"no {report.CLAUSES_JSON} in {directory}: not the reports folder of a run")
+    try:
+        html = certificate.write(directory)
+    except (OSError, ValueError) as exc:
+        _fail(f"cannot render {directory / certificate.CERTIFICATE_HTML}: {exc}")
+    print(f"certificate: {html}")
+    if pdf:
+        if certificate.find_chromium() is None:
+            _fail("--pdf needs Chromium, not found (Debian: apt-get install chromium)")
+        try:
+            out = certificate.print_pdf(html, directory / certificate.CERTIFICATE_PDF)
+        except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+            _fail(f"printing to PDF failed: {exc}", 1)
+        print(f"pdf: {out}")
 
 
 def main() -> None:

@@ -196,7 +196,7 @@ def _run(target: str | None, reports: str = "reports", *, faults: Sequence[str] 
             return EXIT_FAILED
         redactor = Redactor(loaded.secrets)
         reports_dir.mkdir(parents=True, exist_ok=True)
-        for stale in (report.CLAUSES_JSON, report.CLAUSES_MD, "junit.xml"):
+        for stale in (report.CLAUSES_JSON, report.CLAUSES_MD, "junit.xml", "certificate.html", "run-info.json"):
             (reports_dir / stale).unlink(missing_ok=True)
         failures = reports_dir / report.FAILURES_DIR
         if failures.is_dir():
@@ -235,6 +235,10 @@ def _run(target: str | None, reports: str = "reports", *, faults: Sequence[str] 
             raise
         report.redact_tree(reports_dir, redactor)
         (reports_dir / _RUN_MARK).unlink(missing_ok=True)
+        from .certificate import write_for_run  # reports/certificate.html, scanned by the last pass below
+
+        _say(write_for_run(reports_dir, loaded, profile=hypothesis_profile, faults=faults, embedded=target is None,
+                           redactor=redactor), out)
     leaked = last_pass(reports_dir, "".join(shown), loaded, out)
     code = exit_code(code, reports_dir, out)
     return EXIT_FAILED if leaked and code == EXIT_OK else code
