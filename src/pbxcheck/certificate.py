@@ -328,8 +328,8 @@ body { font: 14px/1.45 -apple-system, "Segoe UI", Roboto, "DejaVu Sans", Arial, 
 h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 16px; margin: 22px 0 8px; border-bottom: 2px solid var(--line); padding-bottom: 3px; }
 .sub { color:#5f6368; margin: 0 0 12px; }
 table.meta { border-collapse: collapse; font-size: 12.5px; margin: 6px 0 12px; width: 100%; }
-table.meta th { text-align: left; color:#5f6368; font-weight: 600; padding: 2px 12px 2px 0; white-space: nowrap; vertical-align: top; width: 1%; }
-table.meta td { padding: 2px 0; word-break: break-all; }
+table.meta th { text-align: left; color:#5f6368; font-weight: 600; padding: 2px 10px 2px 0; white-space: nowrap; vertical-align: top; width: 1%; }
+table.meta td { padding: 2px 18px 2px 0; word-break: break-all; }
 code, pre { font: 12px/1.4 "DejaVu Sans Mono", Menlo, Consolas, monospace; }
 .banner { display: flex; align-items: center; gap: 14px; padding: 12px 16px; border-radius: 8px; border: 2px solid;
   font-size: 19px; font-weight: 700; margin: 10px 0 8px; }
@@ -346,6 +346,9 @@ code, pre { font: 12px/1.4 "DejaVu Sans Mono", Menlo, Consolas, monospace; }
 .chip { color: var(--c); background: var(--bg); border-color: var(--c); }
 section.clause { border: 1px solid var(--line); border-left: 5px solid var(--c); border-radius: 6px; padding: 8px 12px;
   margin: 8px 0; break-inside: avoid-page; }
+section.clause.compact { padding: 3px 12px; margin: 3px 0; border-left-width: 4px; }
+section.clause.compact .summary { font-weight: 400; }
+.why { color:#3c4043; font-size: 12px; font-style: italic; }
 section.clause.s-failed { background: linear-gradient(90deg, var(--fail-bg), #fff 40%); }
 .ch { display: flex; flex-wrap: wrap; align-items: baseline; gap: 4px 10px; }
 .cid { font: 700 14px "DejaVu Sans Mono", monospace; }
@@ -462,6 +465,33 @@ def _failure_html(group: FailureGroup, files: dict[str, FailureFile], clause_id:
     return "".join(out) + "</li>"
 
 
+def _which(what: str, checks: list[str]) -> str:
+    """The checks that saw a value: by parameter, or (a grouped line, whose names are the
+    parameters already) by check name."""
+    if "{" in what:
+        return ", ".join(dict.fromkeys(_check_name(_split(c)[0]) for c in checks))
+    return report._which(checks)
+
+
+def _observation_groups(observations: list[dict[str, Any]]) -> list[tuple[str, Any, list[str]]]:
+    """One line per observed value: ``token/insert`` … ``token/clicktocall`` that all saw the same
+    answer become ``token/{insert, …, clicktocall}``."""
+    groups: dict[tuple[str, str], tuple[list[str], Any, list[str]]] = {}
+    for o in observations:
+        what = str(o.get("what", ""))
+        prefix, slash, rest = what.partition("/")
+        key = (prefix if slash else what, json.dumps(o.get("value"), sort_keys=True, ensure_ascii=False))
+        names, _, checks = groups.setdefault(key, ([], o.get("value"), []))
+        names.append(rest if slash else "")
+        checks.extend(o.get("checks") or [o.get("check", "")])
+    out = []
+    for (prefix, _), (names, value, checks) in groups.items():
+        named = [n for n in names if n]
+        what = prefix if not named else (f"{prefix}/{named[0]}" if len(named) == 1 else f"{prefix}/{{{', '.join(named)}}}")
+        out.append((what, value, list(dict.fromkeys(checks))))
+    return out
+
+
 def _clause_html(cid: str, row: dict[str, Any], files: dict[str, FailureFile],
                  evidence: dict[str, list[dict[str, str]]]) -> str:
     status = row.get("status", report.NOT_RUN)
@@ -481,19 +511,22 @@ def _clause_html(cid: str, row: dict[str, Any], files: dict[str, FailureFile],
         parts.append('<div class="label">findings</div><ul>' + "".join(
             f'<li><span class="sev sev-{_e(f.get("severity", "info"))}">{_e(f.get("severity", ""))}</span> {_e(_short(f.get("text", ""), 400))}</li>'
             for f in findings) + "</ul>")
-    obs = row.get("observations") or []
+    obs = _observation_groups(row.get("observations") or [])
     if obs:
         shown = obs[:MAX_OBSERVATIONS]
         items = "".join(
-            f"<li><code>{_e(o.get('what', ''))}</code> = {_e(_short(o.get('value'), 240))}"
-            f" <span class=\"muted\">({_e(report._which(o.get('checks') or [o.get('check', '')]))})</span></li>"
-            for o in shown)
+            f"<li><code>{_e(what)}</code> = {_e(_short(value, 240))}"
+            f" <span class=\"muted\">({_e(_which(what, checks))})</span></li>"
+            for what, value, checks in shown)
         if len(obs) > MAX_OBSERVATIONS:
             items += f"<li class=\"muted\">… and {len(obs) - MAX_OBSERVATIONS} more in clauses.json</li>"
         parts.append(f'<div class="label">{"observed answer" if status == report.UNSPECIFIED_OBSERVED else "observations"}</div><ul>{items}</ul>')
-    if status in report.NOT_CHECKED:
+    if status in report.NOT_CHECKED:  # one line: the clause and why it was not checked
         lines = report.not_checked_lines(row) or ["no check of this clause ran"]
-        parts.append("<ul>" + "".join(f"<li>{_e(line)}</li>" for line in lines) + "</ul>")
+        parts[0] = parts[0].replace(f's-{_e(status)}"', f's-{_e(status)} compact"', 1)
+        parts[1] = parts[1].removesuffix("</div>") + f'<span class="why">{_e("; ".join(lines))}</span></div>'
+        parts.append("</section>")
+        return "".join(parts)
     links = []
     for ch in row.get("checks") or []:
         for att in evidence.get(ch.get("check", ""), []):
@@ -505,6 +538,30 @@ def _clause_html(cid: str, row: dict[str, Any], files: dict[str, FailureFile],
     parts.append(_checks_line(row))
     parts.append("</section>")
     return "".join(parts)
+
+
+_WIDE = ("contract", "clauses.json SHA-256", "faults switched on", "[gate] require", "TLS verification", "target")
+
+
+def _meta_rows(meta: list[tuple[str, str]]) -> str:
+    """Two short fields a row; the long ones (contract, SHA-256, ...) a row of their own."""
+    rows: list[str] = []
+    pending: list[str] = []
+    for k, val in meta:
+        cell = f"<th>{_e(k)}</th><td>{_e(str(val))}</td>"
+        if k in _WIDE:
+            if pending:
+                rows.append("".join(pending) + ("<th></th><td></td>" if len(pending) == 1 else ""))
+                pending = []
+            rows.append(f'<th>{_e(k)}</th><td colspan="3">{_e(str(val))}</td>')
+        else:
+            pending.append(cell)
+            if len(pending) == 2:
+                rows.append("".join(pending))
+                pending = []
+    if pending:
+        rows.append(pending[0] + "<th></th><td></td>")
+    return "".join(f"<tr>{r}</tr>" for r in rows)
 
 
 def render(reports_dir: Path, info: dict[str, Any] | None = None) -> str:
@@ -543,7 +600,7 @@ def render(reports_dir: Path, info: dict[str, Any] | None = None) -> str:
     if table.get("require"):
         meta.append(("[gate] require", ", ".join(table["require"])))
     meta.append(("clauses.json SHA-256", sha256_of(table_path)))
-    meta_html = "".join(f"<tr><th>{_e(k)}</th><td>{_e(str(val))}</td></tr>" for k, val in meta)
+    meta_html = _meta_rows(meta)
     rows = ordered(table)
     chips = "".join(f'<a class="chip s-{_e(row.get("status", ""))}" href="#clause-{_e(cid)}" title="{_e(row.get("status", ""))}">{_e(cid)}</a>'
                     for cid, row in rows)

@@ -27,7 +27,7 @@ from pbxcheck.central.process import CentralProcess
 from pbxcheck.target import Target, load_target
 
 REPORTS = Path(__file__).resolve().parents[2] / "reports" / "certificate-browser-test"
-SECTION = re.compile(r'<section class="clause s-([a-z-]+)" id="clause-([A-Za-z0-9-]+)"')
+SECTION = re.compile(r'<section class="clause s-([a-z-]+)(?: compact)?" id="clause-([A-Za-z0-9-]+)"')
 
 
 def require_chromium() -> str:

@@ -102,7 +102,7 @@ def test_certificate_html(tmp_path: Path) -> None:
     info = {"target": "staging", "endpoints": [{"name": "API", "url": "https://pbx.example/api.php"}],
             "tls_verify_api": True, "tls_verify_sip": False, "profile": "ci", "pbxcheck": "9.9"}
     html = certificate.write(folder, info).read_text(encoding="utf-8")
-    sections = re.findall(r'<section class="clause s-([a-z-]+)" id="clause-([A-Z0-9-]+)"', html)
+    sections = re.findall(r'<section class="clause s-([a-z-]+)(?: compact)?" id="clause-([A-Z0-9-]+)"', html)
     assert sections[0] == ("failed", "AUTH-4")
     assert {cid for _, cid in sections} == set(CLAUSES)
     assert "Does not conform: 1 clause failed (AUTH-4)" in html
@@ -157,3 +157,12 @@ def test_report_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setattr(certificate, "find_chromium", lambda: None)
     r = runner.invoke(app, ["report", str(folder), "--pdf"])
     assert r.exit_code == 2 and "Chromium" in r.output
+
+
+def test_observations_with_one_answer_are_one_line() -> None:
+    obs = [{"what": f"token/{a}", "value": ["Status", "Login/Senha Invalido"], "check": f"t.py::test_t[{a}]",
+            "checks": [f"t.py::test_t[{a}]"]} for a in ("insert", "statusreport")]
+    obs.append({"what": "token/clicktocall", "value": ["Status", "other"], "check": "c", "checks": ["c"]})
+    groups = certificate._observation_groups(obs)
+    assert [g[0] for g in groups] == ["token/{insert, statusreport}", "token/clicktocall"]
+    assert certificate._which(groups[0][0], groups[0][2]) == "test_t"
