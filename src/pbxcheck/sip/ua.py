@@ -29,9 +29,10 @@ import asyncio
 import secrets
 import ssl
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Literal
 
 from pbxcheck.errors import SipError
 from pbxcheck.sip import digest, sdp
@@ -121,6 +122,7 @@ class UaPort:
         self.agents: list[UserAgent] = []
         self.last_registrant: UserAgent | None = None
         self.parse_errors = 0
+        self.on_message: Callable[[Request, Flow], None] | None = None  # sees each new request first
 
     @classmethod
     async def open(cls, config: UaConfig, log: MessageLog | None = None) -> UaPort:
@@ -153,6 +155,8 @@ class UaPort:
             self.endpoint.send_bytes(answer, flow)
 
     def _on_request(self, req: Request, flow: Flow) -> None:
+        if self.on_message is not None:
+            self.on_message(req, flow)
         agent = self._agent_for(req)
         if agent is None:
             self.endpoint.respond(req, flow, make_response(req, 404, to_tag=new_tag()))
@@ -442,7 +446,7 @@ class Call:
     remote target, route set, early/confirmed/terminated) is ``self.dialog``, a ``sip.dialog.Dialog``
     that builds every request we send in it; the rest is the call's media and bookkeeping."""
 
-    def __init__(self, ua: UserAgent, dialog: Dialog, direction: str) -> None:
+    def __init__(self, ua: UserAgent, dialog: Dialog, direction: Literal["in", "out"]) -> None:
         self.ua = ua
         self.dialog = dialog
         self.direction = direction  # "out": we called; "in": we were called
@@ -450,6 +454,7 @@ class Call:
         self.invite_flow: Flow | None = None
         self.invite_tx: ClientTransaction | None = None
         self.statuses: list[int] = []  # every response to our INVITE(s), in order
+        self.responses: list[Response] = []  # every response to a request of this call (INVITE, BYE, INFO)
         self.final: Response | None = None
         self.local_sdp = b""
         self.remote_sdp = b""
@@ -536,6 +541,7 @@ class Call:
 
     def _on_provisional(self, resp: Response) -> None:
         self.statuses.append(resp.status)
+        self.responses.append(resp)
         self.dialog = self.dialog.on_response(resp)  # a 1xx with a To tag: early
         if resp.body and resp.content_type == "application/sdp":
             self.remote_sdp = resp.body
@@ -549,6 +555,7 @@ class Call:
                 self.invite_tx = ua.endpoint.request(req, ua.flow, on_provisional=self._on_provisional)
                 resp = await self.invite_tx.wait(ring_timeout)
                 self.statuses.append(resp.status)
+                self.responses.append(resp)
                 if resp.status in (401, 407) and challenges < 2 and ua._remember_challenge(resp):
                     challenges += 1  # the endpoint already ACKed the challenge (same transaction)
                     self.challenged = True  # the retry is the dialog's next INVITE (next CSeq)
@@ -613,6 +620,7 @@ class Call:
         bye = self._in_dialog("BYE")
         try:
             resp = await self.ua.endpoint.request(bye, self.ua.flow).wait(timeout or self.ua.config.timeout)
+            self.responses.append(resp)
         finally:
             self._end("local BYE")
         return resp.status
@@ -621,6 +629,7 @@ class Call:
                    headers: Iterable[tuple[str, str]] = ()) -> int:
         req = self._in_dialog("INFO", headers=headers, body=body, content_type=content_type)
         resp = await self.ua.endpoint.request(req, self.ua.flow).wait(self.ua.config.timeout)
+        self.responses.append(resp)
         return resp.status
 
     async def send_dtmf(self, digits: str, duration_ms: int = 160) -> list[int]:

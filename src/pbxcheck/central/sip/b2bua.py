@@ -21,7 +21,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pbxcheck.contract import DIRECAO_ENTRADA, DIRECAO_SAIDA, SideHangup, StatusChamada, TipoChamada
 from pbxcheck.sip.dialog import Dialog, DialogState, new_tag
@@ -40,7 +40,8 @@ from .media import Media, dtmf_digit, json_headers
 from .registration import Registrar
 from .transactions import ClientTransaction, SipTimeout, new_call_id
 
-_TIPO = {"c2c": TipoChamada.CLICKTOCALL, "ext": TipoChamada.RAMAL, "external": TipoChamada.SAIDA}
+CallKind = Literal["ext", "external", "c2c"]  # extension to extension, to the far end, click-to-call
+_TIPO: dict[CallKind, TipoChamada] = {"c2c": TipoChamada.CLICKTOCALL, "ext": TipoChamada.RAMAL, "external": TipoChamada.SAIDA}
 
 
 @dataclass(eq=False)
@@ -79,7 +80,7 @@ class LiveCall:
     gravacao: str
     caller: str  # extension (or destino for click-to-call ringing its origin)
     callee: str  # dialled number
-    kind: str  # "ext" (extension to extension), "external" (far end), "c2c"
+    kind: CallKind
     started: float
     a: Leg | None = None  # the device that started it (c2c: the origin extension, called by us)
     b: Leg | None = None  # the callee device (kind "ext")
@@ -130,7 +131,7 @@ class B2bua:
         """A timer that dies with ``call``."""
         call.timers.append(self.dialogs.later(delay, fn, *args))
 
-    def new_call(self, caller: str, callee: str, kind: str, *, c2c_id: str | None = None) -> LiveCall:
+    def new_call(self, caller: str, callee: str, kind: CallKind, *, c2c_id: str | None = None) -> LiveCall:
         now = time.time()
         # <epoch>.<seq> like Asterisk's uniqueid; the store's next sequence number, but never one a call
         # still in progress holds (its record is written only at hang-up)
@@ -228,7 +229,7 @@ class B2bua:
         if callee_row is not None and self.registrar.route(number) is None:
             respond(req, flow, 480, "Temporarily Unavailable (not registered)")
             return
-        kind = "ext" if callee_row is not None else "external"
+        kind: CallKind = "ext" if callee_row is not None else "external"
         call = self.new_call(caller, number, kind)
         dialog = Dialog.incoming(req, new_tag(), local_contact=self.dialogs.contact(flow, number))
         leg = Leg(caller, dialog, flow, True, invite=req, sdp=answer)
