@@ -63,6 +63,7 @@ SECRET_ENV = {"senha": "PBX_SENHA", "token": "PBX_TOKEN"}
 MAX_CASES = 12  # a failure line lists this many distinct cases, then counts the rest
 MAX_LINKS = 10
 MAX_OBSERVATIONS = 16
+BANNER_IDS = 8  # the banner names the clauses when there are this few; the page lists them all
 
 
 # --- Run info: the target's public fields ----------------------------------------------------------
@@ -209,12 +210,13 @@ def verdict(table: dict[str, Any]) -> tuple[str, str]:
     failed = [cid for cid, row in clauses.items() if row.get("status") == report.FAILED]
     unchecked = [cid for cid, row in clauses.items() if row.get("status") in report.NOT_CHECKED]
     if failed:
-        return DOES_NOT_CONFORM, f"Does not conform: {len(failed)} clause{'s' if len(failed) != 1 else ''} failed ({', '.join(failed)})"
+        listed = f" ({', '.join(failed)})" if len(failed) <= BANNER_IDS else ""
+        return DOES_NOT_CONFORM, f"Does not conform: {len(failed)} clause{'s' if len(failed) != 1 else ''} failed{listed}"
     if table.get("incomplete") or unchecked or not clauses:
         why = f" ({table['incomplete_reason']})" if table.get("incomplete") and table.get("incomplete_reason") else ""
         n = len(unchecked)
         return INCOMPLETE, (f"Incomplete: {n} clause{'s' if n != 1 else ''} not checked"
-                            + (f" ({', '.join(unchecked)})" if unchecked else "") + why)
+                            + (f" ({', '.join(unchecked)})" if 0 < n <= BANNER_IDS else "") + why)
     return CONFORMS, f"Conforms: all {len(clauses)} clauses checked, none failed"
 
 
