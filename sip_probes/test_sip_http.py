@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,12 +51,14 @@ def _ramais(api: ApiClient, check: Checker, clause: ClauseId) -> dict[str, dict[
     return {str(r.get("Ramal")): r for r in rows if isinstance(r, dict)}
 
 
-async def _wait(event: asyncio.Event, timeout: float) -> bool:
-    try:
-        await asyncio.wait_for(event.wait(), timeout)
-        return True
-    except TimeoutError:
-        return False
+async def _wait(condition: Callable[[], bool], timeout: float) -> bool:
+    """Poll ``condition`` (a phone's state) until true or ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
 
 
 async def _in_thread(fn: Any, *args: Any, **kw: Any) -> Any:
@@ -85,7 +87,7 @@ def test_clicktocall_rings_origin_then_destination(sip: SipSession, api: ApiClie
             sip.check(r.status == 200, ClauseId.C2C_2, f"extension {p.number} could not register ({r.status})")
         call_id: str
         _, call_id = await _in_thread(click_to_call, api, check, a.number, b.number)
-        rang = await _wait(pa.answered, RING_WAIT_S)
+        rang = await _wait(lambda: pa.answered, RING_WAIT_S)
         sip.check(pa.invites, ClauseId.C2C_2,
                   f"clicktocall {a.number} → {b.number} answered CHAMADA OK (ID {call_id}) but the origin "
                   f"{a.number}'s registered phone received no INVITE within {RING_WAIT_S:.0f} s")
@@ -93,7 +95,7 @@ def test_clicktocall_rings_origin_then_destination(sip: SipSession, api: ApiClie
         observe(ClauseId.C2C_2, "origin-invite-from", pa.invites[0].get("from"))
         deadline = time.monotonic() + 4.0
         while not evidence and time.monotonic() < deadline:
-            if pb.answered.is_set():
+            if pb.answered:
                 evidence.append(f"destino {b.number}'s phone rang and answered")
                 break
             ex = await _in_thread(api.call, Acao.STATUSRAMAIS)
@@ -103,13 +105,13 @@ def test_clicktocall_rings_origin_then_destination(sip: SipSession, api: ApiClie
                    for r in mine):
                 evidence.append(f"statusramais showed {a.number} Up with {b.number}")
                 break
-            await _wait(pb.answered, 0.3)
-        if not pa.got_bye.is_set():
+            await _wait(lambda: pb.answered, 0.3)
+        if not pa.got_bye:
             bye = await pa.hangup_incoming()
             f = sipkit.final(bye)
             observe(ClauseId.C2C_2, "origin-hangup", f.first_line if f else "silence")
-        await _wait(pb.got_bye, 1.0 if pb.invites else 0.01)
-        if not pb.got_bye.is_set() and pb.invites:
+        await _wait(lambda: pb.got_bye, 1.0 if pb.invites else 0.01)
+        if not pb.got_bye and pb.invites:
             await pb.hangup_incoming()
         for p in (pa, pb):
             await p.register(0)
@@ -176,11 +178,10 @@ def live_call(target: Target, redactor: Redactor) -> Iterator[LiveCall]:
             live.problem = f"the call {a.number} → {b.number} failed: {res.problem}"
             return
         live.ok = True
-        assert res.d is not None
+        assert res.call is not None
         # "digits typed in the IVR": DTMF as SIP INFO (application/dtmf-relay), the usual out-of-band form
         for digit in DTMF_DIGITS:
-            got = await pa.in_dialog("INFO", b.number, res.d, body=f"Signal={digit}\r\nDuration=160\r\n".encode(),
-                                     content_type="application/dtmf-relay")
+            got = await pa.info(res.call, f"Signal={digit}\r\nDuration=160\r\n".encode(), "application/dtmf-relay")
             f = sipkit.final(got)
             live.info_answers.append(f.first_line if f else "silence")
         for i in range(2):
@@ -188,8 +189,7 @@ def live_call(target: Target, redactor: Redactor) -> Iterator[LiveCall]:
             ex = await _in_thread(api.call, Acao.STATUSRAMAIS)
             rows = ex.answer.value if ex.answer is not None and isinstance(ex.answer.value, list) else []
             live.snapshots.append((time.time(), {str(r.get("Ramal")): r for r in rows if isinstance(r, dict)}))
-        assert res.d is not None
-        await pa.bye(b.number, res.d)
+        await pa.bye(res.call)
         for p in (pa, pb):
             await p.register(0)
 

@@ -31,6 +31,7 @@ import pytest
 from pbxcheck.checks import Observe, sipkit
 from pbxcheck.checks.sipkit import SipSession
 from pbxcheck.contract import ClauseId
+from pbxcheck.sip.message import Request
 from pbxcheck.target import Extension
 
 NAT_IPS = ("127.0.0.2", "127.0.0.3")
@@ -60,7 +61,7 @@ def _user_of(uri: str) -> str:
 
 
 async def _call_each(sip: SipSession, caller: sipkit.Phone, devices: list[tuple[Extension, sipkit.Phone]],
-                     seen: list[sipkit.Msg]) -> dict[str, str]:
+                     seen: list[Request]) -> dict[str, str]:
     """Call every device's extension; for each, delivered / crossed / lost."""
     outcome: dict[str, str] = {}
     for ext, _phone in devices:
@@ -88,11 +89,10 @@ def test_same_port_behind_one_and_two_ips(sip: SipSession, observe: Observe) -> 
 
         # 1. one public IP and one source port for both devices: one socket, two registrations
         port = _free_port(("127.0.0.1",))
-        shared = await sip.channel("UDP", local=("127.0.0.1", port))
-        pa = sipkit.Phone(shared, a.number, a.password)
-        pb = sipkit.Phone(shared, b.number, b.password)
-        seen_same: list[sipkit.Msg] = []
-        shared.on_request = _recorder(seen_same, pa)
+        pa = await sip.phone(a, "UDP", local=("127.0.0.1", port))
+        pb = await sip.phone(b, "UDP", beside=pa)  # the same socket
+        seen_same: list[Request] = []
+        _record(seen_same, pa)
         for p in (pa, pb):
             r = await p.register(90)
             sip.check(r.status == 200, ClauseId.SIP_NAT_1, f"{p.number} could not register from 127.0.0.1:{port}")
@@ -103,11 +103,10 @@ def test_same_port_behind_one_and_two_ips(sip: SipSession, observe: Observe) -> 
         # 2. two public IPs, the same source port
         port2 = _free_port(NAT_IPS)
         devices = []
-        seen_two: list[sipkit.Msg] = []
+        seen_two: list[Request] = []
         for ext, ip in zip((a, b), NAT_IPS, strict=True):
-            ch = await sip.channel("UDP", local=(ip, port2))
-            p = sipkit.Phone(ch, ext.number, ext.password)
-            ch.on_request = _recorder(seen_two, p)
+            p = await sip.phone(ext, "UDP", local=(ip, port2))
+            _record(seen_two, p)
             r = await p.register(90)
             sip.check(r.status == 200, ClauseId.SIP_NAT_1, f"{ext.number} could not register from {ip}:{port2}")
             devices.append((ext, p))
@@ -120,9 +119,7 @@ def test_same_port_behind_one_and_two_ips(sip: SipSession, observe: Observe) -> 
         #    each counting its own nonce uses from 1: both must be able to register (recorded)
         devs = []
         for ext in (a, b):
-            p = sipkit.Phone(await sip.channel("UDP"), ext.number, ext.password)
-            p.own_nc = {}
-            devs.append(p)
+            devs.append(await sip.phone(ext, "UDP"))  # a user agent counts its own nonce uses
         both = await asyncio.gather(*(p.register(90) for p in devs))
         for p in devs:
             await p.register(0)
@@ -143,11 +140,7 @@ def test_same_port_behind_one_and_two_ips(sip: SipSession, observe: Observe) -> 
     sip.run(scenario(), timeout=25)
 
 
-def _recorder(seen: list[sipkit.Msg], phone: sipkit.Phone):  # type: ignore[no-untyped-def]
-    answer = phone._on_request
-
-    def on_request(req: sipkit.Msg) -> None:
-        seen.append(req)
-        answer(req)
-
-    return on_request
+def _record(seen: list[Request], phone: sipkit.Phone) -> None:
+    """Every request that reaches the phone's socket, before its agents answer it."""
+    assert phone.ua.port is not None
+    phone.ua.port.on_message = lambda req, flow: seen.append(req)

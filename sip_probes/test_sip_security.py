@@ -138,8 +138,7 @@ def test_password_guessing(sip: SipSession, observe: Observe, finding: Finding) 
     (ext,) = sip.extensions(1)
 
     async def scenario() -> None:
-        ch = await sip.channel("UDP", local=(GUESS_IP, 0))
-        phone = sipkit.Phone(ch, ext.number, sipkit.wrong_password(ext.password))
+        ch, d = await sip.channel("UDP", local=(GUESS_IP, 0)), sipkit.Dialogish()
         results: dict[str, list[str]] = {"fresh-nonce": [], "reused-nonce": []}
         times: list[float] = []
         got_in: list[str] = []
@@ -147,7 +146,7 @@ def test_password_guessing(sip: SipSession, observe: Observe, finding: Finding) 
         # mode 1: REGISTER → 401 → REGISTER with a wrong password, a fresh challenge every time
         for i in range(GUESSES):
             t0 = time.monotonic()
-            ex = await phone.register(60, password=sipkit.wrong_password(ext.password), timeout=1.0)
+            ex = await sipkit.register_as(ch, ext.number, sipkit.wrong_password(ext.password), 60, d=d, timeout=1.0)
             line = _first(ex.second or ex.first)
             results["fresh-nonce"].append(line)
             if ex.status is not None:
@@ -157,14 +156,15 @@ def test_password_guessing(sip: SipSession, observe: Observe, finding: Finding) 
             if results["fresh-nonce"].count("(silence)") >= MAX_SILENT:
                 break
         # mode 2: one challenge, then every guess reuses its nonce with a growing nc (svcrack -n)
-        ex = await phone.register(60, password=sipkit.wrong_password(ext.password), timeout=1.0)
+        ex = await sipkit.register_as(ch, ext.number, sipkit.wrong_password(ext.password), 60, d=d, timeout=1.0)
         chal = ex.challenge
         if chal:
             for i in range(GUESSES):
                 auth = sipkit.digest_header(chal, method="REGISTER", uri=ch.server_uri, username=ext.number,
                                             password=sipkit.wrong_password(ext.password))
                 t0 = time.monotonic()
-                f = sipkit.final(await ch.request(phone.register_request(60, [("Authorization", auth)]), timeout=1.0))
+                req = sipkit.register_request(ch, ext.number, d, 60, [("Authorization", auth)])
+                f = sipkit.final(await ch.request(req, timeout=1.0))
                 results["reused-nonce"].append(f.first_line if f else "(silence)")
                 if f is not None:
                     times.append(time.monotonic() - t0)
@@ -174,7 +174,7 @@ def test_password_guessing(sip: SipSession, observe: Observe, finding: Finding) 
                     break
         elapsed = time.monotonic() - start
         # the right password, from the guessing address: refused now = a lockout (then timed until lifted)
-        right_after, lockout_s = await _right_password_after(phone, ext.password)
+        right_after, lockout_s = await _right_password_after(ch, d, ext.number, ext.password)
         lines = results["fresh-nonce"] + results["reused-nonce"]
         dropped = lines.count("(silence)")
         delayed = answers_delayed(times)
@@ -196,17 +196,18 @@ def test_password_guessing(sip: SipSession, observe: Observe, finding: Finding) 
     sip.run(scenario())
 
 
-async def _right_password_after(phone: sipkit.Phone, password: str) -> tuple[str, float | None]:
+async def _right_password_after(ch: sipkit.Channel, d: sipkit.Dialogish, user: str,
+                                password: str) -> tuple[str, float | None]:
     """REGISTER with the right password right after the burst; while refused, again every second (at most
     LOCKOUT_WAIT_S). Returns (the first answer, how long it stayed refused or None). Unregisters after."""
     started = time.monotonic()
     first = ""
     refused_for: float | None = None
     while True:
-        ex = await phone.register(60, password=password, timeout=1.0)
+        ex = await sipkit.register_as(ch, user, password, 60, d=d, timeout=1.0)
         first = first or _first(ex.second or ex.first)
         if ex.status == 200:
-            await phone.register(0, password=password, timeout=1.0)
+            await sipkit.register_as(ch, user, password, 0, d=d, timeout=1.0)
             return first, refused_for
         refused_for = time.monotonic() - started
         if refused_for >= LOCKOUT_WAIT_S:
@@ -235,12 +236,11 @@ def test_nonce_replay_and_wrong_nc(sip: SipSession, observe: Observe, finding: F
     (ext,) = sip.extensions(1)
 
     async def scenario() -> None:
-        phone = await sip.phone(ext, "UDP")
-        ch = phone.ch
+        phone, ch = await sip.phone(ext, "UDP"), await sip.channel("UDP")
         ex = await phone.register(60)
         sip.check(ex.status == 200, ClauseId.SIP_SEC_1, f"could not register {ext.number} to start: {ex.status}")
         chal = ex.challenge
-        sent = [sipkit.Msg.read(e.data) for e in ch.log.entries if e.direction == "out"]
+        sent = [sipkit.Msg.read(e.data) for e in sip.log.entries if e.direction == "out"]
         captured = next((m.get("authorization") for m in reversed(sent) if m.get("authorization")), "") or ""
         outcomes: dict[str, str] = {}
         breaches: list[str] = []
@@ -267,7 +267,8 @@ def test_nonce_replay_and_wrong_nc(sip: SipSession, observe: Observe, finding: F
                                                           username=ext.number, password=ext.password, nonce=DOC_NONCE))
         # 5. a fresh nonce issued to 127.0.0.1, used from 127.0.0.7 (a nonce captured and carried away)
         other = await sip.channel("UDP", local=("127.0.0.7", 0))
-        fresh = sipkit.final(await ch.request(phone.register_request(60), timeout=1.0))
+        fresh = sipkit.final(await ch.request(sipkit.register_request(ch, ext.number, sipkit.Dialogish(), 60),
+                                              timeout=1.0))
         fresh_chal = sipkit.challenge_params((fresh.get("www-authenticate") or "") if fresh else "")
         foreign = ""
         if fresh_chal.get("nonce"):

@@ -27,23 +27,26 @@ import pytest
 
 from ..contract import TELEPHONE_EVENT_PT as TELEPHONE_EVENT_PT
 from ..contract import ClauseId
+from ..errors import SipError
 from ..redact import Redactor
 from ..sip import digest
-from ..sip.aio import SipEndpoint
+from ..sip.aio import SipEndpoint, SipTimeout
 from ..sip.dialog import Dialog
 from ..sip.drivers.tcp import tcp_connect
 from ..sip.drivers.udp import UdpEndpoint
 from ..sip.drivers.ws import ws_connect
-from ..sip.errors import DigestError, SdpError, SipParseError
+from ..sip.errors import DigestError, SipParseError
 from ..sip.flow import Addr, Flow
-from ..sip.headers import NameAddr, parse_auth_params
+from ..sip.headers import parse_auth_params
 from ..sip.ids import new_branch, new_call_id, new_cnonce, new_instance_host, new_tag
 from ..sip.ladder import MessageLog, render_ladder
-from ..sip.message import Headers, Request, Response, make_request, make_response, to_bytes
+from ..sip.message import Headers, Request, Response, make_request, to_bytes
 from ..sip.parser import parse_message
 from ..sip.register import make_register
 from ..sip.scan import RawMessage, scan
-from ..sip.sdp import make_answer, make_offer, parse_sdp
+from ..sip.sdp import make_offer
+from ..sip.ua import Call, UaPort, UserAgent
+from ..sip_target import ua_config_for
 from ..target import Extension, Target
 from ..wrong import wrong_like
 from .checker import ClauseFailure
@@ -153,14 +156,6 @@ def sdp_offer(ip: str, port: int, payloads: Iterable[int] = PAYLOADS) -> bytes:
     return make_offer(ip, port, codecs, te, session_id=secrets.randbelow(10**9)).to_bytes()
 
 
-def sdp_answer(offer: bytes, ip: str, port: int) -> bytes:
-    """The core's RFC 3264 answer; a plain PCMU/PCMA offer when the offer is unusable."""
-    try:
-        return make_answer(parse_sdp(offer), ip=ip, rtp_port=port).to_bytes()
-    except SdpError:
-        return sdp_offer(ip, port, (0, 8, TELEPHONE_EVENT_PT))
-
-
 @dataclass
 class Dialogish:
     """What a hand-built sequence of out-of-dialog requests shares (Call-ID, From tag, CSeq); a
@@ -184,8 +179,7 @@ def _msg(m: Request | Response) -> Msg:
 
 class Channel:
     """One transport to the target (UDP, TCP, WS, WSS) on the one engine (``sip.aio.SipEndpoint``):
-    requests run as client transactions, requests from the target reach ``on_request`` (and queue in
-    ``incoming``) and are answered through server transactions. An answer the strict parser rejects
+    requests run as client transactions; whatever comes in is kept, read leniently, in ``received``. An answer the strict parser rejects
     is still read (``sip.scan``) and handed to the request it names: a probe reports, it does not drop."""
 
     def __init__(self, target: Target, transport: str, log: MessageLog) -> None:
@@ -194,9 +188,7 @@ class Channel:
         self.flow: Flow | None = None
         self.local: Addr = ("127.0.0.1", 0)
         self.remote: Addr = (target.sip_host, target.sip_udp_port)
-        self.incoming: asyncio.Queue[Msg] = asyncio.Queue()
         self.received: list[Msg] = []  # everything that came in, read leniently
-        self.on_request: Callable[[Msg], None] | None = None
         self.ws_host = new_instance_host()
         self._lenient: dict[tuple[str | None, int, str], Callable[[Msg], None]] = {}
         self._close: Callable[[], None] | None = None
@@ -285,32 +277,13 @@ class Channel:
         return d.make_request_in_dialog(method, via=self.via(), headers=[*(UA if method != "ACK" else UA[:1]),
                                         *headers], body=body, content_type=content_type if body else None)
 
-    def respond(self, req: Msg, code: int, reason: str, *, to_tag: str | None = None, body: bytes = b"",
-                contact_user: str | None = None) -> None:
-        """Answer a request the target sent us, through its server transaction."""
-        assert self.flow is not None
-        request = req.parsed()
-        assert isinstance(request, Request)
-        extra = [("Record-Route", r) for r in req.all("Record-Route")]
-        if contact_user and code < 300 and req.method == "INVITE":
-            extra.append(("Contact", self.contact(contact_user)))
-        self.ep.respond(request, self.flow, make_response(
-            request, code, reason, to_tag=to_tag, body=body, headers=[*extra, UA[0]],
-            content_type="application/sdp" if body else None))
-
     def _receive(self, data: bytes, flow: Flow) -> None:
         if data.strip():
             self.received.append(Msg.read(data))
         self.ep.receive(data, flow)
 
     def _on_request(self, req: Request, flow: Flow) -> None:
-        msg = _msg(req)
-        if self.on_request is not None:
-            try:
-                self.on_request(msg)
-            except Exception:
-                pass
-        self.incoming.put_nowait(msg)
+        pass  # a probe's channel answers nothing it did not ask for (``received`` keeps it)
 
     def _on_unparsed(self, data: bytes, flow: Flow, exc: SipParseError) -> None:
         m = Msg.read(data)
@@ -364,7 +337,7 @@ class Channel:
                 self.ep.forget(tx)
 
 
-# --- a phone on a channel: registers, calls, answers (with a password or user of the probe's choosing) ---
+# --- REGISTER as the probe picks (any user, any password), and the probes' phone (a sip.ua agent) ---
 
 
 @dataclass
@@ -374,7 +347,6 @@ class Exchange:
     first: list[Msg]
     second: list[Msg] = field(default_factory=list)
     challenge: dict[str, str] = field(default_factory=dict)
-    challenge_header: str = ""
 
     @property
     def status(self) -> int | None:
@@ -385,150 +357,116 @@ class Exchange:
         return status_of(self.first)
 
 
+def register_request(ch: Channel, user: str, d: Dialogish, expires: int | None = 90,
+                     headers: Iterable[tuple[str, str]] = (), *, contact: bool = True) -> bytes:
+    extra = [("Expires", str(expires))] if expires is not None else []
+    return ch.build("REGISTER", ch.server_uri, from_user=user, d=d, cseq=d.next(), headers=[*extra, *headers],
+                    contact=contact)
+
+
+async def register_as(ch: Channel, user: str, password: str, expires: int | None = 90, *, d: Dialogish | None = None,
+                      timeout: float = 2.0, contact: bool = True) -> Exchange:
+    """REGISTER from ``ch`` as ``user`` and, if challenged, once more answering with ``password``: the
+    document's two-step with whatever user and password the probe picks (wrong ones included)."""
+    d = d or Dialogish()
+    ex = Exchange(await ch.request(register_request(ch, user, d, expires, contact=contact), timeout=timeout))
+    f = final(ex.first)
+    if f is not None and f.status in (401, 407):
+        ex.challenge = challenge_params(f.get("www-authenticate" if f.status == 401 else "proxy-authenticate") or "")
+        auth = digest_header(ex.challenge, method="REGISTER", uri=ch.server_uri, username=user, password=password)
+        name = "Authorization" if f.status == 401 else "Proxy-Authorization"
+        ex.second = await ch.request(register_request(ch, user, d, expires, [(name, auth)], contact=contact),
+                                     timeout=timeout)
+    return ex
+
+
 @dataclass
 class CallResult:
     ok: bool
-    invite1: list[Msg] = field(default_factory=list)
-    invite2: list[Msg] = field(default_factory=list)
+    invite1: list[Msg] = field(default_factory=list)  # the answers to the first INVITE (the challenge)
+    invite2: list[Msg] = field(default_factory=list)  # to the authenticated one (invite1's when unchallenged)
     bye: list[Msg] = field(default_factory=list)
     problem: str = ""
-    d: Dialog | None = None
+    call: Call | None = None
 
 
 class Phone:
-    """One extension on one channel: REGISTER with digest, calls out, answers calls in (183 SDP, 200)."""
+    """One extension of the target file as a ``sip.ua.UserAgent`` (it answers a call 183 with SDP, then
+    200), read the probes' way: every answer as a :class:`Msg`, the first INVITE's apart."""
 
-    def __init__(self, ch: Channel, number: str, password: str, *, answer_delay: float = 0.05,
-                 rtp_port: int | None = None, send_183: bool = True) -> None:
-        self.ch, self.number, self.password = ch, number, password
-        self.answer_delay, self.send_183 = answer_delay, send_183
-        self.rtp_port = rtp_port or 10_000 + 2 * secrets.randbelow(4000)
-        self.reg = Dialogish()
-        self.invites: list[Msg] = []
-        self.answered, self.got_bye = asyncio.Event(), asyncio.Event()
-        self.byes: list[Msg] = []
-        self.in_dialogs: dict[str | None, tuple[Msg, str]] = {}  # call-id -> (INVITE, our to-tag)
-        self.dialogs: dict[str, Dialog] = {}  # call-id -> the dialog as it stands (Dialog is frozen)
-        self.tasks: set[asyncio.Task[None]] = set()
-        self.own_nc: dict[str, int] | None = None  # a dict: a separate device's own count per nonce
-        ch.on_request = self._on_request
+    def __init__(self, ua: UserAgent) -> None:
+        self.ua, self.number = ua, ua.config.user
 
-    def _credentials(self, f: Msg, method: str, uri: str, *, user: str | None = None,
-                     password: str | None = None) -> tuple[str, dict[str, str], list[tuple[str, str]]]:
-        text = f.get("www-authenticate" if f.status == 401 else "proxy-authenticate") or ""
-        chal, nc = challenge_params(text), None
-        if self.own_nc is not None:  # an independent device: it counts only its own requests
-            nc = self.own_nc[chal.get("nonce", "")] = self.own_nc.get(chal.get("nonce", ""), 0) + 1
-        auth = digest_header(chal, method=method, uri=uri, username=user or self.number, nc=nc,
-                             password=self.password if password is None else password)
-        return text, chal, [("Authorization" if f.status == 401 else "Proxy-Authorization", auth)]
-
-    def register_request(self, expires: int | None, headers: Iterable[tuple[str, str]] = (), *,
-                         user: str | None = None) -> bytes:
-        extra = [("Expires", str(expires))] if expires is not None else []
-        return self.ch.build("REGISTER", self.ch.server_uri, from_user=user or self.number, d=self.reg,
-                             cseq=self.reg.next(), headers=[*extra, *headers])
-
-    async def register(self, expires: int | None = 90, *, password: str | None = None, user: str | None = None,
-                       timeout: float = 2.0) -> Exchange:
-        """REGISTER, and if challenged, once more with credentials (the document's two-step)."""
-        ex = Exchange(await self.ch.request(self.register_request(expires, user=user), timeout=timeout))
-        f = final(ex.first)
-        if f is not None and f.status in (401, 407):
-            ex.challenge_header, ex.challenge, auth = self._credentials(f, "REGISTER", self.ch.server_uri,
-                                                                        user=user, password=password)
-            ex.second = await self.ch.request(self.register_request(expires, auth, user=user), timeout=timeout)
-        return ex
+    async def register(self, expires: int = 90, *, timeout: float = 2.0) -> Exchange:
+        """REGISTER, and if challenged once more with credentials; silence is an empty Exchange."""
+        saved, self.ua.config.timeout = self.ua.config.timeout, timeout
+        try:
+            r = await self.ua.register(expires, max_challenges=1)
+        except SipTimeout:
+            return Exchange([])
+        finally:
+            self.ua.config.timeout = saved
+        if not r.challenges:
+            return Exchange([_msg(r.response)])
+        c = _msg(r.challenges[0])
+        return Exchange([c], [_msg(r.response)], challenge_params(
+            c.get("www-authenticate" if c.status == 401 else "proxy-authenticate") or ""))
 
     async def call(self, to_user: str, *, hold: float = 0.1, ring_timeout: float = 6.0,
-                   payloads: Iterable[int] = PAYLOADS, hangup: bool = True) -> CallResult:
-        """INVITE (SDP) → 401/407 (the engine ACKs it) → INVITE+auth → 1xx → 200 (SDP) → ACK → hold → BYE."""
-        ch, uri = self.ch, self.ch.uri_for(to_user)
-        d = Dialog.outgoing(call_id=new_call_id(), local_uri=NameAddr.parse(f"<sip:{self.number}@{ch.domain}>"),
-                            local_tag=new_tag(), remote_uri=NameAddr.parse(f"<sip:{to_user}@{ch.domain}>"),
-                            remote_target=uri, local_seq=secrets.randbelow(20000), local_contact=ch.contact(self.number))
-        offer = sdp_offer(ch.local[0] if not ch.is_ws else "127.0.0.1", self.rtp_port, payloads)
-        d, inv = ch.dialog_request(d, "INVITE", body=offer)
-        res = CallResult(False)
-        res.invite1 = res.invite2 = await ch.request(to_bytes(inv), timeout=3.0)
-        f = final(res.invite1)
-        if f is not None and f.status in (401, 407):
-            d, inv = ch.dialog_request(d, "INVITE", body=offer, headers=self._credentials(f, "INVITE", uri)[2])
-            res.invite2 = await ch.request(to_bytes(inv), timeout=3.0, final_timeout=ring_timeout)
+                   hangup: bool = True) -> CallResult:
+        """INVITE (SDP) → 401/407 (ACKed) → INVITE+auth → 1xx → 200 (SDP) → ACK → hold → BYE."""
+        call = self.ua.invite(to_user, ring_timeout=ring_timeout)
+        try:
+            await call.wait_answered(2 * ring_timeout + 1)
+        except SipError:
+            pass
+        got = [_msg(r) for r in call.responses]
+        cut = next((i + 1 for i, m in enumerate(got) if m.status in (401, 407)), 0)
+        res = CallResult(call.answered.is_set(), got[:cut] or got, got[cut:] if cut else got, call=call)
+        if not res.ok:
             f = final(res.invite2)
-        if f is None or f.status != 200:
             res.problem = f"the call was answered {f.first_line}" if f else \
-                f"no final answer to the {'authenticated ' if res.invite2 is not res.invite1 else 'first '}INVITE"
-            return res
-        d, ack = ch.dialog_request(d.on_response(f.parsed()), "ACK")  # type: ignore[arg-type]
-        ch.ack(ack)
-        res.d = self.dialogs[d.call_id] = d
-        res.ok = True
-        if hangup:
+                f"no final answer to the {'authenticated ' if cut else 'first '}INVITE"
+        elif hangup:
             await asyncio.sleep(hold)
-            res.bye = await self.bye(to_user, d)
+            res.bye = await self.bye(call)
         return res
 
-    async def bye(self, to_user: str, d: Dialog) -> list[Msg]:
-        return await self.in_dialog("BYE", to_user, d)
+    async def bye(self, call: Call) -> list[Msg]:
+        return await _answers(call, call.hangup(timeout=2.0))
 
-    async def in_dialog(self, method: str, to_user: str, d: Dialog, *, body: bytes = b"",
-                        content_type: str = "application/sdp") -> list[Msg]:
-        """A request inside the call ``d`` (BYE, INFO); sent once more with credentials if challenged."""
-        d = self.dialogs.get(d.call_id, d)
-        headers: list[tuple[str, str]] = []
-        got: list[Msg] = []
-        for _ in range(2):
-            d, req = self.ch.dialog_request(d, method, headers=headers, body=body, content_type=content_type)
-            self.dialogs[d.call_id] = d
-            got += await self.ch.request(to_bytes(req), timeout=2.0)
-            f = final(got)
-            if f is None or f.status not in (401, 407) or headers:
-                break
-            headers = self._credentials(f, method, req.uri)[2]
-        return got
+    async def info(self, call: Call, body: bytes, content_type: str) -> list[Msg]:
+        return await _answers(call, call.info(body, content_type))
 
-    def _on_request(self, req: Msg) -> None:
-        ch = self.ch
-        if req.method == "INVITE" and req.call_id in self.in_dialogs:  # a re-INVITE: answer again
-            body = sdp_answer(req.body, "127.0.0.1", self.rtp_port) if req.has_sdp else b""
-            ch.respond(req, 200, "OK", to_tag=self.in_dialogs[req.call_id][1], body=body, contact_user=self.number)
-        elif req.method == "INVITE":
-            tag = new_tag()
-            self.in_dialogs[req.call_id] = (req, tag)
-            self.invites.append(req)
-            ch.respond(req, 100, "Trying")
-            t = asyncio.get_running_loop().create_task(self._answer(req, tag))
-            self.tasks.add(t)
-            t.add_done_callback(self.tasks.discard)
-        elif req.method == "BYE":
-            self.byes.append(req)
-            self.got_bye.set()
-            ch.respond(req, 200, "OK")
-        elif req.method in ("OPTIONS", "NOTIFY", "INFO", "UPDATE", "CANCEL"):
-            ch.respond(req, 200, "OK")
-            if req.method == "CANCEL" and req.call_id in self.in_dialogs:
-                inv, tag = self.in_dialogs[req.call_id]
-                ch.respond(inv, 487, "Request Terminated", to_tag=tag)
+    def incoming(self) -> list[Call]:
+        return [c for c in self.ua.calls.values() if c.direction == "in"]
 
-    async def _answer(self, req: Msg, tag: str) -> None:
-        body = sdp_answer(req.body, "127.0.0.1", self.rtp_port) if req.has_sdp else \
-            sdp_offer("127.0.0.1", self.rtp_port, (0, 8, TELEPHONE_EVENT_PT))
-        if self.send_183:
-            self.ch.respond(req, 183, "Session Progress", to_tag=tag, body=body, contact_user=self.number)
-        await asyncio.sleep(self.answer_delay)
-        self.ch.respond(req, 200, "OK", to_tag=tag, body=body, contact_user=self.number)
-        self.answered.set()
+    @property
+    def invites(self) -> list[Msg]:
+        return [_msg(c.invite) for c in self.incoming() if c.invite is not None]
 
-    async def hangup_incoming(self, call_id: str | None = None) -> list[Msg]:
-        """BYE for a call we answered (the newest one when ``call_id`` is None)."""
-        if not self.in_dialogs:
-            return []
-        inv, tag = self.in_dialogs[call_id or self.invites[-1].call_id]
-        d = Dialog.incoming(inv.parsed(), tag).confirm()  # type: ignore[arg-type]
-        d, bye = self.ch.dialog_request(self.dialogs.get(d.call_id, d), "BYE")
-        self.dialogs[d.call_id] = d
-        return await self.ch.request(to_bytes(bye), timeout=2.0)
+    @property
+    def answered(self) -> bool:
+        """A call to us was answered (200 sent, ACKed)."""
+        return any(c.answered.is_set() for c in self.incoming())
+
+    @property
+    def got_bye(self) -> bool:
+        return any(c.end_reason == "remote BYE" for c in self.incoming())
+
+    async def hangup_incoming(self) -> list[Msg]:
+        """BYE for the newest call we answered."""
+        calls = self.incoming()
+        return await self.bye(calls[-1]) if calls else []
+
+
+async def _answers(call: Call, step: Coroutine[Any, Any, int]) -> list[Msg]:
+    before = len(call.responses)
+    try:
+        await step
+    except SipError:
+        pass  # silence: no answers
+    return [_msg(r) for r in call.responses[before:]]
 
 
 # --- the per-check session (the ``sip`` fixture): channels, and failing a clause with the exchange ----
@@ -542,6 +480,8 @@ class SipSession:
         self.target, self.redactor, self.name = target, redactor, name
         self.log = MessageLog(limit=5000)
         self.channels: list[Channel] = []
+        self.agents: list[UserAgent] = []
+        self.ports: list[UaPort] = []
         self.crafted = False  # set by probes that sent scapy-crafted packets: a pcap is attached
         self.notes: list[str] = []
 
@@ -568,8 +508,16 @@ class SipSession:
         return ch
 
     async def phone(self, ext: Extension, transport: str = "UDP", *, local: Addr = ("127.0.0.1", 0),
-                    **kw: Any) -> Phone:
-        return Phone(await self.channel(transport, local=local), ext.number, ext.password, **kw)
+                    beside: Phone | None = None, answer_delay: float = 0.05) -> Phone:
+        """``ext`` as a user agent on its own socket, or on ``beside``'s (two devices behind one NAT mapping)."""
+        cfg = ua_config_for(self.target, ext.number, transport=transport, local_host=local[0], local_port=local[1],
+                            auto_answer=answer_delay, early_media=True, user_agent=UA[0][1], timeout=2.0,
+                            unregister_on_close=False, rtp_port=10_000 + 2 * secrets.randbelow(4000))  # SIP-INV-2's range
+        if beside is None:
+            self.ports.append(await UaPort.open(cfg, self.log))
+        ua = await UserAgent(cfg, beside.ua.port if beside else self.ports[-1]).start()
+        self.agents.append(ua)
+        return Phone(ua)
 
     def run(self, coro: Coroutine[Any, Any, Any], timeout: float = 20.0) -> Any:
         async def main() -> Any:
@@ -578,9 +526,13 @@ class SipSession:
             except TimeoutError:
                 self.fail_any(f"the probe did not finish within {timeout:.0f} s (bounded)")
             finally:
+                for ua in self.agents:
+                    await ua.close()
+                for port in self.ports:
+                    await port.close()
                 for ch in self.channels:
                     await ch.close()
-                self.channels.clear()
+                del self.agents[:], self.ports[:], self.channels[:]
         return asyncio.run(main())
 
     def ladder(self) -> str:
