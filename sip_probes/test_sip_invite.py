@@ -19,7 +19,7 @@ import pytest
 
 from pbxcheck.checks import Observe, sipkit
 from pbxcheck.checks.sipkit import SipSession
-from pbxcheck.contract import RTP_PORT_RANGE, SIP_INV2_CODECS, ClauseId
+from pbxcheck.contract import RTP_PORT_RANGE, SIP_INV2_CODECS, TELEPHONE_EVENT_PT, ClauseId
 
 TRANSPORTS = ["UDP", "TCP"]
 
@@ -102,7 +102,7 @@ def test_invite_codecs_and_rtp_port(sip: SipSession, observe: Observe, transport
         res, _ = await _call(sip, transport)
         sip.check(res.ok, ClauseId.SIP_INV_2, f"the call did not get answered, no SDP answer to check: {res.problem}")
         answers = [r for r in res.invite2 if r.has_sdp]
-        offered = set(SIP_INV2_CODECS) | {sipkit.TELEPHONE_EVENT_PT}
+        offered = set(SIP_INV2_CODECS) | {TELEPHONE_EVENT_PT}
         lo, hi = RTP_PORT_RANGE
         for r in answers:
             s = SdpSummary.read(r.body)
@@ -110,7 +110,7 @@ def test_invite_codecs_and_rtp_port(sip: SipSession, observe: Observe, transport
             sip.check(s.port is not None, ClauseId.SIP_INV_2, f"the SDP of {r.first_line!r} has no m=audio line")
             sip.check(lo <= s.port <= hi, ClauseId.SIP_INV_2,  # type: ignore[operator]
                       f"the SDP of {r.first_line!r} answers RTP port {s.port}, outside {lo}-{hi}")
-            audio = [p for p in s.payloads if p != sipkit.TELEPHONE_EVENT_PT]
+            audio = [p for p in s.payloads if p != TELEPHONE_EVENT_PT]
             sip.check(audio, ClauseId.SIP_INV_2, f"the SDP of {r.first_line!r} picks no audio codec: {s.payloads}")
             foreign = [p for p in s.payloads if p not in offered and s.rtpmap.get(p, "").lower() != "telephone-event"]
             sip.check(not foreign, ClauseId.SIP_INV_2,

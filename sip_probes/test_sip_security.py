@@ -29,6 +29,7 @@ from pbxcheck.checks.sipkit import SipSession
 from pbxcheck.contract import ClauseId
 from pbxcheck.sip.dialog import Dialog
 from pbxcheck.sip.message import Request, to_bytes
+from pbxcheck.sip.sdp import make_offer
 from pbxcheck.wrong import answers_delayed
 
 GUESSES = 12  # per svcrack mode: enough to meet a sane throttle, few enough to stay under a second
@@ -93,7 +94,7 @@ def test_extension_enumeration(sip: SipSession, observe: Observe, finding: Findi
             for user in (ext.number, baseline):
                 d = sipkit.Dialogish()
                 uri = ch.server_uri if method == "REGISTER" else ch.uri_for(user)
-                body = sipkit.sdp_offer(ch.local[0], 10_000) if method == "INVITE" else b""
+                body = make_offer(ch.local[0], 10_000).to_bytes() if method == "INVITE" else b""
                 req = ch.build(method, uri, from_user=user, to_user=user, d=d, body=body,
                                headers=[("Expires", "60")] if method == "REGISTER" else [])
                 got = await ch.request(req, timeout=1.0)
@@ -117,9 +118,11 @@ async def _clean_up(ch: sipkit.Channel, req: bytes, f: sipkit.Msg | None) -> Non
     """ACK and BYE an INVITE that was accepted, so no call is left behind (the engine ACKs an error)."""
     sent = sipkit.Msg.read(req).parsed()
     if isinstance(sent, Request) and sent.method == "INVITE" and f is not None and f.status == 200:
-        d, ack = ch.dialog_request(Dialog.uac(sent, f.parsed()), "ACK")  # type: ignore[arg-type]
-        ch.ack(ack)
-        await ch.request(to_bytes(ch.dialog_request(d, "BYE")[1]), timeout=1.0)
+        assert ch.flow is not None
+        via = f"SIP/2.0/{ch.transport} {ch.via_host};rport"
+        d, ack = Dialog.uac(sent, f.parsed()).make_request_in_dialog("ACK", via=via)  # type: ignore[arg-type]
+        ch.ep.send_ack(ack, ch.flow)  # the engine answers the 2xx's retransmissions with it
+        await ch.request(to_bytes(d.make_request_in_dialog("BYE", via=via)[1]), timeout=1.0)
 
 
 # --- svcrack -----------------------------------------------------------------------------------------

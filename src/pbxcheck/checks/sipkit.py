@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import re
 import secrets
 import tempfile
 from collections.abc import Callable, Coroutine, Iterable
@@ -25,13 +24,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from ..contract import TELEPHONE_EVENT_PT as TELEPHONE_EVENT_PT
 from ..contract import ClauseId
 from ..errors import SipError
 from ..redact import Redactor
 from ..sip import digest
 from ..sip.aio import SipEndpoint, SipTimeout
-from ..sip.dialog import Dialog
 from ..sip.drivers.tcp import tcp_connect
 from ..sip.drivers.udp import UdpEndpoint
 from ..sip.drivers.ws import ws_connect
@@ -44,7 +41,6 @@ from ..sip.message import Headers, Request, Response, make_request, to_bytes
 from ..sip.parser import parse_message
 from ..sip.register import make_register
 from ..sip.scan import RawMessage, scan
-from ..sip.sdp import make_offer
 from ..sip.ua import Call, UaPort, UserAgent
 from ..sip_target import ua_config_for
 from ..target import Extension, Target
@@ -52,7 +48,6 @@ from ..wrong import wrong_like
 from .checker import ClauseFailure
 from .failure import failure_headline, format_failure
 
-PAYLOADS = (18, 0, 8, 3, TELEPHONE_EVENT_PT)  # the document's device offer (G729, PCMU, PCMA, GSM; DTMF)
 wrong_password = wrong_like  # a guess of the real password's shape, never derived from it
 UA = [("User-Agent", "pbxcheck-probe"), ("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS")]
 
@@ -77,10 +72,6 @@ class Msg(RawMessage):
         return (int(v[0]) if v and v[0].isdigit() else 0, v[1].upper() if len(v) > 1 else "?")
 
     @property
-    def to_tag(self) -> str | None:
-        return _param(self.header("To") or "", "tag")
-
-    @property
     def has_sdp(self) -> bool:
         return "application/sdp" in (self.header("Content-Type") or "").lower() and bool(self.body.strip())
 
@@ -90,11 +81,6 @@ class Msg(RawMessage):
         if self.is_response:
             return Response(self.status or 0, self.reason, h, self.body)
         return Request(self.method or "", self.uri or "", h, self.body)
-
-
-def _param(value: str, name: str) -> str | None:
-    m = re.search(r";\s*" + re.escape(name) + r"\s*=\s*([^;,>\s]+)", value, re.IGNORECASE)
-    return m.group(1) if m else None
 
 
 def final(responses: list[Msg]) -> Msg | None:
@@ -149,13 +135,6 @@ def digest_header(chal: dict[str, str], *, method: str, uri: str, username: str,
                                   qop, nc_hex))
 
 
-def sdp_offer(ip: str, port: int, payloads: Iterable[int] = PAYLOADS) -> bytes:
-    pts = list(payloads)
-    te = TELEPHONE_EVENT_PT if TELEPHONE_EVENT_PT in pts else None
-    codecs = tuple(p for p in pts if p != TELEPHONE_EVENT_PT)
-    return make_offer(ip, port, codecs, te, session_id=secrets.randbelow(10**9)).to_bytes()
-
-
 @dataclass
 class Dialogish:
     """What a hand-built sequence of out-of-dialog requests shares (Call-ID, From tag, CSeq); a
@@ -179,8 +158,8 @@ def _msg(m: Request | Response) -> Msg:
 
 class Channel:
     """One transport to the target (UDP, TCP, WS, WSS) on the one engine (``sip.aio.SipEndpoint``):
-    requests run as client transactions; whatever comes in is kept, read leniently, in ``received``. An answer the strict parser rejects
-    is still read (``sip.scan``) and handed to the request it names: a probe reports, it does not drop."""
+    requests run as client transactions; whatever comes in is kept, read leniently, in ``received``. An
+    answer the strict parser rejects is still read (``sip.scan``) and handed to the request it names."""
 
     def __init__(self, target: Target, transport: str, log: MessageLog) -> None:
         self.target, self.transport, self.log = target, transport, log
@@ -271,12 +250,6 @@ class Channel:
     def via(self) -> str:
         return f"SIP/2.0/{self.transport} {self.via_host};rport"
 
-    def dialog_request(self, d: Dialog, method: str, *, headers: Iterable[tuple[str, str]] = (), body: bytes = b"",
-                       content_type: str = "application/sdp") -> tuple[Dialog, Request]:
-        """A request in ``d`` (``Dialog.make_request_in_dialog``) from this channel."""
-        return d.make_request_in_dialog(method, via=self.via(), headers=[*(UA if method != "ACK" else UA[:1]),
-                                        *headers], body=body, content_type=content_type if body else None)
-
     def _receive(self, data: bytes, flow: Flow) -> None:
         if data.strip():
             self.received.append(Msg.read(data))
@@ -291,45 +264,27 @@ class Channel:
         if deliver is not None:
             deliver(m)
 
-    def send(self, data: bytes) -> None:
-        """Bytes outside any transaction (an ACK for a 2xx goes through :meth:`ack`)."""
-        assert self.flow is not None
-        self.ep.send_bytes(data, self.flow)
-
-    def ack(self, ack: Request) -> None:
-        """The ACK for a 2xx, through the engine (it answers the 2xx's retransmissions with it)."""
-        assert self.flow is not None
-        self.ep.send_ack(ack, self.flow)
-
-    async def request(self, data: bytes, *, timeout: float = 2.0, final_timeout: float | None = None) -> list[Msg]:
+    async def request(self, data: bytes, *, timeout: float = 2.0) -> list[Msg]:
         """Send ``data`` as a client transaction; the answers, provisional first, until a final one or
-        ``timeout`` (the engine retransmits over UDP). ``final_timeout`` extends the wait once a
-        provisional answer shows the request is being worked on (a ringing callee)."""
+        ``timeout`` (the engine retransmits over UDP)."""
         assert self.flow is not None
         req = parse_message(data)
         assert isinstance(req, Request)
-        loop = asyncio.get_running_loop()
         got: list[Msg] = []
-        done: asyncio.Future[Msg] = loop.create_future()
-        deadline = loop.time() + timeout
+        done: asyncio.Future[Msg] = asyncio.get_running_loop().create_future()
 
         def answer(m: Msg) -> None:
-            nonlocal deadline
-            if m.status is not None and m.status >= 200:
-                if not done.done():
-                    done.set_result(m)
-                return
-            got.append(m)
-            if final_timeout is not None:
-                deadline = max(deadline, loop.time() + final_timeout)
+            if m.status is None or m.status < 200:
+                got.append(m)
+            elif not done.done():
+                done.set_result(m)
 
         key = (req.call_id, req.cseq.number, req.method)
         self._lenient[key] = answer
         tx = self.ep.request(req, self.flow, on_provisional=lambda r: answer(_msg(r)))
         tx.final.add_done_callback(lambda f: None if f.cancelled() or f.exception() else answer(_msg(f.result())))
         try:
-            while not done.done() and (left := deadline - loop.time()) > 0:
-                await asyncio.wait([done], timeout=left)
+            await asyncio.wait([done], timeout=timeout)
             return got + [done.result()] if done.done() else got
         finally:
             self._lenient.pop(key, None)
