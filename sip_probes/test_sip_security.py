@@ -121,7 +121,7 @@ async def _clean_up(ch: sipkit.Channel, req: bytes, f: sipkit.Msg | None) -> Non
         assert ch.flow is not None
         via = f"SIP/2.0/{ch.transport} {ch.via_host};rport"
         d, ack = Dialog.uac(sent, f.parsed()).make_request_in_dialog("ACK", via=via)  # type: ignore[arg-type]
-        ch.ep.send_ack(ack, ch.flow)  # the engine answers the 2xx's retransmissions with it
+        ch.endpoint.send_ack(ack, ch.flow)  # the engine answers the 2xx's retransmissions with it
         await ch.request(to_bytes(d.make_request_in_dialog("BYE", via=via)[1]), timeout=1.0)
 
 

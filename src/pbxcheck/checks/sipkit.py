@@ -20,7 +20,6 @@ from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -28,10 +27,7 @@ from ..contract import ClauseId
 from ..errors import SipError
 from ..redact import Redactor
 from ..sip import digest
-from ..sip.aio import SipEndpoint, SipTimeout
-from ..sip.drivers.tcp import tcp_connect
-from ..sip.drivers.udp import UdpEndpoint
-from ..sip.drivers.ws import ws_connect
+from ..sip.aio import SipTimeout
 from ..sip.errors import DigestError, SipParseError
 from ..sip.flow import Addr, Flow
 from ..sip.headers import parse_auth_params
@@ -156,52 +152,26 @@ def _msg(m: Request | Response) -> Msg:
     return Msg(m.start_line, m.headers.items, m.body)
 
 
-class Channel:
-    """One transport to the target (UDP, TCP, WS, WSS) on the one engine (``sip.aio.SipEndpoint``):
-    requests run as client transactions; whatever comes in is kept, read leniently, in ``received``. An
-    answer the strict parser rejects is still read (``sip.scan``) and handed to the request it names."""
+class Channel(UaPort):
+    """One transport to the target (UDP, TCP, WS, WSS) on the one engine (a ``sip.ua.UaPort`` with no
+    agent): requests run as client transactions; whatever comes in is kept, read leniently, in
+    ``received``. An answer the strict parser rejects is still read (``sip.scan``) and handed to the
+    request it names. A request from the target is answered by nobody."""
 
-    def __init__(self, target: Target, transport: str, log: MessageLog) -> None:
-        self.target, self.transport, self.log = target, transport, log
-        self.ep = SipEndpoint(on_request=self._on_request, on_parse_error=self._on_unparsed, log=log)
-        self.flow: Flow | None = None
-        self.local: Addr = ("127.0.0.1", 0)
-        self.remote: Addr = (target.sip_host, target.sip_udp_port)
+    def __init__(self, transport: str, log: MessageLog) -> None:
+        super().__init__(transport, log)
+        self.target: Target
         self.received: list[Msg] = []  # everything that came in, read leniently
         self.ws_host = new_instance_host()
         self._lenient: dict[tuple[str | None, int, str], Callable[[Msg], None]] = {}
-        self._close: Callable[[], None] | None = None
 
     @classmethod
-    async def open(cls, target: Target, transport: str, log: MessageLog, *, local: Addr = ("127.0.0.1", 0),
-                   timeout: float = 3.0) -> Channel:
-        self = cls(target, transport.upper(), log)
-        if self.transport == "UDP":
-            ep = await UdpEndpoint.open(local[0], local[1], self._receive)
-            self.flow, self._close = ep.flow(self.remote), ep.close
-        elif self.transport == "TCP":
-            self.remote = (target.sip_host, target.sip_tcp_port)
-            self.flow = await tcp_connect(self.remote, self._receive, local=local if local[1] else None,
-                                          timeout=timeout)
-        elif self.transport in ("WS", "WSS"):
-            url = target.sip_ws_url if self.transport == "WS" else target.sip_wss_url
-            if not url:
-                raise LookupError(f"the target file has no sip.{self.transport.lower()}_url")
-            p = urlsplit(url)
-            self.remote = (p.hostname or target.sip_host, p.port or (443 if p.scheme == "wss" else 80))
-            self.flow = await ws_connect(url, self._receive, ssl_context=target.sip_ssl_context(), timeout=timeout)
-        else:
-            raise ValueError(f"unknown transport {transport!r}")
-        self.local = self.flow.local
+    async def to(cls, target: Target, transport: str, log: MessageLog, *, local: Addr = ("127.0.0.1", 0)) -> Channel:
+        cfg = ua_config_for(target, None, transport=transport, local_host=local[0], local_port=local[1], timeout=3.0)
+        self = await cls.open(cfg, log)
+        assert isinstance(self, Channel)
+        self.target = target
         return self
-
-    async def close(self) -> None:
-        self.ep.close()
-        try:
-            (self._close or (self.flow.close if self.flow else lambda: None))()
-        except Exception:
-            pass
-        await asyncio.sleep(0)
 
     @property
     def is_ws(self) -> bool:
@@ -224,7 +194,7 @@ class Channel:
         at = f"{user}@" if user else ""
         if self.is_ws:
             return f"sip:{at}{self.domain}"
-        return f"sip:{at}{self.domain}:{self.remote[1]};transport={self.transport.lower()}"
+        return f"sip:{at}{self.domain}:{self.flow.remote[1] if self.flow else 0};transport={self.transport.lower()}"
 
     @property
     def server_uri(self) -> str:
@@ -253,12 +223,12 @@ class Channel:
     def _receive(self, data: bytes, flow: Flow) -> None:
         if data.strip():
             self.received.append(Msg.read(data))
-        self.ep.receive(data, flow)
+        self.endpoint.receive(data, flow)
 
     def _on_request(self, req: Request, flow: Flow) -> None:
         pass  # a probe's channel answers nothing it did not ask for (``received`` keeps it)
 
-    def _on_unparsed(self, data: bytes, flow: Flow, exc: SipParseError) -> None:
+    def _on_parse_error(self, data: bytes, flow: Flow, exc: SipParseError) -> None:
         m = Msg.read(data)
         deliver = self._lenient.get((m.call_id, *m.cseq)) if m.is_response else None
         if deliver is not None:
@@ -281,7 +251,7 @@ class Channel:
 
         key = (req.call_id, req.cseq.number, req.method)
         self._lenient[key] = answer
-        tx = self.ep.request(req, self.flow, on_provisional=lambda r: answer(_msg(r)))
+        tx = self.endpoint.request(req, self.flow, on_provisional=lambda r: answer(_msg(r)))
         tx.final.add_done_callback(lambda f: None if f.cancelled() or f.exception() else answer(_msg(f.result())))
         try:
             await asyncio.wait([done], timeout=timeout)
@@ -289,7 +259,7 @@ class Channel:
         finally:
             self._lenient.pop(key, None)
             if not tx.final.done():
-                self.ep.forget(tx)
+                self.endpoint.forget(tx)
 
 
 # --- REGISTER as the probe picks (any user, any password), and the probes' phone (a sip.ua agent) ---
@@ -458,7 +428,7 @@ class SipSession:
         return cand
 
     async def channel(self, transport: str = "UDP", *, local: Addr = ("127.0.0.1", 0)) -> Channel:
-        ch = await Channel.open(self.target, transport, self.log, local=local)
+        ch = await Channel.to(self.target, transport, self.log, local=local)
         self.channels.append(ch)
         return ch
 

@@ -122,22 +122,22 @@ class UaPort:
         self.agents: list[UserAgent] = []
         self.last_registrant: UserAgent | None = None
         self.parse_errors = 0
-        self.on_message: Callable[[Request, Flow], None] | None = None  # sees each new request first
+        self.on_message: Callable[[Request, Flow], None] | None = None  # every request reaching the port (ACK too)
 
     @classmethod
     async def open(cls, config: UaConfig, log: MessageLog | None = None) -> UaPort:
         self = cls(config.transport.upper(), log or MessageLog())
         t = self.transport
         if t == "UDP":
-            self.udp = await UdpEndpoint.open(config.local_host, config.local_port, self.endpoint.receive)
+            self.udp = await UdpEndpoint.open(config.local_host, config.local_port, self._receive)
             self.flow = self.udp.flow(config.server)
         elif t == "TCP":
             local = (config.local_host, config.local_port)
-            self.flow = await tcp_connect(config.server, self.endpoint.receive, local=local, timeout=config.timeout)
+            self.flow = await tcp_connect(config.server, self._receive, local=local, timeout=config.timeout)
         elif t in ("WS", "WSS"):
             if not config.ws_url:
                 raise SipError(f"transport {t} needs ws_url")
-            self.flow = await ws_connect(config.ws_url, self.endpoint.receive, ssl_context=config.ssl_context,
+            self.flow = await ws_connect(config.ws_url, self._receive, ssl_context=config.ssl_context,
                                          timeout=config.timeout)
         else:
             raise SipError(f"unknown transport {t!r} (UDP, TCP, WS, WSS)")
@@ -147,6 +147,9 @@ class UaPort:
     def local(self) -> Addr:
         assert self.flow is not None
         return self.flow.local
+
+    def _receive(self, data: bytes, flow: Flow) -> None:
+        self.endpoint.receive(data, flow)  # a subclass may read the bytes first (the probes' Channel)
 
     def _on_parse_error(self, data: bytes, flow: Flow, exc: SipParseError) -> None:
         self.parse_errors += 1
