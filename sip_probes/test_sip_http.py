@@ -61,6 +61,21 @@ async def _wait(condition: Callable[[], bool], timeout: float) -> bool:
     return True
 
 
+def _answered(phone: sipkit.Phone) -> bool:
+    """A call to the phone was answered (200 sent, ACKed)."""
+    return any(c.answered.is_set() for c in phone.incoming())
+
+
+def _got_bye(phone: sipkit.Phone) -> bool:
+    return any(c.end_reason == "remote BYE" for c in phone.incoming())
+
+
+async def _hang_up(phone: sipkit.Phone) -> list[sipkit.Msg]:
+    """BYE for the newest call the phone answered."""
+    calls = phone.incoming()
+    return await phone.bye(calls[-1]) if calls else []
+
+
 async def _in_thread(fn: Any, *args: Any, **kw: Any) -> Any:
     """A blocking API call off the event loop, so the phones keep answering meanwhile."""
     return await asyncio.get_running_loop().run_in_executor(None, lambda: fn(*args, **kw))
@@ -87,7 +102,7 @@ def test_clicktocall_rings_origin_then_destination(sip: SipSession, api: ApiClie
             sip.check(r.status == 200, ClauseId.C2C_2, f"extension {p.number} could not register ({r.status})")
         call_id: str
         _, call_id = await _in_thread(click_to_call, api, check, a.number, b.number)
-        rang = await _wait(lambda: pa.answered, RING_WAIT_S)
+        rang = await _wait(lambda: _answered(pa), RING_WAIT_S)
         sip.check(pa.invites, ClauseId.C2C_2,
                   f"clicktocall {a.number} → {b.number} answered CHAMADA OK (ID {call_id}) but the origin "
                   f"{a.number}'s registered phone received no INVITE within {RING_WAIT_S:.0f} s")
@@ -95,7 +110,7 @@ def test_clicktocall_rings_origin_then_destination(sip: SipSession, api: ApiClie
         observe(ClauseId.C2C_2, "origin-invite-from", pa.invites[0].get("from"))
         deadline = time.monotonic() + 4.0
         while not evidence and time.monotonic() < deadline:
-            if pb.answered:
+            if _answered(pb):
                 evidence.append(f"destino {b.number}'s phone rang and answered")
                 break
             ex = await _in_thread(api.call, Acao.STATUSRAMAIS)
@@ -105,14 +120,14 @@ def test_clicktocall_rings_origin_then_destination(sip: SipSession, api: ApiClie
                    for r in mine):
                 evidence.append(f"statusramais showed {a.number} Up with {b.number}")
                 break
-            await _wait(lambda: pb.answered, 0.3)
-        if not pa.got_bye:
-            bye = await pa.hangup_incoming()
+            await _wait(lambda: _answered(pb), 0.3)
+        if not _got_bye(pa):
+            bye = await _hang_up(pa)
             f = sipkit.final(bye)
             observe(ClauseId.C2C_2, "origin-hangup", f.first_line if f else "silence")
-        await _wait(lambda: pb.got_bye, 1.0 if pb.invites else 0.01)
-        if not pb.got_bye and pb.invites:
-            await pb.hangup_incoming()
+        await _wait(lambda: _got_bye(pb), 1.0 if pb.invites else 0.01)
+        if not _got_bye(pb) and pb.invites:
+            await _hang_up(pb)
         for p in (pa, pb):
             await p.register(0)
         return call_id
@@ -181,7 +196,8 @@ def live_call(target: Target, redactor: Redactor) -> Iterator[LiveCall]:
         assert res.call is not None
         # "digits typed in the IVR": DTMF as SIP INFO (application/dtmf-relay), the usual out-of-band form
         for digit in DTMF_DIGITS:
-            got = await pa.info(res.call, f"Signal={digit}\r\nDuration=160\r\n".encode(), "application/dtmf-relay")
+            info = res.call.info(f"Signal={digit}\r\nDuration=160\r\n".encode(), "application/dtmf-relay")
+            got = await sipkit.answers(res.call, info)
             f = sipkit.final(got)
             live.info_answers.append(f.first_line if f else "silence")
         for i in range(2):

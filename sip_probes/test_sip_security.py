@@ -28,7 +28,7 @@ from pbxcheck.checks import Finding, Observe, sipkit
 from pbxcheck.checks.sipkit import SipSession
 from pbxcheck.contract import ClauseId
 from pbxcheck.sip.dialog import Dialog
-from pbxcheck.sip.message import Request, to_bytes
+from pbxcheck.sip.message import Headers, Request, Response, to_bytes
 from pbxcheck.sip.sdp import make_offer
 from pbxcheck.wrong import answers_delayed
 
@@ -114,13 +114,20 @@ def test_extension_enumeration(sip: SipSession, observe: Observe, finding: Findi
     sip.run(scenario())
 
 
+def _parsed(m: sipkit.Msg) -> Request | Response:
+    """The core's message of what was read (for ``sip.dialog.Dialog``)."""
+    if m.is_response:
+        return Response(m.status or 0, m.reason, Headers(m.headers), m.body)
+    return Request(m.method or "", m.uri or "", Headers(m.headers), m.body)
+
+
 async def _clean_up(ch: sipkit.Channel, req: bytes, f: sipkit.Msg | None) -> None:
     """ACK and BYE an INVITE that was accepted, so no call is left behind (the engine ACKs an error)."""
-    sent = sipkit.Msg.read(req).parsed()
+    sent = _parsed(sipkit.Msg.read(req))
     if isinstance(sent, Request) and sent.method == "INVITE" and f is not None and f.status == 200:
         assert ch.flow is not None
         via = f"SIP/2.0/{ch.transport} {ch.via_host};rport"
-        d, ack = Dialog.uac(sent, f.parsed()).make_request_in_dialog("ACK", via=via)  # type: ignore[arg-type]
+        d, ack = Dialog.uac(sent, _parsed(f)).make_request_in_dialog("ACK", via=via)  # type: ignore[arg-type]
         ch.endpoint.send_ack(ack, ch.flow)  # the engine answers the 2xx's retransmissions with it
         await ch.request(to_bytes(d.make_request_in_dialog("BYE", via=via)[1]), timeout=1.0)
 

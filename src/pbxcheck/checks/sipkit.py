@@ -2,12 +2,13 @@
 
 A probe is an attacker and an auditor at once: it sends exactly the bytes it means (a replayed
 Authorization, a wrong ``nc``, a foreign nonce) and reads whatever comes back, even an answer the
-strict parser would reject. So a :class:`Channel` puts bytes on the wire itself (one retransmission
-over UDP, every request counted) and reads answers with the core's lenient scanner (``Msg`` is a
+strict parser would reject. So a :class:`Channel` puts exactly those bytes on the wire (as client
+transactions of the one engine) and reads answers with the core's lenient scanner (``Msg`` is a
 ``sip.scan.RawMessage``); messages are built by the core's builders (``sip.register.make_register``,
-``message.make_request``/``make_response``), digests by ``sip.digest`` and IDs by ``sip.ids``. The
-glue: one :class:`~pbxcheck.sip.ladder.MessageLog` per check, turned into the failure text, the
-ladder, the raw messages and a pcap (:class:`SipSession`). Every wait has a timeout.
+``message.make_request``), digests by ``sip.digest`` and IDs by ``sip.ids``. A probe's ordinary phone
+is a ``sip.ua.UserAgent`` (:class:`Phone` reads its answers as ``Msg``). The glue: one
+:class:`~pbxcheck.sip.ladder.MessageLog` per check, turned into the failure text, the ladder, the raw
+messages and a pcap (:class:`SipSession`). Every wait has a timeout.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from ..sip.flow import Addr, Flow
 from ..sip.headers import parse_auth_params
 from ..sip.ids import new_branch, new_call_id, new_cnonce, new_instance_host, new_tag
 from ..sip.ladder import MessageLog, render_ladder
-from ..sip.message import Headers, Request, Response, make_request, to_bytes
+from ..sip.message import Request, Response, make_request, to_bytes
 from ..sip.parser import parse_message
 from ..sip.register import make_register
 from ..sip.scan import RawMessage, scan
@@ -70,13 +71,6 @@ class Msg(RawMessage):
     @property
     def has_sdp(self) -> bool:
         return "application/sdp" in (self.header("Content-Type") or "").lower() and bool(self.body.strip())
-
-    def parsed(self) -> Request | Response:
-        """The core's message of what was read (for ``make_response`` and ``sip.dialog.Dialog``)."""
-        h = Headers(self.headers)
-        if self.is_response:
-            return Response(self.status or 0, self.reason, h, self.body)
-        return Request(self.method or "", self.uri or "", h, self.body)
 
 
 def final(responses: list[Msg]) -> Msg | None:
@@ -214,11 +208,8 @@ class Channel(UaPort):
         return to_bytes(make_request(
             method, uri, from_=f"<sip:{from_user}@{self.domain}>;tag={d.from_tag}",
             to=f"<sip:{to_user or from_user}@{self.domain}>", call_id=d.call_id, cseq=cseq,
-            via=f"{self.via()};branch={new_branch()}", contact=self.contact(from_user) if with_contact else None,
+            via=f"SIP/2.0/{self.transport} {self.via_host};rport;branch={new_branch()}", contact=self.contact(from_user) if with_contact else None,
             body=body, headers=[*UA, *headers], content_type=content_type if body else None))
-
-    def via(self) -> str:
-        return f"SIP/2.0/{self.transport} {self.via_host};rport"
 
     def _receive(self, data: bytes, flow: Flow) -> None:
         if data.strip():
@@ -358,10 +349,7 @@ class Phone:
         return res
 
     async def bye(self, call: Call) -> list[Msg]:
-        return await _answers(call, call.hangup(timeout=2.0))
-
-    async def info(self, call: Call, body: bytes, content_type: str) -> list[Msg]:
-        return await _answers(call, call.info(body, content_type))
+        return await answers(call, call.hangup(timeout=2.0))
 
     def incoming(self) -> list[Call]:
         return [c for c in self.ua.calls.values() if c.direction == "in"]
@@ -370,22 +358,10 @@ class Phone:
     def invites(self) -> list[Msg]:
         return [_msg(c.invite) for c in self.incoming() if c.invite is not None]
 
-    @property
-    def answered(self) -> bool:
-        """A call to us was answered (200 sent, ACKed)."""
-        return any(c.answered.is_set() for c in self.incoming())
-
-    @property
-    def got_bye(self) -> bool:
-        return any(c.end_reason == "remote BYE" for c in self.incoming())
-
-    async def hangup_incoming(self) -> list[Msg]:
-        """BYE for the newest call we answered."""
-        calls = self.incoming()
-        return await self.bye(calls[-1]) if calls else []
 
 
-async def _answers(call: Call, step: Coroutine[Any, Any, int]) -> list[Msg]:
+async def answers(call: Call, step: Coroutine[Any, Any, int]) -> list[Msg]:
+    """What ``step`` (a request in ``call``: ``call.info(...)``) got back, as read; silence: nothing."""
     before = len(call.responses)
     try:
         await step
