@@ -5,7 +5,8 @@
 * ``sip.run(coro)`` runs the probe's asyncio scenario with a hard time bound, closing every channel;
 * ``await sip.channel("UDP")`` opens a logged channel to the target (``local=`` picks the source
   address, e.g. ``("127.0.0.3", 5070)`` for a second device behind another public IP);
-* ``await sip.phone(ext, "TCP")`` gives a :class:`sipkit.Phone` for one extension of the target file;
+* ``await sip.phone(ext, "TCP")`` gives a :class:`sipkit.Phone` (a ``sip.ua.UserAgent``) for one
+  extension of the target file; ``beside=`` puts it on another phone's socket (one NAT mapping);
 * ``sip.fail(clause, what)`` / ``sip.check(cond, clause, what)`` fail one clause with the ladder of the
   exchange and its raw messages in the failure text.
 
