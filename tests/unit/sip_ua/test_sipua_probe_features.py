@@ -1,19 +1,27 @@
 """What the probes read off a user agent: every answer of a call (``Call.responses``) and every new
-request reaching a port before its agents answer it (``UaPort.on_message``). Two agents on loopback
-UDP, one calling the other directly (no registrar)."""
+request reaching a port before its agents answer it (``UaPort.on_message``). Two agents whose ports
+are wired to each other in memory (no socket), one calling the other directly (no registrar)."""
 
 from __future__ import annotations
 
 import asyncio
 
+from pbxcheck.sip.flow import Flow
+from pbxcheck.sip.ladder import MessageLog
 from pbxcheck.sip.message import Request
-from pbxcheck.sip.ua import UaConfig, UserAgent
+from pbxcheck.sip.ua import UaConfig, UaPort, UserAgent
+
+A, B = ("127.0.0.1", 5061), ("127.0.0.1", 5062)
 
 
 async def _two_agents() -> tuple[UserAgent, UserAgent]:
-    callee = await UserAgent(UaConfig("2002", "pw", auto_answer=0.01, early_media=True, timeout=2.0)).start()
-    assert callee.port is not None
-    caller = await UserAgent(UaConfig("2001", "pw", server=callee.port.local, timeout=2.0)).start()
+    """Port a at A and port b at B, each flow's bytes delivered to the other port (as if over UDP)."""
+    a, b = UaPort("UDP", MessageLog()), UaPort("UDP", MessageLog())
+    loop = asyncio.get_running_loop()
+    a.flow = Flow("UDP", A, B, lambda data: loop.call_soon(b.endpoint.receive, data, b.flow))
+    b.flow = Flow("UDP", B, A, lambda data: loop.call_soon(a.endpoint.receive, data, a.flow))
+    caller = await UserAgent(UaConfig("2001", "pw", server=B, timeout=2.0), a).start()
+    callee = await UserAgent(UaConfig("2002", "pw", auto_answer=0.01, early_media=True, timeout=2.0), b).start()
     return caller, callee
 
 
