@@ -150,13 +150,13 @@ class Channel(UaPort):
     """One transport to the target (UDP, TCP, WS, WSS) on the one engine (a ``sip.ua.UaPort`` with no
     agent): requests run as client transactions; whatever comes in is kept, read leniently, in
     ``received``. An answer the strict parser rejects is still read (``sip.scan``) and handed to the
-    request it names. A request from the target is answered by nobody."""
+    request it names. A request from the target goes to the port's agents (phones), if any."""
 
     def __init__(self, transport: str, log: MessageLog) -> None:
         super().__init__(transport, log)
         self.target: Target
+        self.domain = self.via_host = ""  # the target's SIP host; our sent-by (an ``.invalid`` host on a WebSocket)
         self.received: list[Msg] = []  # everything that came in, read leniently
-        self.ws_host = new_instance_host()
         self._lenient: dict[tuple[str | None, int, str], Callable[[Msg], None]] = {}
 
     @classmethod
@@ -164,24 +164,16 @@ class Channel(UaPort):
         cfg = ua_config_for(target, None, transport=transport, local_host=local[0], local_port=local[1], timeout=3.0)
         self = await cls.open(cfg, log)
         assert isinstance(self, Channel)
-        self.target = target
+        self.target, self.domain = target, target.sip_host
+        self.via_host = new_instance_host() if self.is_ws else f"{self.local[0]}:{self.local[1]}"
         return self
 
     @property
     def is_ws(self) -> bool:
         return self.transport in ("WS", "WSS")
 
-    @property
-    def via_host(self) -> str:
-        """Our sent-by: the socket's address, or a made-up ``.invalid`` host on a WebSocket (RFC 7118)."""
-        return self.ws_host if self.is_ws else f"{self.local[0]}:{self.local[1]}"
-
     def contact(self, user: str) -> str:
         return f"<sip:{user}@{self.via_host};transport={'ws' if self.is_ws else self.transport.lower()}>"
-
-    @property
-    def domain(self) -> str:
-        return self.target.sip_host
 
     def uri_for(self, user: str | None = None) -> str:
         """``sip:[user@]host:port;transport=x`` as the document's device writes it (``sip:host`` on a WebSocket)."""
@@ -217,7 +209,8 @@ class Channel(UaPort):
         self.endpoint.receive(data, flow)
 
     def _on_request(self, req: Request, flow: Flow) -> None:
-        pass  # a probe's channel answers nothing it did not ask for (``received`` keeps it)
+        if self.agents:  # a bare channel answers nothing it did not ask for (``received`` keeps it)
+            super()._on_request(req, flow)
 
     def _on_parse_error(self, data: bytes, flow: Flow, exc: SipParseError) -> None:
         m = Msg.read(data)
@@ -324,9 +317,9 @@ class Phone:
             self.ua.config.timeout = saved
         if not r.challenges:
             return Exchange([_msg(r.response)])
-        c = _msg(r.challenges[0])
-        return Exchange([c], [_msg(r.response)], challenge_params(
-            c.get("www-authenticate" if c.status == 401 else "proxy-authenticate") or ""))
+        c = r.challenges[0]
+        return Exchange([_msg(c)], [_msg(r.response)], challenge_params(c.headers.get(
+            "WWW-Authenticate" if c.status == 401 else "Proxy-Authenticate") or ""))
 
     async def call(self, to_user: str, *, hold: float = 0.1, ring_timeout: float = 6.0,
                    hangup: bool = True) -> CallResult:
@@ -382,7 +375,6 @@ class SipSession:
         self.log = MessageLog(limit=5000)
         self.channels: list[Channel] = []
         self.agents: list[UserAgent] = []
-        self.ports: list[UaPort] = []
         self.crafted = False  # set by probes that sent scapy-crafted packets: a pcap is attached
         self.notes: list[str] = []
 
@@ -414,9 +406,8 @@ class SipSession:
         cfg = ua_config_for(self.target, ext.number, transport=transport, local_host=local[0], local_port=local[1],
                             auto_answer=answer_delay, early_media=True, user_agent=UA[0][1], timeout=2.0,
                             unregister_on_close=False, rtp_port=10_000 + 2 * secrets.randbelow(4000))  # SIP-INV-2's range
-        if beside is None:
-            self.ports.append(await UaPort.open(cfg, self.log))
-        ua = await UserAgent(cfg, beside.ua.port if beside else self.ports[-1]).start()
+        port = beside.ua.port if beside else await self.channel(transport, local=local)
+        ua = await UserAgent(cfg, port).start()
         self.agents.append(ua)
         return Phone(ua)
 
@@ -429,11 +420,9 @@ class SipSession:
             finally:
                 for ua in self.agents:
                     await ua.close()
-                for port in self.ports:
-                    await port.close()
                 for ch in self.channels:
                     await ch.close()
-                del self.agents[:], self.ports[:], self.channels[:]
+                del self.agents[:], self.channels[:]
         return asyncio.run(main())
 
     def ladder(self) -> str:
