@@ -144,7 +144,7 @@ class Dispatcher:
     def take(self) -> float | None:
         """The next due slot (blocks until one is; no timer armed per take); None once the schedule
         is over."""
-        slot = self.queue.get()
+        slot: float | None = self.queue.get()
         if slot is None:
             self.queue.put(None)
         return slot

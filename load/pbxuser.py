@@ -45,7 +45,7 @@ def _destinations() -> tuple[int, int, int]:
 def transport_error(resp: Any) -> str | None:
     """One line for a request that got no HTTP answer (refused, reset, TLS), else None."""
     err = getattr(resp, "error", None)
-    if err is None or getattr(resp, "status_code", 0):
+    if err is None or getattr(resp, "status_code", None):
         return None
     text = str(err).strip().splitlines()[0] if str(err).strip() else ""
     return f"{type(err).__name__}: {text[:120]}"
