@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import re
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,23 +23,18 @@ from pbxcheck import runner
 from pbxcheck.bundled import bundled_dir
 from pbxcheck.central.faults import HTTP_FAULTS as CENTRAL_HTTP_FAULTS
 from pbxcheck.central.faults import FaultSwitch
+from pbxcheck.checks.clauses import modules_marking
 from pbxcheck.contract import CLAUSES
 
 pytestmark = pytest.mark.slow
 
 HTTP_FAULTS: list[FaultSwitch] = sorted(CENTRAL_HTTP_FAULTS.values(), key=lambda f: f.name)
 SERIOUS = ("medium", "high", "critical")
-_MARK = re.compile(r"""mark\.clause\(([^)]*)\)""")
-
-
 def modules_for(clauses: tuple[str, ...]) -> list[str]:
-    """The suite modules holding a check marked with any of ``clauses``."""
-    found = []
-    for path in sorted(bundled_dir("suites").glob("test_*.py")):
-        marked = {c for m in _MARK.finditer(path.read_text(encoding="utf-8"))
-                  for c in re.findall(r'"([A-Z0-9-]+)"', m.group(1))}
-        if marked & set(clauses):
-            found.append(path.name)
+    """The suite modules holding a check marked with any of ``clauses``; never none (an empty list
+    would make the runner run every module, and the fault would seem to break unrelated clauses)."""
+    found = modules_marking(bundled_dir("suites"), clauses)
+    assert found, f"no suite module marks any of {clauses}"
     return found
 
 

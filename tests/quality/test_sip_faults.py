@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import io
 import json
-import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,23 +28,19 @@ import pytest
 from pbxcheck import runner
 from pbxcheck.bundled import bundled_dir
 from pbxcheck.central.faults import FAULTS, FaultSwitch
+from pbxcheck.checks.clauses import modules_marking
 from pbxcheck.contract import CLAUSES
 from pbxcheck.target import dump_target
 
 pytestmark = pytest.mark.slow
 
-_MARK = re.compile(r"""mark\.clause\(([^)]*)\)""")
 NAT_PIN = {"SIP-NAT-1.same-ip-port": "collision"}
 
 
 def probe_modules(clauses: tuple[str, ...] | None = None) -> list[str]:
     """The sip_probes modules holding a check marked with any of ``clauses`` (all of them for None)."""
-    found = []
-    for path in sorted(bundled_dir("sip_probes").glob("test_*.py")):
-        marked = {quoted or member.replace("_", "-") for m in _MARK.finditer(path.read_text(encoding="utf-8"))
-                  for quoted, member in re.findall(r'"([A-Z0-9-]+)"|ClauseId\.([A-Z0-9_]+)', m.group(1))}
-        if clauses is None or marked & set(clauses):
-            found.append(path.name)
+    found = modules_marking(bundled_dir("sip_probes"), clauses)
+    assert found, f"no probe module marks any of {clauses}"
     return found
 
 

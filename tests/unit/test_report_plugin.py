@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -280,3 +281,17 @@ def test_http_and_sip_failures_share_one_formatter() -> None:
         assert info.value.headline == f"[{cid}] {what}" and info.value.clause_id == cid
     assert "SIP exchange of t" in str(s.value)
     assert TARGET.senha not in str(h.value)
+
+
+def test_modules_marking_reads_both_spellings_of_a_clause_mark(tmp_path: Path) -> None:
+    """Quality runs pick the modules of a fault's clauses from the marks; a spelling the reader
+    misses would make the runner run every module (the bug that made faults 'break' other clauses)."""
+    from pbxcheck.checks.clauses import modules_marking
+
+    (tmp_path / "test_a.py").write_text('@pytest.mark.clause(ClauseId.AUTH_2, ClauseId.C5_1)\n', encoding="utf-8")
+    (tmp_path / "test_b.py").write_text('@pytest.mark.clause("REP-1")\n', encoding="utf-8")
+    (tmp_path / "helper.py").write_text('@pytest.mark.clause("AUTH-2")\n', encoding="utf-8")
+    assert modules_marking(tmp_path, ["AUTH-2"]) == ["test_a.py"]
+    assert modules_marking(tmp_path, ["C5-1", "REP-1"]) == ["test_a.py", "test_b.py"]
+    assert modules_marking(tmp_path, ["RAM-1"]) == []
+    assert modules_marking(tmp_path) == ["test_a.py", "test_b.py"]

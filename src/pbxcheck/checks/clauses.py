@@ -3,6 +3,9 @@ blocked by another clause, not applicable), the Allure labels, and the clause ta
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +21,24 @@ NOT_APPLICABLE = "not applicable: "
 SEVERITY_OF_KIND = {ClauseKind.AUTH: "blocker", ClauseKind.CONTRACT: "critical",
                     ClauseKind.UNSPECIFIED: "normal", ClauseKind.HARDENING: "minor"}
 RUN_LAST = (ClauseId.AUTH_6,)  # bursts of wrong credentials may get our IP blocked: after every other check
+
+
+_MARK = re.compile(r"""mark\.clause\(([^)]*)\)""")
+_MARKED_ID = re.compile(r'"([A-Z0-9-]+)"|ClauseId\.([A-Z0-9_]+)')
+
+
+def modules_marking(folder: Path, clauses: Iterable[str] | None = None) -> list[str]:
+    """The ``test_*.py`` modules of ``folder`` holding a check marked with any of ``clauses`` (every
+    module for None), read from the source without importing it. Marks are spelled ``"AUTH-2"`` or
+    ``ClauseId.AUTH_2``; both are read, so a quality run never falls back to every module."""
+    wanted = None if clauses is None else {str(c) for c in clauses}
+    found = []
+    for path in sorted(folder.glob("test_*.py")):
+        marked = {quoted or member.replace("_", "-") for m in _MARK.finditer(path.read_text(encoding="utf-8"))
+                  for quoted, member in _MARKED_ID.findall(m.group(1))}
+        if wanted is None or marked & wanted:
+            found.append(path.name)
+    return found
 
 
 def marked_clauses(item: pytest.Item) -> tuple[str, ...]:
