@@ -58,16 +58,34 @@ uvicorn.run(Starlette(routes=[Route("/api.php", api, methods=["POST"])]), host="
 
 def wrk(t: Target, campaign: str, duration: float, connections: int, threads: int, cpu: int) -> dict[str, float]:
     env = dict(os.environ, BENCH_LOGIN=t.login, BENCH_SENHA=t.senha, BENCH_TOKEN=t.token, BENCH_CAMPAIGN=campaign)
-    cmd = ["taskset", "-c", str(cpu), "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration:g}s",
-           "--timeout", "10s", "-s", str(LUA), t.api_endpoint]
+    cmd = [
+        "taskset",
+        "-c",
+        str(cpu),
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{duration:g}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(LUA),
+        t.api_endpoint,
+    ]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=duration + 60, check=True).stdout
     m = re.search(r"BENCH_RESULT ok=(\d+) other=(\d+) p50_us=(\d+) p99_us=(\d+)", out)
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
     if not m or not rps:
         raise SystemExit(f"could not read wrk's output:\n{out}")
-    return {"ok": int(m[1]), "other": int(m[2]), "p50_ms": int(m[3]) / 1000, "p99_ms": int(m[4]) / 1000,
-            "rps": float(rps[1]), "socket_errors": errors[1] if errors else "none"}
+    return {
+        "ok": int(m[1]),
+        "other": int(m[2]),
+        "p50_ms": int(m[3]) / 1000,
+        "p99_ms": int(m[4]) / 1000,
+        "rps": float(rps[1]),
+        "socket_errors": errors[1] if errors else "none",
+    }
 
 
 def cpu_seconds(pid: int) -> float:
@@ -79,11 +97,23 @@ def cpu_seconds(pid: int) -> float:
 def baseline(t: Target, state: Path, args: argparse.Namespace) -> tuple[dict[str, float], float]:
     """wrk against BARE_APP under the same pinning: (wrk figures, server CPU seconds)."""
     import socket
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen(["taskset", "-c", str(args.server_cpu), sys.executable, "-c", BARE_APP, str(port),
-                             str(state / "server.pem"), str(state / "server.key")])
+    proc = subprocess.Popen(
+        [
+            "taskset",
+            "-c",
+            str(args.server_cpu),
+            sys.executable,
+            "-c",
+            BARE_APP,
+            str(port),
+            str(state / "server.pem"),
+            str(state / "server.key"),
+        ]
+    )
     try:
         deadline = time.time() + 20
         while time.time() < deadline:
@@ -116,10 +146,20 @@ def top_up(db: str, campaign: str, total: int) -> int:
     now = time.time()
     with store.tx():
         for i in range(have, total):
-            cols, extra = build_contact(camp.nome, {
-                "cliente": f"LISTING {i}", "ddd1": "11", "tel1": f"3{i:07d}", "cidade": "SÃO PAULO",
-                "endereco": "RUA DAS FLORES 123", "gen1": "bench", "conta": "CONTA"}, now,
-                {"status": "AGUARDANDO", "tentativas": "0"})
+            cols, extra = build_contact(
+                camp.nome,
+                {
+                    "cliente": f"LISTING {i}",
+                    "ddd1": "11",
+                    "tel1": f"3{i:07d}",
+                    "cidade": "SÃO PAULO",
+                    "endereco": "RUA DAS FLORES 123",
+                    "gen1": "bench",
+                    "conta": "CONTA",
+                },
+                now,
+                {"status": "AGUARDANDO", "tentativas": "0"},
+            )
             store.insert_contact(camp, cols, extra, None)
     n = store.count_contacts(campaign)
     store.close()
@@ -142,12 +182,36 @@ def time_listing(t: Target, campaign: str, repeat: int) -> dict[str, float]:
     parse = time.perf_counter() - started
     curl = None
     if shutil.which("curl"):
-        out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{time_total}", "--cacert", str(t.ca_file),
-                              "-H", "Content-Type: application/json", "-d", json.dumps(body), t.api_endpoint],
-                             capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [
+                "curl",
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{time_total}",
+                "--cacert",
+                str(t.ca_file),
+                "-H",
+                "Content-Type: application/json",
+                "-d",
+                json.dumps(body),
+                t.api_endpoint,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         curl = float(out.stdout) if out.returncode == 0 else None
-    return {"median_s": statistics.median(times), "best_s": min(times), "worst_s": max(times), "mb": size / 1e6,
-            "records": n, "client_parse_s": parse, "curl_s": curl or float("nan")}
+    return {
+        "median_s": statistics.median(times),
+        "best_s": min(times),
+        "worst_s": max(times),
+        "mb": size / 1e6,
+        "records": n,
+        "client_parse_s": parse,
+        "curl_s": curl or float("nan"),
+    }
 
 
 def main() -> int:
@@ -180,23 +244,33 @@ def main() -> int:
             listed = count_bench_rows(t, campaign)
         bare, bare_cpu = baseline(t, Path(d) / "a", args)
         lost = r["ok"] - listed
-        print(f"inserts: {r['rps']:.0f} req/s over HTTPS, central on CPU {args.server_cpu}, wrk on CPU {args.client_cpu},"
-              f" {args.connections} connections, {args.duration:g} s")
+        print(
+            f"inserts: {r['rps']:.0f} req/s over HTTPS, central on CPU {args.server_cpu}, wrk on CPU {args.client_cpu},"
+            f" {args.connections} connections, {args.duration:g} s"
+        )
         print(f"  acknowledged OK: {r['ok']}  other answers: {r['other']}  socket errors: {r['socket_errors']}")
-        print(f"  central CPU time: {cpu:.2f} s for {args.duration:g} s of wall time ({cpu / args.duration:.0%} of one core);"
-              f" {(r['ok'] + r['other']) / cpu:.0f} requests per CPU-second")
+        print(
+            f"  central CPU time: {cpu:.2f} s for {args.duration:g} s of wall time ({cpu / args.duration:.0%} of one core);"
+            f" {(r['ok'] + r['other']) / cpu:.0f} requests per CPU-second"
+        )
         print(f"  latency p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms")
-        print(f"  baseline, bare Starlette app on the same stack and pinning: {bare['rps']:.0f} req/s,"
-              f" {bare_cpu / args.duration:.0%} of one core, {(bare['ok'] + bare['other']) / bare_cpu:.0f} requests per"
-              f" CPU-second; the central does {r['rps'] / bare['rps']:.0%} of the baseline's rate")
-        print(f"  listed afterwards: {listed}  lost: {max(lost, 0)}  (listed but not acknowledged: {max(-lost, 0)},"
-              " requests in flight when wrk stopped)")
+        print(
+            f"  baseline, bare Starlette app on the same stack and pinning: {bare['rps']:.0f} req/s,"
+            f" {bare_cpu / args.duration:.0%} of one core, {(bare['ok'] + bare['other']) / bare_cpu:.0f} requests per"
+            f" CPU-second; the central does {r['rps'] / bare['rps']:.0%} of the baseline's rate"
+        )
+        print(
+            f"  listed afterwards: {listed}  lost: {max(lost, 0)}  (listed but not acknowledged: {max(-lost, 0)},"
+            " requests in flight when wrk stopped)"
+        )
         n = top_up(db, campaign, args.contacts)
         with CentralProcess(state_dir=Path(d) / "b", db=db, pin_cpu=args.server_cpu) as t:
             lt = time_listing(t, campaign, args.repeat)
-        print(f"statusdiscador of {lt['records']} contacts ({n} in the table), {lt['mb']:.1f} MB:"
-              f" median {lt['median_s']:.3f} s, best {lt['best_s']:.3f} s, worst {lt['worst_s']:.3f} s"
-              f" (request to last byte, httpx); curl {lt['curl_s']:.3f} s; client JSON parse {lt['client_parse_s']:.3f} s")
+        print(
+            f"statusdiscador of {lt['records']} contacts ({n} in the table), {lt['mb']:.1f} MB:"
+            f" median {lt['median_s']:.3f} s, best {lt['best_s']:.3f} s, worst {lt['worst_s']:.3f} s"
+            f" (request to last byte, httpx); curl {lt['curl_s']:.3f} s; client JSON parse {lt['client_parse_s']:.3f} s"
+        )
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     return 1 if lost > 0 else 0
 

@@ -41,12 +41,26 @@ CAMPAIGN = "900"
 ORIGINS = ("2001", "2002")
 DESTINATION = "1120000000"  # the loopback default range: 10 digits
 C2C = '["Status","CHAMADA OK","ID","2001_20261129120000_1"]'
-LISTING = json.dumps([{"id": "1", "status": "AGUARDANDO", "cuje": "x"}, {"id": "2", "status": "CONCLUIDO", "cuje": "y"}],
-                     separators=(",", ":"))
-RAMAL_FIELDS = ("Ramal", "Status", "Direcao", "Duracao", "StatusCanal", "Callerid", "Extension",
-                "JSON1", "JSON2", "JSON3", "GRAVACAO", "IDCHAMADA")
+LISTING = json.dumps(
+    [{"id": "1", "status": "AGUARDANDO", "cuje": "x"}, {"id": "2", "status": "CONCLUIDO", "cuje": "y"}],
+    separators=(",", ":"),
+)
+RAMAL_FIELDS = (
+    "Ramal",
+    "Status",
+    "Direcao",
+    "Duracao",
+    "StatusCanal",
+    "Callerid",
+    "Extension",
+    "JSON1",
+    "JSON2",
+    "JSON3",
+    "GRAVACAO",
+    "IDCHAMADA",
+)
 RAMAIS = json.dumps([{f: ("2001" if f == "Ramal" else "") for f in RAMAL_FIELDS}], separators=(",", ":"))
-BARE = textwrap.dedent('''
+BARE = textwrap.dedent("""
     import gc, json, os, time
     from locust import events, task
     from locust.contrib.fasthttp import FastHttpUser
@@ -76,7 +90,7 @@ BARE = textwrap.dedent('''
         @task
         def post(self):
             self.client.post("/api.php", data=BODY, headers={"Content-Type": "application/json"})
-''')
+""")
 
 
 def body_length(body: dict[str, str]) -> int:
@@ -88,7 +102,7 @@ def nginx_conf(tmp: Path, port: int) -> str:
     listing = body_length({"acao": "statusdiscador", "idcampanha": CAMPAIGN, **CREDS})
     c2c = body_length({"acao": "clicktocall", **CREDS, "origem": ORIGINS[0], "destino": DESTINATION})
     assert len({ramais, listing, c2c}) == 3, "two acoes' bodies have one length: nginx could not tell them apart"
-    return textwrap.dedent(f'''
+    return textwrap.dedent(f"""
         worker_processes 1;
         daemon off;
         pid {tmp}/nginx.pid;
@@ -109,7 +123,7 @@ def nginx_conf(tmp: Path, port: int) -> str:
                 location = /api.php {{ default_type application/json; return 200 $answer; }}
             }}
         }}
-    ''')
+    """)
 
 
 def free_port() -> int:
@@ -122,22 +136,24 @@ def free_port() -> int:
 
 def target_file(tmp: Path, port: int) -> Path:
     p = tmp / "nginx-target.toml"
-    p.write_text(textwrap.dedent(f'''
+    p.write_text(
+        textwrap.dedent(f'''
         name = "canned nginx"
         [api]
         url = "http://127.0.0.1:{port}"
         plain_url = "http://127.0.0.1:{port}"
         [credentials]
-        login = "{CREDS['login']}"
-        senha = "{CREDS['senha']}"
-        token = "{CREDS['token']}"
+        login = "{CREDS["login"]}"
+        senha = "{CREDS["senha"]}"
+        token = "{CREDS["token"]}"
         [disposable]
         campaign = "{CAMPAIGN}"
         classe5_client = "teste"
         [[extensions]]
         number = "{ORIGINS[0]}"
         password = "not-used-here"
-    '''))
+    ''')
+    )
     return p
 
 
@@ -146,10 +162,34 @@ def bare_rps(tmp: Path, port: int, users: int, seconds: int) -> tuple[float, flo
     f = tmp / "locustfile_bare.py"
     f.write_text(BARE)
     prefix = tmp / "bare"
-    subprocess.run(["taskset", "-c", "0", PY, "-m", "locust", "-f", str(f), "--headless", "--only-summary",
-                    "--host", f"http://127.0.0.1:{port}", "-u", str(users), "-r", str(users), "-t", f"{seconds}s",
-                    "--csv", str(prefix)], check=True, capture_output=True, timeout=seconds + 60,
-                   env={**os.environ, "BARE_OUT": str(tmp / "bare.json")})
+    subprocess.run(
+        [
+            "taskset",
+            "-c",
+            "0",
+            PY,
+            "-m",
+            "locust",
+            "-f",
+            str(f),
+            "--headless",
+            "--only-summary",
+            "--host",
+            f"http://127.0.0.1:{port}",
+            "-u",
+            str(users),
+            "-r",
+            str(users),
+            "-t",
+            f"{seconds}s",
+            "--csv",
+            str(prefix),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=seconds + 60,
+        env={**os.environ, "BARE_OUT": str(tmp / "bare.json")},
+    )
     with open(f"{prefix}_stats.csv") as fh:
         row = [r for r in csv.DictReader(fh) if r["Name"] == "Aggregated"][0]
     assert int(row["Failure Count"]) == 0, row
@@ -159,8 +199,25 @@ def bare_rps(tmp: Path, port: int, users: int, seconds: int) -> tuple[float, flo
 
 def pbx_load(tmp: Path, args: list[str], seconds: int, cpu: str = "0") -> tuple[int, dict]:  # type: ignore[type-arg]
     reports = tmp / f"r{time.monotonic_ns()}"
-    proc = subprocess.run(["taskset", "-c", cpu, PY, "-m", "pbxcheck", "load", *args, "--run-time", f"{seconds}s",
-                           "--reports", str(reports)], capture_output=True, text=True, timeout=seconds + 180)
+    proc = subprocess.run(
+        [
+            "taskset",
+            "-c",
+            cpu,
+            PY,
+            "-m",
+            "pbxcheck",
+            "load",
+            *args,
+            "--run-time",
+            f"{seconds}s",
+            "--reports",
+            str(reports),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 180,
+    )
     scenario = args[0]
     path = reports / "load" / f"{scenario}.result.json"
     if not path.is_file():
@@ -184,8 +241,11 @@ def main() -> int:
         (tmp / "body").mkdir()
         port = free_port()
         (tmp / "nginx.conf").write_text(nginx_conf(tmp, port))
-        srv = subprocess.Popen(["taskset", "-c", "1", nginx, "-c", str(tmp / "nginx.conf"), "-p", str(tmp)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        srv = subprocess.Popen(
+            ["taskset", "-c", "1", nginx, "-c", str(tmp / "nginx.conf"), "-p", str(tmp)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         try:
             time.sleep(0.5)
             if srv.poll() is not None:
@@ -211,13 +271,18 @@ def main() -> int:
                     us = res["generator"]["cpu_us_per_request"]
                     cpus.append((b_us, us))
                     cpu_ratios.append(b_us / us)
-                    print(f"{name} ({order}): {rates[-1]:.0f} req/s, bare {b:.0f}: {ratios[-1]:.2f}x; CPU "
-                          f"{us:.0f} vs bare {b_us:.0f} µs/req: {cpu_ratios[-1]:.2f}x", flush=True)
+                    print(
+                        f"{name} ({order}): {rates[-1]:.0f} req/s, bare {b:.0f}: {ratios[-1]:.2f}x; CPU "
+                        f"{us:.0f} vs bare {b_us:.0f} µs/req: {cpu_ratios[-1]:.2f}x",
+                        flush=True,
+                    )
                 scen[name] = sum(rates) / len(rates)
-                rows.append(f"| {name}, closed model, full validation | {rates[0]:,.0f} / {rates[1]:,.0f} | "
-                            f"{bares[-2]:,.0f} / {bares[-1]:,.0f} | {ratios[0]:.2f} / {ratios[1]:.2f} | "
-                            f"{cpus[0][1]:.0f} / {cpus[1][1]:.0f} | {cpus[0][0]:.0f} / {cpus[1][0]:.0f} | "
-                            f"**{cpu_ratios[0]:.2f} / {cpu_ratios[1]:.2f}** |")
+                rows.append(
+                    f"| {name}, closed model, full validation | {rates[0]:,.0f} / {rates[1]:,.0f} | "
+                    f"{bares[-2]:,.0f} / {bares[-1]:,.0f} | {ratios[0]:.2f} / {ratios[1]:.2f} | "
+                    f"{cpus[0][1]:.0f} / {cpus[1][1]:.0f} | {cpus[0][0]:.0f} / {cpus[1][0]:.0f} | "
+                    f"**{cpu_ratios[0]:.2f} / {cpu_ratios[1]:.2f}** |"
+                )
             own = sum(bares) / len(bares)  # the bare loop's ceiling on this core
             open_rows = []
             for frac in (0.5, 0.8, 1.3):
@@ -225,34 +290,57 @@ def main() -> int:
                 code, res = pbx_load(tmp, ["dialer-insert", *common, "--rate", str(rate)], a.seconds)
                 g = res["generator"]
                 said = "says saturated" if g["saturated"] else "kept up"
-                open_rows.append(f"| {frac:.0%} of {own:,.0f} | {rate:,} | {g['achieved_rate']:,.1f} | "
-                                 f"{g['cpu_us_per_request']:.0f} | "
-                                 f"{g['achieved_ratio']:.4f} | {g['late_ratio']:.2%} | "
-                                 f"{res['latency_ms']['p99']:.1f} | {said} (exit {code}) |")
+                open_rows.append(
+                    f"| {frac:.0%} of {own:,.0f} | {rate:,} | {g['achieved_rate']:,.1f} | "
+                    f"{g['cpu_us_per_request']:.0f} | "
+                    f"{g['achieved_ratio']:.4f} | {g['late_ratio']:.2%} | "
+                    f"{res['latency_ms']['p99']:.1f} | {said} (exit {code}) |"
+                )
                 print(open_rows[-1], flush=True)
         finally:
             srv.terminate()
             srv.wait(timeout=10)
         central_row = ""
         if not a.skip_central:
-            code, res = pbx_load(tmp, ["dialer-insert", "--rate", f"{a.central_rate:g}", "--ramp", "5s",
-                                       "--central-cpu", "1", "--max-late-ratio", "1"], a.central_seconds)
+            code, res = pbx_load(
+                tmp,
+                [
+                    "dialer-insert",
+                    "--rate",
+                    f"{a.central_rate:g}",
+                    "--ramp",
+                    "5s",
+                    "--central-cpu",
+                    "1",
+                    "--max-late-ratio",
+                    "1",
+                ],
+                a.central_seconds,
+            )
             g, lost, lat = res["generator"], res["lost"], res["latency_ms"]
-            central_row = (f"| {a.central_rate:,.0f}/s, {a.central_seconds} s (5 s ramp) | {res['requests']:,} | "
-                           f"{res['failures']} | {lost['acknowledged']:,} | **{lost['missing']}** | "
-                           f"{g['achieved_rate']:,.1f} | {g['late_ratio']:.2%} | {lat['p50']:.1f} / {lat['p99']:.1f} / "
-                           f"{lat['max']:.0f} | {code} |")
+            central_row = (
+                f"| {a.central_rate:,.0f}/s, {a.central_seconds} s (5 s ramp) | {res['requests']:,} | "
+                f"{res['failures']} | {lost['acknowledged']:,} | **{lost['missing']}** | "
+                f"{g['achieved_rate']:,.1f} | {g['late_ratio']:.2%} | {lat['p50']:.1f} / {lat['p99']:.1f} / "
+                f"{lat['max']:.0f} | {code} |"
+            )
             print(central_row, flush=True)
-    print("\n| generator (one process, CPU 0) | scenario req/s (two runs) | neighbouring bare loop req/s | x bare "
-          "(req/s) | scenario CPU µs/req | bare CPU µs/req | x bare (CPU: bare µs / scenario µs) |"
-          "\n|---|---|---|---|---|---|---|")
+    print(
+        "\n| generator (one process, CPU 0) | scenario req/s (two runs) | neighbouring bare loop req/s | x bare "
+        "(req/s) | scenario CPU µs/req | bare CPU µs/req | x bare (CPU: bare µs / scenario µs) |"
+        "\n|---|---|---|---|---|---|---|"
+    )
     print("\n".join(rows))
-    print("\n| open model, dialer-insert | asked/s | achieved/s (after ramp) | CPU µs/req | achieved/asked "
-          "| sent >10 ms late (or never) | p99 ms (corrected) | verdict |\n|---|---|---|---|---|---|---|---|")
+    print(
+        "\n| open model, dialer-insert | asked/s | achieved/s (after ramp) | CPU µs/req | achieved/asked "
+        "| sent >10 ms late (or never) | p99 ms (corrected) | verdict |\n|---|---|---|---|---|---|---|---|"
+    )
     print("\n".join(open_rows))
     if central_row:
-        print("\n| reference central, open-model dialer-insert | requests | failed | acknowledged | lost "
-              "| achieved/s | late | p50 / p99 / max ms | exit |\n|---|---|---|---|---|---|---|---|---|")
+        print(
+            "\n| reference central, open-model dialer-insert | requests | failed | acknowledged | lost "
+            "| achieved/s | late | p50 / p99 / max ms | exit |\n|---|---|---|---|---|---|---|---|---|"
+        )
         print(central_row)
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
     return 0

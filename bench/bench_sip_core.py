@@ -35,9 +35,14 @@ def _req(data: bytes) -> Request:
 
 def cases() -> list[tuple[str, int, Callable[[], object]]]:
     invite = _req(samples.INVITE)
-    ok = make_response(invite, 200, to_tag="abc", headers=[("Contact", "<sip:944511712@203.0.113.9:7048>")],
-                       body=make_answer(parse_sdp(invite.body), ip="203.0.113.9", rtp_port=10000).to_bytes(),
-                       content_type="application/sdp")
+    ok = make_response(
+        invite,
+        200,
+        to_tag="abc",
+        headers=[("Contact", "<sip:944511712@203.0.113.9:7048>")],
+        body=make_answer(parse_sdp(invite.body), ip="203.0.113.9", rtp_port=10000).to_bytes(),
+        content_type="application/sdp",
+    )
     ok_bytes = to_bytes(ok)
     offer = make_offer("192.0.2.1", 10000)
     challenge = Challenge("xhand", "1609521111/e77ebd577852317e85e4cfd479d3c3", opaque="6c9b520111a7b797")
@@ -45,18 +50,35 @@ def cases() -> list[tuple[str, int, Callable[[], object]]]:
     stream = samples.REGISTER * 10
 
     def build_register() -> bytes:
-        return to_bytes(make_request(
-            "REGISTER", "sip:pbx.example:7048", from_="<sip:5545@pbx.example>;tag=abc", to="<sip:5545@pbx.example>",
-            call_id="pqCa151br258ne2EFAMi8VTicQXSwYp1O2J9", cseq=57949,
-            via="SIP/2.0/UDP 201.46.59.189:32670;rport;branch=z9hG4bKPjHbA6rc23vG1",
-            contact="<sip:5545@201.46.59.189:32670;transport=udp>", headers=[("Expires", "90")]))
+        return to_bytes(
+            make_request(
+                "REGISTER",
+                "sip:pbx.example:7048",
+                from_="<sip:5545@pbx.example>;tag=abc",
+                to="<sip:5545@pbx.example>",
+                call_id="pqCa151br258ne2EFAMi8VTicQXSwYp1O2J9",
+                cseq=57949,
+                via="SIP/2.0/UDP 201.46.59.189:32670;rport;branch=z9hG4bKPjHbA6rc23vG1",
+                contact="<sip:5545@201.46.59.189:32670;transport=udp>",
+                headers=[("Expires", "90")],
+            )
+        )
 
     def build_invite() -> bytes:
-        return to_bytes(make_request(
-            "INVITE", "sip:944511712@pbx.example:7048", from_='"RAMAL - 6961" <sip:6961@pbx.example>;tag=Uk8',
-            to="<sip:944511712@pbx.example>", call_id="ZlbycsRcVdqBAOyicF3xSZocQ8WNU3pRmQNO", cseq=14544,
-            via="SIP/2.0/UDP 192.168.15.121:5060;rport;branch=z9hG4bKpJGmljPpvYD",
-            contact="<sip:6961@192.168.15.121:60185>", body=offer.to_bytes(), content_type="application/sdp"))
+        return to_bytes(
+            make_request(
+                "INVITE",
+                "sip:944511712@pbx.example:7048",
+                from_='"RAMAL - 6961" <sip:6961@pbx.example>;tag=Uk8',
+                to="<sip:944511712@pbx.example>",
+                call_id="ZlbycsRcVdqBAOyicF3xSZocQ8WNU3pRmQNO",
+                cseq=14544,
+                via="SIP/2.0/UDP 192.168.15.121:5060;rport;branch=z9hG4bKpJGmljPpvYD",
+                contact="<sip:6961@192.168.15.121:60185>",
+                body=offer.to_bytes(),
+                content_type="application/sdp",
+            )
+        )
 
     def cold(data: bytes) -> Callable[[], object]:
         # A device the central has not heard from: nothing in the header-value caches.
@@ -64,6 +86,7 @@ def cases() -> list[tuple[str, int, Callable[[], object]]]:
             headers.parse_uri.cache_clear()
             headers._parse_name_addr.cache_clear()
             return parse_message(data)
+
         return parse
 
     def server_tx() -> object:
@@ -113,8 +136,10 @@ def main() -> None:
     ap.add_argument("--number", type=int, default=2000)
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
-    print(f"Python {sys.version.split()[0]} on {platform.machine()} ({platform.system()}), "
-          f"best of {args.repeat} x {args.number} calls, CPU time")
+    print(
+        f"Python {sys.version.split()[0]} on {platform.machine()} ({platform.system()}), "
+        f"best of {args.repeat} x {args.number} calls, CPU time"
+    )
     print(f"| {'operation':<38} | {'bytes':>5} | {'µs/op':>7} |")
     print(f"|{'-' * 40}|{'-' * 7}|{'-' * 9}|")
     for name, size, fn in cases():

@@ -85,29 +85,83 @@ def pin_group(pgid: int, cpu: str) -> None:
 
 def write_target(path: Path, kam: KamailioProcess) -> None:
     """A target file naming only the registrar (the API url is never contacted by sip-register)."""
-    lines = ['name = "kamailio-bench"', "", "[api]", 'url = "https://127.0.0.1:9"', 'plain_url = "http://127.0.0.1:9"',
-             'source_ip = "127.0.0.1"', "", "[credentials]", 'login = "bench"', 'senha = "unused-senha"',
-             'token = "unused-token-0000000000000000000"', "", "[disposable]", 'campaign = "900"',
-             'classe5_client = "teste"', "", "[sip]", f'host = "{kam.host}"', f"udp_port = {kam.port}",
-             f"tcp_port = {kam.port}", ""]
+    lines = [
+        'name = "kamailio-bench"',
+        "",
+        "[api]",
+        'url = "https://127.0.0.1:9"',
+        'plain_url = "http://127.0.0.1:9"',
+        'source_ip = "127.0.0.1"',
+        "",
+        "[credentials]",
+        'login = "bench"',
+        'senha = "unused-senha"',
+        'token = "unused-token-0000000000000000000"',
+        "",
+        "[disposable]",
+        'campaign = "900"',
+        'classe5_client = "teste"',
+        "",
+        "[sip]",
+        f'host = "{kam.host}"',
+        f"udp_port = {kam.port}",
+        f"tcp_port = {kam.port}",
+        "",
+    ]
     for number, password in kam.users.items():
         lines += ["[[extensions]]", f'number = "{number}"', f'password = "{password}"', ""]
     path.write_text("\n".join(lines))
 
 
-def run_sipp(sipp: str, kam: KamailioProcess, work: Path, transport: str, *, rate: float, calls: int,
-             limit: int, timeout: float, until_timeout: bool = False) -> Figures:
+def run_sipp(
+    sipp: str,
+    kam: KamailioProcess,
+    work: Path,
+    transport: str,
+    *,
+    rate: float,
+    calls: int,
+    limit: int,
+    timeout: float,
+    until_timeout: bool = False,
+) -> Figures:
     csv = work / "users.csv"
-    csv.write_text("SEQUENTIAL\n" + "".join(
-        f"{n};[authentication username={n} password={p}]\n" for n, p in kam.users.items()))
+    csv.write_text(
+        "SEQUENTIAL\n" + "".join(f"{n};[authentication username={n} password={p}]\n" for n, p in kam.users.items())
+    )
     for old in work.glob("sipp_register_*"):
         old.unlink()
-    cmd = ["taskset", "-c", LOAD_CPU, sipp, f"{kam.host}:{kam.port}", "-sf", str(SCENARIO), "-inf", str(csv),
-           "-i", "127.0.0.1", "-t", "u1" if transport == "udp" else "t1", "-r", f"{rate:g}", "-m", str(calls),
-           "-l", str(limit), "-nostdin", "-trace_stat", "-trace_err", "-timeout", f"{timeout:g}", "-timeout_error"]
+    cmd = [
+        "taskset",
+        "-c",
+        LOAD_CPU,
+        sipp,
+        f"{kam.host}:{kam.port}",
+        "-sf",
+        str(SCENARIO),
+        "-inf",
+        str(csv),
+        "-i",
+        "127.0.0.1",
+        "-t",
+        "u1" if transport == "udp" else "t1",
+        "-r",
+        f"{rate:g}",
+        "-m",
+        str(calls),
+        "-l",
+        str(limit),
+        "-nostdin",
+        "-trace_stat",
+        "-trace_err",
+        "-timeout",
+        f"{timeout:g}",
+        "-timeout_error",
+    ]
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cmd, cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     _, _, usage = os.wait4(proc.pid, 0)  # taskset execs sipp: same pid, and wait4 gives its rusage
     wall = time.perf_counter() - started
     stat = next(work.glob("sipp_register_*_.csv"))
@@ -123,8 +177,23 @@ def run_sipp(sipp: str, kam: KamailioProcess, work: Path, transport: str, *, rat
 def run_pbxcheck(tpath: Path, work: Path, transport: str, mode: str, args: list[str], seconds: int) -> Figures:
     reports = work / "reports"
     env = {**os.environ, "PBXCHECK_SIP_MODE": mode, "PBXCHECK_SIP_TRANSPORT": transport}
-    cmd = ["taskset", "-c", LOAD_CPU, sys.executable, "-m", "pbxcheck", "load", "sip-register", "--target", str(tpath),
-           "--run-time", f"{seconds}s", "--reports", str(reports), *args]
+    cmd = [
+        "taskset",
+        "-c",
+        LOAD_CPU,
+        sys.executable,
+        "-m",
+        "pbxcheck",
+        "load",
+        "sip-register",
+        "--target",
+        str(tpath),
+        "--run-time",
+        f"{seconds}s",
+        "--reports",
+        str(reports),
+        *args,
+    ]
     proc = subprocess.run(cmd, env=env, cwd=work, capture_output=True, text=True, timeout=seconds + 180)
     result = reports / "load" / "sip-register.result.json"
     if not result.is_file():
@@ -140,11 +209,15 @@ def run_pbxcheck(tpath: Path, work: Path, transport: str, mode: str, args: list[
 def show(phase: str, sipp: Figures, pbx: Figures, rows: list[str]) -> None:
     ratio = pbx.cpu_us / sipp.cpu_us
     for f in (sipp, pbx):
-        print(f"  {phase:<22} {f.who:<18} {f.registrations:>7} reg  {f.failures:>4} failed  {f.rate:8.0f} reg/s  "
-              f"{f.cpu_us:7.1f} µs CPU/reg")
+        print(
+            f"  {phase:<22} {f.who:<18} {f.registrations:>7} reg  {f.failures:>4} failed  {f.rate:8.0f} reg/s  "
+            f"{f.cpu_us:7.1f} µs CPU/reg"
+        )
     print(f"  {phase:<22} ratio pbxcheck/SIPp: {ratio:.2f}  (target <= 2.0)")
-    rows.append(f"| {phase} | {sipp.registrations:,} / {sipp.failures} | {sipp.rate:,.0f} | {sipp.cpu_us:.0f} | "
-                f"{pbx.registrations:,} / {pbx.failures} | {pbx.rate:,.0f} | {pbx.cpu_us:.0f} | **{ratio:.2f}** |")
+    rows.append(
+        f"| {phase} | {sipp.registrations:,} / {sipp.failures} | {sipp.rate:,.0f} | {sipp.cpu_us:.0f} | "
+        f"{pbx.registrations:,} / {pbx.failures} | {pbx.rate:,.0f} | {pbx.cpu_us:.0f} | **{ratio:.2f}** |"
+    )
 
 
 def main() -> int:
@@ -171,26 +244,53 @@ def main() -> int:
         pin_group(kam.proc.pid, KAMAILIO_CPU)
         tpath = work / "target.toml"
         write_target(tpath, kam)
-        print(f"kamailio on {kam.host}:{kam.port} (CPU {KAMAILIO_CPU}), generators on CPU {LOAD_CPU}, "
-              f"{a.transport.upper()}, {a.extensions} extensions, pbxcheck mode {a.mode}, {a.seconds} s per phase")
+        print(
+            f"kamailio on {kam.host}:{kam.port} (CPU {KAMAILIO_CPU}), generators on CPU {LOAD_CPU}, "
+            f"{a.transport.upper()}, {a.extensions} extensions, pbxcheck mode {a.mode}, {a.seconds} s per phase"
+        )
         for run in range(1, a.runs + 1):
             if a.rate:
-                s = run_sipp(a.sipp, kam, work, a.transport, rate=a.rate, calls=int(a.rate * a.seconds),
-                             limit=max(100, int(a.rate)), timeout=a.seconds + 30)
+                s = run_sipp(
+                    a.sipp,
+                    kam,
+                    work,
+                    a.transport,
+                    rate=a.rate,
+                    calls=int(a.rate * a.seconds),
+                    limit=max(100, int(a.rate)),
+                    timeout=a.seconds + 30,
+                )
                 p = run_pbxcheck(tpath, work, a.transport, a.mode, ["--rate", f"{a.rate:g}"], a.seconds)
                 show(f"run {run}: {a.rate:g}/s", s, p, rows)
                 failures += s.failures + p.failures
             if a.saturate_users:
                 n = a.saturate_users
-                s = run_sipp(a.sipp, kam, work, a.transport, rate=100000, calls=20000 * a.seconds, limit=n,
-                             timeout=a.seconds, until_timeout=True)
-                p = run_pbxcheck(tpath, work, a.transport, a.mode, ["--users", str(n), "--spawn-rate", str(n),
-                                                                     "--think-time", "0"], a.seconds)
+                s = run_sipp(
+                    a.sipp,
+                    kam,
+                    work,
+                    a.transport,
+                    rate=100000,
+                    calls=20000 * a.seconds,
+                    limit=n,
+                    timeout=a.seconds,
+                    until_timeout=True,
+                )
+                p = run_pbxcheck(
+                    tpath,
+                    work,
+                    a.transport,
+                    a.mode,
+                    ["--users", str(n), "--spawn-rate", str(n), "--think-time", "0"],
+                    a.seconds,
+                )
                 show(f"run {run}: saturated, {n} in flight", s, p, rows)
                 failures += s.failures + p.failures
     if a.markdown:
-        print("\n| phase | SIPp reg / failed | SIPp reg/s | SIPp µs CPU/reg | pbxcheck reg / failed | "
-              "pbxcheck reg/s | pbxcheck µs CPU/reg | ratio |")
+        print(
+            "\n| phase | SIPp reg / failed | SIPp reg/s | SIPp µs CPU/reg | pbxcheck reg / failed | "
+            "pbxcheck reg/s | pbxcheck µs CPU/reg | ratio |"
+        )
         print("|---|---|---|---|---|---|---|---|")
         print("\n".join(rows))
     return 1 if failures else 0

@@ -77,8 +77,9 @@ class Client:
         head = data.split(b"\r\n\r\n", 1)[0].decode()
         if not head.startswith("SIP/2.0 401"):
             raise RuntimeError(f"expected a 401 challenge, got {head.splitlines()[0]!r}")
-        value = next(line.split(":", 1)[1].strip() for line in head.split("\r\n")
-                     if line.lower().startswith("www-authenticate:"))
+        value = next(
+            line.split(":", 1)[1].strip() for line in head.split("\r\n") if line.lower().startswith("www-authenticate:")
+        )
         self.ch = digest.Challenge.parse(value)
         self.ha1 = digest.compute_ha1("MD5", self.acct.ext, self.ch.realm, self.acct.password)
 
@@ -90,18 +91,33 @@ class Client:
         cnonce = secrets.token_hex(4)
         uri = f"sip:{self.host}"
         resp = hashlib.md5(f"{self.ha1}:{self.ch.nonce}:{nc}:{cnonce}:auth:{self.ha2}".encode()).hexdigest()
-        auth = (f'Digest username="{self.acct.ext}", realm="{self.ch.realm}", nonce="{self.ch.nonce}", uri="{uri}", '
-                f'response="{resp}", algorithm=MD5, cnonce="{cnonce}", opaque="{self.ch.opaque}", qop=auth, nc={nc}')
-        self.sock.sendto(register_bytes(self.host, self.acct.ext, self.local, self.call_id, self.cseq, authorization=auth), self.server)
+        auth = (
+            f'Digest username="{self.acct.ext}", realm="{self.ch.realm}", nonce="{self.ch.nonce}", uri="{uri}", '
+            f'response="{resp}", algorithm=MD5, cnonce="{cnonce}", opaque="{self.ch.opaque}", qop=auth, nc={nc}'
+        )
+        self.sock.sendto(
+            register_bytes(self.host, self.acct.ext, self.local, self.call_id, self.cseq, authorization=auth),
+            self.server,
+        )
         self.sent_at = time.monotonic()
 
 
-def worker(idx: int, target_host: str, server: tuple[str, int], accounts: list[Account], sockets: int,
-           seconds: float, rate: float | None, timeout: float, out: mp.Queue) -> None:  # type: ignore[type-arg]
+def worker(
+    idx: int,
+    target_host: str,
+    server: tuple[str, int],
+    accounts: list[Account],
+    sockets: int,
+    seconds: float,
+    rate: float | None,
+    timeout: float,
+    out: mp.Queue,
+) -> None:  # type: ignore[type-arg]
     os.sched_setaffinity(0, {LOAD_CPU})
     local_ip = f"127.0.{10 + idx}.1"  # distinct source IPs: nonces are bound to them
-    clients = [Client(target_host, server, accounts[(idx * sockets + i) % len(accounts)], local_ip)
-               for i in range(sockets)]
+    clients = [
+        Client(target_host, server, accounts[(idx * sockets + i) % len(accounts)], local_ip) for i in range(sockets)
+    ]
     for c in clients:
         c.first(timeout)
     by_fd = {c.sock.fileno(): c for c in clients}
@@ -177,13 +193,26 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def phase(target: Target, accounts: list[Account], pid: int, *, procs: int, sockets: int, seconds: float,
-          rate: float | None, timeout: float) -> dict[str, float]:
+def phase(
+    target: Target,
+    accounts: list[Account],
+    pid: int,
+    *,
+    procs: int,
+    sockets: int,
+    seconds: float,
+    rate: float | None,
+    timeout: float,
+) -> dict[str, float]:
     server = (target.sip_host, target.sip_udp_port)
     q: mp.Queue = mp.Queue()  # type: ignore[type-arg]
     per_proc_rate = rate / procs if rate else None
-    ps = [mp.Process(target=worker, args=(i, target.sip_host, server, accounts, sockets, seconds, per_proc_rate,
-                                          timeout, q)) for i in range(procs)]
+    ps = [
+        mp.Process(
+            target=worker, args=(i, target.sip_host, server, accounts, sockets, seconds, per_proc_rate, timeout, q)
+        )
+        for i in range(procs)
+    ]
     cpu0 = cpu_seconds(pid)
     t0 = time.monotonic()
     for p in ps:
@@ -200,8 +229,15 @@ def phase(target: Target, accounts: list[Account], pid: int, *, procs: int, sock
     p99 = lat[int(len(lat) * 0.99)] * 1e3 if lat else 0.0
     # the challenge round trips and process start-up are inside ``elapsed``; the rate is over the
     # measured window only
-    return {"ok": ok, "fail": fail, "rate": ok / seconds, "cpu_us": cpu / max(ok, 1) * 1e6, "p50_ms": p50,
-            "p99_ms": p99, "elapsed": elapsed}
+    return {
+        "ok": ok,
+        "fail": fail,
+        "rate": ok / seconds,
+        "cpu_us": cpu / max(ok, 1) * 1e6,
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "elapsed": elapsed,
+    }
 
 
 def main() -> int:
@@ -219,21 +255,43 @@ def main() -> int:
     with CentralProcess(pin_cpu=CENTRAL_CPU) as target:
         pid = _central_pid(target)
         accounts = [Account(e.number, e.password) for e in target.extensions if not e.classe5_client]
-        sat = phase(target, accounts, pid, procs=args.procs, sockets=args.sockets, seconds=args.seconds,
-                    rate=None, timeout=args.timeout)
-        paced = phase(target, accounts, pid, procs=args.procs, sockets=args.sockets, seconds=args.seconds,
-                      rate=args.rate, timeout=args.timeout)
-    rows = [(f"saturation (closed loop, {args.procs * args.sockets} in flight)", sat),
-            (f"paced at {args.rate:.0f}/s", paced)]
+        sat = phase(
+            target,
+            accounts,
+            pid,
+            procs=args.procs,
+            sockets=args.sockets,
+            seconds=args.seconds,
+            rate=None,
+            timeout=args.timeout,
+        )
+        paced = phase(
+            target,
+            accounts,
+            pid,
+            procs=args.procs,
+            sockets=args.sockets,
+            seconds=args.seconds,
+            rate=args.rate,
+            timeout=args.timeout,
+        )
+    rows = [
+        (f"saturation (closed loop, {args.procs * args.sockets} in flight)", sat),
+        (f"paced at {args.rate:.0f}/s", paced),
+    ]
     for name, r in rows:
-        print(f"{name}: {r['rate']:.0f} reg/s, {r['ok']:.0f} ok, {r['fail']:.0f} failed, "
-              f"central CPU {r['cpu_us']:.0f} µs/reg, latency p50 {r['p50_ms']:.2f} ms p99 {r['p99_ms']:.2f} ms")
+        print(
+            f"{name}: {r['rate']:.0f} reg/s, {r['ok']:.0f} ok, {r['fail']:.0f} failed, "
+            f"central CPU {r['cpu_us']:.0f} µs/reg, latency p50 {r['p50_ms']:.2f} ms p99 {r['p99_ms']:.2f} ms"
+        )
     if args.markdown:
         print("\n| phase | reg/s | ok | failed | central CPU µs/reg | p50 ms | p99 ms |")
         print("|---|---|---|---|---|---|---|")
         for name, r in rows:
-            print(f"| {name} | {r['rate']:.0f} | {r['ok']:.0f} | {r['fail']:.0f} | {r['cpu_us']:.0f} | "
-                  f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} |")
+            print(
+                f"| {name} | {r['rate']:.0f} | {r['ok']:.0f} | {r['fail']:.0f} | {r['cpu_us']:.0f} | "
+                f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} |"
+            )
     return 0 if paced["fail"] == 0 and sat["fail"] == 0 else 1
 
 

@@ -68,6 +68,7 @@ def unique(prefix: str) -> str:
 
 # --- options (master -> workers) -----------------------------------------------------------------
 
+
 @events.init_command_line_parser.add_listener
 def _options(parser: Any) -> None:
     parser.add_argument("--pbx-rate", type=float, default=0.0, help="open model: requests/s (0: closed model)")
@@ -91,6 +92,7 @@ def _init(environment: Any, **_: Any) -> None:
 
 
 # --- the open model's schedule --------------------------------------------------------------------
+
 
 def workers() -> int:
     """How many processes share the rate: the master's --expect-workers on a worker, else 1."""
@@ -162,6 +164,7 @@ def dispatcher() -> Dispatcher:
 
 # --- measuring ------------------------------------------------------------------------------------
 
+
 @events.test_start.add_listener
 def _test_start(**_: Any) -> None:
     global _cpu_at_start
@@ -175,8 +178,9 @@ def _test_start(**_: Any) -> None:
 
 
 @events.request.add_listener
-def _on_request(response_time: float, exception: BaseException | None, context: dict[str, Any] | None = None,
-                **_: Any) -> None:
+def _on_request(
+    response_time: float, exception: BaseException | None, context: dict[str, Any] | None = None, **_: Any
+) -> None:
     intended = context.get("pbx_t0") if context else None
     latency = time.perf_counter() - intended if intended is not None else response_time / 1000.0
     recorder.record(latency, exception is None, time.time())
@@ -210,13 +214,18 @@ def _quit(exit_code: int, **_: Any) -> None:
     total = st.total
     out = {
         "locust": {
-            "requests": total.num_requests, "failures": total.num_failures,
-            "start": total.start_time, "last": total.last_request_timestamp or total.start_time,
-            "p50_ms": total.get_response_time_percentile(0.5), "p95_ms": total.get_response_time_percentile(0.95),
-            "p99_ms": total.get_response_time_percentile(0.99), "max_ms": total.max_response_time,
+            "requests": total.num_requests,
+            "failures": total.num_failures,
+            "start": total.start_time,
+            "last": total.last_request_timestamp or total.start_time,
+            "p50_ms": total.get_response_time_percentile(0.5),
+            "p95_ms": total.get_response_time_percentile(0.95),
+            "p99_ms": total.get_response_time_percentile(0.99),
+            "max_ms": total.max_response_time,
             "entries": {f"{e.method} {e.name}": [e.num_requests, e.num_failures] for e in st.entries.values()},
-            "errors": sorted(([e.occurrences, f"{e.method} {e.name}: {e.error}"] for e in st.errors.values()),
-                             reverse=True)[:20],
+            "errors": sorted(
+                ([e.occurrences, f"{e.method} {e.name}: {e.error}"] for e in st.errors.values()), reverse=True
+            )[:20],
             "stats_csv": buf.getvalue(),
         },
         "pbx": recorder.export(),

@@ -162,8 +162,13 @@ class SipRegisterUser(User):
         sent_by = f"{conn.local[0]}:{conn.local[1]}"
         # RFC 3261 §10.2.4: one Call-ID and From tag for every REGISTER to this registrar, CSeq up
         self.fixed: dict[str, Any] = {
-            "sent_by": sent_by, "transport": conn.transport, "call_id": new_call_id(), "from_tag": new_tag(),
-            "uri": self.uri, "aor": f"<sip:{self.number}@{self.domain}>", "expires": EXPIRES,
+            "sent_by": sent_by,
+            "transport": conn.transport,
+            "call_id": new_call_id(),
+            "from_tag": new_tag(),
+            "uri": self.uri,
+            "aor": f"<sip:{self.number}@{self.domain}>",
+            "expires": EXPIRES,
             "contact": f"<sip:{self.number}@{sent_by};transport={TRANSPORT}>",
         }
         self.sip = BlockingEndpoint(conn)
@@ -235,5 +240,10 @@ class SipRegisterUser(User):
         except Exception as e:  # a malformed answer (the parser's SipParseError, a bad challenge)
             exc = RegistrationFailed(f"answer not understood ({type(e).__name__})")
         self.environment.events.request.fire(
-            request_type="SIP", name=NAME, response_time=(time.perf_counter() - started) * 1000,
-            response_length=0, exception=exc, context={"pbx_t0": intended} if intended is not None else {})
+            request_type="SIP",
+            name=NAME,
+            response_time=(time.perf_counter() - started) * 1000,
+            response_length=0,
+            exception=exc,
+            context={"pbx_t0": intended} if intended is not None else {},
+        )

@@ -30,8 +30,9 @@ from pbxcheck.loadkit.recorder import LATE_S
 _HEADERS = {"Content-Type": "application/json"}
 _OK = json.dumps([STATUS, OK], separators=(",", ":")).encode()
 _C2C_ID = re.compile(r"^\d+_\d{14}_\d+$")
-_C2C_RAW = re.compile(re.escape(json.dumps([STATUS, CHAMADA_OK, ID], separators=(",", ":"))[:-1].encode())
-                      + rb',"\d+_\d{14}_\d+"\]')
+_C2C_RAW = re.compile(
+    re.escape(json.dumps([STATUS, CHAMADA_OK, ID], separators=(",", ":"))[:-1].encode()) + rb',"\d+_\d{14}_\d+"\]'
+)
 # A loopback central (the reference one) has no real phones: this range is never dialled anywhere.
 LOOPBACK_DESTINATIONS = ("1120000000", "1120009999")
 
@@ -65,7 +66,8 @@ class PbxUser(FastHttpUser):
             weights = {k: int(v) for k, v in (p.split("=") for p in o.pbx_weights.split(","))}
         g = math.gcd(*weights.values())
         self.actions: list[Callable[[float | None], None]] = [
-            getattr(self, f"do_{name}") for name, w in weights.items() for _ in range(w // g)]
+            getattr(self, f"do_{name}") for name, w in weights.items() for _ in range(w // g)
+        ]
         t = target()
         self.creds = credentials()
         self.campaign = t.disposable_campaign
@@ -73,8 +75,9 @@ class PbxUser(FastHttpUser):
         self.first, self.last, self.width = _destinations()
         # Bodies as json.dumps writes them, the constant part serialised once: per request only the
         # few changing values are formatted in (they are digits and idcrms, nothing to escape).
-        self._insert_head = json.dumps({"acao": "insert", "idcampanha": self.campaign, **self.creds,
-                                        "cpf": "52998224725"})[:-1]
+        self._insert_head = json.dumps(
+            {"acao": "insert", "idcampanha": self.campaign, **self.creds, "cpf": "52998224725"}
+        )[:-1]
         self._c2c_head = json.dumps({"acao": "clicktocall", **self.creds})[:-1]
         self._origins_json = [json.dumps(o) for o in self.origins]
         self._listing_body = json.dumps({"acao": "statusdiscador", "idcampanha": self.campaign, **self.creds})
@@ -131,8 +134,9 @@ class PbxUser(FastHttpUser):
 
     def _post(self, name: str, body: str, intended: float | None, check: Callable[[bytes], str | None]) -> bool:
         ctx = {"pbx_t0": intended} if intended is not None else {}
-        with self.client.post("/api.php", data=body, name=name, headers=_HEADERS,
-                              catch_response=True, context=ctx) as resp:
+        with self.client.post(
+            "/api.php", data=body, name=name, headers=_HEADERS, catch_response=True, context=ctx
+        ) as resp:
             why = transport_error(resp)
             if why is None:
                 try:
@@ -151,8 +155,10 @@ class PbxUser(FastHttpUser):
     def do_insert(self, intended: float | None) -> None:
         idcrm = unique("load")
         number = self.number()
-        body = (f'{self._insert_head}, "idcrm": "{idcrm}", "cliente": "CARGA {idcrm}", '
-                f'"ddd1": "{number[:2]}", "tel1": "{number[2:]}"}}')
+        body = (
+            f'{self._insert_head}, "idcrm": "{idcrm}", "cliente": "CARGA {idcrm}", '
+            f'"ddd1": "{number[:2]}", "tel1": "{number[2:]}"}}'
+        )
         if self._post("insert", body, intended, _check_insert):
             recorder.acked.append(idcrm)
 

@@ -85,8 +85,9 @@ async def _in_thread(fn: Any, *args: Any, **kw: Any) -> Any:
 
 
 @pytest.mark.clause(ClauseId.C2C_2, ClauseId.C2C_3)
-def test_clicktocall_rings_origin_then_destination(sip: SipSession, api: ApiClient, check: Checker,
-                                                   observe: Any) -> None:
+def test_clicktocall_rings_origin_then_destination(
+    sip: SipSession, api: ApiClient, check: Checker, observe: Any
+) -> None:
     """The origin's phone rings and answers; then some evidence that the leg to destino happened: destino's
     own phone rings (destino is our second extension), or statusramais shows the origin Up with destino,
     or the call record says the call was answered. No evidence at all fails C2C-2."""
@@ -103,9 +104,12 @@ def test_clicktocall_rings_origin_then_destination(sip: SipSession, api: ApiClie
         call_id: str
         _, call_id = await _in_thread(click_to_call, api, check, a.number, b.number)
         rang = await _wait(lambda: _answered(pa), RING_WAIT_S)
-        sip.check(pa.invites, ClauseId.C2C_2,
-                  f"clicktocall {a.number} → {b.number} answered CHAMADA OK (ID {call_id}) but the origin "
-                  f"{a.number}'s registered phone received no INVITE within {RING_WAIT_S:.0f} s")
+        sip.check(
+            pa.invites,
+            ClauseId.C2C_2,
+            f"clicktocall {a.number} → {b.number} answered CHAMADA OK (ID {call_id}) but the origin "
+            f"{a.number}'s registered phone received no INVITE within {RING_WAIT_S:.0f} s",
+        )
         sip.check(rang, ClauseId.C2C_2, f"our phone {a.number} answered the click-to-call but the call did not proceed")
         observe(ClauseId.C2C_2, "origin-invite-from", pa.invites[0].get("from"))
         deadline = time.monotonic() + 4.0
@@ -116,8 +120,10 @@ def test_clicktocall_rings_origin_then_destination(sip: SipSession, api: ApiClie
             ex = await _in_thread(api.call, Acao.STATUSRAMAIS)
             rows = ex.answer.value if ex.answer is not None and isinstance(ex.answer.value, list) else []
             mine = [r for r in rows if isinstance(r, dict) and str(r.get("Ramal")) == a.number]
-            if any(r.get("StatusCanal") == CANAL_UP and b.number in f"{r.get('Callerid')} {r.get('Extension')}"
-                   for r in mine):
+            if any(
+                r.get("StatusCanal") == CANAL_UP and b.number in f"{r.get('Callerid')} {r.get('Extension')}"
+                for r in mine
+            ):
                 evidence.append(f"statusramais showed {a.number} Up with {b.number}")
                 break
             await _wait(lambda: _answered(pb), 0.3)
@@ -137,22 +143,33 @@ def test_clicktocall_rings_origin_then_destination(sip: SipSession, api: ApiClie
     if row is not None and str(row.get("statuschamada", "")).upper() == "ANSWER":
         evidence.append(f"the call record {call_id} says statuschamada ANSWER")
     observe(ClauseId.C2C_2, "destination-leg-evidence", evidence)
-    sip.check(evidence, ClauseId.C2C_2,
-              f"the origin {a.number} answered, but nothing shows the leg to destino {b.number} happened: its "
-              f"phone never rang, statusramais never showed {a.number} Up with {b.number}, and no answered call "
-              f"record carries ID {call_id}")
-    sip.check(row is not None, ClauseId.C2C_3,
-              f"no statusreport record since {since} carries the click-to-call ID {call_id!r}")
+    sip.check(
+        evidence,
+        ClauseId.C2C_2,
+        f"the origin {a.number} answered, but nothing shows the leg to destino {b.number} happened: its "
+        f"phone never rang, statusramais never showed {a.number} Up with {b.number}, and no answered call "
+        f"record carries ID {call_id}",
+    )
+    sip.check(
+        row is not None,
+        ClauseId.C2C_3,
+        f"no statusreport record since {since} carries the click-to-call ID {call_id!r}",
+    )
     assert row is not None
     observe(ClauseId.C2C_3, "sip.found_by", f"statusreport, field {key}")
     values = {str(v) for v in row.values()}
-    sip.check(a.number in values and b.number in values, ClauseId.C2C_3,
-              f"the record with ID {call_id} does not name origem {a.number} and destino {b.number}: {str(row)[:300]}")
+    sip.check(
+        a.number in values and b.number in values,
+        ClauseId.C2C_3,
+        f"the record with ID {call_id} does not name origem {a.number} and destino {b.number}: {str(row)[:300]}",
+    )
     details = {k: row.get(k) for k in ("gravacao", "duracao", "statuschamada", "ramal", "numero") if k in row}
     observe(ClauseId.C2C_3, "sip.details", details)
-    sip.check(all(k in row for k in ("duracao", "statuschamada", "gravacao")), ClauseId.C2C_3,
-              f"the record with ID {call_id} lacks the call's details (gravacao, duracao, statuschamada): "
-              f"{sorted(row)[:40]}")
+    sip.check(
+        all(k in row for k in ("duracao", "statuschamada", "gravacao")),
+        ClauseId.C2C_3,
+        f"the record with ID {call_id} lacks the call's details (gravacao, duracao, statuschamada): {sorted(row)[:40]}",
+    )
 
 
 # --- RAM-2 / RAM-3 / REC-1 -------------------------------------------------------------------------------
@@ -227,8 +244,11 @@ def live_call(target: Target, redactor: Redactor) -> Iterator[LiveCall]:
         records = ex.answer.value if ex.answer is not None and isinstance(ex.answer.value, list) else []
         for rec in records:
             vals = {str(v) for v in rec.values()} if isinstance(rec, dict) else set()
-            if a.number in vals and b.number in vals and (not live.gravacao or live.gravacao in vals
-                                                          or live.gravacao in str(rec.get("gravacao", ""))):
+            if (
+                a.number in vals
+                and b.number in vals
+                and (not live.gravacao or live.gravacao in vals or live.gravacao in str(rec.get("gravacao", "")))
+            ):
                 live.record = rec
         if live.record is not None:
             break
@@ -249,30 +269,51 @@ def test_statusramais_mid_call(live_call: LiveCall, observe: Any) -> None:
         durations: list[tuple[int, int]] = []
         for _, rows in live_call.snapshots:
             ra, rb = rows.get(a), rows.get(b)
-            s.check(ra and rb, ClauseId.RAM_2, f"statusramais mid-call lists no object for {a if not ra else b}: "
-                                        f"{sorted(rows)}")
+            s.check(
+                ra and rb,
+                ClauseId.RAM_2,
+                f"statusramais mid-call lists no object for {a if not ra else b}: {sorted(rows)}",
+            )
             assert ra is not None and rb is not None
             for r, other, direcao in ((ra, b, DIRECAO_SAIDA), (rb, a, DIRECAO_ENTRADA)):
                 who = r.get("Ramal")
-                s.check(r.get("Status") == RAMAL_IN_USE, ClauseId.RAM_2,
-                        f"{who} is talking but statusramais says Status {r.get('Status')!r}, not {RAMAL_IN_USE!r}")
-                s.check(r.get("StatusCanal") == CANAL_UP, ClauseId.RAM_2,
-                        f"{who}: StatusCanal {r.get('StatusCanal')!r}, not {CANAL_UP!r}")
-                s.check(r.get("Direcao") == direcao, ClauseId.RAM_2,
-                        f"{who} {'placed' if direcao == DIRECAO_SAIDA else 'received'} the call: Direcao "
-                        f"{r.get('Direcao')!r}, expected {direcao!r}")
-                s.check(other in str(r.get("Callerid", "")), ClauseId.RAM_2,
-                        f"{who}: Callerid {r.get('Callerid')!r} does not name the other party {other}")
+                s.check(
+                    r.get("Status") == RAMAL_IN_USE,
+                    ClauseId.RAM_2,
+                    f"{who} is talking but statusramais says Status {r.get('Status')!r}, not {RAMAL_IN_USE!r}",
+                )
+                s.check(
+                    r.get("StatusCanal") == CANAL_UP,
+                    ClauseId.RAM_2,
+                    f"{who}: StatusCanal {r.get('StatusCanal')!r}, not {CANAL_UP!r}",
+                )
+                s.check(
+                    r.get("Direcao") == direcao,
+                    ClauseId.RAM_2,
+                    f"{who} {'placed' if direcao == DIRECAO_SAIDA else 'received'} the call: Direcao "
+                    f"{r.get('Direcao')!r}, expected {direcao!r}",
+                )
+                s.check(
+                    other in str(r.get("Callerid", "")),
+                    ClauseId.RAM_2,
+                    f"{who}: Callerid {r.get('Callerid')!r} does not name the other party {other}",
+                )
             for name in ("IDCHAMADA", "GRAVACAO"):
-                s.check(ra.get(name) and ra.get(name) == rb.get(name), ClauseId.RAM_2,
-                        f"both legs must carry the same non-empty {name}: {ra.get(name)!r} vs {rb.get(name)!r}")
+                s.check(
+                    ra.get(name) and ra.get(name) == rb.get(name),
+                    ClauseId.RAM_2,
+                    f"both legs must carry the same non-empty {name}: {ra.get(name)!r} vs {rb.get(name)!r}",
+                )
             try:
                 durations.append((int(ra.get("Duracao", "")), int(rb.get("Duracao", ""))))
             except (TypeError, ValueError):
                 s.fail(ClauseId.RAM_2, f"Duracao is not a whole number of seconds: {ra.get('Duracao')!r}")
         observe(ClauseId.RAM_2, "duracao", durations)
-        s.check(durations[1][0] > durations[0][0] and durations[1][1] > durations[0][1], ClauseId.RAM_2,
-                f"Duracao does not grow between two reads 1.1 s apart: {durations}")
+        s.check(
+            durations[1][0] > durations[0][0] and durations[1][1] > durations[0][1],
+            ClauseId.RAM_2,
+            f"Duracao does not grow between two reads 1.1 s apart: {durations}",
+        )
     finally:
         s.attach(failed=False)
 
@@ -289,23 +330,32 @@ def test_json_fields_and_gravacao_after_hangup(live_call: LiveCall, api: ApiClie
                 s.check(not missing or not r, ClauseId.RAM_3, f"{who}: statusramais object lacks {missing}")
         if live_call.snapshots:
             last = live_call.snapshots[-1][1]
-            json_now = {w: [last.get(w, {}).get(f"JSON{i}") for i in (1, 2, 3)]
-                        for w in (live_call.caller, live_call.callee)}
+            json_now = {
+                w: [last.get(w, {}).get(f"JSON{i}") for i in (1, 2, 3)] for w in (live_call.caller, live_call.callee)
+            }
             observe(ClauseId.RAM_3, "json-during-call", json_now)
             # which JSON variable a central fills, and from what, is its dialplan's business (the document's
             # example is an IVR): the DTMF sent as INFO is recorded, not required
             reflected = any(DTMF_DIGITS in str(v[0] or "") for v in json_now.values())
             observe(ClauseId.RAM_3, "dtmf-info", {"sent": DTMF_DIGITS, "info-answers": live_call.info_answers})
-            observe(ClauseId.RAM_3, "json1-set-by-dtmf", reflected)  # pinnable: [pins] "RAM-3.json1-set-by-dtmf" = "true"
-        s.check(live_call.gravacao, ClauseId.RAM_3,
-                "neither statusramais during the call nor the call record after it names a GRAVACAO")
+            observe(
+                ClauseId.RAM_3, "json1-set-by-dtmf", reflected
+            )  # pinnable: [pins] "RAM-3.json1-set-by-dtmf" = "true"
+        s.check(
+            live_call.gravacao,
+            ClauseId.RAM_3,
+            "neither statusramais during the call nor the call record after it names a GRAVACAO",
+        )
         assert live_call.gravacao is not None
         observe(ClauseId.RAM_3, "gravacao-from", live_call.gravacao_from)
         resp = api.recording(live_call.gravacao.replace("\\", "/"))
         if resp.status_code in (401, 403):
             resp = api.get(f"/gravador28/{live_call.gravacao}.gsm", auth=True)
-        s.check(resp.status_code == 200, ClauseId.RAM_3,
-                f"GRAVACAO {live_call.gravacao!r} + .gsm does not download after hang-up: HTTP {resp.status_code}")
+        s.check(
+            resp.status_code == 200,
+            ClauseId.RAM_3,
+            f"GRAVACAO {live_call.gravacao!r} + .gsm does not download after hang-up: HTTP {resp.status_code}",
+        )
         problem = gsm_problem(resp.content, (live_call.record or {}).get("tamanho_gravacao"))
         s.check(problem is None, ClauseId.REC_1, f"recording {live_call.gravacao!r}.gsm: {problem}")
     finally:
@@ -327,8 +377,9 @@ def gsm_problem(data: bytes, size: Any) -> str | None:
 
 
 @pytest.mark.clause(ClauseId.C5_1)
-def test_classe5_block_refuses_register(sip: SipSession, api: ApiClient, check: Checker, observe: Any,
-                                        request: pytest.FixtureRequest) -> None:
+def test_classe5_block_refuses_register(
+    sip: SipSession, api: ApiClient, check: Checker, observe: Any, request: pytest.FixtureRequest
+) -> None:
     t = sip.target
     own = [e for e in t.extensions if e.classe5_client == t.disposable_classe5]
     if not own:
@@ -358,17 +409,28 @@ def test_classe5_block_refuses_register(sip: SipSession, api: ApiClient, check: 
         return f.status if f else None
 
     before = sip.run(register("before"))
-    sip.check(before == 200, ClauseId.C5_1, f"{ext.number} (client {t.disposable_classe5}) does not register even "
-                                     f"before any block: {before}")
+    sip.check(
+        before == 200,
+        ClauseId.C5_1,
+        f"{ext.number} (client {t.disposable_classe5}) does not register even before any block: {before}",
+    )
     request.addfinalizer(undo)
     ex = api.call(Acao.BLOQUEIOCLASSE5, logincliente=t.disposable_classe5, classe5acao=CLASSE5_BLOQUEAR)
-    observe(ClauseId.C5_1, "sip.bloquear-answer", ex.answer.value if ex.answer else ex.raw[:100].decode("utf-8", "replace"))
+    observe(
+        ClauseId.C5_1, "sip.bloquear-answer", ex.answer.value if ex.answer else ex.raw[:100].decode("utf-8", "replace")
+    )
     blocked = sip.run(register("blocked"))
-    sip.check(blocked != 200, ClauseId.C5_1,
-              f"client {t.disposable_classe5} is BLOQUEADO but its extension {ext.number} still registers (200 OK)")
+    sip.check(
+        blocked != 200,
+        ClauseId.C5_1,
+        f"client {t.disposable_classe5} is BLOQUEADO but its extension {ext.number} still registers (200 OK)",
+    )
     blocked_call = sip.run(invite("blocked"))
-    sip.check(blocked_call != 200, ClauseId.C5_1,
-              f"client {t.disposable_classe5} is BLOQUEADO but its extension {ext.number} still places a call")
+    sip.check(
+        blocked_call != 200,
+        ClauseId.C5_1,
+        f"client {t.disposable_classe5} is BLOQUEADO but its extension {ext.number} still places a call",
+    )
     ex = api.call(Acao.BLOQUEIOCLASSE5, logincliente=t.disposable_classe5, classe5acao=CLASSE5_DESBLOQUEAR)
     observe(ClauseId.C5_1, "sip.desbloquear-answer", ex.answer.value if ex.answer else None)
     after = sip.run(register("after"))

@@ -28,11 +28,16 @@ async def _call(sip: SipSession, transport: str, **kw: object) -> tuple[sipkit.C
     caller_ext, callee_ext = sip.extensions(2)
     callee = await sip.phone(callee_ext, transport)
     reg = await callee.register(90)
-    sip.check(reg.status == 200, ClauseId.SIP_INV_1,
-              f"the callee {callee_ext.number} could not register ({reg.status}); no call can be tested")
+    sip.check(
+        reg.status == 200,
+        ClauseId.SIP_INV_1,
+        f"the callee {callee_ext.number} could not register ({reg.status}); no call can be tested",
+    )
     caller = await sip.phone(caller_ext, transport)
     reg = await caller.register(90)
-    sip.check(reg.status == 200, ClauseId.SIP_INV_1, f"the caller {caller_ext.number} could not register ({reg.status})")
+    sip.check(
+        reg.status == 200, ClauseId.SIP_INV_1, f"the caller {caller_ext.number} could not register ({reg.status})"
+    )
     res = await caller.call(callee_ext.number, **kw)  # type: ignore[arg-type]
     await caller.register(0)
     await callee.register(0)
@@ -69,13 +74,18 @@ def test_invite_call_flow(sip: SipSession, observe: Observe, transport: str) -> 
         first = sipkit.final(res.invite1)
         sip.check(first is not None, ClauseId.SIP_INV_1, "no final answer to the first INVITE")
         assert first is not None
-        sip.check(first.status in (401, 407), ClauseId.SIP_INV_1,
-                  f"an INVITE without credentials must be challenged (401, as in the document); got "
-                  f"{_lines(res.invite1)}")
+        sip.check(
+            first.status in (401, 407),
+            ClauseId.SIP_INV_1,
+            f"an INVITE without credentials must be challenged (401, as in the document); got {_lines(res.invite1)}",
+        )
         observe(ClauseId.SIP_INV_1, f"invite-challenge.{transport}", first.status)
         codes = [r.status for r in res.invite2]
-        sip.check(res.ok, ClauseId.SIP_INV_1, f"the authenticated INVITE did not end in 200 OK: {res.problem}; "
-                                       f"answers {_lines(res.invite2)}")
+        sip.check(
+            res.ok,
+            ClauseId.SIP_INV_1,
+            f"the authenticated INVITE did not end in 200 OK: {res.problem}; answers {_lines(res.invite2)}",
+        )
         sip.check(100 in codes, ClauseId.SIP_INV_1, f"no 100 Trying to the authenticated INVITE: {_lines(res.invite2)}")
         p183 = [r for r in res.invite2 if r.status == 183]
         sip.check(p183, ClauseId.SIP_INV_1, f"no 183 Session Progress before the 200: {_lines(res.invite2)}")
@@ -83,12 +93,16 @@ def test_invite_call_flow(sip: SipSession, observe: Observe, transport: str) -> 
         ok = sipkit.final(res.invite2)
         assert ok is not None
         sip.check(ok.has_sdp, ClauseId.SIP_INV_1, "the 200 OK to the INVITE carries no SDP")
-        sip.check(codes.index(100) < codes.index(183) < codes.index(200), ClauseId.SIP_INV_1,
-                  f"answers out of the document's order (100, 183, 200): {_lines(res.invite2)}")
+        sip.check(
+            codes.index(100) < codes.index(183) < codes.index(200),
+            ClauseId.SIP_INV_1,
+            f"answers out of the document's order (100, 183, 200): {_lines(res.invite2)}",
+        )
         sip.check(callee.invites, ClauseId.SIP_INV_1, "the callee's registered binding never received the INVITE")
         byes = sipkit.final(res.bye)
-        sip.check(byes is not None and byes.status == 200, ClauseId.SIP_INV_1,
-                  f"BYE must get 200 OK; got {_lines(res.bye)}")
+        sip.check(
+            byes is not None and byes.status == 200, ClauseId.SIP_INV_1, f"BYE must get 200 OK; got {_lines(res.bye)}"
+        )
 
     sip.run(scenario())
 
@@ -108,14 +122,20 @@ def test_invite_codecs_and_rtp_port(sip: SipSession, observe: Observe, transport
             s = SdpSummary.read(r.body)
             observe(ClauseId.SIP_INV_2, f"answer.{r.status}", {"port": s.port, "payloads": s.payloads})
             sip.check(s.port is not None, ClauseId.SIP_INV_2, f"the SDP of {r.first_line!r} has no m=audio line")
-            sip.check(lo <= s.port <= hi, ClauseId.SIP_INV_2,  # type: ignore[operator]
-                      f"the SDP of {r.first_line!r} answers RTP port {s.port}, outside {lo}-{hi}")
+            sip.check(
+                s.port is not None and lo <= s.port <= hi,
+                ClauseId.SIP_INV_2,
+                f"the SDP of {r.first_line!r} answers RTP port {s.port}, outside {lo}-{hi}",
+            )
             audio = [p for p in s.payloads if p != TELEPHONE_EVENT_PT]
             sip.check(audio, ClauseId.SIP_INV_2, f"the SDP of {r.first_line!r} picks no audio codec: {s.payloads}")
             foreign = [p for p in s.payloads if p not in offered and s.rtpmap.get(p, "").lower() != "telephone-event"]
-            sip.check(not foreign, ClauseId.SIP_INV_2,
-                      f"the SDP of {r.first_line!r} picks payload(s) {foreign} "
-                      f"({', '.join(s.rtpmap.get(p, '?') for p in foreign)}), which were not offered "
-                      f"(offered: 18 G729, 0 PCMU, 8 PCMA, 3 GSM, 101 telephone-event)")
+            sip.check(
+                not foreign,
+                ClauseId.SIP_INV_2,
+                f"the SDP of {r.first_line!r} picks payload(s) {foreign} "
+                f"({', '.join(s.rtpmap.get(p, '?') for p in foreign)}), which were not offered "
+                f"(offered: 18 G729, 0 PCMU, 8 PCMA, 3 GSM, 101 telephone-event)",
+            )
 
     sip.run(scenario())

@@ -60,8 +60,9 @@ def _user_of(uri: str) -> str:
     return m.group(1) if m else ""
 
 
-async def _call_each(sip: SipSession, caller: sipkit.Phone, devices: list[tuple[Extension, sipkit.Phone]],
-                     seen: list[Request]) -> dict[str, str]:
+async def _call_each(
+    sip: SipSession, caller: sipkit.Phone, devices: list[tuple[Extension, sipkit.Phone]], seen: list[Request]
+) -> dict[str, str]:
     """Call every device's extension; for each, delivered / crossed / lost."""
     outcome: dict[str, str] = {}
     for ext, _phone in devices:
@@ -123,19 +124,25 @@ def test_same_port_behind_one_and_two_ips(sip: SipSession, observe: Observe) -> 
         both = await asyncio.gather(*(p.register(90) for p in devs))
         for p in devs:
             await p.register(0)
-        sip.check(all(r.status == 200 for r in both), ClauseId.SIP_NAT_1,
-                  "two devices behind one public IP (different source ports), each counting its own nonce uses, "
-                  "registered at the same instant: " + ", ".join(f"{p.number} got {r.status}"
-                                                                 for p, r in zip(devs, both, strict=True))
-                  + " (a nonce shared between clients makes the second one's nc=1 look like a replay)")
+        sip.check(
+            all(r.status == 200 for r in both),
+            ClauseId.SIP_NAT_1,
+            "two devices behind one public IP (different source ports), each counting its own nonce uses, "
+            "registered at the same instant: "
+            + ", ".join(f"{p.number} got {r.status}" for p, r in zip(devs, both, strict=True))
+            + " (a nonce shared between clients makes the second one's nc=1 look like a replay)",
+        )
 
         observe(ClauseId.SIP_NAT_1, "same-ip-port.calls", same)
         observe(ClauseId.SIP_NAT_1, "different-ips.calls", two)
         collision = not all(v == "delivered" for v in same.values())
         observe(ClauseId.SIP_NAT_1, "same-ip-port", "collision" if collision else "no-collision")
-        sip.check(all(v == "delivered" for v in two.values()), ClauseId.SIP_NAT_1,
-                  f"from different IPs with the same port ({NAT_IPS[0]}:{port2}, {NAT_IPS[1]}:{port2}) both "
-                  f"devices must get their calls; got {two}")
+        sip.check(
+            all(v == "delivered" for v in two.values()),
+            ClauseId.SIP_NAT_1,
+            f"from different IPs with the same port ({NAT_IPS[0]}:{port2}, {NAT_IPS[1]}:{port2}) both "
+            f"devices must get their calls; got {two}",
+        )
 
     sip.run(scenario(), timeout=25)
 

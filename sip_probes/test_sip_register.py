@@ -35,24 +35,36 @@ def test_register_challenge_then_200(sip: SipSession, observe: Observe, transpor
         f = sipkit.final(ex.first)
         sip.check(f is not None, ClauseId.SIP_REG_1, f"no final answer to an unauthenticated REGISTER over {transport}")
         assert f is not None
-        sip.check(f.status == 401, ClauseId.SIP_REG_1,
-                  f"the first REGISTER (no credentials) must get 401 Unauthorized; got {f.first_line!r}")
+        sip.check(
+            f.status == 401,
+            ClauseId.SIP_REG_1,
+            f"the first REGISTER (no credentials) must get 401 Unauthorized; got {f.first_line!r}",
+        )
         chal_text = f.get("www-authenticate") or ""
         chal = sipkit.challenge_params(chal_text)
-        sip.check(chal.get("scheme", "").lower() == "digest", ClauseId.SIP_REG_1,
-                  f"the 401 must carry WWW-Authenticate: Digest; got {chal_text!r}")
+        sip.check(
+            chal.get("scheme", "").lower() == "digest",
+            ClauseId.SIP_REG_1,
+            f"the 401 must carry WWW-Authenticate: Digest; got {chal_text!r}",
+        )
         for key in ("realm", "nonce"):
             sip.check(chal.get(key), ClauseId.SIP_REG_1, f"the Digest challenge has no {key}: {chal_text!r}")
         qops = [q.strip().lower() for q in chal.get("qop", "").split(",") if q.strip()]
         sip.check("auth" in qops, ClauseId.SIP_REG_1, f'the Digest challenge must offer qop="auth"; got {chal_text!r}')
         algorithm = chal.get("algorithm", "MD5")
-        sip.check(algorithm.upper() == "MD5", ClauseId.SIP_REG_1,
-                  f"the Digest challenge must use algorithm=MD5 (the document's device); got {algorithm!r}")
+        sip.check(
+            algorithm.upper() == "MD5",
+            ClauseId.SIP_REG_1,
+            f"the Digest challenge must use algorithm=MD5 (the document's device); got {algorithm!r}",
+        )
         observe(ClauseId.SIP_REG_1, f"challenge.{transport}.opaque", "present" if "opaque" in chal else "absent")
         observe(ClauseId.SIP_REG_1, f"challenge.{transport}.realm", chal.get("realm"))
         s = sipkit.final(ex.second)
-        sip.check(s is not None and s.status == 200, ClauseId.SIP_REG_1,
-                  f"the REGISTER with a correct Authorization must get 200 OK; got {_summary(ex.second)}")
+        sip.check(
+            s is not None and s.status == 200,
+            ClauseId.SIP_REG_1,
+            f"the REGISTER with a correct Authorization must get 200 OK; got {_summary(ex.second)}",
+        )
         await phone.register(0)
 
     sip.run(scenario())
@@ -64,8 +76,15 @@ def _registrar_answer_shape(m: sipkit.Msg | None) -> tuple[object, ...]:
         return ("silence",)
     chal = sipkit.challenge_params(m.get("www-authenticate") or m.get("proxy-authenticate") or "")
     names = tuple(sorted({k.lower() for k, _ in m.headers} - {"content-length"}))
-    return (m.status, m.reason, names, tuple(sorted(k for k in chal if k != "nonce")),
-            chal.get("realm"), chal.get("qop"), chal.get("stale"))
+    return (
+        m.status,
+        m.reason,
+        names,
+        tuple(sorted(k for k in chal if k != "nonce")),
+        chal.get("realm"),
+        chal.get("qop"),
+        chal.get("stale"),
+    )
 
 
 @pytest.mark.clause(ClauseId.SIP_REG_2)
@@ -80,23 +99,37 @@ def test_wrong_password_and_unknown_extension(sip: SipSession, transport: str) -
         wrong = await sipkit.register_as(ch, ext.number, sipkit.wrong_password(ext.password), d=d)
         if wrong.first_status == 200:
             await sipkit.register_as(ch, ext.number, ext.password, 0, d=d)
-            blocked_by(ClauseId.SIP_REG_1, "the registrar accepts a REGISTER without any credentials: no password is "
-                       "ever checked, so neither a wrong one nor an unknown extension can be told apart")
-        sip.check(wrong.status != 200, ClauseId.SIP_REG_2,
-                  f"extension {ext.number} registered with a WRONG password: {_summary(wrong.first + wrong.second)}")
-        sip.check(wrong.status is not None and wrong.status >= 400, ClauseId.SIP_REG_2,
-                  f"a wrong password must be refused with an error; got {_summary(wrong.second or wrong.first)}")
+            blocked_by(
+                ClauseId.SIP_REG_1,
+                "the registrar accepts a REGISTER without any credentials: no password is "
+                "ever checked, so neither a wrong one nor an unknown extension can be told apart",
+            )
+        sip.check(
+            wrong.status != 200,
+            ClauseId.SIP_REG_2,
+            f"extension {ext.number} registered with a WRONG password: {_summary(wrong.first + wrong.second)}",
+        )
+        sip.check(
+            wrong.status is not None and wrong.status >= 400,
+            ClauseId.SIP_REG_2,
+            f"a wrong password must be refused with an error; got {_summary(wrong.second or wrong.first)}",
+        )
         # the same, for an extension that does not exist (same password guess, same shape of request)
         stranger = await sipkit.register_as(ch, unknown, sipkit.wrong_password(ext.password), d=d)
         sip.check(stranger.status != 200, ClauseId.SIP_REG_2, f"unknown extension {unknown} got 200")
-        for step, a, b in (("without credentials", wrong.first, stranger.first),
-                           ("with (wrong) credentials", wrong.second, stranger.second)):
+        for step, a, b in (
+            ("without credentials", wrong.first, stranger.first),
+            ("with (wrong) credentials", wrong.second, stranger.second),
+        ):
             fa, fb = sipkit.final(a), sipkit.final(b)
-            sip.check(_registrar_answer_shape(fa) == _registrar_answer_shape(fb), ClauseId.SIP_REG_2,
-                      f"an unknown extension is answered differently from a wrong password ({step}), so "
-                      f"extensions can be enumerated:\n    existing {ext.number}: "
-                      f"{fa.first_line if fa else 'silence'}\n    unknown {unknown}: {fb.first_line if fb else 'silence'}\n"
-                      f"    shapes: {_registrar_answer_shape(fa)} vs {_registrar_answer_shape(fb)}")
+            sip.check(
+                _registrar_answer_shape(fa) == _registrar_answer_shape(fb),
+                ClauseId.SIP_REG_2,
+                f"an unknown extension is answered differently from a wrong password ({step}), so "
+                f"extensions can be enumerated:\n    existing {ext.number}: "
+                f"{fa.first_line if fa else 'silence'}\n    unknown {unknown}: {fb.first_line if fb else 'silence'}\n"
+                f"    shapes: {_registrar_answer_shape(fa)} vs {_registrar_answer_shape(fb)}",
+            )
 
     sip.run(scenario())
 
@@ -132,25 +165,43 @@ def test_expires_honoured_and_zero_removes(sip: SipSession, observe: Observe, tr
         contact_uri = re.search(r"<([^>;]+)", str(phone.ua.contact())).group(1)  # type: ignore[union-attr]
         reg = await phone.register(90)
         ok = sipkit.final(reg.second) or sipkit.final(reg.first)  # unchallenged 200: SIP-REG-1's business
-        sip.check(ok is not None and ok.status == 200, ClauseId.SIP_REG_3,
-                  f"could not register {ext.number} to test Expires: {_summary(reg.first + reg.second)}")
+        sip.check(
+            ok is not None and ok.status == 200,
+            ClauseId.SIP_REG_3,
+            f"could not register {ext.number} to test Expires: {_summary(reg.first + reg.second)}",
+        )
         granted = _granted(ok, contact_uri)
         observe(ClauseId.SIP_REG_3, f"granted.{transport}", granted)
-        sip.check(granted is not None, ClauseId.SIP_REG_3,
-                  f"the 200 OK does not say how long our contact {contact_uri} is bound (no ;expires=, no Expires)")
-        sip.check(0 < granted <= 90, ClauseId.SIP_REG_3,  # type: ignore[operator]
-                  f"REGISTER asked Expires: 90 and the registrar granted {granted} s: Expires not honoured")
+        sip.check(
+            granted is not None,
+            ClauseId.SIP_REG_3,
+            f"the 200 OK does not say how long our contact {contact_uri} is bound (no ;expires=, no Expires)",
+        )
+        sip.check(
+            granted is not None and 0 < granted <= 90,
+            ClauseId.SIP_REG_3,
+            f"REGISTER asked Expires: 90 and the registrar granted {granted} s: Expires not honoured",
+        )
         un = await phone.register(0)
         gone = sipkit.final(un.second) or sipkit.final(un.first)
-        sip.check(gone is not None and gone.status == 200, ClauseId.SIP_REG_3,
-                  f"REGISTER with Expires: 0 must get 200 OK; got {_summary(un.first + un.second)}")
-        sip.check(not _lists_contact(gone, contact_uri) or _granted(gone, contact_uri) == 0, ClauseId.SIP_REG_3,
-                  f"after Expires: 0 the 200 OK still lists our contact {contact_uri} as bound")
+        sip.check(
+            gone is not None and gone.status == 200,
+            ClauseId.SIP_REG_3,
+            f"REGISTER with Expires: 0 must get 200 OK; got {_summary(un.first + un.second)}",
+        )
+        sip.check(
+            not _lists_contact(gone, contact_uri) or _granted(gone, contact_uri) == 0,
+            ClauseId.SIP_REG_3,
+            f"after Expires: 0 the 200 OK still lists our contact {contact_uri} as bound",
+        )
         # RFC 3261 10.2.3: a REGISTER without Contact fetches the current bindings
         fetch = await _fetch_bindings(await sip.channel(transport), ext.number, ext.password)
         if fetch is not None and fetch.status == 200:
-            sip.check(not _lists_contact(fetch, contact_uri) or _granted(fetch, contact_uri) == 0, ClauseId.SIP_REG_3,
-                      f"a fetch after Expires: 0 still lists our contact {contact_uri}")
+            sip.check(
+                not _lists_contact(fetch, contact_uri) or _granted(fetch, contact_uri) == 0,
+                ClauseId.SIP_REG_3,
+                f"a fetch after Expires: 0 still lists our contact {contact_uri}",
+            )
         observe(ClauseId.SIP_REG_3, f"fetch-after-unregister.{transport}", fetch.first_line if fetch else "silence")
 
     sip.run(scenario())

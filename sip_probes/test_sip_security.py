@@ -55,12 +55,23 @@ def test_options_fingerprint(sip: SipSession, observe: Observe, finding: Finding
     async def scenario() -> None:
         ch = await sip.channel("UDP")
         d = sipkit.Dialogish()
-        got = await ch.request(ch.build("OPTIONS", ch.server_uri, from_user="probe", to_user="probe", d=d,
-                                        headers=[("Accept", "application/sdp")]), timeout=1.5)
+        got = await ch.request(
+            ch.build(
+                "OPTIONS",
+                ch.server_uri,
+                from_user="probe",
+                to_user="probe",
+                d=d,
+                headers=[("Accept", "application/sdp")],
+            ),
+            timeout=1.5,
+        )
         f = sipkit.final(got)
-        print_ = {"answer": f.first_line if f else "silence",
-                  "server": (f.get("server") or f.get("user-agent")) if f else None,
-                  "allow": f.get("allow") if f else None}
+        print_ = {
+            "answer": f.first_line if f else "silence",
+            "server": (f.get("server") or f.get("user-agent")) if f else None,
+            "allow": f.get("allow") if f else None,
+        }
         observe(ClauseId.SIP_SEC_1, "svmap.options", print_)
         banner = print_["server"] or ""
         if any(ch.isdigit() for ch in banner):
@@ -95,21 +106,36 @@ def test_extension_enumeration(sip: SipSession, observe: Observe, finding: Findi
                 d = sipkit.Dialogish()
                 uri = ch.server_uri if method == "REGISTER" else ch.uri_for(user)
                 body = make_offer(ch.local[0], 10_000).to_bytes() if method == "INVITE" else b""
-                req = ch.build(method, uri, from_user=user, to_user=user, d=d, body=body,
-                               headers=[("Expires", "60")] if method == "REGISTER" else [])
+                req = ch.build(
+                    method,
+                    uri,
+                    from_user=user,
+                    to_user=user,
+                    d=d,
+                    body=body,
+                    headers=[("Expires", "60")] if method == "REGISTER" else [],
+                )
                 got = await ch.request(req, timeout=1.0)
                 f = sipkit.final(got)
                 answers[user] = f
                 await _clean_up(ch, req, f)
             a, b = answers[ext.number], answers[baseline]
-            seen[method] = {"existing": a.first_line if a else "silence", "never-valid": b.first_line if b else "silence"}
+            seen[method] = {
+                "existing": a.first_line if a else "silence",
+                "never-valid": b.first_line if b else "silence",
+            }
             if _shape(a) != _shape(b):
-                leaks.append(f"{method}: existing {ext.number} → {seen[method]['existing']!r}, "
-                             f"never-valid {baseline} → {seen[method]['never-valid']!r}")
+                leaks.append(
+                    f"{method}: existing {ext.number} → {seen[method]['existing']!r}, "
+                    f"never-valid {baseline} → {seen[method]['never-valid']!r}"
+                )
         observe(ClauseId.SIP_SEC_1, "svwar", seen)
         if leaks:
-            finding(ClauseId.SIP_SEC_1, "high",
-                    "extensions can be enumerated by response difference (svwar): " + "; ".join(leaks))
+            finding(
+                ClauseId.SIP_SEC_1,
+                "high",
+                "extensions can be enumerated by response difference (svwar): " + "; ".join(leaks),
+            )
 
     sip.run(scenario())
 
@@ -170,8 +196,13 @@ def test_password_guessing(sip: SipSession, observe: Observe, finding: Finding) 
         chal = ex.challenge
         if chal:
             for i in range(GUESSES):
-                auth = sipkit.digest_header(chal, method="REGISTER", uri=ch.server_uri, username=ext.number,
-                                            password=sipkit.wrong_password(ext.password))
+                auth = sipkit.digest_header(
+                    chal,
+                    method="REGISTER",
+                    uri=ch.server_uri,
+                    username=ext.number,
+                    password=sipkit.wrong_password(ext.password),
+                )
                 t0 = time.monotonic()
                 req = sipkit.register_request(ch, ext.number, d, 60, [("Authorization", auth)])
                 f = sipkit.final(await ch.request(req, timeout=1.0))
@@ -188,26 +219,44 @@ def test_password_guessing(sip: SipSession, observe: Observe, finding: Finding) 
         lines = results["fresh-nonce"] + results["reused-nonce"]
         dropped = lines.count("(silence)")
         delayed = answers_delayed(times)
-        measured = [w for w, on in (("later guesses delayed", delayed), (f"{dropped} guesses dropped", dropped),
-                                    (f"lockout: the right password refused for {lockout_s or 0:.1f} s",
-                                     lockout_s is not None)) if on]
-        observe(ClauseId.SIP_SEC_1, "svcrack", {k: _counts(v) for k, v in results.items()} | {
-            "seconds": round(elapsed, 2), "first_ms": [round(t * 1000) for t in times[:4]],
-            "last_ms": [round(t * 1000) for t in times[-4:]], "right_password_after": right_after,
-            "throttling": ", ".join(measured) or "none measured"})
+        measured = [
+            w
+            for w, on in (
+                ("later guesses delayed", delayed),
+                (f"{dropped} guesses dropped", dropped),
+                (f"lockout: the right password refused for {lockout_s or 0:.1f} s", lockout_s is not None),
+            )
+            if on
+        ]
+        observe(
+            ClauseId.SIP_SEC_1,
+            "svcrack",
+            {k: _counts(v) for k, v in results.items()}
+            | {
+                "seconds": round(elapsed, 2),
+                "first_ms": [round(t * 1000) for t in times[:4]],
+                "last_ms": [round(t * 1000) for t in times[-4:]],
+                "right_password_after": right_after,
+                "throttling": ", ".join(measured) or "none measured",
+            },
+        )
         if got_in:
             finding(ClauseId.SIP_SEC_1, "critical", f"wrong passwords got 200 OK for {ext.number}: {', '.join(got_in)}")
         if not measured:
-            finding(ClauseId.SIP_SEC_1, "medium",
-                    f"{len(lines)} wrong-password attempts from {GUESS_IP} in {elapsed:.2f} s met no throttling: "
-                    f"every one answered ({_counts(lines)}) without growing delay, and the right password was "
-                    f"accepted right after ({right_after}); a status code alone (403 included) is not a rate limit")
+            finding(
+                ClauseId.SIP_SEC_1,
+                "medium",
+                f"{len(lines)} wrong-password attempts from {GUESS_IP} in {elapsed:.2f} s met no throttling: "
+                f"every one answered ({_counts(lines)}) without growing delay, and the right password was "
+                f"accepted right after ({right_after}); a status code alone (403 included) is not a rate limit",
+            )
 
     sip.run(scenario())
 
 
-async def _right_password_after(ch: sipkit.Channel, d: sipkit.Dialogish, user: str,
-                                password: str) -> tuple[str, float | None]:
+async def _right_password_after(
+    ch: sipkit.Channel, d: sipkit.Dialogish, user: str, password: str
+) -> tuple[str, float | None]:
     """REGISTER with the right password right after the burst; while refused, again every second (at most
     LOCKOUT_WAIT_S). Returns (the first answer, how long it stayed refused or None). Unregisters after."""
     started = time.monotonic()
@@ -256,8 +305,13 @@ def test_nonce_replay_and_wrong_nc(sip: SipSession, observe: Observe, finding: F
         breaches: list[str] = []
 
         async def attempt(name: str, auth: str, channel: sipkit.Channel = ch) -> None:
-            req = channel.build("REGISTER", channel.server_uri, from_user=ext.number, d=sipkit.Dialogish(),
-                                headers=[("Expires", "60"), ("Authorization", auth)])
+            req = channel.build(
+                "REGISTER",
+                channel.server_uri,
+                from_user=ext.number,
+                d=sipkit.Dialogish(),
+                headers=[("Expires", "60"), ("Authorization", auth)],
+            )
             f = sipkit.final(await channel.request(req, timeout=1.0))
             outcomes[name] = f.first_line if f else "(silence)"
             if f is not None and f.status == 200:
@@ -267,30 +321,47 @@ def test_nonce_replay_and_wrong_nc(sip: SipSession, observe: Observe, finding: F
         await attempt("replayed-authorization", captured)
         # 2. a correct response (fresh cnonce), but the nc the successful REGISTER already spent
         spent = int(sipkit.challenge_params(captured).get("nc", "1"), 16)
-        await attempt("reused-nc", sipkit.digest_header(chal, method="REGISTER", uri=ch.server_uri,
-                                                        username=ext.number, password=ext.password, nc=spent))
+        await attempt(
+            "reused-nc",
+            sipkit.digest_header(
+                chal, method="REGISTER", uri=ch.server_uri, username=ext.number, password=ext.password, nc=spent
+            ),
+        )
         # 3. nc = 0, which no client may send (counts start at 1)
-        await attempt("nc-zero", sipkit.digest_header(chal, method="REGISTER", uri=ch.server_uri,
-                                                      username=ext.number, password=ext.password, nc=0))
+        await attempt(
+            "nc-zero",
+            sipkit.digest_header(
+                chal, method="REGISTER", uri=ch.server_uri, username=ext.number, password=ext.password, nc=0
+            ),
+        )
         # 4. the document's years-old nonce, with a correct response for it (stale / never issued here)
-        await attempt("stale-nonce", sipkit.digest_header(chal, method="REGISTER", uri=ch.server_uri,
-                                                          username=ext.number, password=ext.password, nonce=DOC_NONCE))
+        await attempt(
+            "stale-nonce",
+            sipkit.digest_header(
+                chal, method="REGISTER", uri=ch.server_uri, username=ext.number, password=ext.password, nonce=DOC_NONCE
+            ),
+        )
         # 5. a fresh nonce issued to 127.0.0.1, used from 127.0.0.7 (a nonce captured and carried away)
         other = await sip.channel("UDP", local=("127.0.0.7", 0))
-        fresh = sipkit.final(await ch.request(sipkit.register_request(ch, ext.number, sipkit.Dialogish(), 60),
-                                              timeout=1.0))
+        fresh = sipkit.final(
+            await ch.request(sipkit.register_request(ch, ext.number, sipkit.Dialogish(), 60), timeout=1.0)
+        )
         fresh_chal = sipkit.challenge_params((fresh.get("www-authenticate") or "") if fresh else "")
         foreign = ""
         if fresh_chal.get("nonce"):
-            auth = sipkit.digest_header(fresh_chal, method="REGISTER", uri=other.server_uri,
-                                        username=ext.number, password=ext.password)
+            auth = sipkit.digest_header(
+                fresh_chal, method="REGISTER", uri=other.server_uri, username=ext.number, password=ext.password
+            )
             await attempt("nonce-from-other-ip", auth, other)
             foreign = outcomes["nonce-from-other-ip"]
         observe(ClauseId.SIP_SEC_1, "nonce-handling", outcomes)
         serious = [b for b in breaches if b != "nonce-from-other-ip"]
         if serious:
-            finding(ClauseId.SIP_SEC_1, "critical",
-                    "accepted with 200 OK: " + ", ".join(f"{b} ({outcomes[b]})" for b in serious))
+            finding(
+                ClauseId.SIP_SEC_1,
+                "critical",
+                "accepted with 200 OK: " + ", ".join(f"{b} ({outcomes[b]})" for b in serious),
+            )
         if "nonce-from-other-ip" in breaches:
             finding(ClauseId.SIP_SEC_1, "low", f"a nonce issued to one source IP is accepted from another ({foreign})")
         await phone.register(0)
@@ -350,12 +421,18 @@ def test_torture_then_register(sip: SipSession, observe: Observe, finding: Findi
         phone = await sip.phone(ext, "UDP")
         ex = await phone.register(60, timeout=2.0)
         if ex.first_status is None:
-            finding(ClauseId.SIP_SEC_1, "critical",
-                    f"after the {len(files)} RFC 4475 torture messages the SIP side no longer answers a "
-                    f"well-formed REGISTER (silence for 2 s)")
+            finding(
+                ClauseId.SIP_SEC_1,
+                "critical",
+                f"after the {len(files)} RFC 4475 torture messages the SIP side no longer answers a "
+                f"well-formed REGISTER (silence for 2 s)",
+            )
         elif ex.status != 200:
-            finding(ClauseId.SIP_SEC_1, "high",
-                    f"after the torture messages a correct REGISTER is answered {ex.status}, not 200")
+            finding(
+                ClauseId.SIP_SEC_1,
+                "high",
+                f"after the torture messages a correct REGISTER is answered {ex.status}, not 200",
+            )
         else:
             await phone.register(0)
 

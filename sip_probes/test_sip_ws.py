@@ -31,10 +31,16 @@ def test_websocket_register_call_and_refusal(sip: SipSession, observe: Observe, 
     async def scenario() -> None:
         phone = await sip.phone(web, transport)
         reg = await phone.register(90)
-        sip.check(reg.first_status == 401, ClauseId.SIP_WS_1,
-                  f"REGISTER over {transport} without credentials must get 401; got {reg.first_status}")
-        sip.check(reg.status == 200, ClauseId.SIP_WS_1,
-                  f"ramal-web extension {web.number} must register over {url}; got {reg.status}")
+        sip.check(
+            reg.first_status == 401,
+            ClauseId.SIP_WS_1,
+            f"REGISTER over {transport} without credentials must get 401; got {reg.first_status}",
+        )
+        sip.check(
+            reg.status == 200,
+            ClauseId.SIP_WS_1,
+            f"ramal-web extension {web.number} must register over {url}; got {reg.status}",
+        )
         # the INVITE flow over the WebSocket, to a callee of ours on UDP
         callee = await sip.phone(plain, "UDP")
         creg = await callee.register(90)
@@ -42,12 +48,18 @@ def test_websocket_register_call_and_refusal(sip: SipSession, observe: Observe, 
         res = await phone.call(plain.number)
         codes = [r.status for r in res.invite2]
         first = sipkit.final(res.invite1)
-        sip.check(first is not None and first.status in (401, 407), ClauseId.SIP_WS_1,
-                  f"an INVITE over {transport} without credentials must be challenged; got "
-                  f"{first.first_line if first else 'silence'}")
+        sip.check(
+            first is not None and first.status in (401, 407),
+            ClauseId.SIP_WS_1,
+            f"an INVITE over {transport} without credentials must be challenged; got "
+            f"{first.first_line if first else 'silence'}",
+        )
         sip.check(res.ok, ClauseId.SIP_WS_1, f"the call over {transport} failed: {res.problem}")
-        sip.check(183 in codes and sipkit.final(res.invite2).has_sdp, ClauseId.SIP_WS_1,  # type: ignore[union-attr]
-                  f"the call over {transport} did not go 183 (SDP) then 200 (SDP): {codes}")
+        sip.check(
+            183 in codes and (final := sipkit.final(res.invite2)) is not None and final.has_sdp,
+            ClauseId.SIP_WS_1,
+            f"the call over {transport} did not go 183 (SDP) then 200 (SDP): {codes}",
+        )
         bye = sipkit.final(res.bye)
         sip.check(bye is not None and bye.status == 200, ClauseId.SIP_WS_1, f"BYE over {transport} must get 200")
         await phone.register(0)
@@ -55,19 +67,27 @@ def test_websocket_register_call_and_refusal(sip: SipSession, observe: Observe, 
         # an extension without ramal-web cannot register over the WebSocket
         other = await sip.phone(plain, transport)
         refused = await other.register(90)
-        sip.check(refused.status != 200, ClauseId.SIP_WS_1,
-                  f"extension {plain.number} has ramal-web disabled but registered over {url}")
-        observe(ClauseId.SIP_WS_1, f"no-ramal-web.{transport}",
-                sipkit.final(refused.second or refused.first).first_line  # type: ignore[union-attr]
-                if refused.status is not None else "silence")
+        sip.check(
+            refused.status != 200,
+            ClauseId.SIP_WS_1,
+            f"extension {plain.number} has ramal-web disabled but registered over {url}",
+        )
+        observe(
+            ClauseId.SIP_WS_1,
+            f"no-ramal-web.{transport}",
+            sipkit.final(refused.second or refused.first).first_line  # type: ignore[union-attr]
+            if refused.status is not None
+            else "silence",
+        )
         if refused.status == 200:
             await other.register(0)
         # RFC 7118 §4: the handshake must carry the sip subprotocol
         from pbxcheck.sip.drivers.ws import ws_connect
 
         try:
-            flow = await ws_connect(url, lambda d, f: None, ssl_context=sip.target.sip_ssl_context(),
-                                    timeout=2.0, subprotocols=())
+            flow = await ws_connect(
+                url, lambda d, f: None, ssl_context=sip.target.sip_ssl_context(), timeout=2.0, subprotocols=()
+            )
             flow.close()
             observe(ClauseId.SIP_WS_1, f"handshake-without-subprotocol.{transport}", "accepted")
         except Exception as exc:  # refused: what the server said

@@ -117,10 +117,19 @@ def _expect_denied(check: Checker, ex: Exchange, acao: Acao, clause: ClauseId, f
         return {"http": ex.status_code}
     value = check.value(ex, clause)
     shape = _success_shape(acao, value)
-    check(shape is None, clause, f"{acao.value} with a wrong {factor} got a success-shaped answer ({shape}): "
-                                 f"{json.dumps(value, ensure_ascii=False)[:200]}", ex)
-    check(is_status_pair(value), clause,
-          f"{acao.value} with a wrong {factor}: expected a denial [\"Status\", …], got {json.dumps(value)[:200]}", ex)
+    check(
+        shape is None,
+        clause,
+        f"{acao.value} with a wrong {factor} got a success-shaped answer ({shape}): "
+        f"{json.dumps(value, ensure_ascii=False)[:200]}",
+        ex,
+    )
+    check(
+        is_status_pair(value),
+        clause,
+        f'{acao.value} with a wrong {factor}: expected a denial ["Status", …], got {json.dumps(value)[:200]}',
+        ex,
+    )
     return value
 
 
@@ -157,9 +166,16 @@ class Snapshot:
         own = [e.number for e in target.extensions if e.classe5_client == target.disposable_classe5]
         self.classe5_ext = own
         self.views: list[tuple[str, Callable[[], Any], Callable[[Any, Any], str | None]]] = [
-            ("campaign contacts", self._contacts,
-             lambda b, a: None if b == a else f"before {len(b)} ids, after {len(a)} "
-                                              f"(gone {sorted(set(b) - set(a))[:5]}, new {sorted(set(a) - set(b))[:5]})"),
+            (
+                "campaign contacts",
+                self._contacts,
+                lambda b, a: (
+                    None
+                    if b == a
+                    else f"before {len(b)} ids, after {len(a)} "
+                    f"(gone {sorted(set(b) - set(a))[:5]}, new {sorted(set(a) - set(b))[:5]})"
+                ),
+            ),
         ]
         if acao is Acao.CLICKTOCALL:
             self.views.append(("live calls", self._calls, _new_calls))
@@ -174,8 +190,7 @@ class Snapshot:
             self._wait_idle(str(fields["origem"]))
         if self.acao is not Acao.BLOQUEIOCLASSE5:
             return fields
-        self.api.call(Acao.BLOQUEIOCLASSE5, logincliente=self.target.disposable_classe5,
-                      classe5acao=CLASSE5_BLOQUEAR)
+        self.api.call(Acao.BLOQUEIOCLASSE5, logincliente=self.target.disposable_classe5, classe5acao=CLASSE5_BLOQUEAR)
         return {**fields, "classe5acao": CLASSE5_DESBLOQUEAR}
 
     def _wait_idle(self, origem: str) -> None:
@@ -190,8 +205,10 @@ class Snapshot:
 
     def _calls(self) -> dict[str, Any]:
         ramais = self.check.records(self.api.call(Acao.STATUSRAMAIS), ClauseId.RAM_1)
-        return {"calls": sorted(str(r.get("IDCHAMADA")) for r in ramais if r.get("IDCHAMADA")),
-                "busy": {str(r.get("Ramal")): str(r.get("Status", "")) for r in ramais}}
+        return {
+            "calls": sorted(str(r.get("IDCHAMADA")) for r in ramais if r.get("IDCHAMADA")),
+            "busy": {str(r.get("Ramal")): str(r.get("Status", "")) for r in ramais},
+        }
 
     def _block(self) -> str:
         """'blocked (<refusal>)' when a click-to-call from the client's extension is refused, 'not blocked
@@ -210,8 +227,12 @@ class Snapshot:
         after = self.take()
         for name, _, changed in self.views:
             what = changed(before[name], after[name])
-            self.check(what is None, ClauseId.AUTH_5,
-                       f"{self.acao.value} denied for a wrong {factor}, yet the {name} changed: {what}", ex)
+            self.check(
+                what is None,
+                ClauseId.AUTH_5,
+                f"{self.acao.value} denied for a wrong {factor}, yet the {name} changed: {what}",
+                ex,
+            )
 
 
 def _observe_denial(observe: Any, factor: str, acao: Acao, answer: Any) -> None:
@@ -222,8 +243,16 @@ def _observe_denial(observe: Any, factor: str, acao: Acao, answer: Any) -> None:
 @pytest.mark.clause(ClauseId.AUTH_2, ClauseId.AUTH_5)
 @pytest.mark.parametrize("factor", ["login", "senha"])
 @pytest.mark.parametrize("acao", ACOES, ids=[a.value for a in ACOES])
-def test_wrong_login_or_senha_denied(api: ApiClient, check: Checker, target: Target, run_tag: RunTag,
-                                     seeded: str, undo_block: None, acao: Acao, factor: str) -> None:
+def test_wrong_login_or_senha_denied(
+    api: ApiClient,
+    check: Checker,
+    target: Target,
+    run_tag: RunTag,
+    seeded: str,
+    undo_block: None,
+    acao: Acao,
+    factor: str,
+) -> None:
     snap = Snapshot(api, check, target, acao)
     fields = snap.prepare(valid_body(acao, target, tag=run_tag, idmailing=seeded))
     before = snap.take()
@@ -235,8 +264,16 @@ def test_wrong_login_or_senha_denied(api: ApiClient, check: Checker, target: Tar
 
 @pytest.mark.clause(ClauseId.AUTH_2, ClauseId.AUTH_5)
 @pytest.mark.parametrize("acao", ACOES, ids=[a.value for a in ACOES])
-def test_wrong_token_denied(api: ApiClient, check: Checker, target: Target, run_tag: RunTag, seeded: str,
-                            undo_block: None, observe: Any, acao: Acao) -> None:
+def test_wrong_token_denied(
+    api: ApiClient,
+    check: Checker,
+    target: Target,
+    run_tag: RunTag,
+    seeded: str,
+    undo_block: None,
+    observe: Any,
+    acao: Acao,
+) -> None:
     snap = Snapshot(api, check, target, acao)
     fields = snap.prepare(valid_body(acao, target, tag=run_tag, idmailing=seeded))
     before = snap.take()
@@ -248,9 +285,17 @@ def test_wrong_token_denied(api: ApiClient, check: Checker, target: Target, run_
 
 @pytest.mark.clause(ClauseId.AUTH_3, ClauseId.AUTH_5)
 @pytest.mark.parametrize("acao", ACOES, ids=[a.value for a in ACOES])
-def test_valid_credentials_from_foreign_ip_denied(api: ApiClient, check: Checker, target: Target, run_tag: RunTag,
-                                                  seeded: str, undo_block: None, foreign_ip_api: ForeignProbe,
-                                                  observe: Any, acao: Acao) -> None:
+def test_valid_credentials_from_foreign_ip_denied(
+    api: ApiClient,
+    check: Checker,
+    target: Target,
+    run_tag: RunTag,
+    seeded: str,
+    undo_block: None,
+    foreign_ip_api: ForeignProbe,
+    observe: Any,
+    acao: Acao,
+) -> None:
     snap = Snapshot(api, check, target, acao)
     fields = snap.prepare(valid_body(acao, target, tag=run_tag, idmailing=seeded))
     before = snap.take()
@@ -267,15 +312,26 @@ def test_foreign_token_works_from_its_own_ip(check: Checker, foreign_ip_api: For
         pytest.skip("cannot bind to the foreign token's IP here: no positive control")
     ex = foreign_ip_api.control.call(Acao.STATUSRAMAIS)
     value = check.value(ex, ClauseId.AUTH_3)
-    check(isinstance(value, list) and all(isinstance(r, dict) for r in value), ClauseId.AUTH_3,
-          "the foreign token is refused from the very IP it is bound to", ex)
+    check(
+        isinstance(value, list) and all(isinstance(r, dict) for r in value),
+        ClauseId.AUTH_3,
+        "the foreign token is refused from the very IP it is bound to",
+        ex,
+    )
 
 
 @pytest.mark.clause(ClauseId.AUTH_4, ClauseId.AUTH_5)
 @pytest.mark.parametrize("acao", ACOES, ids=[a.value for a in ACOES])
-def test_plain_http_answers_erro_de_protocolo(api: ApiClient, plain_api: ApiClient, check: Checker,
-                                              target: Target, run_tag: RunTag, seeded: str, undo_block: None,
-                                              acao: Acao) -> None:
+def test_plain_http_answers_erro_de_protocolo(
+    api: ApiClient,
+    plain_api: ApiClient,
+    check: Checker,
+    target: Target,
+    run_tag: RunTag,
+    seeded: str,
+    undo_block: None,
+    acao: Acao,
+) -> None:
     snap = Snapshot(api, check, target, acao)
     fields = snap.prepare(valid_body(acao, target, tag=run_tag, idmailing=seeded))
     before = snap.take()
@@ -316,15 +372,18 @@ def test_malformed_body_is_refused_cleanly(api: ApiClient, check: Checker, what:
 
 
 @pytest.mark.clause(ClauseId.AUTH_1)
-def test_credentials_in_body_with_typographic_quotes_are_refused(api: ApiClient, check: Checker,
-                                                                 observe: Any) -> None:
+def test_credentials_in_body_with_typographic_quotes_are_refused(api: ApiClient, check: Checker, observe: Any) -> None:
     from pbxcheck.checks.strategies import typographic
 
     ex = api.post(typographic({"acao": "statusramais", **api.credentials()}))
     check.no_server_error(ex, ClauseId.AUTH_1)
     value = check.value(ex, ClauseId.AUTH_1)
-    check(not _success_shape(Acao.STATUSRAMAIS, value), ClauseId.AUTH_1,
-          "a body with typographic quotes (AMB-5, not JSON) was served like a valid call", ex)
+    check(
+        not _success_shape(Acao.STATUSRAMAIS, value),
+        ClauseId.AUTH_1,
+        "a body with typographic quotes (AMB-5, not JSON) was served like a valid call",
+        ex,
+    )
 
 
 @pytest.mark.clause(ClauseId.AUTH_1)
@@ -332,20 +391,31 @@ def test_acao_case_and_discador_php(api: ApiClient, check: Checker, observe: Any
     """AMB-2 and AMB-4: how the target takes an upper-case acao and the click-to-call example's path."""
     upper = api.call("STATUSRAMAIS")
     check.no_server_error(upper, ClauseId.AUTH_1)
-    observe(ClauseId.AUTH_1, "acao_upper_case", "served" if upper.answer and _success_shape(Acao.STATUSRAMAIS, upper.answer.value) else
-            (upper.answer.value if upper.answer else f"HTTP {upper.status_code}"))
+    observe(
+        ClauseId.AUTH_1,
+        "acao_upper_case",
+        "served"
+        if upper.answer and _success_shape(Acao.STATUSRAMAIS, upper.answer.value)
+        else (upper.answer.value if upper.answer else f"HTTP {upper.status_code}"),
+    )
     alt = api.post({"acao": "statusramais", **api.credentials()}, path="/discador.php")
     check.no_server_error(alt, ClauseId.AUTH_1)
-    observe(ClauseId.AUTH_1, "discador_php", "served" if alt.answer and _success_shape(Acao.STATUSRAMAIS, alt.answer.value)
-            else (alt.answer.value if alt.answer else f"HTTP {alt.status_code}"))
+    observe(
+        ClauseId.AUTH_1,
+        "discador_php",
+        "served"
+        if alt.answer and _success_shape(Acao.STATUSRAMAIS, alt.answer.value)
+        else (alt.answer.value if alt.answer else f"HTTP {alt.status_code}"),
+    )
 
 
 # --- AUTH-6: hardening, reported as findings ---------------------------------------------------------------
 
 
 @pytest.mark.clause(ClauseId.AUTH_6)
-def test_denials_do_not_enumerate_and_are_throttled(api: ApiClient, check: Checker, target: Target,
-                                                    finding: Any, observe: Any, request: pytest.FixtureRequest) -> None:
+def test_denials_do_not_enumerate_and_are_throttled(
+    api: ApiClient, check: Checker, target: Target, finding: Any, observe: Any, request: pytest.FixtureRequest
+) -> None:
     from pbxcheck.checks.fixtures import foreign_probe
 
     answers: dict[str, str] = {}
@@ -358,16 +428,26 @@ def test_denials_do_not_enumerate_and_are_throttled(api: ApiClient, check: Check
         ex = probe.client.call(Acao.STATUSRAMAIS)
         answers["source IP"] = f"HTTP {ex.status_code} {ex.raw[:200].decode('utf-8', 'replace')}"
     if answers["login"] != answers["senha"]:
-        finding(ClauseId.AUTH_6, "medium", "a wrong login and a wrong senha get different denials, so logins can be "
-                                    f"enumerated: login → {answers['login']!r}, senha → {answers['senha']!r}")
+        finding(
+            ClauseId.AUTH_6,
+            "medium",
+            "a wrong login and a wrong senha get different denials, so logins can be "
+            f"enumerated: login → {answers['login']!r}, senha → {answers['senha']!r}",
+        )
     distinct = {k: v for k, v in answers.items() if v != answers["login"]}
     if distinct:
-        finding(ClauseId.AUTH_6, "medium", "the denial tells which factor was wrong (a caller learns that the others "
-                                    f"were right): {json.dumps(answers, ensure_ascii=False)}")
+        finding(
+            ClauseId.AUTH_6,
+            "medium",
+            "the denial tells which factor was wrong (a caller learns that the others "
+            f"were right): {json.dumps(answers, ensure_ascii=False)}",
+        )
     burst = guess_burst(api, target)
     observe(ClauseId.AUTH_6, "throttling", burst.summary())
     if not burst.throttled:
-        finding(ClauseId.AUTH_6, "low", f"{burst.sent} wrong senhas in a row ({now_text()}): {burst.summary()['verdict']}")
+        finding(
+            ClauseId.AUTH_6, "low", f"{burst.sent} wrong senhas in a row ({now_text()}): {burst.summary()['verdict']}"
+        )
 
 
 class Burst:
@@ -395,18 +475,33 @@ class Burst:
         return self.delayed or self.dropped > 0 or self.lockout_s is not None
 
     def summary(self) -> dict[str, Any]:
-        why = [w for w, on in (("later guesses delayed", self.delayed), (f"{self.dropped} guesses dropped",
-                                                                          self.dropped > 0),
-                                (f"lockout: the right senha refused for {self.lockout_s or 0:.1f} s",
-                                 self.lockout_s is not None)) if on]
-        verdict = ("throttled: " + ", ".join(why)) if why else (
-            f"no throttling measured: every guess answered ({self.answers}) within "
-            f"{max(self.times, default=0) * 1000:.0f} ms, and the right senha was served right after "
-            f"({self.right_after})")
-        return {"sent": self.sent, "answers": self.answers, "dropped": self.dropped,
-                "first_ms": [round(t * 1000) for t in self.times[:4]],
-                "last_ms": [round(t * 1000) for t in self.times[-4:]],
-                "right_senha_after": self.right_after, "verdict": verdict}
+        why = [
+            w
+            for w, on in (
+                ("later guesses delayed", self.delayed),
+                (f"{self.dropped} guesses dropped", self.dropped > 0),
+                (f"lockout: the right senha refused for {self.lockout_s or 0:.1f} s", self.lockout_s is not None),
+            )
+            if on
+        ]
+        verdict = (
+            ("throttled: " + ", ".join(why))
+            if why
+            else (
+                f"no throttling measured: every guess answered ({self.answers}) within "
+                f"{max(self.times, default=0) * 1000:.0f} ms, and the right senha was served right after "
+                f"({self.right_after})"
+            )
+        )
+        return {
+            "sent": self.sent,
+            "answers": self.answers,
+            "dropped": self.dropped,
+            "first_ms": [round(t * 1000) for t in self.times[:4]],
+            "last_ms": [round(t * 1000) for t in self.times[-4:]],
+            "right_senha_after": self.right_after,
+            "verdict": verdict,
+        }
 
 
 def _served(ex: Exchange) -> bool:
@@ -431,8 +526,11 @@ def guess_burst(api: ApiClient, target: Target) -> Burst:
         try:
             ex = api.call(Acao.STATUSRAMAIS)
             served = _served(ex)
-            b.right_after = b.right_after or (f"HTTP {ex.status_code}, served" if served else
-                                              f"HTTP {ex.status_code} {ex.raw[:80].decode('utf-8', 'replace')}")
+            b.right_after = b.right_after or (
+                f"HTTP {ex.status_code}, served"
+                if served
+                else f"HTTP {ex.status_code} {ex.raw[:80].decode('utf-8', 'replace')}"
+            )
         except TransportError as exc:
             served = False
             b.right_after = b.right_after or f"no answer ({type(exc).__name__})"

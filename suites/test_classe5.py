@@ -33,9 +33,13 @@ BLOCKED_CALL_WAIT_S = 8.0
 def _blocking(api: ApiClient, check: Checker, target: Target, acao: str) -> Exchange:
     ex = api.call(Acao.BLOQUEIOCLASSE5, logincliente=target.disposable_classe5, classe5acao=acao)
     value = check.value(ex, ClauseId.C5_1)
-    check(is_status_pair(value), ClauseId.C5_1, f"{acao}: expected a [\"Status\", …] answer, got {value!r}", ex)
-    check(value[1] not in (LOGIN_INVALIDO, ERRO_PROTOCOLO), ClauseId.C5_1,
-          f"{acao} with valid credentials was denied: {value!r}", ex)
+    check(is_status_pair(value), ClauseId.C5_1, f'{acao}: expected a ["Status", …] answer, got {value!r}', ex)
+    check(
+        value[1] not in (LOGIN_INVALIDO, ERRO_PROTOCOLO),
+        ClauseId.C5_1,
+        f"{acao} with valid credentials was denied: {value!r}",
+        ex,
+    )
     return ex
 
 
@@ -49,16 +53,18 @@ def blocked(api: ApiClient, check: Checker, target: Target) -> Iterator[Exchange
 
 
 @pytest.mark.clause(ClauseId.C5_1)
-def test_bloquear_then_desbloquear(api: ApiClient, check: Checker, target: Target, observe: Any,
-                                   blocked: Exchange) -> None:
+def test_bloquear_then_desbloquear(
+    api: ApiClient, check: Checker, target: Target, observe: Any, blocked: Exchange
+) -> None:
     observe(ClauseId.C5_1, "bloquear", blocked.answer.value if blocked.answer else None)
     ex = _blocking(api, check, target, CLASSE5_DESBLOQUEAR)
     observe(ClauseId.C5_1, "desbloquear", ex.answer.value if ex.answer else None)
 
 
 @pytest.mark.clause(ClauseId.C5_1)
-def test_blocked_client_cannot_click_to_call(api: ApiClient, check: Checker, target: Target, observe: Any,
-                                             blocked: Exchange) -> None:
+def test_blocked_client_cannot_click_to_call(
+    api: ApiClient, check: Checker, target: Target, observe: Any, blocked: Exchange
+) -> None:
     own = [e.number for e in target.extensions if e.classe5_client == target.disposable_classe5]
     if not own:
         pytest.skip("no extension of the disposable classe5 client in the target file")
@@ -74,14 +80,18 @@ def test_blocked_client_cannot_click_to_call(api: ApiClient, check: Checker, tar
     except ValueError:
         since = now_text(-60)  # an ID without the document's time part: our clock, with a margin
     row, _ = find_call(api, check, value[3], since, ClauseId.C5_1, wait_s=BLOCKED_CALL_WAIT_S)
-    check(row is None or row.get("statuschamada") not in ("ANSWER",), ClauseId.C5_1,
-          f"while {target.disposable_classe5} is blocked, a click-to-call from its extension {own[0]} "
-          f"was placed and answered: {str(row)[:200]}", ex, api.exchanges[-1])
+    check(
+        row is None or row.get("statuschamada") not in ("ANSWER",),
+        ClauseId.C5_1,
+        f"while {target.disposable_classe5} is blocked, a click-to-call from its extension {own[0]} "
+        f"was placed and answered: {str(row)[:200]}",
+        ex,
+        api.exchanges[-1],
+    )
 
 
 @pytest.mark.clause(ClauseId.C5_1)
-def test_unknown_client_and_unknown_classe5acao(api: ApiClient, check: Checker, target: Target,
-                                                observe: Any) -> None:
+def test_unknown_client_and_unknown_classe5acao(api: ApiClient, check: Checker, target: Target, observe: Any) -> None:
     bad = api.call(Acao.BLOQUEIOCLASSE5, logincliente=target.disposable_classe5, classe5acao="SUSPENDER")
     check.value(bad, ClauseId.C5_1)
     observe(ClauseId.C5_1, "unknown_classe5acao", bad.answer.value if bad.answer else None)

@@ -18,8 +18,9 @@ from pbxcheck.target import Target
 
 
 def endpoints(target: Target) -> tuple[str, str]:
-    numbers = [e.number for e in target.extensions if not e.classe5_client or
-               e.classe5_client != target.disposable_classe5]
+    numbers = [
+        e.number for e in target.extensions if not e.classe5_client or e.classe5_client != target.disposable_classe5
+    ]
     if len(numbers) < 2:
         numbers = [e.number for e in target.extensions]
     if len(numbers) < 2:
@@ -34,17 +35,25 @@ def test_clicktocall_answer_and_id(api: ApiClient, check: Checker, target: Targe
 
 
 @pytest.mark.clause(ClauseId.C2C_3)
-def test_clicktocall_id_found_with_call_details(api: ApiClient, check: Checker, target: Target,
-                                                observe: Any) -> None:
+def test_clicktocall_id_found_with_call_details(api: ApiClient, check: Checker, target: Target, observe: Any) -> None:
     origem, destino = endpoints(target)
     ex, call_id = click_to_call(api, check, origem, destino)
     since = since_id(call_id)
     row, key = find_call(api, check, call_id, since, ClauseId.C2C_3)
-    check(row is not None, ClauseId.C2C_3, f"no statusreport record since {since} carries the click-to-call ID "
-                                    f"{call_id!r} within {CALL_END_WAIT_S:.0f} s", ex, api.exchanges[-1])
+    check(
+        row is not None,
+        ClauseId.C2C_3,
+        f"no statusreport record since {since} carries the click-to-call ID {call_id!r} within {CALL_END_WAIT_S:.0f} s",
+        ex,
+        api.exchanges[-1],
+    )
     assert row is not None
     observe(ClauseId.C2C_3, "found_by", f"statusreport, field {key}")
     values = {str(v) for v in row.values()}
-    check(origem in values and destino in values, ClauseId.C2C_3,
-          f"the record with ID {call_id} names neither origem {origem} nor destino {destino} as a whole field: "
-          f"{str(row)[:300]}", api.exchanges[-1])
+    check(
+        origem in values and destino in values,
+        ClauseId.C2C_3,
+        f"the record with ID {call_id} names neither origem {origem} nor destino {destino} as a whole field: "
+        f"{str(row)[:300]}",
+        api.exchanges[-1],
+    )

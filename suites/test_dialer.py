@@ -57,8 +57,15 @@ def test_insert_answers_ok(api: ApiClient, check: Checker, target: Target, run_t
 
 
 # The document's own Python example, with our run's tag as idcrm.
-DOC_EXAMPLE = {"cliente": "Leandro", "cpf": "346150521852", "ddd1": "11", "tel1": "41187777",
-               "ddd2": "21", "tel2": "12345678", "gen15": "gen15"}
+DOC_EXAMPLE = {
+    "cliente": "Leandro",
+    "cpf": "346150521852",
+    "ddd1": "11",
+    "tel1": "41187777",
+    "ddd2": "21",
+    "tel2": "12345678",
+    "gen15": "gen15",
+}
 
 
 @pytest.mark.clause(ClauseId.DIAL_ST_2)
@@ -67,13 +74,26 @@ def test_fresh_contact_listed_as_inserted(api: ApiClient, check: Checker, target
     record, _ = insert_and_find(api, check, target.disposable_campaign, contact)
     listed = api.exchanges[-1]
     diffs = field_differences(record, contact)
-    check(not diffs, ClauseId.DIAL_ST_2, "the fresh contact is not listed with what was inserted: " + "; ".join(diffs), listed)
+    check(
+        not diffs,
+        ClauseId.DIAL_ST_2,
+        "the fresh contact is not listed with what was inserted: " + "; ".join(diffs),
+        listed,
+    )
     status = record.get("status")
     # The case rule belongs to DIAL-ST-3; here only "not AGUARDANDO at all" fails.
-    check(isinstance(status, str) and status.upper() == ContactStatus.AGUARDANDO.value, ClauseId.DIAL_ST_2,
-          f"a fresh contact must be listed with status {ContactStatus.AGUARDANDO.value}, got {status!r}", listed)
-    check(status == ContactStatus.AGUARDANDO.value, ClauseId.DIAL_ST_3,
-          f"status {status!r}: the case is the document's ({ContactStatus.AGUARDANDO.value})", listed)
+    check(
+        isinstance(status, str) and status.upper() == ContactStatus.AGUARDANDO.value,
+        ClauseId.DIAL_ST_2,
+        f"a fresh contact must be listed with status {ContactStatus.AGUARDANDO.value}, got {status!r}",
+        listed,
+    )
+    check(
+        status == ContactStatus.AGUARDANDO.value,
+        ClauseId.DIAL_ST_3,
+        f"status {status!r}: the case is the document's ({ContactStatus.AGUARDANDO.value})",
+        listed,
+    )
 
 
 @pytest.mark.clause(ClauseId.DIAL_INS_2)
@@ -87,19 +107,30 @@ def test_unknown_campaign_inserts_nothing(api: ApiClient, check: Checker, target
     after_unknown = api.call(Acao.STATUSDISCADOR, idcampanha=unknown)
     got = after_unknown.answer.value if after_unknown.answer else None
     leaked = isinstance(got, list) and any(isinstance(r, dict) and tag in str(r.values()) for r in got)
-    check(not leaked, ClauseId.DIAL_INS_2, f"campaign {unknown} was refused, yet it now lists the contact", probe,
-          ex, after_unknown)
+    check(
+        not leaked,
+        ClauseId.DIAL_INS_2,
+        f"campaign {unknown} was refused, yet it now lists the contact",
+        probe,
+        ex,
+        after_unknown,
+    )
     after = listing(api, check, target.disposable_campaign)
     check(ids_of(after) == ids_of(before), ClauseId.DIAL_INS_2, "a refused insert changed the disposable campaign", ex)
 
 
 @pytest.mark.clause(ClauseId.DIAL_INS_3)
 @pytest.mark.parametrize("factor", ["login", "senha"])
-def test_bad_credentials_insert_nothing(api: ApiClient, check: Checker, target: Target, run_tag: RunTag,
-                                        factor: str) -> None:
+def test_bad_credentials_insert_nothing(
+    api: ApiClient, check: Checker, target: Target, run_tag: RunTag, factor: str
+) -> None:
     before = ids_of(listing(api, check, target.disposable_campaign))
-    body = {"acao": Acao.INSERT.value, **api.credentials(), "idcampanha": target.disposable_campaign,
-            **contact_body(run_tag.next())}
+    body = {
+        "acao": Acao.INSERT.value,
+        **api.credentials(),
+        "idcampanha": target.disposable_campaign,
+        **contact_body(run_tag.next()),
+    }
     body[factor] = wrong_like(body[factor])  # random, same shape: nothing of the secret in the report
     ex = api.post(body)
     value = check.value(ex, ClauseId.DIAL_INS_3)
@@ -115,8 +146,9 @@ def _long_value(tag: str, length: int) -> str:
 
 
 @pytest.mark.clause(ClauseId.DIAL_INS_4)
-def test_254_characters_with_accents_come_back_intact(api: ApiClient, check: Checker, target: Target,
-                                                      run_tag: RunTag) -> None:
+def test_254_characters_with_accents_come_back_intact(
+    api: ApiClient, check: Checker, target: Target, run_tag: RunTag
+) -> None:
     tag = run_tag.next()
     contact = contact_body(tag, cliente=_long_value("NOME DO RESPONSÁVEL " + tag, MAX_TEXT))
     for name in OPEN_TEXT_FIELDS:
@@ -124,13 +156,18 @@ def test_254_characters_with_accents_come_back_intact(api: ApiClient, check: Che
     assert all(len(v) <= MAX_TEXT for v in contact.values())
     record, _ = insert_and_find(api, check, target.disposable_campaign, contact)
     diffs = field_differences(record, contact)
-    check(not diffs, ClauseId.DIAL_INS_4, f"{len(diffs)} field(s) of up to {MAX_TEXT} characters did not come back "
-                                   "intact: " + "; ".join(diffs[:3]), api.exchanges[-1])
+    check(
+        not diffs,
+        ClauseId.DIAL_INS_4,
+        f"{len(diffs)} field(s) of up to {MAX_TEXT} characters did not come back intact: " + "; ".join(diffs[:3]),
+        api.exchanges[-1],
+    )
 
 
 @pytest.mark.clause(ClauseId.DIAL_INS_4)
-def test_255_characters_do_not_corrupt(api: ApiClient, check: Checker, target: Target, run_tag: RunTag,
-                                       observe: Any) -> None:
+def test_255_characters_do_not_corrupt(
+    api: ApiClient, check: Checker, target: Target, run_tag: RunTag, observe: Any
+) -> None:
     tag = run_tag.next()
     contact = contact_body(tag, endereco=_long_value(tag, MAX_TEXT + 1), bairro="Centro")
     before = ids_of(listing(api, check, target.disposable_campaign))
@@ -166,37 +203,59 @@ def _listings(api: ApiClient, check: Checker, target: Target, run_tag: RunTag) -
 
 
 @pytest.mark.clause(ClauseId.DIAL_ST_1)
-def test_records_carry_every_column_under_position_and_name(api: ApiClient, check: Checker, target: Target,
-                                                            run_tag: RunTag) -> None:
+def test_records_carry_every_column_under_position_and_name(
+    api: ApiClient, check: Checker, target: Target, run_tag: RunTag
+) -> None:
     for camp, records in _listings(api, check, target, run_tag).items():
-        check(records or camp != target.disposable_campaign, ClauseId.DIAL_ST_1,
-              f"campaign {camp} lists nothing right after an insert", api.exchanges[-1])
+        check(
+            records or camp != target.disposable_campaign,
+            ClauseId.DIAL_ST_1,
+            f"campaign {camp} lists nothing right after an insert",
+            api.exchanges[-1],
+        )
         for r in records:
             problems = record_pairs_agree(r, CONTACT_COLUMNS)
-            check(not problems, ClauseId.DIAL_ST_1, f"campaign {camp}, record id {r.get('id')!r}: "
-                                             + "; ".join(problems[:4]),
-                  *[e for e in api.exchanges if e.body.get("idcampanha") == camp][-1:])
+            check(
+                not problems,
+                ClauseId.DIAL_ST_1,
+                f"campaign {camp}, record id {r.get('id')!r}: " + "; ".join(problems[:4]),
+                *[e for e in api.exchanges if e.body.get("idcampanha") == camp][-1:],
+            )
 
 
 @pytest.mark.clause(ClauseId.DIAL_ST_3)
-def test_status_domain_and_tentativas(api: ApiClient, check: Checker, target: Target, run_tag: RunTag,
-                                      observe: Any) -> None:
+def test_status_domain_and_tentativas(
+    api: ApiClient, check: Checker, target: Target, run_tag: RunTag, observe: Any
+) -> None:
     seen: dict[str, int] = {}
     for camp, records in _listings(api, check, target, run_tag).items():
         ex = [e for e in api.exchanges if isinstance(e.body, dict) and e.body.get("idcampanha") == camp][-1]
         for r in records:
             status, tries = r.get("status"), r.get("tentativas")
             seen[str(status)] = seen.get(str(status), 0) + 1
-            check(status in STATUSES, ClauseId.DIAL_ST_3,
-                  f"record {r.get('id')!r} has status {status!r}, not one of {sorted(STATUSES)} (case counts)", ex)
+            check(
+                status in STATUSES,
+                ClauseId.DIAL_ST_3,
+                f"record {r.get('id')!r} has status {status!r}, not one of {sorted(STATUSES)} (case counts)",
+                ex,
+            )
             try:
                 n = int(str(tries))
             except ValueError:
                 check.fail(ClauseId.DIAL_ST_3, f"record {r.get('id')!r}: tentativas {tries!r} is not a number", ex)
-            check(0 <= n <= MAX_TRIES, ClauseId.DIAL_ST_3, f"record {r.get('id')!r}: tentativas {n} exceeds {MAX_TRIES}", ex)
+            check(
+                0 <= n <= MAX_TRIES,
+                ClauseId.DIAL_ST_3,
+                f"record {r.get('id')!r}: tentativas {n} exceeds {MAX_TRIES}",
+                ex,
+            )
             if status == ContactStatus.EXCEDIDO.value:
-                check(n == MAX_TRIES, ClauseId.DIAL_ST_3, f"record {r.get('id')!r} is EXCEDIDO with tentativas {n}, "
-                                                   f"not {MAX_TRIES}", ex)
+                check(
+                    n == MAX_TRIES,
+                    ClauseId.DIAL_ST_3,
+                    f"record {r.get('id')!r} is EXCEDIDO with tentativas {n}, not {MAX_TRIES}",
+                    ex,
+                )
     # Which statuses the data let us see: a clause is only as checked as the data it met.
     observe(ClauseId.DIAL_ST_3, "statuses_seen", dict(sorted(seen.items())))
 
@@ -215,8 +274,7 @@ def _concluido(api: ApiClient, check: Checker, target: Target, run_tag: RunTag) 
     if found:
         return found
     # No answered contact in the data: make one in the disposable campaign and wait, bounded.
-    record, _ = insert_and_find(api, check, target.disposable_campaign,
-                                contact_body(run_tag.next(), tel1="20000011"))
+    record, _ = insert_and_find(api, check, target.disposable_campaign, contact_body(run_tag.next(), tel1="20000011"))
     deadline = time.monotonic() + CONCLUIDO_WAIT_S
     while time.monotonic() < deadline:
         for r in listing(api, check, target.disposable_campaign):
@@ -239,36 +297,72 @@ def test_concluido_contact_has_call_detail(api: ApiClient, check: Checker, targe
         check(not missing, ClauseId.DIAL_DET_1, f"the call detail lacks {missing}", ex)
         rest = [f for f in DETAIL_FIELDS if f not in got]
         check(not rest, ClauseId.DIAL_DET_1, f"the call detail lacks {rest}, part of the document's example", ex)
-        check(got["statuschamada"] == "ANSWER", ClauseId.DIAL_DET_1, f"statuschamada {got['statuschamada']!r}, not ANSWER", ex)
+        check(
+            got["statuschamada"] == "ANSWER",
+            ClauseId.DIAL_DET_1,
+            f"statuschamada {got['statuschamada']!r}, not ANSWER",
+            ex,
+        )
         try:
             duracao = int(str(got["duracao"]))
         except ValueError:
             duracao = -1
-        check(duracao > CONCLUIDO_MIN_TALK_S, ClauseId.DIAL_DET_1,
-              f"duracao {got['duracao']!r}: a CONCLUIDO call talked more than {CONCLUIDO_MIN_TALK_S} s", ex)
-        check(str(got["campanha"]) == camp, ClauseId.DIAL_DET_1, f"campanha {got['campanha']!r} does not echo {camp!r}", ex)
-        check(str(got["id_mailing"]) == idmailing, ClauseId.DIAL_DET_1,
-              f"id_mailing {got['id_mailing']!r} does not echo idmailing {idmailing!r}", ex)
-        check(UNIQUEID.match(str(got["uniqueid"])), ClauseId.DIAL_DET_1,
-              f"uniqueid {got['uniqueid']!r} is not <epoch>.<seq>", ex)
+        check(
+            duracao > CONCLUIDO_MIN_TALK_S,
+            ClauseId.DIAL_DET_1,
+            f"duracao {got['duracao']!r}: a CONCLUIDO call talked more than {CONCLUIDO_MIN_TALK_S} s",
+            ex,
+        )
+        check(
+            str(got["campanha"]) == camp,
+            ClauseId.DIAL_DET_1,
+            f"campanha {got['campanha']!r} does not echo {camp!r}",
+            ex,
+        )
+        check(
+            str(got["id_mailing"]) == idmailing,
+            ClauseId.DIAL_DET_1,
+            f"id_mailing {got['id_mailing']!r} does not echo idmailing {idmailing!r}",
+            ex,
+        )
+        check(
+            UNIQUEID.match(str(got["uniqueid"])),
+            ClauseId.DIAL_DET_1,
+            f"uniqueid {got['uniqueid']!r} is not <epoch>.<seq>",
+            ex,
+        )
 
 
 # --- deletediscador -----------------------------------------------------------------------------------
 
 
 @pytest.mark.clause(ClauseId.DIAL_DEL_1)
-def test_delete_counts_exactly_then_empty_then_zero(api: ApiClient, check: Checker, target: Target,
-                                                    run_tag: RunTag) -> None:
+def test_delete_counts_exactly_then_empty_then_zero(
+    api: ApiClient, check: Checker, target: Target, run_tag: RunTag
+) -> None:
     camp = target.disposable_campaign
     for _ in range(3):
         insert(api, check, camp, contact_body(run_tag.next()))
     held = len(listing(api, check, camp))
     ex = api.call(Acao.DELETEDISCADOR, idcampanha=camp)
     got = check.value(ex, ClauseId.DIAL_DEL_1)
-    check(got == [TOTAL_DELETADOS, str(held)], ClauseId.DIAL_DEL_1,
-          f"the campaign held {held} records: expected {[TOTAL_DELETADOS, str(held)]}, got {got!r}", ex)
+    check(
+        got == [TOTAL_DELETADOS, str(held)],
+        ClauseId.DIAL_DEL_1,
+        f"the campaign held {held} records: expected {[TOTAL_DELETADOS, str(held)]}, got {got!r}",
+        ex,
+    )
     left = listing(api, check, camp, clause=ClauseId.DIAL_DEL_1)
-    check(not left, ClauseId.DIAL_DEL_1, f"after the delete the campaign still lists {len(left)} records", api.exchanges[-1])
+    check(
+        not left,
+        ClauseId.DIAL_DEL_1,
+        f"after the delete the campaign still lists {len(left)} records",
+        api.exchanges[-1],
+    )
     again = api.call(Acao.DELETEDISCADOR, idcampanha=camp)
-    check(check.value(again, ClauseId.DIAL_DEL_1) == [TOTAL_DELETADOS, "0"], ClauseId.DIAL_DEL_1,
-          f"a second delete must answer {[TOTAL_DELETADOS, '0']}", again)
+    check(
+        check.value(again, ClauseId.DIAL_DEL_1) == [TOTAL_DELETADOS, "0"],
+        ClauseId.DIAL_DEL_1,
+        f"a second delete must answer {[TOTAL_DELETADOS, '0']}",
+        again,
+    )

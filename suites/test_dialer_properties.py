@@ -28,14 +28,19 @@ STATUSES = {s.value for s in ContactStatus}
 
 @pytest.mark.clause(ClauseId.DIAL_INS_1, ClauseId.DIAL_ST_2, ClauseId.DIAL_INS_4)
 @given(contact=valid_contacts())
-def test_any_valid_insert_round_trips(api: ApiClient, check: Checker, target: Target, run_tag: RunTag,
-                                      contact: dict[str, str]) -> None:
+def test_any_valid_insert_round_trips(
+    api: ApiClient, check: Checker, target: Target, run_tag: RunTag, contact: dict[str, str]
+) -> None:
     assert cpf_is_valid(contact["cpf"])  # the strategy's own promise
     contact = {**contact, "idcrm": run_tag.next("hyp")}
     record, _ = insert_and_find(api, check, target.disposable_campaign, contact)
     diffs = field_differences(record, contact)
-    check(not diffs, ClauseId.DIAL_INS_4, "a valid contact did not round-trip through statusdiscador: "
-                                   + "; ".join(diffs[:4]), api.exchanges[-1])
+    check(
+        not diffs,
+        ClauseId.DIAL_INS_4,
+        "a valid contact did not round-trip through statusdiscador: " + "; ".join(diffs[:4]),
+        api.exchanges[-1],
+    )
 
 
 @pytest.mark.clause(ClauseId.AUTH_1, ClauseId.DIAL_INS_4)
@@ -46,32 +51,61 @@ def test_any_valid_insert_round_trips(api: ApiClient, check: Checker, target: Ta
 @example(hostile=Hostile("missing-field", "no idcampanha", lambda b: {k: v for k, v in b.items() if k != "idcampanha"}))
 @example(hostile=Hostile("too-long", "gen1 of 300 characters", lambda b: {**b, "gen1": "Á" * 300}))
 @example(hostile=Hostile("huge", "gen1 of 2 MiB", lambda b: {**b, "gen1": "x" * (2 << 20)}))
-def test_hostile_insert_no_server_error_no_silent_success(api: ApiClient, check: Checker, target: Target,
-                                                         run_tag: RunTag, observe: Any, hostile: Hostile) -> None:
+def test_hostile_insert_no_server_error_no_silent_success(
+    api: ApiClient, check: Checker, target: Target, run_tag: RunTag, observe: Any, hostile: Hostile
+) -> None:
     tag = run_tag.next("hos")
-    valid = {"acao": Acao.INSERT.value, **api.credentials(), "idcampanha": target.disposable_campaign,
-             "idcrm": tag, "cliente": f"HOSTIL {tag}", "ddd1": "11", "tel1": "20000002"}
+    valid = {
+        "acao": Acao.INSERT.value,
+        **api.credentials(),
+        "idcampanha": target.disposable_campaign,
+        "idcrm": tag,
+        "cliente": f"HOSTIL {tag}",
+        "ddd1": "11",
+        "tel1": "20000002",
+    }
     before = ids_of(listing(api, check, target.disposable_campaign))
     ex = api.post(hostile.build(valid))
     clause = hostile.clause
-    check(ex.status_code is not None and ex.status_code < 500, clause,
-          f"{hostile.kind} ({hostile.detail}): server error HTTP {ex.status_code}", ex)
+    check(
+        ex.status_code is not None and ex.status_code < 500,
+        clause,
+        f"{hostile.kind} ({hostile.detail}): server error HTTP {ex.status_code}",
+        ex,
+    )
     value = ex.answer.value if ex.answer else None
     after = listing(api, check, target.disposable_campaign)
     new = [r for r in after if str(r.get("id")) not in before]
     succeeded = value == [STATUS, OK] and bool(new)
     if not hostile.success_plausible:
-        check(not succeeded, clause, f"{hostile.kind} ({hostile.detail}) was silently accepted: answered OK and "
-                                     f"inserted {len(new)} record(s)", ex)
-    check(value == [STATUS, OK] or not new, clause,
-          f"{hostile.kind} ({hostile.detail}): answered {str(value)[:120]}, yet {len(new)} record(s) appeared", ex)
+        check(
+            not succeeded,
+            clause,
+            f"{hostile.kind} ({hostile.detail}) was silently accepted: answered OK and inserted {len(new)} record(s)",
+            ex,
+        )
+    check(
+        value == [STATUS, OK] or not new,
+        clause,
+        f"{hostile.kind} ({hostile.detail}): answered {str(value)[:120]}, yet {len(new)} record(s) appeared",
+        ex,
+    )
     if succeeded:
         # Accepted (a plausible reading of an [unspecified] case): nothing else may be corrupted.
-        check(len(new) == 1 and new[0].get("cliente") == valid["cliente"], ClauseId.DIAL_INS_4,
-              f"{hostile.kind} ({hostile.detail}) was accepted but corrupted the record: {str(new[0])[:200]}", ex)
+        check(
+            len(new) == 1 and new[0].get("cliente") == valid["cliente"],
+            ClauseId.DIAL_INS_4,
+            f"{hostile.kind} ({hostile.detail}) was accepted but corrupted the record: {str(new[0])[:200]}",
+            ex,
+        )
     if hostile.success_plausible:
-        observe(ClauseId.DIAL_INS_4, hostile.kind, "accepted" if succeeded else
-                (value if isinstance(value, list) and len(str(value)) < 200 else f"HTTP {ex.status_code}"))
+        observe(
+            ClauseId.DIAL_INS_4,
+            hostile.kind,
+            "accepted"
+            if succeeded
+            else (value if isinstance(value, list) and len(str(value)) < 200 else f"HTTP {ex.status_code}"),
+        )
 
 
 # --- the state machine ---------------------------------------------------------------------------------
@@ -103,13 +137,22 @@ class DialerMachine(RuleBasedStateMachine):
         records = listing(self.api, self.check, self.camp)
         ex = self.api.exchanges[-1]
         got = ids_of(records)
-        self.check(got == self.ids, ClauseId.DIAL_ST_1, f"the listing holds ids {sorted(got - self.ids)[:5]} nobody "
-                                                 f"inserted, or lacks {sorted(self.ids - got)[:5]}", ex)
+        self.check(
+            got == self.ids,
+            ClauseId.DIAL_ST_1,
+            f"the listing holds ids {sorted(got - self.ids)[:5]} nobody "
+            f"inserted, or lacks {sorted(self.ids - got)[:5]}",
+            ex,
+        )
         for r in records:
             problems = record_pairs_agree(r, CONTACT_COLUMNS)
             self.check(not problems, ClauseId.DIAL_ST_1, f"record {r.get('id')!r}: " + "; ".join(problems[:3]), ex)
-            self.check(r.get("status") in STATUSES, ClauseId.DIAL_ST_3, f"record {r.get('id')!r}: status "
-                                                                 f"{r.get('status')!r}", ex)
+            self.check(
+                r.get("status") in STATUSES,
+                ClauseId.DIAL_ST_3,
+                f"record {r.get('id')!r}: status {r.get('status')!r}",
+                ex,
+            )
             contact = self.model.get(str(r.get("id")))
             if contact is not None:
                 diffs = field_differences(r, contact)
@@ -122,19 +165,31 @@ class DialerMachine(RuleBasedStateMachine):
         ex = self.api.call(Acao.STATUSDETALHADO, idcampanha=self.camp, idmailing=rid)
         value = self.check.value(ex, ClauseId.DIAL_DET_1)
         if isinstance(value, dict):  # the contact was answered by now: the detail must be its own
-            self.check(str(value.get("id_mailing")) == rid, ClauseId.DIAL_DET_1,
-                       f"asked for idmailing {rid}, got the detail of {value.get('id_mailing')!r}", ex)
+            self.check(
+                str(value.get("id_mailing")) == rid,
+                ClauseId.DIAL_DET_1,
+                f"asked for idmailing {rid}, got the detail of {value.get('id_mailing')!r}",
+                ex,
+            )
         else:
-            self.check(value == [] or (isinstance(value, list) and len(value) == 2), ClauseId.DIAL_DET_1,
-                       f"no call yet for {rid}: expected [] or a Status answer, got {str(value)[:200]}", ex)
+            self.check(
+                value == [] or (isinstance(value, list) and len(value) == 2),
+                ClauseId.DIAL_DET_1,
+                f"no call yet for {rid}: expected [] or a Status answer, got {str(value)[:200]}",
+                ex,
+            )
 
     @rule()
     def deletediscador(self) -> None:
         ex = self.api.call(Acao.DELETEDISCADOR, idcampanha=self.camp)
         got = self.check.value(ex, ClauseId.DIAL_DEL_1)
         expected = [TOTAL_DELETADOS, str(len(self.ids))]
-        self.check(got == expected, ClauseId.DIAL_DEL_1, f"the model holds {len(self.ids)} records: expected "
-                                                  f"{expected}, got {got!r}", ex)
+        self.check(
+            got == expected,
+            ClauseId.DIAL_DEL_1,
+            f"the model holds {len(self.ids)} records: expected {expected}, got {got!r}",
+            ex,
+        )
         self.ids.clear()
         self.model.clear()
 

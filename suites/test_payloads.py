@@ -46,14 +46,20 @@ def test_operations_never_before_any_datainicial(api: ApiClient, check: Checker,
 
 @pytest.mark.clause(ClauseId.REP_2)
 @given(bad=malformed_dates, acao=st.sampled_from([Acao.STATUSREPORT, Acao.STATUSOPERACOES]))
-def test_malformed_datainicial_never_a_server_error_or_a_dump(api: ApiClient, check: Checker, bad: Any,
-                                                              acao: Acao) -> None:
+def test_malformed_datainicial_never_a_server_error_or_a_dump(
+    api: ApiClient, check: Checker, bad: Any, acao: Acao
+) -> None:
     ex = api.call(acao, datainicial=bad)
     value = check.value(ex, ClauseId.REP_2)
     if isinstance(value, list) and value and all(isinstance(r, dict) for r in value):
         early = [r for r in value if (timestamp_of(r) or "") < today_midnight()]
-        check(not early, ClauseId.REP_2, f"datainicial {bad!r} got {len(early)} records from before today: "
-                                  "a malformed date must not dump the history", ex)
+        check(
+            not early,
+            ClauseId.REP_2,
+            f"datainicial {bad!r} got {len(early)} records from before today: "
+            "a malformed date must not dump the history",
+            ex,
+        )
 
 
 # Which clause a server error on each acao breaks, and which field the hostile value goes into.
@@ -66,7 +72,9 @@ HOSTILE_TARGETS: dict[Acao, tuple[ClauseId, str]] = {
 }
 
 
-assert sorted(c for c, _ in HOSTILE_TARGETS.values()) == sorted([ClauseId.DIAL_ST_1, ClauseId.DIAL_DET_1, ClauseId.DIAL_DEL_1, ClauseId.C2C_1, ClauseId.C5_1])
+assert sorted(c for c, _ in HOSTILE_TARGETS.values()) == sorted(
+    [ClauseId.DIAL_ST_1, ClauseId.DIAL_DET_1, ClauseId.DIAL_DEL_1, ClauseId.C2C_1, ClauseId.C5_1]
+)
 
 
 @pytest.fixture
@@ -76,15 +84,17 @@ def unblock(target: Target) -> Iterator[None]:
         c.call(Acao.BLOQUEIOCLASSE5, logincliente=target.disposable_classe5, classe5acao=CLASSE5_DESBLOQUEAR)
 
 
-@pytest.mark.clause(ClauseId.DIAL_ST_1, ClauseId.DIAL_DET_1, ClauseId.DIAL_DEL_1, ClauseId.C2C_1, ClauseId.C5_1)  # HOSTILE_TARGETS' clauses
+@pytest.mark.clause(
+    ClauseId.DIAL_ST_1, ClauseId.DIAL_DET_1, ClauseId.DIAL_DEL_1, ClauseId.C2C_1, ClauseId.C5_1
+)  # HOSTILE_TARGETS' clauses
 @pytest.mark.parametrize("acao", list(HOSTILE_TARGETS), ids=[a.value for a in HOSTILE_TARGETS])
 @given(data=st.data())
-def test_hostile_field_never_a_server_error(api: ApiClient, check: Checker, target: Target, run_tag: RunTag,
-                                            unblock: None, acao: Acao, data: st.DataObject) -> None:
+def test_hostile_field_never_a_server_error(
+    api: ApiClient, check: Checker, target: Target, run_tag: RunTag, unblock: None, acao: Acao, data: st.DataObject
+) -> None:
     clause, name = HOSTILE_TARGETS[acao]
     value = data.draw(NON_STRINGS if acao is Acao.DELETEDISCADOR else hostile_values, label=name)
-    if acao is Acao.BLOQUEIOCLASSE5 and isinstance(value, str) and value.strip().upper() in ("BLOQUEAR",
-                                                                                             "DESBLOQUEAR"):
+    if acao is Acao.BLOQUEIOCLASSE5 and isinstance(value, str) and value.strip().upper() in ("BLOQUEAR", "DESBLOQUEAR"):
         return
     fields = {**valid_body(acao, target, tag=run_tag), name: value}
     body = {"acao": acao.value, **api.credentials(), **{k: v for k, v in fields.items() if v is not None}}
@@ -92,11 +102,18 @@ def test_hostile_field_never_a_server_error(api: ApiClient, check: Checker, targ
     got = check.value(ex, clause)
     if acao is Acao.STATUSDISCADOR:
         records = isinstance(got, list) and bool(got) and all(isinstance(r, dict) for r in got)
-        check(not records, clause,
-              f"idcampanha {value!r} names no campaign, yet {len(got)} records came back", ex)
+        check(not records, clause, f"idcampanha {value!r} names no campaign, yet {len(got)} records came back", ex)
     if acao is Acao.STATUSDETALHADO and isinstance(got, dict):
-        check(str(got.get("id_mailing")) == str(value), clause,
-              f"idmailing {value!r} got the detail of {got.get('id_mailing')!r}", ex)
+        check(
+            str(got.get("id_mailing")) == str(value),
+            clause,
+            f"idmailing {value!r} got the detail of {got.get('id_mailing')!r}",
+            ex,
+        )
     if acao is Acao.CLICKTOCALL:
-        check(not (isinstance(got, list) and got[1:2] == ["CHAMADA OK"]), clause,
-              f"origem {value!r} is no extension, yet a call was placed", ex)
+        check(
+            not (isinstance(got, list) and got[1:2] == ["CHAMADA OK"]),
+            clause,
+            f"origem {value!r} is no extension, yet a call was placed",
+            ex,
+        )

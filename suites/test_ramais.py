@@ -14,8 +14,9 @@ from pbxcheck.target import Target
 
 
 @pytest.mark.clause(ClauseId.RAM_1)
-def test_statusramais_one_object_per_extension_with_every_field(api: ApiClient, check: Checker, target: Target,
-                                                                 observe: Any) -> None:
+def test_statusramais_one_object_per_extension_with_every_field(
+    api: ApiClient, check: Checker, target: Target, observe: Any
+) -> None:
     ex = api.call(Acao.STATUSRAMAIS)
     rows = check.records(ex, ClauseId.RAM_1)
     check(rows, ClauseId.RAM_1, "statusramais lists no extension at all", ex)

@@ -32,8 +32,12 @@ def _stamps(check: Checker, rows: list[dict[str, Any]], ex: Exchange, clause: Cl
 def _since_check(check: Checker, rows: list[dict[str, Any]], ex: Exchange, since: str, clause: ClauseId) -> None:
     stamps = _stamps(check, rows, ex, clause)
     early = [s for s in stamps if s < since]
-    check(not early, clause, f"{len(early)} of {len(rows)} records are before datainicial {since} "
-                             f"(earliest {min(early) if early else ''})", ex)
+    check(
+        not early,
+        clause,
+        f"{len(early)} of {len(rows)} records are before datainicial {since} (earliest {min(early) if early else ''})",
+        ex,
+    )
 
 
 @pytest.mark.clause(ClauseId.REP_1)
@@ -67,9 +71,12 @@ def test_empty_datainicial_means_today(api: ApiClient, check: Checker) -> None:
     # next to ours, is still "today"; several dates, or one far off, are not.
     days = sorted({s[:10] for s in stamps})
     ours = date.fromisoformat(midnight[:10])
-    check(len(days) == 1 and abs(date.fromisoformat(days[0]) - ours) <= timedelta(days=1), ClauseId.REP_2,
-          f"an empty datainicial gave records of {len(days)} day(s) ({', '.join(days[:5])}), not today's "
-          f"({ours})", ex)
+    check(
+        len(days) == 1 and abs(date.fromisoformat(days[0]) - ours) <= timedelta(days=1),
+        ClauseId.REP_2,
+        f"an empty datainicial gave records of {len(days)} day(s) ({', '.join(days[:5])}), not today's ({ours})",
+        ex,
+    )
 
 
 @pytest.mark.clause(ClauseId.REP_2)
@@ -82,8 +89,12 @@ def test_malformed_datainicial_no_error_no_dump(api: ApiClient, check: Checker, 
         _since_check(check, value, ex, today_midnight(), ClauseId.REP_2)
         observe(ClauseId.REP_2, "malformed_date", "today's records")
     else:
-        check(is_status_pair(value) or ex.status_code in (400, 422), ClauseId.REP_2,
-              f"a malformed datainicial got neither records nor a Status answer: {str(value)[:200]}", ex)
+        check(
+            is_status_pair(value) or ex.status_code in (400, 422),
+            ClauseId.REP_2,
+            f"a malformed datainicial got neither records nor a Status answer: {str(value)[:200]}",
+            ex,
+        )
         observe(ClauseId.REP_2, "malformed_date", value)
 
 
@@ -138,15 +149,19 @@ def _recordings(api: ApiClient, check: Checker) -> list[tuple[str, str | None]]:
 
 
 def _describe_get(url: str, resp: httpx.Response | None, redactor: Redactor, target: Target, note: str = "") -> str:
-    got = "no answer" if resp is None else (
-        f"HTTP {resp.status_code}, {len(resp.content)} bytes, first bytes {resp.content[:8].hex(' ')}")
+    got = (
+        "no answer"
+        if resp is None
+        else (f"HTTP {resp.status_code}, {len(resp.content)} bytes, first bytes {resp.content[:8].hex(' ')}")
+    )
     flags = "-k " if target.insecure else (f"--cacert {target.ca_file} " if target.ca_file else "")
     return redactor.text(f"sent:    GET {url}\ngot:     {got}{note}\nrepro:   curl -sS {flags}-o rec.gsm '{url}'")
 
 
 @pytest.mark.clause(ClauseId.REC_1)
-def test_recording_is_gsm_of_the_announced_size(api: ApiClient, check: Checker, target: Target,
-                                                redactor: Redactor, observe: Any) -> None:
+def test_recording_is_gsm_of_the_announced_size(
+    api: ApiClient, check: Checker, target: Target, redactor: Redactor, observe: Any
+) -> None:
     recs = _recordings(api, check)
     check(recs, ClauseId.REC_1, "no call record since 2000 names a recording (gravacao)", api.exchanges[-1])
     for name, size in recs:
@@ -158,14 +173,24 @@ def test_recording_is_gsm_of_the_announced_size(api: ApiClient, check: Checker, 
         data = resp.content
         where = _describe_get(url, resp, redactor, target)
         check(resp.status_code == 200, ClauseId.REC_1, f"recording {name!r} does not download\n\n{where}")
-        check(data and len(data) % GSM_FRAME_BYTES == 0, ClauseId.REC_1,
-              f"{len(data)} bytes is not a whole number of {GSM_FRAME_BYTES}-byte GSM 06.10 frames\n\n{where}")
+        check(
+            data and len(data) % GSM_FRAME_BYTES == 0,
+            ClauseId.REC_1,
+            f"{len(data)} bytes is not a whole number of {GSM_FRAME_BYTES}-byte GSM 06.10 frames\n\n{where}",
+        )
         bad = [i for i in range(0, len(data), GSM_FRAME_BYTES) if data[i] >> 4 != 0xD]
-        check(not bad, ClauseId.REC_1, f"{len(bad)} of {len(data) // GSM_FRAME_BYTES} frames lack the GSM signature "
-                                f"nibble 0xD (first at byte {bad[0] if bad else 0})\n\n{where}")
+        check(
+            not bad,
+            ClauseId.REC_1,
+            f"{len(bad)} of {len(data) // GSM_FRAME_BYTES} frames lack the GSM signature "
+            f"nibble 0xD (first at byte {bad[0] if bad else 0})\n\n{where}",
+        )
         if size is not None:
-            check(str(len(data)) == size, ClauseId.REC_1,
-                  f"the record says tamanho_gravacao {size}, the file has {len(data)} bytes\n\n{where}")
+            check(
+                str(len(data)) == size,
+                ClauseId.REC_1,
+                f"the record says tamanho_gravacao {size}, the file has {len(data)} bytes\n\n{where}",
+            )
 
 
 @pytest.mark.clause(ClauseId.REC_2)
@@ -177,6 +202,10 @@ def test_recording_without_credentials(api: ApiClient, check: Checker, target: T
     resp = api.recording(name)  # GET with no credential at all
     check(resp.status_code < 500, ClauseId.REC_2, f"GET of a recording without credentials: HTTP {resp.status_code}")
     if resp.status_code == 200 and resp.content:
-        finding(ClauseId.REC_2, "medium", f"a call recording downloads with no credential at all ({len(resp.content)} "
-                                   f"bytes from {RECORDINGS_PATH}<gravacao>.gsm); recording names follow a "
-                                   "guessable date/extension/uniqueid pattern")
+        finding(
+            ClauseId.REC_2,
+            "medium",
+            f"a call recording downloads with no credential at all ({len(resp.content)} "
+            f"bytes from {RECORDINGS_PATH}<gravacao>.gsm); recording names follow a "
+            "guessable date/extension/uniqueid pattern",
+        )

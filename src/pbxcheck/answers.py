@@ -65,7 +65,7 @@ def parse_answer(raw: bytes, status_code: int = 200) -> Answer:
         lenient.append("invalid backslash escapes kept as literal backslashes (AMB-6)")
     if any(q in fixed for q in "“”„″"):
         fixed = fixed.translate(_TYPOGRAPHIC)
-        lenient.append("typographic quotes read as \" (AMB-5)")
+        lenient.append('typographic quotes read as " (AMB-5)')
     try:
         return Answer(status_code, json.loads(fixed), raw, tuple(lenient))
     except json.JSONDecodeError as exc:

@@ -47,8 +47,15 @@ INCOMPLETE = "incomplete"
 
 SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
 # Where each verdict goes on the page, and its colour (text, background, border).
-ORDER = (report.FAILED, report.FINDING, report.UNSPECIFIED_OBSERVED, report.PASSED, report.BLOCKED,
-         report.NOT_APPLICABLE, report.NOT_RUN)
+ORDER = (
+    report.FAILED,
+    report.FINDING,
+    report.UNSPECIFIED_OBSERVED,
+    report.PASSED,
+    report.BLOCKED,
+    report.NOT_APPLICABLE,
+    report.NOT_RUN,
+)
 GROUP_TITLES = {
     report.FAILED: "Failed",
     report.FINDING: "Findings (beyond the document)",
@@ -72,9 +79,12 @@ BANNER_IDS = 8  # the banner names the clauses when there are this few; the page
 def run_info(target: Any, *, profile: str = "ci", faults: Sequence[str] = (), embedded: bool = False) -> dict[str, Any]:
     """What the header says about the run: the target's name and endpoints (no credential, no
     extension password), TLS verification, the profile, the faults of an embedded central."""
-    endpoints = [("API", target.api_endpoint), ("plain HTTP", target.plain_url),
-                 ("SIP UDP", f"{target.sip_host}:{target.sip_udp_port}"),
-                 ("SIP TCP", f"{target.sip_host}:{target.sip_tcp_port}")]
+    endpoints = [
+        ("API", target.api_endpoint),
+        ("plain HTTP", target.plain_url),
+        ("SIP UDP", f"{target.sip_host}:{target.sip_udp_port}"),
+        ("SIP TCP", f"{target.sip_host}:{target.sip_tcp_port}"),
+    ]
     if target.sip_ws_url:
         endpoints.append(("SIP WS", target.sip_ws_url))
     if target.sip_wss_url:
@@ -169,10 +179,14 @@ def allure_evidence(reports_dir: Path) -> dict[str, list[dict[str, str]]]:
         return out
 
     def wanted(atts: Any) -> list[dict[str, str]]:
-        return [{"name": str(a.get("name", "attachment")), "href": f"{ALLURE_DIR}/{a['source']}"}
-                for a in atts or [] if isinstance(a, dict) and isinstance(a.get("source"), str)
-                and (a["source"].endswith(".pcap") or "ladder" in str(a.get("name", "")).lower())
-                and (folder / a["source"]).exists()]
+        return [
+            {"name": str(a.get("name", "attachment")), "href": f"{ALLURE_DIR}/{a['source']}"}
+            for a in atts or []
+            if isinstance(a, dict)
+            and isinstance(a.get("source"), str)
+            and (a["source"].endswith(".pcap") or "ladder" in str(a.get("name", "")).lower())
+            and (folder / a["source"]).exists()
+        ]
 
     nodeids: dict[str, str] = {}
     for f in folder.glob("*-result.json"):
@@ -186,8 +200,11 @@ def allure_evidence(reports_dir: Path) -> dict[str, list[dict[str, str]]]:
     for f in folder.glob("*-container.json"):
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError, AttributeError):
             c = json.loads(f.read_text(encoding="utf-8"))
-            found = [a for step in [*(c.get("befores") or []), *(c.get("afters") or [])]
-                     for a in wanted(step.get("attachments"))]
+            found = [
+                a
+                for step in [*(c.get("befores") or []), *(c.get("afters") or [])]
+                for a in wanted(step.get("attachments"))
+            ]
             for child in c.get("children") or []:
                 if found and child in nodeids:
                     out.setdefault(nodeids[child], []).extend(found)
@@ -211,17 +228,25 @@ def verdict(table: dict[str, Any]) -> tuple[str, str]:
     unchecked = [cid for cid, row in clauses.items() if row.get("status") in report.NOT_CHECKED]
     if failed:
         listed = f" ({', '.join(failed)})" if len(failed) <= BANNER_IDS else ""
-        return DOES_NOT_CONFORM, f"Does not conform: {len(failed)} clause{'s' if len(failed) != 1 else ''} failed{listed}"
+        return (
+            DOES_NOT_CONFORM,
+            f"Does not conform: {len(failed)} clause{'s' if len(failed) != 1 else ''} failed{listed}",
+        )
     if table.get("incomplete") or unchecked or not clauses:
         why = f" ({table['incomplete_reason']})" if table.get("incomplete") and table.get("incomplete_reason") else ""
         n = len(unchecked)
-        return INCOMPLETE, (f"Incomplete: {n} clause{'s' if n != 1 else ''} not checked"
-                            + (f" ({', '.join(unchecked)})" if 0 < n <= BANNER_IDS else "") + why)
+        return INCOMPLETE, (
+            f"Incomplete: {n} clause{'s' if n != 1 else ''} not checked"
+            + (f" ({', '.join(unchecked)})" if 0 < n <= BANNER_IDS else "")
+            + why
+        )
     return CONFORMS, f"Conforms: all {len(clauses)} clauses checked, none failed"
 
 
 def _worst_severity(row: dict[str, Any]) -> int:
-    sev = [SEVERITY_ORDER.index(f["severity"]) for f in row.get("findings") or [] if f.get("severity") in SEVERITY_ORDER]
+    sev = [
+        SEVERITY_ORDER.index(f["severity"]) for f in row.get("findings") or [] if f.get("severity") in SEVERITY_ORDER
+    ]
     return min(sev) if sev else len(SEVERITY_ORDER)
 
 
@@ -310,11 +335,11 @@ def group_failures(failures: Iterable[dict[str, Any]]) -> list[FailureGroup]:
             continue
         prefix = os.path.commonprefix(heads)
         cut = max(prefix.rfind(" "), prefix.rfind(","))
-        prefix = prefix[:cut + 1] if cut > 0 and len(prefix) < len(heads[0]) else prefix
+        prefix = prefix[: cut + 1] if cut > 0 and len(prefix) < len(heads[0]) else prefix
         variants: dict[str, list[str]] = {}
         for m, h in zip(members, heads, strict=True):
             base, param = _split(m.get("check"))
-            variants.setdefault(h[len(prefix):].strip(), []).append(param or base.rsplit("::", 1)[-1])
+            variants.setdefault(h[len(prefix) :].strip(), []).append(param or base.rsplit("::", 1)[-1])
         out.append(FailureGroup(prefix.rstrip(" ,") + " …", members, list(variants.items())))
     return out
 
@@ -385,9 +410,15 @@ _ICONS = {
     INCOMPLETE: '<path d="M16 8v10M16 23v1" fill="none" stroke="currentColor" stroke-width="3.5" stroke-linecap="round"/>',
 }
 _BANNER_CLASS = {CONFORMS: "v-pass", DOES_NOT_CONFORM: "v-fail", INCOMPLETE: "v-inc"}
-_BAR_COLOURS = {report.FAILED: "#b3261e", report.FINDING: "#d48806", report.UNSPECIFIED_OBSERVED: "#1d5fa8",
-                report.PASSED: "#1e7b34", report.BLOCKED: "#9aa0a6", report.NOT_APPLICABLE: "#bdc1c6",
-                report.NOT_RUN: "#dadce0"}
+_BAR_COLOURS = {
+    report.FAILED: "#b3261e",
+    report.FINDING: "#d48806",
+    report.UNSPECIFIED_OBSERVED: "#1d5fa8",
+    report.PASSED: "#1e7b34",
+    report.BLOCKED: "#9aa0a6",
+    report.NOT_APPLICABLE: "#bdc1c6",
+    report.NOT_RUN: "#dadce0",
+}
 
 
 def _e(value: Any) -> str:
@@ -408,7 +439,9 @@ def _bar(counts: dict[str, int]) -> str:
         if not n:
             continue
         w = 600 * n / total
-        parts.append(f'<rect x="{x:.1f}" y="0" width="{w:.1f}" height="12" fill="{_BAR_COLOURS[s]}"><title>{n} {_e(s)}</title></rect>')
+        parts.append(
+            f'<rect x="{x:.1f}" y="0" width="{w:.1f}" height="12" fill="{_BAR_COLOURS[s]}"><title>{n} {_e(s)}</title></rect>'
+        )
         x += w
     return f'<svg width="600" height="12" viewBox="0 0 600 12" role="img" aria-label="clause verdicts">{"".join(parts)}</svg>'
 
@@ -438,17 +471,25 @@ def _checks_line(row: dict[str, Any]) -> str:
 
 def _failure_html(group: FailureGroup, files: dict[str, FailureFile], clause_id: str) -> str:
     checks = "; ".join(
-        f"<code>{_e(_check_name(base))}</code>" + (f" {len(params)} cases" if len(params) > 1 else (f" <code>{_e(params[0])}</code>" if params else ""))
-        for base, params in group.checks)
-    out = [f'<li class="fail-line" data-clause="{_e(clause_id)}">{_e(group.headline)}'
-           f'<div class="cases">{checks}</div>']
+        f"<code>{_e(_check_name(base))}</code>"
+        + (f" {len(params)} cases" if len(params) > 1 else (f" <code>{_e(params[0])}</code>" if params else ""))
+        for base, params in group.checks
+    )
+    out = [f'<li class="fail-line" data-clause="{_e(clause_id)}">{_e(group.headline)}<div class="cases">{checks}</div>']
     if group.variants:
         shown = group.variants[:MAX_CASES]
-        items = "".join(f"<li>{_e(_short(tail, 160))} <code>{_e(', '.join(dict.fromkeys(cases)))}</code></li>" for tail, cases in shown)
+        items = "".join(
+            f"<li>{_e(_short(tail, 160))} <code>{_e(', '.join(dict.fromkeys(cases)))}</code></li>"
+            for tail, cases in shown
+        )
         more = f"<li>… and {len(group.variants) - MAX_CASES} more</li>" if len(group.variants) > MAX_CASES else ""
         out.append(f'<ul class="cases">{items}{more}</ul>')
     names = [Path(f["file"]).name for f in group.failures if f.get("file")]
-    labels = {Path(f["file"]).name: (_split(f.get("check"))[1] or _check_name(f.get("check") or "")) for f in group.failures if f.get("file")}
+    labels = {
+        Path(f["file"]).name: (_split(f.get("check"))[1] or _check_name(f.get("check") or ""))
+        for f in group.failures
+        if f.get("file")
+    }
     first = next((files[n] for n in names if n in files and (files[n].repro or files[n].ladder)), None)
     if first is not None and first.repro:
         exchange = [line for line in first.repro if not line.startswith("repro:")]
@@ -460,7 +501,10 @@ def _failure_html(group: FailureGroup, files: dict[str, FailureFile], clause_id:
     if first is not None and first.ladder:
         out.append('<div class="label">SIP ladder</div><pre class="ladder">' + _e(first.ladder) + "</pre>")
     if names:
-        links = " · ".join(f'<a href="{_e(report.FAILURES_DIR + "/" + n)}" title="{_e(n)}">{_e(labels.get(n) or n)}</a>' for n in names[:MAX_LINKS])
+        links = " · ".join(
+            f'<a href="{_e(report.FAILURES_DIR + "/" + n)}" title="{_e(n)}">{_e(labels.get(n) or n)}</a>'
+            for n in names[:MAX_LINKS]
+        )
         if len(names) > MAX_LINKS:
             links += f" · … {len(names) - MAX_LINKS} more in {report.FAILURES_DIR}/"
         out.append(f'<div class="muted">failure file{"s" if len(names) > 1 else ""}: {links}</div>')
@@ -489,40 +533,58 @@ def _observation_groups(observations: list[dict[str, Any]]) -> list[tuple[str, A
     out = []
     for (prefix, _), (names, value, checks) in groups.items():
         named = [n for n in names if n]
-        what = prefix if not named else (f"{prefix}/{named[0]}" if len(named) == 1 else f"{prefix}/{{{', '.join(named)}}}")
+        what = (
+            prefix if not named else (f"{prefix}/{named[0]}" if len(named) == 1 else f"{prefix}/{{{', '.join(named)}}}")
+        )
         out.append((what, value, list(dict.fromkeys(checks))))
     return out
 
 
-def _clause_html(cid: str, row: dict[str, Any], files: dict[str, FailureFile],
-                 evidence: dict[str, list[dict[str, str]]]) -> str:
+def _clause_html(
+    cid: str, row: dict[str, Any], files: dict[str, FailureFile], evidence: dict[str, list[dict[str, str]]]
+) -> str:
     status = row.get("status", report.NOT_RUN)
     c = CLAUSES.get(cid)
     text = (getattr(c, "text", "") or row.get("summary") or (c.summary if c else "")) if c else row.get("summary", "")
     section = row.get("section") or (c.section if c else "")
-    parts = [f'<section class="clause s-{_e(status)}" id="clause-{_e(cid)}" data-clause="{_e(cid)}" data-status="{_e(status)}">',
-             f'<div class="ch"><span class="cid">{_e(cid)}</span><span class="pill">{_e(status.replace("-", " "))}</span>'
-             f'<span class="summary">{_e(text)}</span><span class="section">§ {_e(section)}</span></div>']
+    parts = [
+        f'<section class="clause s-{_e(status)}" id="clause-{_e(cid)}" data-clause="{_e(cid)}" data-status="{_e(status)}">',
+        f'<div class="ch"><span class="cid">{_e(cid)}</span><span class="pill">{_e(status.replace("-", " "))}</span>'
+        f'<span class="summary">{_e(text)}</span><span class="section">§ {_e(section)}</span></div>',
+    ]
     if row.get("failures"):
         groups = group_failures(row["failures"])
-        parts.append(f'<div class="label">{len(groups)} distinct failure{"s" if len(groups) != 1 else ""}'
-                     f' ({len(row["failures"])} failed case{"s" if len(row["failures"]) != 1 else ""})</div>')
+        parts.append(
+            f'<div class="label">{len(groups)} distinct failure{"s" if len(groups) != 1 else ""}'
+            f" ({len(row['failures'])} failed case{'s' if len(row['failures']) != 1 else ''})</div>"
+        )
         parts.append('<ul class="failures">' + "".join(_failure_html(g, files, cid) for g in groups) + "</ul>")
-    findings = sorted(row.get("findings") or [], key=lambda f: SEVERITY_ORDER.index(f["severity"]) if f.get("severity") in SEVERITY_ORDER else 9)
+    findings = sorted(
+        row.get("findings") or [],
+        key=lambda f: SEVERITY_ORDER.index(f["severity"]) if f.get("severity") in SEVERITY_ORDER else 9,
+    )
     if findings:
-        parts.append('<div class="label">findings</div><ul>' + "".join(
-            f'<li><span class="sev sev-{_e(f.get("severity", "info"))}">{_e(f.get("severity", ""))}</span> {_e(_short(f.get("text", ""), 400))}</li>'
-            for f in findings) + "</ul>")
+        parts.append(
+            '<div class="label">findings</div><ul>'
+            + "".join(
+                f'<li><span class="sev sev-{_e(f.get("severity", "info"))}">{_e(f.get("severity", ""))}</span> {_e(_short(f.get("text", ""), 400))}</li>'
+                for f in findings
+            )
+            + "</ul>"
+        )
     obs = _observation_groups(row.get("observations") or [])
     if obs:
         shown = obs[:MAX_OBSERVATIONS]
         items = "".join(
             f"<li><code>{_e(what)}</code> = {_e(_short(value, 240))}"
-            f" <span class=\"muted\">({_e(_which(what, checks))})</span></li>"
-            for what, value, checks in shown)
+            f' <span class="muted">({_e(_which(what, checks))})</span></li>'
+            for what, value, checks in shown
+        )
         if len(obs) > MAX_OBSERVATIONS:
-            items += f"<li class=\"muted\">… and {len(obs) - MAX_OBSERVATIONS} more in clauses.json</li>"
-        parts.append(f'<div class="label">{"observed answer" if status == report.UNSPECIFIED_OBSERVED else "observations"}</div><ul>{items}</ul>')
+            items += f'<li class="muted">… and {len(obs) - MAX_OBSERVATIONS} more in clauses.json</li>'
+        parts.append(
+            f'<div class="label">{"observed answer" if status == report.UNSPECIFIED_OBSERVED else "observations"}</div><ul>{items}</ul>'
+        )
     if status in report.NOT_CHECKED:  # one line: the clause and why it was not checked
         lines = report.not_checked_lines(row) or ["no check of this clause ran"]
         parts[0] = parts[0].replace(f's-{_e(status)}"', f's-{_e(status)} compact"', 1)
@@ -532,11 +594,17 @@ def _clause_html(cid: str, row: dict[str, Any], files: dict[str, FailureFile],
     links = []
     for ch in row.get("checks") or []:
         for att in evidence.get(ch.get("check", ""), []):
-            links.append(f'<a href="{_e(att["href"])}">{_e(att["name"])}</a> <span class="muted">({_e(_check_name(ch["check"]))})</span>')
+            links.append(
+                f'<a href="{_e(att["href"])}">{_e(att["name"])}</a> <span class="muted">({_e(_check_name(ch["check"]))})</span>'
+            )
     if links:
         links = list(dict.fromkeys(links))
-        parts.append('<div class="muted">SIP evidence: ' + " · ".join(links[:MAX_LINKS])
-                     + (f" · … {len(links) - MAX_LINKS} more" if len(links) > MAX_LINKS else "") + "</div>")
+        parts.append(
+            '<div class="muted">SIP evidence: '
+            + " · ".join(links[:MAX_LINKS])
+            + (f" · … {len(links) - MAX_LINKS} more" if len(links) > MAX_LINKS else "")
+            + "</div>"
+        )
     parts.append(_checks_line(row))
     parts.append("</section>")
     return "".join(parts)
@@ -585,7 +653,7 @@ def render(reports_dir: Path, info: dict[str, Any] | None = None) -> str:
     evidence = allure_evidence(reports_dir)
     name = info.get("target") or table.get("target") or "target"
     insecure_api = (not info["tls_verify_api"]) if "tls_verify_api" in info else bool(table.get("insecure"))
-    tls = ("OFF for the API (target insecure = true)" if insecure_api else "on for the API")
+    tls = "OFF for the API (target insecure = true)" if insecure_api else "on for the API"
     if "tls_verify_sip" in info:
         tls += ", " + ("OFF for SIP/WSS" if not info["tls_verify_sip"] else "on for SIP/WSS")
     meta = [
@@ -604,8 +672,10 @@ def render(reports_dir: Path, info: dict[str, Any] | None = None) -> str:
     meta.append(("clauses.json SHA-256", sha256_of(table_path)))
     meta_html = _meta_rows(meta)
     rows = ordered(table)
-    chips = "".join(f'<a class="chip s-{_e(row.get("status", ""))}" href="#clause-{_e(cid)}" title="{_e(row.get("status", ""))}">{_e(cid)}</a>'
-                    for cid, row in rows)
+    chips = "".join(
+        f'<a class="chip s-{_e(row.get("status", ""))}" href="#clause-{_e(cid)}" title="{_e(row.get("status", ""))}">{_e(cid)}</a>'
+        for cid, row in rows
+    )
     body = []
     current = None
     for cid, row in rows:
@@ -618,10 +688,14 @@ def render(reports_dir: Path, info: dict[str, Any] | None = None) -> str:
     counts_line = ", ".join(f"{counts.get(s, 0)} {s.replace('-', ' ')}" for s in ORDER if counts.get(s, 0))
     notes = []
     if any(r.get("failures") for _, r in rows):
-        notes.append("Reproductions read the secrets from the environment: <code>export PBX_SENHA=… PBX_TOKEN=…</code> "
-                     "(the values in the target file; a check run with the [foreign] token used that one), then paste the curl line.")
+        notes.append(
+            "Reproductions read the secrets from the environment: <code>export PBX_SENHA=… PBX_TOKEN=…</code> "
+            "(the values in the target file; a check run with the [foreign] token used that one), then paste the curl line."
+        )
     if table.get("secret_leaks"):
-        notes.append(f"<b>SECRET LEAK: {int(table['secret_leaks'])} piece(s) of a secret survived redaction in this folder.</b>")
+        notes.append(
+            f"<b>SECRET LEAK: {int(table['secret_leaks'])} piece(s) of a secret survived redaction in this folder.</b>"
+        )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>pbxcheck certificate: {_e(name)}: {_e(v)}</title><style>{CSS}</style></head>
@@ -647,14 +721,16 @@ def write(reports_dir: Path, info: dict[str, Any] | None = None, redactor: Redac
     redactor = redactor or Redactor(())
     if info is not None:
         (reports_dir / RUN_INFO_JSON).write_text(
-            redactor.text(json.dumps(info, indent=2, ensure_ascii=False)) + "\n", encoding="utf-8")
+            redactor.text(json.dumps(info, indent=2, ensure_ascii=False)) + "\n", encoding="utf-8"
+        )
     path = reports_dir / CERTIFICATE_HTML
     path.write_text(redactor.text(render(reports_dir, info)), encoding="utf-8")
     return path
 
 
-def write_for_run(reports_dir: Path, target: Any, *, profile: str, faults: Sequence[str], embedded: bool,
-                  redactor: Redactor) -> str:
+def write_for_run(
+    reports_dir: Path, target: Any, *, profile: str, faults: Sequence[str], embedded: bool, redactor: Redactor
+) -> str:
     """The runner's call, after redaction and before the leak scan: one line to print."""
     if not (Path(reports_dir) / report.CLAUSES_JSON).exists():
         (Path(reports_dir) / CERTIFICATE_HTML).unlink(missing_ok=True)
@@ -678,8 +754,15 @@ def find_chromium() -> str | None:
 
 
 def chromium_command(binary: str, *args: str, profile_dir: str) -> list[str]:
-    cmd = [binary, "--headless", "--disable-gpu", "--no-first-run", "--disable-extensions",
-           "--allow-file-access-from-files", f"--user-data-dir={profile_dir}"]
+    cmd = [
+        binary,
+        "--headless",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-extensions",
+        "--allow-file-access-from-files",
+        f"--user-data-dir={profile_dir}",
+    ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--no-sandbox")  # Chromium refuses to run as root with its sandbox
     return cmd + list(args)
@@ -690,8 +773,14 @@ def run_chromium(*args: str, timeout: float = 90.0) -> subprocess.CompletedProce
     if binary is None:
         raise FileNotFoundError("Chromium not found (Debian package 'chromium')")
     with tempfile.TemporaryDirectory(prefix="pbxcheck-chromium-") as profile:
-        return subprocess.run(chromium_command(binary, *args, profile_dir=profile), capture_output=True, text=True,
-                              timeout=timeout, stdin=subprocess.DEVNULL, check=False)
+        return subprocess.run(
+            chromium_command(binary, *args, profile_dir=profile),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
 
 
 def print_pdf(html: Path, pdf: Path) -> Path:

@@ -55,9 +55,15 @@ def _check_faults(faults: list[str]) -> None:
 
 @app.command(epilog=EXIT_CODES)
 def run(
-    target: Annotated[Path | None, typer.Option(help="Target TOML file; without it the embedded reference central is started and checked.")] = None,
+    target: Annotated[
+        Path | None,
+        typer.Option(help="Target TOML file; without it the embedded reference central is started and checked."),
+    ] = None,
     reports: Annotated[Path, typer.Option(help="Directory for JUnit, Allure and clause reports.")] = Path("reports"),
-    fault: Annotated[list[str] | None, typer.Option(help="Only without --target: start the embedded central with this fault (repeatable).")] = None,
+    fault: Annotated[
+        list[str] | None,
+        typer.Option(help="Only without --target: start the embedded central with this fault (repeatable)."),
+    ] = None,
     profile: Annotated[str, typer.Option(help="Hypothesis profile: ci (fast, derandomised) or thorough.")] = "ci",
     select: Annotated[str | None, typer.Option("-k", help="pytest -k expression to run a subset of checks.")] = None,
 ) -> None:
@@ -82,8 +88,9 @@ def run(
     from . import runner
 
     extra = ["-k", select] if select else []
-    code = runner.run(str(target) if target else None, str(reports), faults=faults,
-                      extra_args=extra, hypothesis_profile=profile)
+    code = runner.run(
+        str(target) if target else None, str(reports), faults=faults, extra_args=extra, hypothesis_profile=profile
+    )
     raise typer.Exit(code)
 
 
@@ -96,12 +103,20 @@ def central(
     ws_port: Annotated[int, typer.Option(help="SIP over secure WebSocket (wss) port.")] = 8089,
     ws_plain_port: Annotated[int, typer.Option(help="SIP over plain WebSocket (ws) port.")] = 8088,
     db: Annotated[Path | None, typer.Option(help="SQLite file; data survives restarts. Default: a temp file.")] = None,
-    state_dir: Annotated[Path | None, typer.Option(help="Directory for certificates and logs. Default: a temp dir.")] = None,
-    fault: Annotated[list[str] | None, typer.Option(help="Break one clause on purpose (repeatable); see --list-faults.")] = None,
+    state_dir: Annotated[
+        Path | None, typer.Option(help="Directory for certificates and logs. Default: a temp dir.")
+    ] = None,
+    fault: Annotated[
+        list[str] | None, typer.Option(help="Break one clause on purpose (repeatable); see --list-faults.")
+    ] = None,
     clock_speed: Annotated[float, typer.Option(help="Dialer clock multiplier (2 = twice as fast).")] = 1.0,
-    write_target: Annotated[Path | None, typer.Option(help="Write a target file describing this central once it listens.")] = None,
+    write_target: Annotated[
+        Path | None, typer.Option(help="Write a target file describing this central once it listens.")
+    ] = None,
     list_faults: Annotated[bool, typer.Option("--list-faults", help="List the fault switches and exit.")] = False,
-    exit_with_parent: Annotated[int | None, typer.Option(hidden=True, help="Stop when this parent PID is gone.")] = None,
+    exit_with_parent: Annotated[
+        int | None, typer.Option(hidden=True, help="Stop when this parent PID is gone.")
+    ] = None,
 ) -> None:
     """Run the reference central (HTTPS API, plain HTTP, SIP UDP/TCP/WS/WSS, SQLite) until Ctrl-C.
 
@@ -120,8 +135,13 @@ def central(
         raise typer.Exit(0)
     faults = list(fault or [])
     _check_faults(faults)
-    for name, port in (("api-port", api_port), ("plain-port", plain_port), ("sip-port", sip_port),
-                       ("ws-port", ws_port), ("ws-plain-port", ws_plain_port)):
+    for name, port in (
+        ("api-port", api_port),
+        ("plain-port", plain_port),
+        ("sip-port", sip_port),
+        ("ws-port", ws_port),
+        ("ws-plain-port", ws_plain_port),
+    ):
         if not 0 <= port < 65536:
             _fail(f"--{name} must be 0-65535, not {port}")
     if clock_speed <= 0:
@@ -129,10 +149,18 @@ def central(
     from .central.server import CentralConfig, run_forever, write_target_file
 
     config = CentralConfig(
-        host=host, api_port=api_port, plain_port=plain_port, sip_port=sip_port, ws_port=ws_port,
-        ws_plain_port=ws_plain_port, db_path=str(db) if db else None,
-        state_dir=str(state_dir) if state_dir else None, faults=frozenset(faults), clock_speed=clock_speed,
+        host=host,
+        api_port=api_port,
+        plain_port=plain_port,
+        sip_port=sip_port,
+        ws_port=ws_port,
+        ws_plain_port=ws_plain_port,
+        db_path=str(db) if db else None,
+        state_dir=str(state_dir) if state_dir else None,
+        faults=frozenset(faults),
+        clock_speed=clock_speed,
     )
+
     def ready(c: Central) -> None:
         path = write_target
         if path is None:  # the credentials live in the database; say where a target file holds them
@@ -141,8 +169,12 @@ def central(
         print(listeners_text(c, path.resolve()), flush=True)
 
     try:
-        run_forever(config, write_target=str(write_target) if write_target else None, on_ready=ready,
-                    parent_pid=exit_with_parent)
+        run_forever(
+            config,
+            write_target=str(write_target) if write_target else None,
+            on_ready=ready,
+            parent_pid=exit_with_parent,
+        )
     except OSError as exc:
         _fail(f"cannot start the central: {exc}", 1)
     except KeyboardInterrupt:  # a signal before its handlers were set: stopped all the same
@@ -170,32 +202,75 @@ def listeners_text(c: Central, target_file: Path) -> str:
 
 @app.command(epilog=EXIT_CODES)
 def load(
-    scenario: Annotated[str | None, typer.Argument(help="Scenario name (see --list), a locustfile path, or `compare A B`.")] = None,
-    files: Annotated[list[str] | None, typer.Argument(help="With `compare`: the baseline result, then the result to judge.", show_default=False)] = None,
-    target: Annotated[Path | None, typer.Option(help="Target TOML; without it the embedded central is started.")] = None,
-    rate: Annotated[float | None, typer.Option(help="Open model: requests per second (latency from each request's intended send time).")] = None,
+    scenario: Annotated[
+        str | None, typer.Argument(help="Scenario name (see --list), a locustfile path, or `compare A B`.")
+    ] = None,
+    files: Annotated[
+        list[str] | None,
+        typer.Argument(help="With `compare`: the baseline result, then the result to judge.", show_default=False),
+    ] = None,
+    target: Annotated[
+        Path | None, typer.Option(help="Target TOML; without it the embedded central is started.")
+    ] = None,
+    rate: Annotated[
+        float | None,
+        typer.Option(help="Open model: requests per second (latency from each request's intended send time)."),
+    ] = None,
     ramp: Annotated[str, typer.Option(help="Open model: time to reach --rate linearly, e.g. 10s.")] = "0s",
-    users: Annotated[int | None, typer.Option(help="Concurrent users (closed model: 10; open model: enough for the rate).")] = None,
+    users: Annotated[
+        int | None, typer.Option(help="Concurrent users (closed model: 10; open model: enough for the rate).")
+    ] = None,
     spawn_rate: Annotated[float | None, typer.Option(help="Users started per second.")] = None,
-    think_time: Annotated[float | None, typer.Option(help="Closed model: mean seconds between a user's requests (default [load] think_time, else 1).")] = None,
+    think_time: Annotated[
+        float | None,
+        typer.Option(help="Closed model: mean seconds between a user's requests (default [load] think_time, else 1)."),
+    ] = None,
     run_time: Annotated[str, typer.Option(help="Bounded duration, e.g. 30s, 2m.")] = "30s",
     profile: Annotated[Path | None, typer.Option(help="Proportions file for mixed ([weights] action = n).")] = None,
-    fault: Annotated[list[str] | None, typer.Option(help="Only without --target: start the embedded central with this fault (e.g. slow-api).")] = None,
-    baseline: Annotated[Path | None, typer.Option(help="An earlier <scenario>.result.json: exit 1 on a regression beyond the tolerance.")] = None,
-    tolerance: Annotated[list[str] | None, typer.Option(help="METRIC=RATIO over [load] tolerance (default p99_ms=0.1, throughput=0.1).")] = None,
+    fault: Annotated[
+        list[str] | None,
+        typer.Option(help="Only without --target: start the embedded central with this fault (e.g. slow-api)."),
+    ] = None,
+    baseline: Annotated[
+        Path | None,
+        typer.Option(help="An earlier <scenario>.result.json: exit 1 on a regression beyond the tolerance."),
+    ] = None,
+    tolerance: Annotated[
+        list[str] | None, typer.Option(help="METRIC=RATIO over [load] tolerance (default p99_ms=0.1, throughput=0.1).")
+    ] = None,
     web: Annotated[bool, typer.Option("--web", help="Serve Locust's web UI while the run goes.")] = False,
     web_host: Annotated[str, typer.Option(help="Address Locust's web UI binds to.")] = "127.0.0.1",
-    processes: Annotated[int, typer.Option(help="Locust worker processes on this machine (a master plus N workers).")] = 0,
+    processes: Annotated[
+        int, typer.Option(help="Locust worker processes on this machine (a master plus N workers).")
+    ] = 0,
     master: Annotated[bool, typer.Option("--master", help="Run as Locust master (distributed).")] = False,
-    worker: Annotated[bool, typer.Option("--worker", help="Run as Locust worker (distributed; needs --target).")] = False,
+    worker: Annotated[
+        bool, typer.Option("--worker", help="Run as Locust worker (distributed; needs --target).")
+    ] = False,
     master_host: Annotated[str, typer.Option(help="Master address for --worker.")] = "127.0.0.1",
     expect_workers: Annotated[int, typer.Option(help="Workers the master waits for before starting.")] = 1,
-    max_fail_ratio: Annotated[float | None, typer.Option(help="Fail (exit 1) above this failure ratio (default [load] fail_ratio, else 0).")] = None,
-    max_p95_ms: Annotated[float | None, typer.Option(help="Fail (exit 1) above this 95th percentile (Locust's).")] = None,
-    max_p99_ms: Annotated[float | None, typer.Option(help="Fail (exit 1) above this 99th percentile (HDR; default [load] p99_ms).")] = None,
-    max_lost: Annotated[int | None, typer.Option(help="Fail (exit 1) above this many acknowledged inserts missing (default [load] lost, else 0).")] = None,
-    max_late_ratio: Annotated[float, typer.Option(help="Open model: the generator counts as saturated (exit 1) when more of the requests than this ratio go out late (>10 ms) or the rate falls that far short.")] = 0.01,
-    cleanup: Annotated[bool, typer.Option(help="deletediscador on the disposable campaign after an inserting scenario.")] = True,
+    max_fail_ratio: Annotated[
+        float | None, typer.Option(help="Fail (exit 1) above this failure ratio (default [load] fail_ratio, else 0).")
+    ] = None,
+    max_p95_ms: Annotated[
+        float | None, typer.Option(help="Fail (exit 1) above this 95th percentile (Locust's).")
+    ] = None,
+    max_p99_ms: Annotated[
+        float | None, typer.Option(help="Fail (exit 1) above this 99th percentile (HDR; default [load] p99_ms).")
+    ] = None,
+    max_lost: Annotated[
+        int | None,
+        typer.Option(help="Fail (exit 1) above this many acknowledged inserts missing (default [load] lost, else 0)."),
+    ] = None,
+    max_late_ratio: Annotated[
+        float,
+        typer.Option(
+            help="Open model: the generator counts as saturated (exit 1) when more of the requests than this ratio go out late (>10 ms) or the rate falls that far short."
+        ),
+    ] = 0.01,
+    cleanup: Annotated[
+        bool, typer.Option(help="deletediscador on the disposable campaign after an inserting scenario.")
+    ] = True,
     central_cpu: Annotated[int | None, typer.Option(hidden=True, help="Pin the embedded central to this CPU.")] = None,
     reports: Annotated[Path, typer.Option(help="Directory for the results (reports/load/).")] = Path("reports"),
     list_scenarios: Annotated[bool, typer.Option("--list", help="List the scenarios and exit.")] = False,
@@ -229,14 +304,37 @@ def load(
         faults = list(fault or [])
         if faults:
             _check_faults(faults)
-        code = loadrun.run(scenario, loadrun.Options(
-            target=str(target) if target else None, users=users, spawn_rate=spawn_rate, run_time=run_time,
-            rate=rate, ramp=ramp, think_time=think_time, processes=processes, web=web, web_host=web_host,
-            master=master, worker=worker, master_host=master_host, expect_workers=expect_workers,
-            max_fail_ratio=max_fail_ratio, max_p95_ms=max_p95_ms, max_p99_ms=max_p99_ms, max_lost=max_lost,
-            max_late_ratio=max_late_ratio, baseline=str(baseline) if baseline else None, profile=str(profile) if profile else None,
-            faults=faults, reports=str(reports), cleanup=cleanup, tolerance=tolerances, central_cpu=central_cpu,
-        ))
+        code = loadrun.run(
+            scenario,
+            loadrun.Options(
+                target=str(target) if target else None,
+                users=users,
+                spawn_rate=spawn_rate,
+                run_time=run_time,
+                rate=rate,
+                ramp=ramp,
+                think_time=think_time,
+                processes=processes,
+                web=web,
+                web_host=web_host,
+                master=master,
+                worker=worker,
+                master_host=master_host,
+                expect_workers=expect_workers,
+                max_fail_ratio=max_fail_ratio,
+                max_p95_ms=max_p95_ms,
+                max_p99_ms=max_p99_ms,
+                max_lost=max_lost,
+                max_late_ratio=max_late_ratio,
+                baseline=str(baseline) if baseline else None,
+                profile=str(profile) if profile else None,
+                faults=faults,
+                reports=str(reports),
+                cleanup=cleanup,
+                tolerance=tolerances,
+                central_cpu=central_cpu,
+            ),
+        )
     except TargetError as exc:
         _fail(str(exc))
     except ValueError as exc:
@@ -246,8 +344,12 @@ def load(
 
 @app.command("report")
 def report_command(
-    directory: Annotated[Path, typer.Argument(help="The reports folder of a run (holds clauses.json).")] = Path("reports"),
-    pdf: Annotated[bool, typer.Option("--pdf", help="Also print it to DIR/certificate.pdf with headless Chromium.")] = False,
+    directory: Annotated[Path, typer.Argument(help="The reports folder of a run (holds clauses.json).")] = Path(
+        "reports"
+    ),
+    pdf: Annotated[
+        bool, typer.Option("--pdf", help="Also print it to DIR/certificate.pdf with headless Chromium.")
+    ] = False,
 ) -> None:
     """Render DIR/certificate.html again from DIR (clauses.json, failures/, allure-results/, run-info.json).
 

@@ -45,8 +45,9 @@ class Exchange:
             raise AnswerError(self.parse_error or "no answer", self.raw)
         return self.answer.value
 
-    def describe(self, redactor: Redactor, *, insecure: bool = False, ca_file: str | None = None,
-                 limit: int = 2000) -> str:
+    def describe(
+        self, redactor: Redactor, *, insecure: bool = False, ca_file: str | None = None, limit: int = 2000
+    ) -> str:
         """The request, the answer and a curl reproduction, with secrets redacted."""
         body = self.body
         if isinstance(body, bytes):
@@ -67,8 +68,10 @@ class Exchange:
             lines.append("lenient: " + "; ".join(self.answer.lenient))
         if self.parse_error:
             lines.append(f"parse:   {self.parse_error}")
-        lines.append("repro:   " + curl_line(self.url, body, redactor=redactor, insecure=insecure,
-                                              ca_file=ca_file, interface=iface))
+        lines.append(
+            "repro:   "
+            + curl_line(self.url, body, redactor=redactor, insecure=insecure, ca_file=ca_file, interface=iface)
+        )
         return "\n".join(lines)
 
 
@@ -80,8 +83,15 @@ def ssl_context(target: Target) -> ssl.SSLContext:
 class ApiClient:
     """Talks to one target's HTTP API. Not thread-safe; cheap to create."""
 
-    def __init__(self, target: Target, *, source_ip: str | None = _UNSET, plain: bool = False,
-                 timeout: float | None = None, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        target: Target,
+        *,
+        source_ip: str | None = _UNSET,
+        plain: bool = False,
+        timeout: float | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.target = target
         self.source_ip = target.source_ip if source_ip is _UNSET else source_ip
         self.base = (target.plain_url if plain else target.api_url).rstrip("/")
@@ -127,8 +137,9 @@ class ApiClient:
         ex = Exchange(url=url, body=body, source_ip=self.source_ip)
         started = time.perf_counter()
         try:
-            resp = self._http.post(url, content=content,
-                                   headers={"Content-Type": "application/json", **(headers or {})})
+            resp = self._http.post(
+                url, content=content, headers={"Content-Type": "application/json", **(headers or {})}
+            )
         except httpx.HTTPError as exc:
             self.exchanges.append(ex)
             raise TransportError(f"POST {url}: {type(exc).__name__}: {exc}") from exc

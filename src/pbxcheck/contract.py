@@ -70,22 +70,59 @@ CLASSE5_DESBLOQUEAR = "DESBLOQUEAR"
 MAX_PHONES = 5
 MAX_TEXT = 254
 OPEN_TEXT_FIELDS: tuple[str, ...] = (
-    "endereco", "bairro", "cidade", "estado", "cep", "contato", "agente", "dpto", "conta",
+    "endereco",
+    "bairro",
+    "cidade",
+    "estado",
+    "cep",
+    "contato",
+    "agente",
+    "dpto",
+    "conta",
     *(f"gen{i}" for i in range(1, 23)),
 )
 INSERT_FIELDS: tuple[str, ...] = (
-    "idcrm", "cliente", "cpf",
+    "idcrm",
+    "cliente",
+    "cpf",
     *(f for i in range(1, MAX_PHONES + 1) for f in (f"ddd{i}", f"tel{i}")),
     *OPEN_TEXT_FIELDS,
 )
 
 # The 53 columns of a statusdiscador record, in position order 0..52.
 CONTACT_COLUMNS: tuple[str, ...] = (
-    "id", "cliente", "ddd", "numero", "endereco", "bairro", "cidade", "estado", "cep", "contato",
-    "status", "agendamento", "inicialing", "ocorrencia", "datendimento", "obs", "agente", "dpto",
-    "campanha", "tentativas", "conta", "cuje", "bina", "status_ligacao",
+    "id",
+    "cliente",
+    "ddd",
+    "numero",
+    "endereco",
+    "bairro",
+    "cidade",
+    "estado",
+    "cep",
+    "contato",
+    "status",
+    "agendamento",
+    "inicialing",
+    "ocorrencia",
+    "datendimento",
+    "obs",
+    "agente",
+    "dpto",
+    "campanha",
+    "tentativas",
+    "conta",
+    "cuje",
+    "bina",
+    "status_ligacao",
     *(f"gen{i}" for i in range(1, 23)),
-    "tab1", "tab2", "tab3", "cob", "id_registro", "tipo_de_chamada", "data_insert",
+    "tab1",
+    "tab2",
+    "tab3",
+    "cob",
+    "id_registro",
+    "tipo_de_chamada",
+    "data_insert",
 )
 assert len(CONTACT_COLUMNS) == 53
 
@@ -103,19 +140,78 @@ CONCLUIDO_MIN_TALK_S = 10
 
 # statusdetalhado: the document's example object, key order kept.
 DETAIL_FIELDS: tuple[str, ...] = (
-    "id", "conta", "nomeoperador", "ramal", "tipo", "chamada", "datahora", "duracao", "numero",
-    "tempofila", "abandonoramal", "abandonofila", "naoatendidas", "statuschamada", "grupo",
-    "aguardouatendimento", "uniqueid", "gravacao", "ip", "backup", "caminho", "time", "dac_aut",
-    "nota_atendimento", "t_chamando", "dialed_time", "tempo_pausa", "tempo_logado", "setor_nome",
-    "sidehangup", "cliente", "campanha", "id_mailing", "tronco", "codigo_conta", "tipo_chamada",
-    "operadora", "call_entrada", "ip_origem", "operadora_cadup", "log", "tarifa", "modulacao",
-    "nota_atendimento2", "valor_custo", "valor_cobrado", "protocolo", "tag", "tamanho_gravacao",
-    "v5", "ura", "ftp", "enlace",
+    "id",
+    "conta",
+    "nomeoperador",
+    "ramal",
+    "tipo",
+    "chamada",
+    "datahora",
+    "duracao",
+    "numero",
+    "tempofila",
+    "abandonoramal",
+    "abandonofila",
+    "naoatendidas",
+    "statuschamada",
+    "grupo",
+    "aguardouatendimento",
+    "uniqueid",
+    "gravacao",
+    "ip",
+    "backup",
+    "caminho",
+    "time",
+    "dac_aut",
+    "nota_atendimento",
+    "t_chamando",
+    "dialed_time",
+    "tempo_pausa",
+    "tempo_logado",
+    "setor_nome",
+    "sidehangup",
+    "cliente",
+    "campanha",
+    "id_mailing",
+    "tronco",
+    "codigo_conta",
+    "tipo_chamada",
+    "operadora",
+    "call_entrada",
+    "ip_origem",
+    "operadora_cadup",
+    "log",
+    "tarifa",
+    "modulacao",
+    "nota_atendimento2",
+    "valor_custo",
+    "valor_cobrado",
+    "protocolo",
+    "tag",
+    "tamanho_gravacao",
+    "v5",
+    "ura",
+    "ftp",
+    "enlace",
 )
 # DIAL-DET-1: the fields a check insists on.
 DETAIL_REQUIRED: tuple[str, ...] = (
-    "id", "conta", "nomeoperador", "ramal", "tipo", "chamada", "datahora", "duracao", "numero",
-    "statuschamada", "grupo", "uniqueid", "gravacao", "sidehangup", "campanha", "id_mailing",
+    "id",
+    "conta",
+    "nomeoperador",
+    "ramal",
+    "tipo",
+    "chamada",
+    "datahora",
+    "duracao",
+    "numero",
+    "statuschamada",
+    "grupo",
+    "uniqueid",
+    "gravacao",
+    "sidehangup",
+    "campanha",
+    "id_mailing",
     "tamanho_gravacao",
 )
 # statusreport rows are call records of the same shape as statusdetalhado.
@@ -130,8 +226,18 @@ OPERATION_EVENTS = ("LOGIN", "LOGOUT", "PAUSA")
 # --- Screen sync (RAM-1) -------------------------------------------------------------------------
 
 RAMAL_FIELDS: tuple[str, ...] = (
-    "Ramal", "Status", "Direcao", "Duracao", "StatusCanal", "Callerid", "Extension",
-    "JSON1", "JSON2", "JSON3", "GRAVACAO", "IDCHAMADA",
+    "Ramal",
+    "Status",
+    "Direcao",
+    "Duracao",
+    "StatusCanal",
+    "Callerid",
+    "Extension",
+    "JSON1",
+    "JSON2",
+    "JSON3",
+    "GRAVACAO",
+    "IDCHAMADA",
 )
 RAMAL_IN_USE = "In use"
 CANAL_UP = "Up"
@@ -224,43 +330,82 @@ _S = "Sincronismo de Tela"
 _5 = "Bloqueio/Desbloqueio Cliente Classe5"
 _P = "Registro de Ramais / Efetuando Chamadas / WebRTC"
 
-CLAUSES: dict[str, Clause] = {c.id: c for c in (  # keyed by ClauseId members (equal to their str)
-    Clause(ClauseId.AUTH_1, _A, "HTTPS POST /api.php with a JSON object carrying acao, login, senha, token"),
-    Clause(ClauseId.AUTH_2, _A, "login, senha, token and source IP checked on every call; any one wrong denies", unspecified=True),
-    Clause(ClauseId.AUTH_3, _A, "one token is bound to exactly one source IP"),
-    Clause(ClauseId.AUTH_4, _A, 'plain http answers ["Status","Erro de Protocolo"] for every acao, nothing else'),
-    Clause(ClauseId.AUTH_5, _A, "a denied call has no side effect"),
-    Clause(ClauseId.AUTH_6, _A, "denials do not enumerate factors; repeated failures are throttled", hardening=True),
-    Clause(ClauseId.DIAL_INS_1, _D, 'insert answers ["Status","OK"]'),
-    Clause(ClauseId.DIAL_INS_2, _D, 'unknown idcampanha answers ["Status","ID CAMPANHA NAO CADASTRADO"], inserts nothing'),
-    Clause(ClauseId.DIAL_INS_3, _D, 'bad credentials on insert answer ["Status","Login/Senha Invalido"], insert nothing'),
-    Clause(ClauseId.DIAL_INS_4, _D, "contact fields up to 254 characters come back intact", unspecified=True),
-    Clause(ClauseId.DIAL_ST_1, _D, "statusdiscador lists records with 53 columns under position and name, equal"),
-    Clause(ClauseId.DIAL_ST_2, _D, "a fresh contact is listed as inserted with status AGUARDANDO"),
-    Clause(ClauseId.DIAL_ST_3, _D, "status domain; tentativas <= 5; EXCEDIDO implies 5"),
-    Clause(ClauseId.DIAL_DET_1, _D, "statusdetalhado of a CONCLUIDO contact gives the call detail"),
-    Clause(ClauseId.DIAL_DEL_1, _D, 'deletediscador answers ["Total Deletados","N"], N exact, then empty, then 0'),
-    Clause(ClauseId.REP_1, _R, "statusreport: records at or after datainicial, at most 500"),
-    Clause(ClauseId.REP_2, _R, "empty datainicial means today; malformed date no 500, no full dump", unspecified=True),
-    Clause(ClauseId.OPS_1, _R, "statusoperacoes: login, logout and pause events since datainicial"),
-    Clause(ClauseId.REC_1, _R, "GET /gravador28/<gravacao>.gsm: GSM 06.10, size = tamanho_gravacao"),
-    Clause(ClauseId.REC_2, _R, "recording downloadable without credentials (finding)", hardening=True),
-    Clause(ClauseId.C2C_1, _C, 'clicktocall answers ["Status","CHAMADA OK","ID","<origem>_<YYYYmmddHHMMSS>_<digits>"]'),
-    Clause(ClauseId.C2C_2, _C, "the origin extension rings; answered, the call to destino completes", sip=True),
-    Clause(ClauseId.C2C_3, _C, "the returned ID can be looked up with the call's details", unspecified=True),
-    Clause(ClauseId.RAM_1, _S, "statusramais: one object per extension with the 12 fields"),
-    Clause(ClauseId.RAM_2, _S, "2001 talking to 2002: In use, Up, opposite Direcao, same IDCHAMADA", sip=True),
-    Clause(ClauseId.RAM_3, _S, "JSON1..3 set during the call; GRAVACAO downloadable after", sip=True),
-    Clause(ClauseId.C5_1, _5, "BLOQUEAR blocks the client's extensions; DESBLOQUEAR lifts it", unspecified=True),
-    Clause(ClauseId.SIP_REG_1, _P, "REGISTER on 7048 UDP/TCP: 401 digest challenge, then 200", sip=True),
-    Clause(ClauseId.SIP_REG_2, _P, "wrong password never 200; unknown extension answered like a wrong password", sip=True),
-    Clause(ClauseId.SIP_REG_3, _P, "binding honours Expires; Expires 0 removes it", sip=True),
-    Clause(ClauseId.SIP_INV_1, _P, "INVITE: 401, ACK, INVITE+auth, 100, 183 SDP, 200 SDP, ACK; BYE 200", sip=True),
-    Clause(ClauseId.SIP_INV_2, _P, "codecs 18/0/8/3 + telephone-event; RTP port in 10000-20000", sip=True),
-    Clause(ClauseId.SIP_NAT_1, _P, "same public IP and source port collide; different IPs do not", sip=True, unspecified=True),
-    Clause(ClauseId.SIP_WS_1, _P, "SIP over WS/WSS 8089 /ws, subprotocol sip, only with ramal-web", sip=True),
-    Clause(ClauseId.SIP_SEC_1, _P, "replays, wrong nc, brute force, torture messages: no entry, no crash", sip=True, hardening=True),
-)}
+CLAUSES: dict[str, Clause] = {
+    c.id: c
+    for c in (  # keyed by ClauseId members (equal to their str)
+        Clause(ClauseId.AUTH_1, _A, "HTTPS POST /api.php with a JSON object carrying acao, login, senha, token"),
+        Clause(
+            ClauseId.AUTH_2,
+            _A,
+            "login, senha, token and source IP checked on every call; any one wrong denies",
+            unspecified=True,
+        ),
+        Clause(ClauseId.AUTH_3, _A, "one token is bound to exactly one source IP"),
+        Clause(ClauseId.AUTH_4, _A, 'plain http answers ["Status","Erro de Protocolo"] for every acao, nothing else'),
+        Clause(ClauseId.AUTH_5, _A, "a denied call has no side effect"),
+        Clause(
+            ClauseId.AUTH_6, _A, "denials do not enumerate factors; repeated failures are throttled", hardening=True
+        ),
+        Clause(ClauseId.DIAL_INS_1, _D, 'insert answers ["Status","OK"]'),
+        Clause(
+            ClauseId.DIAL_INS_2,
+            _D,
+            'unknown idcampanha answers ["Status","ID CAMPANHA NAO CADASTRADO"], inserts nothing',
+        ),
+        Clause(
+            ClauseId.DIAL_INS_3,
+            _D,
+            'bad credentials on insert answer ["Status","Login/Senha Invalido"], insert nothing',
+        ),
+        Clause(ClauseId.DIAL_INS_4, _D, "contact fields up to 254 characters come back intact", unspecified=True),
+        Clause(ClauseId.DIAL_ST_1, _D, "statusdiscador lists records with 53 columns under position and name, equal"),
+        Clause(ClauseId.DIAL_ST_2, _D, "a fresh contact is listed as inserted with status AGUARDANDO"),
+        Clause(ClauseId.DIAL_ST_3, _D, "status domain; tentativas <= 5; EXCEDIDO implies 5"),
+        Clause(ClauseId.DIAL_DET_1, _D, "statusdetalhado of a CONCLUIDO contact gives the call detail"),
+        Clause(ClauseId.DIAL_DEL_1, _D, 'deletediscador answers ["Total Deletados","N"], N exact, then empty, then 0'),
+        Clause(ClauseId.REP_1, _R, "statusreport: records at or after datainicial, at most 500"),
+        Clause(
+            ClauseId.REP_2, _R, "empty datainicial means today; malformed date no 500, no full dump", unspecified=True
+        ),
+        Clause(ClauseId.OPS_1, _R, "statusoperacoes: login, logout and pause events since datainicial"),
+        Clause(ClauseId.REC_1, _R, "GET /gravador28/<gravacao>.gsm: GSM 06.10, size = tamanho_gravacao"),
+        Clause(ClauseId.REC_2, _R, "recording downloadable without credentials (finding)", hardening=True),
+        Clause(
+            ClauseId.C2C_1, _C, 'clicktocall answers ["Status","CHAMADA OK","ID","<origem>_<YYYYmmddHHMMSS>_<digits>"]'
+        ),
+        Clause(ClauseId.C2C_2, _C, "the origin extension rings; answered, the call to destino completes", sip=True),
+        Clause(ClauseId.C2C_3, _C, "the returned ID can be looked up with the call's details", unspecified=True),
+        Clause(ClauseId.RAM_1, _S, "statusramais: one object per extension with the 12 fields"),
+        Clause(ClauseId.RAM_2, _S, "2001 talking to 2002: In use, Up, opposite Direcao, same IDCHAMADA", sip=True),
+        Clause(ClauseId.RAM_3, _S, "JSON1..3 set during the call; GRAVACAO downloadable after", sip=True),
+        Clause(ClauseId.C5_1, _5, "BLOQUEAR blocks the client's extensions; DESBLOQUEAR lifts it", unspecified=True),
+        Clause(ClauseId.SIP_REG_1, _P, "REGISTER on 7048 UDP/TCP: 401 digest challenge, then 200", sip=True),
+        Clause(
+            ClauseId.SIP_REG_2,
+            _P,
+            "wrong password never 200; unknown extension answered like a wrong password",
+            sip=True,
+        ),
+        Clause(ClauseId.SIP_REG_3, _P, "binding honours Expires; Expires 0 removes it", sip=True),
+        Clause(ClauseId.SIP_INV_1, _P, "INVITE: 401, ACK, INVITE+auth, 100, 183 SDP, 200 SDP, ACK; BYE 200", sip=True),
+        Clause(ClauseId.SIP_INV_2, _P, "codecs 18/0/8/3 + telephone-event; RTP port in 10000-20000", sip=True),
+        Clause(
+            ClauseId.SIP_NAT_1,
+            _P,
+            "same public IP and source port collide; different IPs do not",
+            sip=True,
+            unspecified=True,
+        ),
+        Clause(ClauseId.SIP_WS_1, _P, "SIP over WS/WSS 8089 /ws, subprotocol sip, only with ramal-web", sip=True),
+        Clause(
+            ClauseId.SIP_SEC_1,
+            _P,
+            "replays, wrong nc, brute force, torture messages: no entry, no crash",
+            sip=True,
+            hardening=True,
+        ),
+    )
+}
 
 HTTP_CLAUSES = tuple(c.id for c in CLAUSES.values() if not c.sip)
 SIP_CLAUSES = tuple(c.id for c in CLAUSES.values() if c.sip)
@@ -338,6 +483,7 @@ class SideHangup(StrEnum):
     OPERADOR = "OPERADOR"  # the operator (agent)
     ORIGEM = "ORIGEM"  # the side that placed the call (SIP)
     DESTINO = "DESTINO"  # the side that was called (SIP)
+
 
 # --- The contract document itself (certificate header; CLAUSES.md names it) ----------------------
 

@@ -1,11 +1,11 @@
 """The exception tree, readable in one glance.
 
-    PbxcheckError
-    ├── TargetError          a target file is missing, malformed or incomplete (exit 2)
-    ├── ApiError             talking to the central's HTTP API went wrong
-    │   ├── TransportError   no answer at all: connect, TLS, timeout
-    │   └── AnswerError      an answer came back but is not a PHP-style JSON answer
-    └── SipError             (see pbxcheck.sip.errors for the SIP sub-tree)
+PbxcheckError
+├── TargetError          a target file is missing, malformed or incomplete (exit 2)
+├── ApiError             talking to the central's HTTP API went wrong
+│   ├── TransportError   no answer at all: connect, TLS, timeout
+│   └── AnswerError      an answer came back but is not a PHP-style JSON answer
+└── SipError             (see pbxcheck.sip.errors for the SIP sub-tree)
 """
 
 from __future__ import annotations

@@ -73,16 +73,34 @@ class Scenario:
     http: bool = True  # the API scenarios (destinations, weights); sip-register is its own User
 
 
-SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
-    Scenario("dialer-insert", "locustfile_insert.py",
-             "valid contacts into the disposable campaign; every acknowledged idcrm must be listed", inserts=True),
-    Scenario("click-to-call", "locustfile_c2c.py", "clicktocall from the target's extensions to [load] destinations"),
-    Scenario("status-polling", "locustfile_status_polling.py",
-             "statusdiscador and statusramais polled like a CRM while inserts run", inserts=True),
-    Scenario("mixed", "locustfile_mixed.py", "inserts, click-to-call and polling in a profile's proportions",
-             inserts=True, profile="profiles/mixed.toml"),
-    Scenario("sip-register", "locustfile_sip_register.py", "authenticated SIP REGISTERs (SIP Users)", http=False),
-)}
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario(
+            "dialer-insert",
+            "locustfile_insert.py",
+            "valid contacts into the disposable campaign; every acknowledged idcrm must be listed",
+            inserts=True,
+        ),
+        Scenario(
+            "click-to-call", "locustfile_c2c.py", "clicktocall from the target's extensions to [load] destinations"
+        ),
+        Scenario(
+            "status-polling",
+            "locustfile_status_polling.py",
+            "statusdiscador and statusramais polled like a CRM while inserts run",
+            inserts=True,
+        ),
+        Scenario(
+            "mixed",
+            "locustfile_mixed.py",
+            "inserts, click-to-call and polling in a profile's proportions",
+            inserts=True,
+            profile="profiles/mixed.toml",
+        ),
+        Scenario("sip-register", "locustfile_sip_register.py", "authenticated SIP REGISTERs (SIP Users)", http=False),
+    )
+}
 
 _RUN_TIME = re.compile(r"^\d+(s|m|h)?$|^(\d+h)?(\d+m)?(\d+s)?$")
 _ACTIONS = ("insert", "clicktocall", "statusdiscador", "statusramais")
@@ -95,6 +113,7 @@ def scenarios() -> dict[str, str]:
 @dataclass
 class Options:
     """Everything `pbxcheck load SCENARIO` takes (the CLI's flags, by name)."""
+
     target: str | None = None
     users: int | None = None
     spawn_rate: float | None = None
@@ -181,8 +200,10 @@ def safety_problem(t: Target, rate: float | None) -> str | None:
         return None
     missing = [k for k, v in (("max_rate", t.load.max_rate), ("destinations", t.load.destinations)) if not v]
     if missing:
-        return (f"{t.api_url} is not a loopback address: its target file must set [load] "
-                f"{' and '.join(missing)} before any load starts (see docs/target-format.md)")
+        return (
+            f"{t.api_url} is not a loopback address: its target file must set [load] "
+            f"{' and '.join(missing)} before any load starts (see docs/target-format.md)"
+        )
     if rate and rate > (t.load.max_rate or 0):
         return f"--rate {rate:g} is above the target's [load] max_rate {t.load.max_rate:g}"
     return None
@@ -246,8 +267,9 @@ def _validate(o: Options) -> None:
     if o.processes < 0:
         raise ValueError("--processes must be 1 or more")
     if o.worker and o.target is None:
-        raise ValueError("a --worker needs --target (the master's target file): a worker never starts a central "
-                         "of its own")
+        raise ValueError(
+            "a --worker needs --target (the master's target file): a worker never starts a central of its own"
+        )
     if o.faults and o.target is not None:
         raise ValueError("--fault only applies to the embedded central (no --target)")
     if o.web_host not in ("127.0.0.1", "::1", "localhost") and not o.web:
@@ -257,8 +279,11 @@ def _validate(o: Options) -> None:
 def _run(locustfile: Path, sc: Scenario | None, stem: str, out: Path, o: Options) -> int:
     duration = _seconds(o.run_time)
     ramp = _seconds(o.ramp, "--ramp")
-    weights = read_profile(o.profile) if o.profile else (
-        read_profile(bundled_dir("load") / sc.profile) if sc and sc.profile else None)
+    weights = (
+        read_profile(o.profile)
+        if o.profile
+        else (read_profile(bundled_dir("load") / sc.profile) if sc and sc.profile else None)
+    )
     with tempfile.TemporaryDirectory(prefix="pbxcheck-load-") as tmp:
         # Before any central starts: a target file that does not allow this load is refused.
         if o.target is not None and not o.worker:
@@ -270,12 +295,32 @@ def _run(locustfile: Path, sc: Scenario | None, stem: str, out: Path, o: Options
             return _locust(locustfile, sc, stem, out, o, t, tpath, Path(tmp), duration, ramp, weights)
 
 
-def _locust(locustfile: Path, sc: Scenario | None, stem: str, out: Path, o: Options, t: Target, tpath: str,
-            tmp: Path, duration: int, ramp: int, weights: dict[str, int] | None) -> int:
+def _locust(
+    locustfile: Path,
+    sc: Scenario | None,
+    stem: str,
+    out: Path,
+    o: Options,
+    t: Target,
+    tpath: str,
+    tmp: Path,
+    duration: int,
+    ramp: int,
+    weights: dict[str, int] | None,
+) -> int:
     ld = t.load
     open_model = bool(o.rate)
-    think = 0.0 if open_model else (o.think_time if o.think_time is not None else
-                                    ld.think_time if ld.think_time is not None else DEFAULT_THINK_S)
+    think = (
+        0.0
+        if open_model
+        else (
+            o.think_time
+            if o.think_time is not None
+            else ld.think_time
+            if ld.think_time is not None
+            else DEFAULT_THINK_S
+        )
+    )
     if open_model:
         assert o.rate is not None
         users = o.users or min(max(10, math.ceil(o.rate * 0.1)), 1000)
@@ -288,15 +333,36 @@ def _locust(locustfile: Path, sc: Scenario | None, stem: str, out: Path, o: Opti
     pbx_out = tmp / "pbx.json"
     locust_tmp = tmp / "locust"
     locust_tmp.mkdir()
-    env = {**os.environ, "PBXCHECK_TARGET": str(Path(tpath).resolve()), "TMPDIR": str(locust_tmp),
-           "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "PBXCHECK_TARGET": str(Path(tpath).resolve()),
+        "TMPDIR": str(locust_tmp),
+        "PYTHONUNBUFFERED": "1",
+    }
     base = [sys.executable, "-m", "locust", "-f", str(locustfile)]
     if o.worker:
         cmd = [*base, "--worker", "--master-host", o.master_host]
     else:
-        cmd = [*base, "--host", t.api_url, "-u", str(users), "-r", str(spawn_rate), "-t", locust_time,
-               "--stop-timeout", "10", "--csv", str(out / stem), "--html", str(out / f"{stem}.html"),
-               "--only-summary", "--pbx-out", str(pbx_out)]
+        cmd = [
+            *base,
+            "--host",
+            t.api_url,
+            "-u",
+            str(users),
+            "-r",
+            str(spawn_rate),
+            "-t",
+            locust_time,
+            "--stop-timeout",
+            "10",
+            "--csv",
+            str(out / stem),
+            "--html",
+            str(out / f"{stem}.html"),
+            "--only-summary",
+            "--pbx-out",
+            str(pbx_out),
+        ]
         cmd += ["--pbx-think", str(think)]  # pacing: the HTTP users and the SIP user alike
         if open_model:
             cmd += ["--pbx-rate", str(o.rate), "--pbx-ramp", str(ramp), "--pbx-duration", str(duration)]
@@ -317,8 +383,11 @@ def _locust(locustfile: Path, sc: Scenario | None, stem: str, out: Path, o: Opti
             cmd += ["--processes", str(o.processes)]
     for name in (f"{stem}_stats.csv", f"{stem}.result.json", f"{stem}.png"):
         (out / name).unlink(missing_ok=True)  # a stale one would pass for this run's
-    model = (f"open model, {o.rate:g} requests/s after a {ramp} s ramp" if open_model
-             else f"closed model, {users} users, think time {think:g} s")
+    model = (
+        f"open model, {o.rate:g} requests/s after a {ramp} s ramp"
+        if open_model
+        else f"closed model, {users} users, think time {think:g} s"
+    )
     if not o.worker:
         console.print(f"pbxcheck load {stem}: {model}, {duration} s against {t.api_url}")
     started = datetime.now(UTC)
@@ -343,8 +412,20 @@ def _locust(locustfile: Path, sc: Scenario | None, stem: str, out: Path, o: Opti
         return EXIT_USAGE
     data = json.loads(pbx_out.read_text())
     (out / f"{stem}_stats.csv").write_text(data["locust"]["stats_csv"])  # the very figures judged below
-    res = _result(stem, sc, o, t, data, started=started, open_model=open_model, users=users, think=think,
-                  duration=duration, ramp=ramp, weights=weights)
+    res = _result(
+        stem,
+        sc,
+        o,
+        t,
+        data,
+        started=started,
+        open_model=open_model,
+        users=users,
+        think=think,
+        duration=duration,
+        ramp=ramp,
+        weights=weights,
+    )
     if sc and sc.inserts:
         res["lost"] = _check_inserts(t, unpack_ids(data["pbx"]["acked_z"]))
         if o.cleanup:
@@ -357,28 +438,49 @@ def _locust(locustfile: Path, sc: Scenario | None, stem: str, out: Path, o: Opti
     return code
 
 
-def _result(stem: str, sc: Scenario | None, o: Options, t: Target, data: dict[str, Any], *, started: datetime,
-            open_model: bool, users: int, think: float, duration: int, ramp: int,
-            weights: dict[str, int] | None) -> dict[str, Any]:
+def _result(
+    stem: str,
+    sc: Scenario | None,
+    o: Options,
+    t: Target,
+    data: dict[str, Any],
+    *,
+    started: datetime,
+    open_model: bool,
+    users: int,
+    think: float,
+    duration: int,
+    ramp: int,
+    weights: dict[str, int] | None,
+) -> dict[str, Any]:
     loc, pbx = data["locust"], data["pbx"]
     requests, failures = loc["requests"], loc["failures"]
     span = max(loc["last"] - loc["start"], 1e-9)
     asked_window = pbx["asked_window"]
     window = duration - ramp
     cpu = data.get("cpu_s")
-    gen: dict[str, Any] = {"cpu_s": round(cpu, 3) if cpu is not None else None,
-                           "cpu_us_per_request": round(cpu / requests * 1e6, 1) if cpu and requests
-                           and data.get("processes", 1) == 1 else None,
-                           "late": pbx["late"], "backlog": pbx["backlog"], "scheduled": pbx["scheduled"],
-                           "late_threshold_ms": LATE_S * 1000, "max_late_ms": pbx["max_late_ms"]}
+    gen: dict[str, Any] = {
+        "cpu_s": round(cpu, 3) if cpu is not None else None,
+        "cpu_us_per_request": round(cpu / requests * 1e6, 1)
+        if cpu and requests and data.get("processes", 1) == 1
+        else None,
+        "late": pbx["late"],
+        "backlog": pbx["backlog"],
+        "scheduled": pbx["scheduled"],
+        "late_threshold_ms": LATE_S * 1000,
+        "max_late_ms": pbx["max_late_ms"],
+    }
     if open_model:
         # a slot never sent before the stop is the latest of all: counted as late, never as fast
         gen["unsent"] = max(0, pbx.get("asked_total", 0) - pbx["scheduled"])
         late_all = pbx["late"] + pbx["backlog"] + gen["unsent"]
         achieved = pbx["sent_window"] / window if window else 0.0
-        gen.update(asked_rate=o.rate, achieved_rate=round(achieved, 3),
-                   achieved_ratio=round(pbx["sent_window"] / asked_window, 5) if asked_window else 0.0,
-                   late_ratio=round(late_all / pbx["asked_total"], 5) if pbx.get("asked_total") else 0.0)
+        gen.update(
+            asked_rate=o.rate,
+            achieved_rate=round(achieved, 3),
+            achieved_ratio=round(pbx["sent_window"] / asked_window, 5) if asked_window else 0.0,
+            late_ratio=round(late_all / pbx["asked_total"], 5) if pbx.get("asked_total") else 0.0,
+        )
         gen["saturated"] = bool(gen["late_ratio"] > o.max_late_ratio or gen["achieved_ratio"] < 1 - o.max_late_ratio)
         gen["max_late_ratio"] = o.max_late_ratio
     else:
@@ -387,9 +489,18 @@ def _result(stem: str, sc: Scenario | None, o: Options, t: Target, data: dict[st
         "schema": results.SCHEMA,
         "scenario": stem,
         "model": "open" if open_model else "closed",
-        "settings": {"rate": o.rate, "ramp_s": ramp, "run_time_s": duration, "users": users, "think_time_s": think,
-                     "processes": data.get("processes", 1), "weights": weights,
-                     "faults": o.faults, "target": t.name, "api_url": t.api_url},
+        "settings": {
+            "rate": o.rate,
+            "ramp_s": ramp,
+            "run_time_s": duration,
+            "users": users,
+            "think_time_s": think,
+            "processes": data.get("processes", 1),
+            "weights": weights,
+            "faults": o.faults,
+            "target": t.name,
+            "api_url": t.api_url,
+        },
         "started": started.isoformat(timespec="seconds"),
         "requests": requests,
         "failures": failures,
@@ -397,11 +508,22 @@ def _result(stem: str, sc: Scenario | None, o: Options, t: Target, data: dict[st
         # answers OK per second: over the schedule's length in the open model (Locust's span also
         # holds the users' warm-up), over Locust's span in the closed one
         "throughput": round((requests - failures) / (duration if open_model else span), 3),
-        "latency_ms": {**pbx["percentiles_ms"], "corrected": open_model, "count": pbx["count"],
-                       "from": "intended send time" if open_model else "actual send time"},
-        "locust": {"requests": requests, "failures": failures, "rps": round(requests / span, 3),
-                   "p50_ms": loc["p50_ms"], "p95_ms": loc["p95_ms"], "p99_ms": loc["p99_ms"], "max_ms": loc["max_ms"],
-                   "by_name": loc["entries"]},
+        "latency_ms": {
+            **pbx["percentiles_ms"],
+            "corrected": open_model,
+            "count": pbx["count"],
+            "from": "intended send time" if open_model else "actual send time",
+        },
+        "locust": {
+            "requests": requests,
+            "failures": failures,
+            "rps": round(requests / span, 3),
+            "p50_ms": loc["p50_ms"],
+            "p95_ms": loc["p95_ms"],
+            "p99_ms": loc["p99_ms"],
+            "max_ms": loc["max_ms"],
+            "by_name": loc["entries"],
+        },
         "failures_by_message": loc["errors"],
         "generator": gen,
         "lost": None,
@@ -419,7 +541,9 @@ def _check_inserts(t: Target, acked: list[str]) -> dict[str, Any]:
             value = api.call(Acao.STATUSDISCADOR, idcampanha=t.disposable_campaign).value
     except PbxcheckError as exc:
         return {"acknowledged": len(acked), "checked": False, "error": str(exc), "missing": None, "examples": []}
-    listed = {str(r.get("cuje", r.get("21"))) for r in value if isinstance(r, dict)} if isinstance(value, list) else set()
+    listed = (
+        {str(r.get("cuje", r.get("21"))) for r in value if isinstance(r, dict)} if isinstance(value, list) else set()
+    )
     missing = [i for i in acked if i not in listed]
     return {"acknowledged": len(acked), "checked": True, "missing": len(missing), "examples": missing[:5]}
 
@@ -439,23 +563,36 @@ def _judge(res: dict[str, Any], o: Options, t: Target) -> int:
     code = EXIT_OK
     requests, failures = res["requests"], res["failures"]
     lat, loc, gen = res["latency_ms"], res["locust"], res["generator"]
-    console.print(f"{res['scenario']}: {requests} requests, {failures} failed ({res['fail_ratio']:.2%}), "
-                  f"throughput {res['throughput']:.1f}/s")
-    console.print(f"  latency from the {lat['from']} (HDR, ms): p50 {lat['p50']:.2f}  p90 {lat['p90']:.2f}  "
-                  f"p99 {lat['p99']:.2f}  p99.9 {lat['p99.9']:.2f}  max {lat['max']:.2f}")
-    console.print(f"  Locust's own (from the actual send, ms): p50 {loc['p50_ms']:.0f}  p95 {loc['p95_ms']:.0f}  "
-                  f"p99 {loc['p99_ms']:.0f}  max {loc['max_ms']:.0f}; {loc['rps']:.1f} req/s")
+    console.print(
+        f"{res['scenario']}: {requests} requests, {failures} failed ({res['fail_ratio']:.2%}), "
+        f"throughput {res['throughput']:.1f}/s"
+    )
+    console.print(
+        f"  latency from the {lat['from']} (HDR, ms): p50 {lat['p50']:.2f}  p90 {lat['p90']:.2f}  "
+        f"p99 {lat['p99']:.2f}  p99.9 {lat['p99.9']:.2f}  max {lat['max']:.2f}"
+    )
+    console.print(
+        f"  Locust's own (from the actual send, ms): p50 {loc['p50_ms']:.0f}  p95 {loc['p95_ms']:.0f}  "
+        f"p99 {loc['p99_ms']:.0f}  max {loc['max_ms']:.0f}; {loc['rps']:.1f} req/s"
+    )
     if res["model"] == "open":
-        console.print(f"  generator: asked {gen['asked_rate']:g}/s, achieved {gen['achieved_rate']:.1f}/s after the "
-                      f"ramp; {gen['late'] + gen['backlog']} of {gen['scheduled']} requests sent more than "
-                      f"{LATE_S * 1000:.0f} ms after their intended time ({gen['backlog']} when no user was free), "
-                      f"{gen['unsent']} never sent before the stop")
+        console.print(
+            f"  generator: asked {gen['asked_rate']:g}/s, achieved {gen['achieved_rate']:.1f}/s after the "
+            f"ramp; {gen['late'] + gen['backlog']} of {gen['scheduled']} requests sent more than "
+            f"{LATE_S * 1000:.0f} ms after their intended time ({gen['backlog']} when no user was free), "
+            f"{gen['unsent']} never sent before the stop"
+        )
         if gen["saturated"]:
-            why = ("no user was free when they came due: the target answered too slowly for --users, or this "
-                   "process ran out of CPU" if gen["backlog"] > gen["late"] else
-                   "this process ran out of CPU (one core per process: --processes N spreads the rate)")
-            console.print(f"[red]generator saturated: it could not keep up with {gen['asked_rate']:g}/s[/] "
-                          f"({why}); the latencies include its own delay, they are not the target's alone")
+            why = (
+                "no user was free when they came due: the target answered too slowly for --users, or this "
+                "process ran out of CPU"
+                if gen["backlog"] > gen["late"]
+                else "this process ran out of CPU (one core per process: --processes N spreads the rate)"
+            )
+            console.print(
+                f"[red]generator saturated: it could not keep up with {gen['asked_rate']:g}/s[/] "
+                f"({why}); the latencies include its own delay, they are not the target's alone"
+            )
             code = EXIT_FAILED
     for count, message in res["failures_by_message"][:5]:
         console.print(f"  [red]{count} failed[/]: {escape(message)}")
@@ -463,27 +600,40 @@ def _judge(res: dict[str, Any], o: Options, t: Target) -> int:
         console.print("[red]no request completed[/]")
         code = EXIT_FAILED
     checks: list[tuple[str, float | None, float]] = [
-        ("--max-fail-ratio", o.max_fail_ratio if o.max_fail_ratio is not None else
-         ld.fail_ratio if ld.fail_ratio is not None else 0.0, res["fail_ratio"]),
+        (
+            "--max-fail-ratio",
+            o.max_fail_ratio if o.max_fail_ratio is not None else ld.fail_ratio if ld.fail_ratio is not None else 0.0,
+            res["fail_ratio"],
+        ),
         ("--max-p95-ms", o.max_p95_ms, loc["p95_ms"]),
         ("--max-p99-ms", o.max_p99_ms if o.max_p99_ms is not None else ld.p99_ms, lat["p99"]),
     ]
     lost = res["lost"]
     if lost is not None:
         if lost["checked"]:
-            console.print(f"inserts acknowledged: {lost['acknowledged']}; missing from statusdiscador "
-                          f"(by idcrm): {lost['missing']}; lost: {lost['missing']}")
-            checks.append(("--max-lost", o.max_lost if o.max_lost is not None else
-                           ld.lost if ld.lost is not None else 0, lost["missing"]))
+            console.print(
+                f"inserts acknowledged: {lost['acknowledged']}; missing from statusdiscador "
+                f"(by idcrm): {lost['missing']}; lost: {lost['missing']}"
+            )
+            checks.append(
+                (
+                    "--max-lost",
+                    o.max_lost if o.max_lost is not None else ld.lost if ld.lost is not None else 0,
+                    lost["missing"],
+                )
+            )
             if lost["missing"]:
-                console.print(f"[red]inserts answered OK but missing from statusdiscador[/], e.g. "
-                              f"{', '.join(lost['examples'])}")
+                console.print(
+                    f"[red]inserts answered OK but missing from statusdiscador[/], e.g. {', '.join(lost['examples'])}"
+                )
         else:
             console.print(f"[red]could not check the acknowledged inserts[/]: {escape(lost['error'])}")
             code = EXIT_FAILED
     if res["cleanup"] is not None:
         c = res["cleanup"]
-        console.print(f"cleanup: deletediscador {t.disposable_campaign}: {c.get('answer') if c['done'] else c['error']}")
+        console.print(
+            f"cleanup: deletediscador {t.disposable_campaign}: {c.get('answer') if c['done'] else c['error']}"
+        )
     thresholds = []
     for name, limit, value in checks:
         if limit is None:
@@ -504,12 +654,25 @@ def _judge(res: dict[str, Any], o: Options, t: Target) -> int:
 def print_comparison(base: dict[str, Any], cur: dict[str, Any], tolerance: dict[str, float], base_name: str) -> int:
     """Print one line per metric; EXIT_FAILED when any regressed."""
     if (base.get("scenario"), base.get("model")) != (cur.get("scenario"), cur.get("model")):
-        console.print(f"[yellow]note[/]: baseline {base_name} is {base.get('scenario')} ({base.get('model')} model), "
-                      f"this run {cur.get('scenario')} ({cur.get('model')} model)")
+        console.print(
+            f"[yellow]note[/]: baseline {base_name} is {base.get('scenario')} ({base.get('model')} model), "
+            f"this run {cur.get('scenario')} ({cur.get('model')} model)"
+        )
     verdicts = results.compare(base, cur, tolerance)
-    cur["comparison"] = {"baseline": str(base_name), "verdicts": [
-        {"metric": v.metric, "baseline": v.baseline, "current": v.current, "ratio": round(v.ratio, 4),
-         "tolerance": v.tolerance, "regressed": v.regressed} for v in verdicts]}
+    cur["comparison"] = {
+        "baseline": str(base_name),
+        "verdicts": [
+            {
+                "metric": v.metric,
+                "baseline": v.baseline,
+                "current": v.current,
+                "ratio": round(v.ratio, 4),
+                "tolerance": v.tolerance,
+                "regressed": v.regressed,
+            }
+            for v in verdicts
+        ],
+    }
     console.print(f"against the baseline {base_name}:")
     for v in verdicts:
         console.print(("[red]" if v.regressed else "") + "  " + v.line() + ("[/]" if v.regressed else ""))
@@ -539,4 +702,3 @@ def parse_tolerances(items: list[str]) -> dict[str, float]:
             raise ValueError(f"--tolerance {item!r}: expected METRIC=RATIO, METRIC one of {', '.join(results.METRICS)}")
         out[name] = ratio
     return out
-

@@ -82,8 +82,10 @@ class _Budget:
     def left(self) -> float:
         left = self.deadline - time.monotonic()
         if left <= 0:
-            raise _Found(f"timeout: no answer within {self.total:g} s",
-                         "check the host and port, and that no firewall drops the traffic")
+            raise _Found(
+                f"timeout: no answer within {self.total:g} s",
+                "check the host and port, and that no firewall drops the traffic",
+            )
         return left
 
 
@@ -95,13 +97,14 @@ def preflight(target: Target, *, timeout: float | None = None) -> list[Problem]:
     probes: list[tuple[str, Callable[[_Budget], None]]] = []
     api = urlsplit(target.api_url)
     api_port = api.port or (443 if api.scheme == "https" else 80)
-    probes.append((f"API {api.scheme}://{_hostport(api.hostname or '', api_port)}",
-                   lambda b: _probe_api(target, b)))
+    probes.append((f"API {api.scheme}://{_hostport(api.hostname or '', api_port)}", lambda b: _probe_api(target, b)))
     host = target.sip_host
-    probes.append((f"SIP UDP {_hostport(host, target.sip_udp_port)}",
-                   lambda b: _probe_sip_udp(host, target.sip_udp_port, b)))
-    probes.append((f"SIP TCP {_hostport(host, target.sip_tcp_port)}",
-                   lambda b: _probe_sip_tcp(host, target.sip_tcp_port, b)))
+    probes.append(
+        (f"SIP UDP {_hostport(host, target.sip_udp_port)}", lambda b: _probe_sip_udp(host, target.sip_udp_port, b))
+    )
+    probes.append(
+        (f"SIP TCP {_hostport(host, target.sip_tcp_port)}", lambda b: _probe_sip_tcp(host, target.sip_tcp_port, b))
+    )
     if target.sip_ws_url:
         url = target.sip_ws_url
         probes.append((f"SIP WS {url}", lambda b: _probe_sip_ws(url, None, b)))
@@ -124,16 +127,20 @@ def preflight(target: Target, *, timeout: float | None = None) -> list[Problem]:
     futures = [pool.submit(run, p) for _, p in probes]
     done, _ = wait(futures, timeout=budget + 1.0)
     pool.shutdown(wait=False, cancel_futures=True)
-    late = _Found(f"timeout: no answer within {budget:g} s",
-                  "check the host and port, and that no firewall drops the traffic")
+    late = _Found(
+        f"timeout: no answer within {budget:g} s", "check the host and port, and that no firewall drops the traffic"
+    )
     results = [f.result() if f in done else late for f in futures]
     redactor = Redactor(target.secrets)
 
     def line(text: str) -> str:  # one line, whatever an exception's text held
         return " ".join(redactor.text(text).split())
 
-    return [Problem(line(endpoint), line(found.cause), line(found.fix))
-            for (endpoint, _), found in zip(probes, results, strict=True) if found is not None]
+    return [
+        Problem(line(endpoint), line(found.cause), line(found.fix))
+        for (endpoint, _), found in zip(probes, results, strict=True)
+        if found is not None
+    ]
 
 
 def _hostport(host: str, port: int) -> str:
@@ -142,8 +149,8 @@ def _hostport(host: str, port: int) -> str:
 
 # --- transport: connect, TLS ---------------------------------------------------------------
 
-def _connect(host: str, port: int, budget: _Budget, *, source_ip: str | None = None,
-             section: str) -> socket.socket:
+
+def _connect(host: str, port: int, budget: _Budget, *, source_ip: str | None = None, section: str) -> socket.socket:
     source = (source_ip, 0) if source_ip else None
     try:
         return socket.create_connection((host, port), timeout=budget.left(), source_address=source)
@@ -153,41 +160,56 @@ def _connect(host: str, port: int, budget: _Budget, *, source_ip: str | None = N
 
 def _os_problem(exc: BaseException, budget: _Budget, *, source_ip: str | None = None, section: str) -> _Found:
     if isinstance(exc, ConnectionRefusedError):
-        return _Found("refused: nothing listens there",
-                      f"check the host and port in {section} and that the central is up")
+        return _Found(
+            "refused: nothing listens there", f"check the host and port in {section} and that the central is up"
+        )
     if isinstance(exc, TimeoutError):
-        return _Found(f"timeout: no answer within {budget.total:g} s",
-                      "check the host and port, and that no firewall drops the traffic")
+        return _Found(
+            f"timeout: no answer within {budget.total:g} s",
+            "check the host and port, and that no firewall drops the traffic",
+        )
     if isinstance(exc, socket.gaierror):
         return _Found(f"unknown host ({exc.strerror})", f"check the host name in {section}")
     if isinstance(exc, OSError) and exc.errno in (22, 99) and source_ip:  # EINVAL, EADDRNOTAVAIL
-        return _Found(f"cannot send from {source_ip} ({exc.strerror}): not an address of this machine"
-                      " that reaches the central",
-                      "set [api] source_ip to an address of this machine (the one the token is bound to)")
+        return _Found(
+            f"cannot send from {source_ip} ({exc.strerror}): not an address of this machine that reaches the central",
+            "set [api] source_ip to an address of this machine (the one the token is bound to)",
+        )
     why = exc.strerror if isinstance(exc, OSError) and exc.strerror else f"{type(exc).__name__}: {exc}"
     return _Found(f"cannot connect ({why})", f"check the host and port in {section}")
 
 
-def _tls_wrap(sock: socket.socket, ctx: ssl.SSLContext, host: str, port: int, budget: _Budget, *,
-              source_ip: str | None, section: str, url_key: str) -> ssl.SSLSocket:
+def _tls_wrap(
+    sock: socket.socket,
+    ctx: ssl.SSLContext,
+    host: str,
+    port: int,
+    budget: _Budget,
+    *,
+    source_ip: str | None,
+    section: str,
+    url_key: str,
+) -> ssl.SSLSocket:
     """The TLS handshake on a connected socket, or the one-line reason it failed."""
     try:
         sock.settimeout(budget.left())
         return ctx.wrap_socket(sock, server_hostname=host)
     except ssl.SSLCertVerificationError as exc:
         sock.close()
-        raise _cert_problem(exc, host, port, budget, source_ip=source_ip, section=section,
-                            url_key=url_key) from None
+        raise _cert_problem(exc, host, port, budget, source_ip=source_ip, section=section, url_key=url_key) from None
     except TimeoutError:
         sock.close()
-        raise _Found(f"timeout: no TLS handshake within {budget.total:g} s",
-                     f"check that {url_key} points at a TLS port") from None
+        raise _Found(
+            f"timeout: no TLS handshake within {budget.total:g} s", f"check that {url_key} points at a TLS port"
+        ) from None
     except (ssl.SSLError, ConnectionError, OSError) as exc:
         sock.close()
         if _speaks_plain_http(host, port, budget, source_ip):
-            raise _Found("plain HTTP answered the TLS handshake (not a TLS port)",
-                         f"point {url_key} at the central's TLS port"
-                         + (", or use ws:// as [sip] ws_url" if url_key.endswith("wss_url") else "")) from None
+            raise _Found(
+                "plain HTTP answered the TLS handshake (not a TLS port)",
+                f"point {url_key} at the central's TLS port"
+                + (", or use ws:// as [sip] ws_url" if url_key.endswith("wss_url") else ""),
+            ) from None
         reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc)
         raise _Found(f"TLS handshake failed ({reason})", f"check that {url_key} points at a TLS port") from None
 
@@ -195,8 +217,9 @@ def _tls_wrap(sock: socket.socket, ctx: ssl.SSLContext, host: str, port: int, bu
 def _speaks_plain_http(host: str, port: int, budget: _Budget, source_ip: str | None) -> bool:
     """Whether the port answers a plain HTTP request with HTTP (an https url on an http port)."""
     try:
-        with socket.create_connection((host, port), timeout=budget.left(),
-                                      source_address=(source_ip, 0) if source_ip else None) as s:
+        with socket.create_connection(
+            (host, port), timeout=budget.left(), source_address=(source_ip, 0) if source_ip else None
+        ) as s:
             s.sendall(f"HEAD / HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
             s.settimeout(budget.left())
             return s.recv(16).startswith(b"HTTP/")
@@ -204,23 +227,34 @@ def _speaks_plain_http(host: str, port: int, budget: _Budget, source_ip: str | N
         return False
 
 
-def _cert_problem(exc: ssl.SSLCertVerificationError, host: str, port: int, budget: _Budget, *,
-                  source_ip: str | None, section: str, url_key: str) -> _Found:
+def _cert_problem(
+    exc: ssl.SSLCertVerificationError,
+    host: str,
+    port: int,
+    budget: _Budget,
+    *,
+    source_ip: str | None,
+    section: str,
+    url_key: str,
+) -> _Found:
     code = exc.verify_code
     if code == _EXPIRED:
         when = _peer_cert_field(host, port, budget, source_ip, "not_after")
-        return _Found("certificate expired" + (f" on {when}" if when else ""),
-                      "renew the central's certificate")
+        return _Found("certificate expired" + (f" on {when}" if when else ""), "renew the central's certificate")
     if code == _NOT_YET_VALID:
         return _Found("certificate not valid yet", "check this machine's clock and the central's certificate")
     if code in (_HOSTNAME_MISMATCH, _IP_MISMATCH):
         names = _peer_cert_field(host, port, budget, source_ip, "names")
-        return _Found(f"hostname mismatch: the certificate is for {names or 'another name'}, not {host}",
-                      f"use a name the certificate covers in {url_key}, or give the central a certificate for {host}")
+        return _Found(
+            f"hostname mismatch: the certificate is for {names or 'another name'}, not {host}",
+            f"use a name the certificate covers in {url_key}, or give the central a certificate for {host}",
+        )
     detail = exc.verify_message or exc.reason or "verification failed"
     if code in _UNTRUSTED:
-        return _Found(f"untrusted certificate ({detail})",
-                      f"set {section} ca_file to the CA that signed the central's certificate")
+        return _Found(
+            f"untrusted certificate ({detail})",
+            f"set {section} ca_file to the CA that signed the central's certificate",
+        )
     return _Found(f"certificate rejected ({detail})", f"check the central's certificate and {section} ca_file")
 
 
@@ -230,8 +264,9 @@ def _peer_cert_field(host: str, port: int, budget: _Budget, source_ip: str | Non
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     try:
-        with socket.create_connection((host, port), timeout=budget.left(),
-                                      source_address=(source_ip, 0) if source_ip else None) as raw:
+        with socket.create_connection(
+            (host, port), timeout=budget.left(), source_address=(source_ip, 0) if source_ip else None
+        ) as raw:
             with ctx.wrap_socket(raw, server_hostname=host) as tls:
                 der = tls.getpeercert(binary_form=True)
     except (OSError, _Found):
@@ -258,14 +293,23 @@ def _peer_cert_field(host: str, port: int, budget: _Budget, source_ip: str | Non
 
 # --- the API -----------------------------------------------------------------------------------
 
+
 def _probe_api(target: Target, budget: _Budget) -> None:
     u = urlsplit(target.api_url)
     host = u.hostname or ""
     port = u.port or (443 if u.scheme == "https" else 80)
     sock = _connect(host, port, budget, source_ip=target.source_ip, section="[api] url")
     if u.scheme == "https":
-        sock = _tls_wrap(sock, target.api_ssl_context(), host, port, budget, source_ip=target.source_ip,
-                         section="[api]", url_key="[api] url")
+        sock = _tls_wrap(
+            sock,
+            target.api_ssl_context(),
+            host,
+            port,
+            budget,
+            source_ip=target.source_ip,
+            section="[api]",
+            url_key="[api] url",
+        )
     sock.close()
     with ApiClient(target, timeout=budget.left()) as client:
         try:
@@ -273,35 +317,51 @@ def _probe_api(target: Target, budget: _Budget) -> None:
         except TransportError as exc:
             cause = exc.__cause__
             if cause is not None and "Timeout" in type(cause).__name__:
-                raise _Found(f"timeout: no answer to {Acao.STATUSRAMAIS} within {budget.total:g} s",
-                             "check that [api] url is the central's API") from None
-            raise _Found(f"the call failed ({type(cause or exc).__name__})",
-                         "check [api] url and that the central is up") from None
+                raise _Found(
+                    f"timeout: no answer to {Acao.STATUSRAMAIS} within {budget.total:g} s",
+                    "check that [api] url is the central's API",
+                ) from None
+            raise _Found(
+                f"the call failed ({type(cause or exc).__name__})", "check [api] url and that the central is up"
+            ) from None
     if ex.status_code != 200:
-        raise _Found(f"HTTP {ex.status_code} to POST /api.php: not the central's API",
-                     "check [api] url (scheme, host, port)")
+        raise _Found(
+            f"HTTP {ex.status_code} to POST /api.php: not the central's API", "check [api] url (scheme, host, port)"
+        )
     if ex.answer is None:
-        raise _Found(f"the answer to {Acao.STATUSRAMAIS} is not the central's JSON ({ex.parse_error})",
-                     "check [api] url")
+        raise _Found(
+            f"the answer to {Acao.STATUSRAMAIS} is not the central's JSON ({ex.parse_error})", "check [api] url"
+        )
     pair = ex.answer.status_pair
     if pair is not None and pair[0] == STATUS:
         if pair[1] == ERRO_PROTOCOLO:
-            raise _Found(f'answered ["Status","{ERRO_PROTOCOLO}"]: this is the plain-HTTP port',
-                         "point [api] url at the central's HTTPS port")
+            raise _Found(
+                f'answered ["Status","{ERRO_PROTOCOLO}"]: this is the plain-HTTP port',
+                "point [api] url at the central's HTTPS port",
+            )
         what = "denied" if pair[1] == LOGIN_INVALIDO else "not a success"
-        raise _Found(f'credentials refused: {Acao.STATUSRAMAIS} answered ["Status","{pair[1]}"] ({what})',
-                     _CREDENTIALS_FIX)
+        raise _Found(
+            f'credentials refused: {Acao.STATUSRAMAIS} answered ["Status","{pair[1]}"] ({what})', _CREDENTIALS_FIX
+        )
 
 
 # --- SIP -----------------------------------------------------------------------------------------
+
 
 def _options(transport: str, local_host: str, local_port: int | None, uri_host: str, uri_port: int | None) -> bytes:
     uri = f"sip:{_hostport(uri_host, uri_port) if uri_port else uri_host}"
     sent_by = _hostport(local_host, local_port) if local_port else local_host
     via = f"SIP/2.0/{transport} {sent_by};rport;branch={new_branch()}"
-    req = make_request("OPTIONS", uri, from_=f"<sip:pbxcheck@{local_host}>;tag={new_tag()}",
-                       to=f"<{uri}>", call_id=f"{new_call_id()}@pbxcheck", cseq=1, via=via,
-                       headers=[("Accept", "application/sdp"), ("User-Agent", "pbxcheck-preflight")])
+    req = make_request(
+        "OPTIONS",
+        uri,
+        from_=f"<sip:pbxcheck@{local_host}>;tag={new_tag()}",
+        to=f"<{uri}>",
+        call_id=f"{new_call_id()}@pbxcheck",
+        cseq=1,
+        via=via,
+        headers=[("Accept", "application/sdp"), ("User-Agent", "pbxcheck-preflight")],
+    )
     return to_bytes(req)
 
 
@@ -312,8 +372,10 @@ def _is_sip_response(data: bytes) -> bool:
         return data.startswith(b"SIP/2.0 ")  # an answer we cannot fully read is still an answer
 
 
-_NO_SIP = ("no SIP answer to OPTIONS within {t:g} s",
-           "check [sip] host and {key}, and that the central listens for SIP on {proto}")
+_NO_SIP = (
+    "no SIP answer to OPTIONS within {t:g} s",
+    "check [sip] host and {key}, and that the central listens for SIP on {proto}",
+)
 
 
 def _probe_sip_udp(host: str, port: int, budget: _Budget) -> None:
@@ -333,8 +395,10 @@ def _probe_sip_udp(host: str, port: int, budget: _Budget) -> None:
             except _Found:
                 raise _Found(_NO_SIP[0].format(t=budget.total), endpoint_fix) from None
             except ConnectionRefusedError:
-                raise _Found("refused: nothing listens on this UDP port (ICMP port unreachable)",
-                             "check [sip] host and udp_port, and that the central is up") from None
+                raise _Found(
+                    "refused: nothing listens on this UDP port (ICMP port unreachable)",
+                    "check [sip] host and udp_port, and that the central is up",
+                ) from None
             except TimeoutError:
                 raise _Found(_NO_SIP[0].format(t=budget.total), endpoint_fix) from None
             if _is_sip_response(data):
@@ -381,20 +445,30 @@ def _probe_sip_ws(url: str, tls_target: Target | None, budget: _Budget) -> None:
     key = "[sip] wss_url" if tls_target else "[sip] ws_url"
     sock: socket.socket = _connect(host, port, budget, section=key)
     if tls_target is not None:
-        sock = _tls_wrap(sock, tls_target.sip_ssl_context(), host, port, budget, source_ip=None,
-                         section="[sip]", url_key=key)
+        sock = _tls_wrap(
+            sock, tls_target.sip_ssl_context(), host, port, budget, source_ip=None, section="[sip]", url_key=key
+        )
     # websockets would wrap a wss:// socket again: the TLS socket goes in as a ws:// one (the
     # upgrade request carries no scheme, only the Host and the path).
     plain_url = "ws://" + url.split("://", 1)[1]
     try:
-        conn = ws_connect(plain_url, sock=sock, subprotocols=["sip"],  # type: ignore[list-item]
-                          open_timeout=budget.left(), close_timeout=0.5, compression=None)
+        conn = ws_connect(
+            plain_url,
+            sock=sock,
+            subprotocols=["sip"],  # type: ignore[list-item]
+            open_timeout=budget.left(),
+            close_timeout=0.5,
+            compression=None,
+        )
     except InvalidStatus as exc:
-        raise _Found(f"no SIP WebSocket there (HTTP {exc.response.status_code} to the upgrade)",
-                     f"check the path in {key}") from None
+        raise _Found(
+            f"no SIP WebSocket there (HTTP {exc.response.status_code} to the upgrade)", f"check the path in {key}"
+        ) from None
     except InvalidHandshake as exc:
-        raise _Found(f"WebSocket handshake refused ({exc})",
-                     f"check {key}" + ("" if tls_target else " (a TLS port wants [sip] wss_url)")) from None
+        raise _Found(
+            f"WebSocket handshake refused ({exc})",
+            f"check {key}" + ("" if tls_target else " (a TLS port wants [sip] wss_url)"),
+        ) from None
     except (TimeoutError, _Found):
         raise _Found(f"timeout: no WebSocket handshake within {budget.total:g} s", f"check {key}") from None
     except OSError as exc:
@@ -408,7 +482,8 @@ def _probe_sip_ws(url: str, tls_target: Target | None, budget: _Budget) -> None:
             except (TimeoutError, _Found):
                 raise _Found(_NO_SIP[0].format(t=budget.total), f"check {key}") from None
             except Exception as exc:
-                raise _Found(f"the WebSocket closed before a SIP answer ({type(exc).__name__})",
-                             f"check {key}") from None
+                raise _Found(
+                    f"the WebSocket closed before a SIP answer ({type(exc).__name__})", f"check {key}"
+                ) from None
             if _is_sip_response(frame.encode("utf-8") if isinstance(frame, str) else frame):
                 return

@@ -33,15 +33,22 @@ def secret_forms(secret: str) -> list[str]:
     from html import escape as xml_escape
     from urllib.parse import quote, quote_plus
 
-    forms = {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1],
-             xml_escape(secret), xml_escape(secret, quote=False), quote(secret, safe=""), quote_plus(secret)}
+    forms = {
+        secret,
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        xml_escape(secret),
+        xml_escape(secret, quote=False),
+        quote(secret, safe=""),
+        quote_plus(secret),
+    }
     return sorted((f for f in forms if f), key=len, reverse=True)
 
 
 def _windows(values: Iterable[Any], n: int) -> set[Any]:
     out: set[Any] = set()
     for v in values:
-        out.update(v[i:i + n] for i in range(len(v) - n + 1))
+        out.update(v[i : i + n] for i in range(len(v) - n + 1))
     return out
 
 
@@ -156,16 +163,15 @@ class Leak:
     """Where part of a secret was found. Never holds the fragment itself: ``secret`` is the index of
     the secret in the sequence given to the scan, ``kind`` its name when a mapping was given."""
 
-    where: str          # a file path, or the name given to scan_text
-    line: int           # 1-based line of the first character (0 for a file name)
-    offset: int         # 0-based character/byte offset in the file or text (in the name, for a name)
-    secret: int         # index of the secret
-    kind: str           # its name ("senha", "token", …) or "secret #<index>"
-    length: int         # how many characters/bytes of it were found in one run
+    where: str  # a file path, or the name given to scan_text
+    line: int  # 1-based line of the first character (0 for a file name)
+    offset: int  # 0-based character/byte offset in the file or text (in the name, for a name)
+    secret: int  # index of the secret
+    kind: str  # its name ("senha", "token", …) or "secret #<index>"
+    length: int  # how many characters/bytes of it were found in one run
 
     def __str__(self) -> str:
-        return (f"{self.where}:{self.line}: {self.length} characters of {self.kind} "
-                f"(at offset {self.offset})")
+        return f"{self.where}:{self.line}: {self.length} characters of {self.kind} (at offset {self.offset})"
 
 
 def _named(secrets: Sequence[str] | Mapping[str, str]) -> list[tuple[str, str]]:
@@ -174,8 +180,9 @@ def _named(secrets: Sequence[str] | Mapping[str, str]) -> list[tuple[str, str]]:
     return [(f"secret #{i}", v) for i, v in enumerate(secrets)]
 
 
-def _scan(data: Any, secrets: list[tuple[str, str]], min_len: int, where: str,
-          *, as_bytes: bool, strict: bool) -> list[Leak]:
+def _scan(
+    data: Any, secrets: list[tuple[str, str]], min_len: int, where: str, *, as_bytes: bool, strict: bool
+) -> list[Leak]:
     leaks: list[Leak] = []
     newline = b"\n" if as_bytes else "\n"
     for index, (kind, value) in enumerate(secrets):
@@ -189,8 +196,14 @@ def _scan(data: Any, secrets: list[tuple[str, str]], min_len: int, where: str,
     return leaks
 
 
-def scan_text(text: str, secrets: Sequence[str] | Mapping[str, str], min_len: int = MIN_FRAGMENT,
-              *, where: str = "<terminal>", strict: bool = False) -> list[Leak]:
+def scan_text(
+    text: str,
+    secrets: Sequence[str] | Mapping[str, str],
+    min_len: int = MIN_FRAGMENT,
+    *,
+    where: str = "<terminal>",
+    strict: bool = False,
+) -> list[Leak]:
     """Every run of ``min_len``+ characters of any secret (or of its JSON/XML/URL spelling) in
     ``text``, e.g. the captured terminal stream of a run. Empty list: nothing leaked.
 
@@ -210,8 +223,13 @@ def _files(paths: Iterable[Path | str]) -> Iterator[Path]:
             yield p
 
 
-def scan_for_leaks(paths: Iterable[Path | str], secrets: Sequence[str] | Mapping[str, str],
-                   min_len: int = MIN_FRAGMENT, *, strict: bool = False) -> list[Leak]:
+def scan_for_leaks(
+    paths: Iterable[Path | str],
+    secrets: Sequence[str] | Mapping[str, str],
+    min_len: int = MIN_FRAGMENT,
+    *,
+    strict: bool = False,
+) -> list[Leak]:
     """The last pass of a run: every place under ``paths`` where part of a secret survived.
 
     ``paths`` are files or folders (walked recursively: reports/, junit.xml, allure-results with
@@ -244,8 +262,15 @@ def scan_for_leaks(paths: Iterable[Path | str], secrets: Sequence[str] | Mapping
     return leaks
 
 
-def curl_line(url: str, body: Any, *, redactor: Redactor, insecure: bool = False,
-              ca_file: str | None = None, interface: str | None = None) -> str:
+def curl_line(
+    url: str,
+    body: Any,
+    *,
+    redactor: Redactor,
+    insecure: bool = False,
+    ca_file: str | None = None,
+    interface: str | None = None,
+) -> str:
     """A copy-paste reproduction of one API call, secrets shown as [redacted]."""
     payload = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
     parts = ["curl", "-sS", "-X", "POST"]

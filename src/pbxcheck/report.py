@@ -49,9 +49,15 @@ def _kind(clause_id: str) -> str:
     return "sip" if c.sip else "contract"
 
 
-def clause_table(*, results: Iterable[dict[str, Any]], observations: Iterable[dict[str, Any]],
-                 findings: Iterable[dict[str, Any]], target_name: str | None = None,
-                 insecure: bool = False, require: Iterable[str] = ()) -> dict[str, Any]:
+def clause_table(
+    *,
+    results: Iterable[dict[str, Any]],
+    observations: Iterable[dict[str, Any]],
+    findings: Iterable[dict[str, Any]],
+    target_name: str | None = None,
+    insecure: bool = False,
+    require: Iterable[str] = (),
+) -> dict[str, Any]:
     """Fold check results, observations and findings into one verdict per clause.
 
     ``results`` items carry nodeid, clauses, outcome (passed/failed/error/skipped/xfailed/blocked/
@@ -60,9 +66,19 @@ def clause_table(*, results: Iterable[dict[str, Any]], observations: Iterable[di
     target's ``[gate] require`` insists on: one that was not checked fails, with a line saying why.
     """
     table: dict[str, dict[str, Any]] = {
-        cid: {"section": c.section, "summary": c.summary, "kind": _kind(cid), "sip": c.sip, "status": NOT_RUN,
-              "checks": [], "observations": [], "findings": [], "failures": [], "not_applicable": [],
-              "blocked_by": []}
+        cid: {
+            "section": c.section,
+            "summary": c.summary,
+            "kind": _kind(cid),
+            "sip": c.sip,
+            "status": NOT_RUN,
+            "checks": [],
+            "observations": [],
+            "findings": [],
+            "failures": [],
+            "not_applicable": [],
+            "blocked_by": [],
+        }
         for cid, c in CLAUSES.items()
     }
     for r in results:
@@ -73,8 +89,9 @@ def clause_table(*, results: Iterable[dict[str, Any]], observations: Iterable[di
             entry = _check_entry(r, cid)
             row["checks"].append(entry)
             if entry["outcome"] == "failed":
-                row["failures"].append({"check": r["nodeid"], "message": r.get("message", ""),
-                                        "file": r.get("failure_file")})
+                row["failures"].append(
+                    {"check": r["nodeid"], "message": r.get("message", ""), "file": r.get("failure_file")}
+                )
             elif entry["outcome"] == BLOCKED:
                 for by in entry["blocked_by"]:
                     if by not in [b["clause"] for b in row["blocked_by"]]:
@@ -101,9 +118,13 @@ def clause_table(*, results: Iterable[dict[str, Any]], observations: Iterable[di
         if cid not in table or table[cid]["status"] not in NOT_CHECKED:
             continue
         row = table[cid]
-        row["failures"].append({"check": None, "file": None,
-                                "message": f"[gate] require: {cid} must be checked, but it was "
-                                           f"{_not_checked_why(row)}"})
+        row["failures"].append(
+            {
+                "check": None,
+                "file": None,
+                "message": f"[gate] require: {cid} must be checked, but it was {_not_checked_why(row)}",
+            }
+        )
         row["status"] = FAILED
     counts = {s: sum(1 for row in table.values() if row["status"] == s) for s in STATES}
     return {
@@ -180,8 +201,9 @@ def _safe_name(nodeid: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", nodeid).strip("_")[:150]
 
 
-def write_failure(reports_dir: Path, nodeid: str, clauses: Iterable[str], text: str,
-                  exchanges: list[str], redactor: Redactor) -> str:
+def write_failure(
+    reports_dir: Path, nodeid: str, clauses: Iterable[str], text: str, exchanges: list[str], redactor: Redactor
+) -> str:
     """One failed check: its message, then every exchange it made (request, answer, curl)."""
     folder = reports_dir / FAILURES_DIR
     folder.mkdir(parents=True, exist_ok=True)
@@ -198,8 +220,7 @@ def write_failure(reports_dir: Path, nodeid: str, clauses: Iterable[str], text: 
 def write_clause_reports(reports_dir: Path, table: dict[str, Any], redactor: Redactor) -> None:
     reports_dir.mkdir(parents=True, exist_ok=True)
     clean = redactor.data(table)
-    (reports_dir / CLAUSES_JSON).write_text(json.dumps(clean, indent=2, ensure_ascii=False) + "\n",
-                                            encoding="utf-8")
+    (reports_dir / CLAUSES_JSON).write_text(json.dumps(clean, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     (reports_dir / CLAUSES_MD).write_text(redactor.text(render_markdown(clean)), encoding="utf-8")
 
 
@@ -214,7 +235,7 @@ def _which(checks: list[str]) -> str:
     names = []
     for nodeid in checks:
         name = nodeid.rsplit("::", 1)[-1]
-        names.append(name[name.index("["):] if "[" in name else name)
+        names.append(name[name.index("[") :] if "[" in name else name)
     return ", ".join(dict.fromkeys(names))
 
 
@@ -228,8 +249,10 @@ def observation_lines(row: dict[str, Any], limit: int = 120) -> list[str]:
 
 
 def not_checked_lines(row: dict[str, Any]) -> list[str]:
-    lines = [f"blocked by {b['clause']}" + (f" ({_cell(b['why'], 100)})" if b.get("why") else "")
-             for b in row.get("blocked_by", [])]
+    lines = [
+        f"blocked by {b['clause']}" + (f" ({_cell(b['why'], 100)})" if b.get("why") else "")
+        for b in row.get("blocked_by", [])
+    ]
     lines += [f"not applicable: {_cell(n['reason'], 140)}" for n in row.get("not_applicable", [])]
     return lines
 
@@ -237,8 +260,10 @@ def not_checked_lines(row: dict[str, Any]) -> list[str]:
 def _counts_line(counts: dict[str, int]) -> str:
     checked = ", ".join(f"{counts[s]} {s}" for s in STATES if s not in NOT_CHECKED)
     missing = sum(counts[s] for s in NOT_CHECKED)
-    return (f"{checked}; {missing} not checked ({counts[NOT_APPLICABLE]} not applicable, "
-            f"{counts[BLOCKED]} blocked, {counts[NOT_RUN]} not run)")
+    return (
+        f"{checked}; {missing} not checked ({counts[NOT_APPLICABLE]} not applicable, "
+        f"{counts[BLOCKED]} blocked, {counts[NOT_RUN]} not run)"
+    )
 
 
 def render_markdown(table: dict[str, Any]) -> str:
@@ -252,18 +277,24 @@ def render_markdown(table: dict[str, Any]) -> str:
         lines += ["", "Required by the target's [gate]: " + ", ".join(table["require"]) + "."]
     if table.get("insecure"):
         lines += ["", "**TLS verification was OFF for this run (target `insecure = true`).**"]
-    lines += ["", "| clause | verdict | section | checks | observed / findings / failures / why not checked |",
-              "|---|---|---|---|---|"]
+    lines += [
+        "",
+        "| clause | verdict | section | checks | observed / findings / failures / why not checked |",
+        "|---|---|---|---|---|",
+    ]
     for cid, row in table["clauses"].items():
         checks = "<br>".join(f"`{_cell(ch['check'], 90)}` {ch['outcome']}" for ch in row["checks"]) or "—"
         notes = [_cell(line, 200) for line in observation_lines(row)]
         notes += [f"{f['severity']}: {_cell(f['text'])}" for f in row["findings"]]
-        notes += [f"FAILED: {_cell(f['message'])}" + (f" ({f['file']})" if f.get("file") else "")
-                  for f in row["failures"]]
+        notes += [
+            f"FAILED: {_cell(f['message'])}" + (f" ({f['file']})" if f.get("file") else "") for f in row["failures"]
+        ]
         if row["status"] in NOT_CHECKED:
             notes += [_cell(line, 200) for line in not_checked_lines(row)]
-        lines.append(f"| {cid} | {row['status']} | {_cell(row['section'], 60)} | {checks} | "
-                     f"{'<br>'.join(dict.fromkeys(notes)) or '—'} |")
+        lines.append(
+            f"| {cid} | {row['status']} | {_cell(row['section'], 60)} | {checks} | "
+            f"{'<br>'.join(dict.fromkeys(notes)) or '—'} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -274,8 +305,7 @@ def render_summary(table: dict[str, Any], *, width: int = 100) -> str:
     from rich.text import Text  # plain text: "[foreign]", "[insert]", "[redacted]" are not markup
 
     buf = io.StringIO()
-    console = Console(file=buf, width=max(width, 80), force_terminal=False, color_system=None,
-                      highlight=False)
+    console = Console(file=buf, width=max(width, 80), force_terminal=False, color_system=None, highlight=False)
     counts = table["counts"]
     grid = Table(title="pbxcheck: clauses", show_lines=False, expand=False)
     grid.add_column("clause")
@@ -299,7 +329,8 @@ def render_summary(table: dict[str, Any], *, width: int = 100) -> str:
         f"clauses: {counts[PASSED]} passed, {counts[FAILED]} failed, "
         f"{counts[UNSPECIFIED_OBSERVED]} unspecified (observed answer recorded), "
         f"{counts[FINDING]} with findings; {sum(counts[s] for s in NOT_CHECKED)} not checked: "
-        f"{counts[NOT_APPLICABLE]} not applicable, {counts[BLOCKED]} blocked, {counts[NOT_RUN]} not run")
+        f"{counts[NOT_APPLICABLE]} not applicable, {counts[BLOCKED]} blocked, {counts[NOT_RUN]} not run"
+    )
     console.print("TLS verification: " + ("OFF (target insecure = true)" if table.get("insecure") else "on"))
     return buf.getvalue()
 

@@ -65,22 +65,33 @@ def _resolve(paths: Sequence[str]) -> list[str]:
     return out
 
 
-def pytest_command(target_file: str, reports: Path, *, paths: list[str], extra_args: Sequence[str],
-                   hypothesis_profile: str) -> list[str]:
+def pytest_command(
+    target_file: str, reports: Path, *, paths: list[str], extra_args: Sequence[str], hypothesis_profile: str
+) -> list[str]:
     return [
-        sys.executable, "-m", "pytest", *paths,
-        "--target", target_file,
-        "--reports", str(reports),
+        sys.executable,
+        "-m",
+        "pytest",
+        *paths,
+        "--target",
+        target_file,
+        "--reports",
+        str(reports),
         f"--junitxml={reports / 'junit.xml'}",
         f"--alluredir={reports / 'allure-results'}",
         "--clean-alluredir",
         f"--hypothesis-profile={hypothesis_profile}",
-        "-p", "no:cacheprovider",
+        "-p",
+        "no:cacheprovider",
         # The source tree's pytest config is for the harness's own tests (its addopts, its
         # pytest-timeout option, which a plain install lacks): the checks run with none, and from
         # the same rootdir in a source tree and in an installed wheel.
-        "-c", os.devnull, "--rootdir", str(bundled_dir("suites").parent),
-        "-q", "-rfE",
+        "-c",
+        os.devnull,
+        "--rootdir",
+        str(bundled_dir("suites").parent),
+        "-q",
+        "-rfE",
         *extra_args,
     ]
 
@@ -107,8 +118,11 @@ def last_pass(reports_dir: Path, shown: str, target: Target, out: TextIO) -> int
     leaks = scan_for_leaks([reports_dir], named) + scan_text(shown, named, where="the terminal output")
     if not leaks:
         return 0
-    _say(f"SECRET LEAK: {len(leaks)} piece(s) of a secret survived redaction; do not publish {reports_dir} "
-         "nor this log before removing them:", out)
+    _say(
+        f"SECRET LEAK: {len(leaks)} piece(s) of a secret survived redaction; do not publish {reports_dir} "
+        "nor this log before removing them:",
+        out,
+    )
     for leak in leaks[:LEAK_LINES]:
         _say(f"  {leak}", out)
     if len(leaks) > LEAK_LINES:
@@ -137,9 +151,16 @@ def _say(message: str, out: TextIO) -> None:
     out.flush()
 
 
-def run(target: str | None, reports: str = "reports", *, faults: Sequence[str] = (),
-        paths: Sequence[str] | None = None, extra_args: Sequence[str] = (), hypothesis_profile: str = "ci",
-        out: TextIO | None = None) -> int:
+def run(
+    target: str | None,
+    reports: str = "reports",
+    *,
+    faults: Sequence[str] = (),
+    paths: Sequence[str] | None = None,
+    extra_args: Sequence[str] = (),
+    hypothesis_profile: str = "ci",
+    out: TextIO | None = None,
+) -> int:
     """Run the checks against ``target`` (a TOML path) or the embedded central; the exit code.
 
     SIGINT, SIGTERM and SIGHUP, wherever they land, stop pytest (its whole process tree), then the
@@ -148,22 +169,39 @@ def run(target: str | None, reports: str = "reports", *, faults: Sequence[str] =
     reports_dir = Path(reports)
     with signals.interrupts() as seen:
         try:
-            return _run(target, reports, faults=faults, paths=paths, extra_args=extra_args,
-                        hypothesis_profile=hypothesis_profile, out=out)
+            return _run(
+                target,
+                reports,
+                faults=faults,
+                paths=paths,
+                extra_args=extra_args,
+                hypothesis_profile=hypothesis_profile,
+                out=out,
+            )
         except KeyboardInterrupt:
             reason = f"interrupted by {seen.name}"
             if (reports_dir / _RUN_MARK).exists():  # pytest had started: its reports are partial
                 mark_incomplete(reports_dir, reason)
-                _say(f"{reason}: pytest and the central were stopped; the reports in {reports_dir} are"
-                     " marked incomplete", out)
+                _say(
+                    f"{reason}: pytest and the central were stopped; the reports in {reports_dir} are"
+                    " marked incomplete",
+                    out,
+                )
             else:
                 _say(f"{reason} before any check ran; what it had started was stopped", out)
             return EXIT_INTERRUPTED
 
 
-def _run(target: str | None, reports: str = "reports", *, faults: Sequence[str] = (),
-         paths: Sequence[str] | None = None, extra_args: Sequence[str] = (), hypothesis_profile: str = "ci",
-         out: TextIO) -> int:
+def _run(
+    target: str | None,
+    reports: str = "reports",
+    *,
+    faults: Sequence[str] = (),
+    paths: Sequence[str] | None = None,
+    extra_args: Sequence[str] = (),
+    hypothesis_profile: str = "ci",
+    out: TextIO,
+) -> int:
     try:
         validate_profile(hypothesis_profile)
     except ValueError as exc:
@@ -212,15 +250,22 @@ def _run(target: str | None, reports: str = "reports", *, faults: Sequence[str] 
                 return EXIT_USAGE
             if problems:  # a chosen subset (a SIP-only target, say) may not need what is missing
                 _say(f"{len(problems)} setup problem(s) in {target}: running the chosen checks anyway", out)
-        cmd = pytest_command(target_file, reports_dir, paths=chosen, extra_args=list(extra_args),
-                             hypothesis_profile=hypothesis_profile)
+        cmd = pytest_command(
+            target_file, reports_dir, paths=chosen, extra_args=list(extra_args), hypothesis_profile=hypothesis_profile
+        )
         # Every temp folder pytest or what it starts makes (peers' work dirs, tmp_path) lands in
         # this one, removed whatever happens; its own session lets us stop pytest's tree as a whole.
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="pbxcheck-run-"))
         env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1", TMPDIR=tmp)
         (reports_dir / _RUN_MARK).touch()
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=env, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
         assert proc.stdout is not None
         stack.callback(proc.stdout.close)  # after pytest is gone (a ResourceWarning otherwise)
         shown: list[str] = []
@@ -237,8 +282,17 @@ def _run(target: str | None, reports: str = "reports", *, faults: Sequence[str] 
         (reports_dir / _RUN_MARK).unlink(missing_ok=True)
         from .certificate import write_for_run  # reports/certificate.html, scanned by the last pass below
 
-        _say(write_for_run(reports_dir, loaded, profile=hypothesis_profile, faults=faults, embedded=target is None,
-                           redactor=redactor), out)
+        _say(
+            write_for_run(
+                reports_dir,
+                loaded,
+                profile=hypothesis_profile,
+                faults=faults,
+                embedded=target is None,
+                redactor=redactor,
+            ),
+            out,
+        )
     leaked = last_pass(reports_dir, "".join(shown), loaded, out)
     code = exit_code(code, reports_dir, out)
     return EXIT_FAILED if leaked and code == EXIT_OK else code

@@ -22,5 +22,13 @@ def ua_config_for(target: Target, number: str | None, *, transport: str = "UDP",
     if transport in ("WS", "WSS") and not ws_url:
         raise LookupError(f"the target file has no sip.{transport.lower()}_url")
     password = target.extension(number).password if number is not None else ""
-    return UaConfig(user=number or "probe", password=password, domain=target.sip_host, server=(target.sip_host, port),
-                    transport=transport, ws_url=ws_url, ssl_context=ctx, **kw)
+    return UaConfig(
+        user=number or "probe",
+        password=password,
+        domain=target.sip_host,
+        server=(target.sip_host, port),
+        transport=transport,
+        ws_url=ws_url,
+        ssl_context=ctx,
+        **kw,
+    )

@@ -35,6 +35,7 @@ class Extension:
 @dataclass(frozen=True)
 class LoadSettings:
     """``[load]``: what `pbxcheck load` may do to this central (docs/target-format.md)."""
+
     max_rate: float | None = None  # requests/s cap; required (with destinations) for a non-loopback target
     destinations: tuple[str, str] | None = None  # first, last number of the test range (same width)
     p99_ms: float | None = None
@@ -130,11 +131,13 @@ def _client_context(ca_file: str | None, insecure: bool) -> ssl.SSLContext:
 
 def _expand(value: Any, key: str, path: str | None) -> Any:
     if isinstance(value, str):
+
         def sub(m: re.Match[str]) -> str:
             name = m.group(1)
             if name not in os.environ:
                 raise TargetError(f"environment variable {name} is not set", path=path, key=key)
             return os.environ[name]
+
         return _ENV.sub(sub, value)
     return value
 
@@ -209,8 +212,19 @@ def _check_ip(value: str, key: str, path: str | None) -> str:
     return value
 
 
-_KNOWN_TOP = {"name", "api", "credentials", "foreign", "disposable", "sip", "extensions", "pins", "findings", "gate",
-              "load"}
+_KNOWN_TOP = {
+    "name",
+    "api",
+    "credentials",
+    "foreign",
+    "disposable",
+    "sip",
+    "extensions",
+    "pins",
+    "findings",
+    "gate",
+    "load",
+}
 _LOAD_KEYS = {"max_rate", "destinations", "p99_ms", "fail_ratio", "lost", "think_time", "tolerance"}
 _DESTINATIONS = re.compile(r"^\+?(\d{4,20})\s*-\s*\+?(\d{4,20})$")
 
@@ -232,15 +246,19 @@ def _load_settings(r: _Reader, path: str | None) -> LoadSettings:
     if "destinations" in raw:
         m = _DESTINATIONS.match(str(raw["destinations"]).strip()) if isinstance(raw["destinations"], str) else None
         if not m or len(m.group(1)) != len(m.group(2)) or int(m.group(1)) > int(m.group(2)):
-            raise TargetError('must be a number range of one width, "FIRST-LAST" (e.g. "1130000000-1130000099")',
-                              path=path, key="load.destinations")
+            raise TargetError(
+                'must be a number range of one width, "FIRST-LAST" (e.g. "1130000000-1130000099")',
+                path=path,
+                key="load.destinations",
+            )
         destinations = (m.group(1), m.group(2))
     lost = raw.get("lost")
     if lost is not None and (isinstance(lost, bool) or not isinstance(lost, int) or lost < 0):
         raise TargetError(f"must be a whole number 0 or more, not {lost!r}", path=path, key="load.lost")
     fail_ratio = raw.get("fail_ratio")
-    if fail_ratio is not None and (isinstance(fail_ratio, bool) or not isinstance(fail_ratio, (int, float))
-                                   or not 0 <= fail_ratio <= 1):
+    if fail_ratio is not None and (
+        isinstance(fail_ratio, bool) or not isinstance(fail_ratio, (int, float)) or not 0 <= fail_ratio <= 1
+    ):
         raise TargetError(f"must be a ratio 0-1, not {fail_ratio!r}", path=path, key="load.fail_ratio")
     think = raw.get("think_time")
     if think is not None and (isinstance(think, bool) or not isinstance(think, (int, float)) or think < 0):
@@ -248,12 +266,16 @@ def _load_settings(r: _Reader, path: str | None) -> LoadSettings:
     tol_raw = raw.get("tolerance", {})
     if isinstance(tol_raw, (int, float)) and not isinstance(tol_raw, bool):
         tol_raw = {"p99_ms": tol_raw, "throughput": tol_raw}
-    if not isinstance(tol_raw, dict) or any(isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0
-                                            for v in tol_raw.values()):
+    if not isinstance(tol_raw, dict) or any(
+        isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 for v in tol_raw.values()
+    ):
         raise TargetError("must be a ratio (0.1 = 10 %) or a table metric = ratio", path=path, key="load.tolerance")
     return LoadSettings(
-        max_rate=num("max_rate"), destinations=destinations, p99_ms=num("p99_ms"),
-        fail_ratio=float(fail_ratio) if fail_ratio is not None else None, lost=lost,
+        max_rate=num("max_rate"),
+        destinations=destinations,
+        p99_ms=num("p99_ms"),
+        fail_ratio=float(fail_ratio) if fail_ratio is not None else None,
+        lost=lost,
         think_time=float(think) if think is not None else None,
         tolerance={str(k): float(v) for k, v in tol_raw.items()},
     )
@@ -298,12 +320,14 @@ def parse_target(data: dict[str, Any], *, path: str | None = None, base_dir: Pat
             raise TargetError("must be a table", path=path, key=key)
         er = _Reader(item, path)
         try:
-            extensions.append(Extension(
-                number=er.text("number"),
-                password=er.text("password"),
-                ramal_web=er.flag("ramal_web", False),
-                classe5_client=er.text("classe5_client", required=False),
-            ))
+            extensions.append(
+                Extension(
+                    number=er.text("number"),
+                    password=er.text("password"),
+                    ramal_web=er.flag("ramal_web", False),
+                    classe5_client=er.text("classe5_client", required=False),
+                )
+            )
         except TargetError as exc:
             raise TargetError(str(exc).split(": ", 2)[-1], path=path, key=f"{key}.{exc.key}") from None
 
@@ -385,23 +409,45 @@ def load_target(path: str | os.PathLike[str]) -> Target:
 
 def dump_target(t: Target) -> str:
     """A target as TOML text (used by the reference central to describe itself)."""
+
     def q(s: str) -> str:
         return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
-    lines = [f"name = {q(t.name)}", "", "[api]", f"url = {q(t.api_url)}", f"plain_url = {q(t.plain_url)}",
-             f"source_ip = {q(t.source_ip)}"]
+    lines = [
+        f"name = {q(t.name)}",
+        "",
+        "[api]",
+        f"url = {q(t.api_url)}",
+        f"plain_url = {q(t.plain_url)}",
+        f"source_ip = {q(t.source_ip)}",
+    ]
     if t.ca_file:
         lines.append(f"ca_file = {q(t.ca_file)}")
-    lines += [f"insecure = {'true' if t.insecure else 'false'}", f"timeout = {t.timeout}", "",
-              "[credentials]", f"login = {q(t.login)}", f"senha = {q(t.senha)}", f"token = {q(t.token)}", ""]
+    lines += [
+        f"insecure = {'true' if t.insecure else 'false'}",
+        f"timeout = {t.timeout}",
+        "",
+        "[credentials]",
+        f"login = {q(t.login)}",
+        f"senha = {q(t.senha)}",
+        f"token = {q(t.token)}",
+        "",
+    ]
     if t.foreign_token:
         lines += ["[foreign]", f"token = {q(t.foreign_token)}"]
         if t.foreign_source_ip:
             lines.append(f"source_ip = {q(t.foreign_source_ip)}")
         lines.append("")
-    lines += ["[disposable]", f"campaign = {q(t.disposable_campaign)}",
-              f"classe5_client = {q(t.disposable_classe5)}", "",
-              "[sip]", f"host = {q(t.sip_host)}", f"udp_port = {t.sip_udp_port}", f"tcp_port = {t.sip_tcp_port}"]
+    lines += [
+        "[disposable]",
+        f"campaign = {q(t.disposable_campaign)}",
+        f"classe5_client = {q(t.disposable_classe5)}",
+        "",
+        "[sip]",
+        f"host = {q(t.sip_host)}",
+        f"udp_port = {t.sip_udp_port}",
+        f"tcp_port = {t.sip_tcp_port}",
+    ]
     if t.sip_ws_url:
         lines.append(f"ws_url = {q(t.sip_ws_url)}")
     if t.sip_wss_url:
@@ -412,8 +458,12 @@ def dump_target(t: Target) -> str:
         lines.append(f"insecure = {'true' if t.sip_insecure else 'false'}")
     lines.append("")
     for e in t.extensions:
-        lines += ["[[extensions]]", f"number = {q(e.number)}", f"password = {q(e.password)}",
-                  f"ramal_web = {'true' if e.ramal_web else 'false'}"]
+        lines += [
+            "[[extensions]]",
+            f"number = {q(e.number)}",
+            f"password = {q(e.password)}",
+            f"ramal_web = {'true' if e.ramal_web else 'false'}",
+        ]
         if e.classe5_client:
             lines.append(f"classe5_client = {q(e.classe5_client)}")
         lines.append("")
@@ -428,8 +478,17 @@ def dump_target(t: Target) -> str:
     if t.load != LoadSettings():
         ld = t.load
         lines.append("[load]")
-        lines += [f"{k} = {v!r}" for k, v in (("max_rate", ld.max_rate), ("p99_ms", ld.p99_ms),
-                  ("fail_ratio", ld.fail_ratio), ("lost", ld.lost), ("think_time", ld.think_time)) if v is not None]
+        lines += [
+            f"{k} = {v!r}"
+            for k, v in (
+                ("max_rate", ld.max_rate),
+                ("p99_ms", ld.p99_ms),
+                ("fail_ratio", ld.fail_ratio),
+                ("lost", ld.lost),
+                ("think_time", ld.think_time),
+            )
+            if v is not None
+        ]
         if ld.destinations:
             lines.append(f"destinations = {q('-'.join(ld.destinations))}")
         if ld.tolerance:

@@ -57,7 +57,9 @@ def rendered(folder: Path) -> str:
     dom = certificate.run_chromium("--dump-dom", uri)
     assert dom.returncode == 0 and "</html>" in dom.stdout, dom.stderr[-2000:]
     shot = folder / "certificate.png"
-    done = certificate.run_chromium(f"--screenshot={shot.resolve()}", "--window-size=1280,2000", "--hide-scrollbars", uri)
+    done = certificate.run_chromium(
+        f"--screenshot={shot.resolve()}", "--window-size=1280,2000", "--hide-scrollbars", uri
+    )
     assert shot.exists() and shot.stat().st_size > 10_000, done.stderr[-2000:]
     return dom.stdout
 

@@ -12,13 +12,19 @@ pytestmark = pytest.mark.slow
 
 
 def _load(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pbxcheck", "load", *args, "--reports", str(tmp_path / "reports")],
-                          capture_output=True, text=True, timeout=180, cwd=tmp_path)
+    return subprocess.run(
+        [sys.executable, "-m", "pbxcheck", "load", *args, "--reports", str(tmp_path / "reports")],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=tmp_path,
+    )
 
 
 def test_dialer_insert_counts_every_insert_and_a_threshold_fails_the_run(tmp_path: Path) -> None:
-    proc = _load(tmp_path, "dialer-insert", "--users", "3", "--spawn-rate", "3", "--run-time", "3s",
-                 "--max-p95-ms", "0.001")
+    proc = _load(
+        tmp_path, "dialer-insert", "--users", "3", "--spawn-rate", "3", "--run-time", "3s", "--max-p95-ms", "0.001"
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out
     assert "above --max-p95-ms" in out
@@ -33,12 +39,15 @@ def test_click_to_call_passes(tmp_path: Path) -> None:
     assert "0 failed" in out
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["no-such-scenario"], "unknown scenario"),
-    (["dialer-insert", "--run-time", "forever"], "bounded duration"),
-    (["dialer-insert", "--users", "0"], "--users must be at least 1"),
-    (["dialer-insert", "--target", "/nonexistent.toml"], "file not found"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["no-such-scenario"], "unknown scenario"),
+        (["dialer-insert", "--run-time", "forever"], "bounded duration"),
+        (["dialer-insert", "--users", "0"], "--users must be at least 1"),
+        (["dialer-insert", "--target", "/nonexistent.toml"], "file not found"),
+    ],
+)
 def test_bad_input_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
     proc = _load(tmp_path, *args)
     assert proc.returncode == 2

@@ -18,8 +18,9 @@ pytestmark = pytest.mark.slow
 
 
 def _load(cwd: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pbxcheck", "load", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "pbxcheck", "load", *args], capture_output=True, text=True, timeout=timeout, cwd=cwd
+    )
 
 
 def _result(reports: Path, scenario: str) -> dict:  # type: ignore[type-arg]
@@ -61,8 +62,18 @@ def test_a_baseline_catches_the_slow_api_fault_and_names_the_metric(tmp_path: Pa
     assert clean.returncode == 0, clean.stdout + clean.stderr
     baseline = base_dir / "load" / "dialer-insert.result.json"
     # p50 judged too: on a busy shared machine a stall can put the clean run's p99 near the slow one's
-    slow = _load(tmp_path, *args, "--fault", "slow-api", "--baseline", str(baseline), "--tolerance", "p50_ms=0.1",
-                 "--reports", str(slow_dir))
+    slow = _load(
+        tmp_path,
+        *args,
+        "--fault",
+        "slow-api",
+        "--baseline",
+        str(baseline),
+        "--tolerance",
+        "p50_ms=0.1",
+        "--reports",
+        str(slow_dir),
+    )
     out = slow.stdout + slow.stderr
     assert slow.returncode == 1, out
     assert "regression beyond tolerance:" in out
@@ -92,9 +103,31 @@ def test_master_and_worker_share_the_target_file(tmp_path: Path) -> None:
         tfile = str(t.path)
         reports = tmp_path / "reports"
         master = subprocess.Popen(
-            [sys.executable, "-m", "pbxcheck", "load", "click-to-call", "--master", "--expect-workers", "1",
-             "--target", tfile, "--rate", "20", "--run-time", "3s", "--max-late-ratio", "0.5", "--reports", str(reports)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+            [
+                sys.executable,
+                "-m",
+                "pbxcheck",
+                "load",
+                "click-to-call",
+                "--master",
+                "--expect-workers",
+                "1",
+                "--target",
+                tfile,
+                "--rate",
+                "20",
+                "--run-time",
+                "3s",
+                "--max-late-ratio",
+                "0.5",
+                "--reports",
+                str(reports),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=tmp_path,
+        )
         worker = _load(tmp_path, "click-to-call", "--worker", "--target", tfile, timeout=120)
         out, _ = master.communicate(timeout=120)
         assert master.returncode == 0, out + worker.stdout + worker.stderr
@@ -105,12 +138,15 @@ def test_master_and_worker_share_the_target_file(tmp_path: Path) -> None:
 
 def test_mixed_and_status_polling_run_every_action(tmp_path: Path) -> None:
     reports = tmp_path / "reports"
-    proc = _load(tmp_path, "mixed", "--rate", "100", "--run-time", "3s", "--max-late-ratio", "0.5", "--reports", str(reports))
+    proc = _load(
+        tmp_path, "mixed", "--rate", "100", "--run-time", "3s", "--max-late-ratio", "0.5", "--reports", str(reports)
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     names = set(_result(reports, "mixed")["locust"]["by_name"])
     assert names == {"POST insert", "POST clicktocall", "POST statusramais", "POST statusdiscador"}
-    proc = _load(tmp_path, "status-polling", "--users", "3", "--think-time", "0.1", "--run-time", "3s",
-                 "--reports", str(reports))
+    proc = _load(
+        tmp_path, "status-polling", "--users", "3", "--think-time", "0.1", "--run-time", "3s", "--reports", str(reports)
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert _result(reports, "status-polling")["model"] == "closed"
 
@@ -121,8 +157,21 @@ def test_a_tls_error_is_one_failure_line_not_a_traceback_per_request(tmp_path: P
         plain_port = t.plain_url.rsplit(":", 1)[1].strip("/")
         wrong = tmp_path / "wrong.toml"  # https on the plain-HTTP port: every handshake fails
         wrong.write_text(text.replace(f'url = "{t.api_url}"', f'url = "https://127.0.0.1:{plain_port}"'))
-        proc = _load(tmp_path, "dialer-insert", "--target", str(wrong), "--users", "2", "--think-time", "0.05",
-                     "--run-time", "2s", "--no-cleanup", "--reports", str(tmp_path / "r"))
+        proc = _load(
+            tmp_path,
+            "dialer-insert",
+            "--target",
+            str(wrong),
+            "--users",
+            "2",
+            "--think-time",
+            "0.05",
+            "--run-time",
+            "2s",
+            "--no-cleanup",
+            "--reports",
+            str(tmp_path / "r"),
+        )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out
     assert "Traceback" not in out
@@ -132,15 +181,18 @@ def test_a_tls_error_is_one_failure_line_not_a_traceback_per_request(tmp_path: P
     assert len(res["failures_by_message"]) == 1
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["dialer-insert", "--worker"], "a --worker needs --target"),
-    (["dialer-insert", "--rate", "0"], "--rate must be a positive number"),
-    (["dialer-insert", "--rate", "10", "--ramp", "5s", "--run-time", "5s"], "--ramp must be shorter"),
-    (["dialer-insert", "--fault", "no-such-fault"], "unknown fault"),
-    (["compare", "a.json"], "usage: pbxcheck load compare"),
-    (["compare", "a.json", "b.json"], "no such result file"),
-    ([], "a scenario is needed"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["dialer-insert", "--worker"], "a --worker needs --target"),
+        (["dialer-insert", "--rate", "0"], "--rate must be a positive number"),
+        (["dialer-insert", "--rate", "10", "--ramp", "5s", "--run-time", "5s"], "--ramp must be shorter"),
+        (["dialer-insert", "--fault", "no-such-fault"], "unknown fault"),
+        (["compare", "a.json"], "usage: pbxcheck load compare"),
+        (["compare", "a.json", "b.json"], "no such result file"),
+        ([], "a scenario is needed"),
+    ],
+)
 def test_usage_errors_are_one_line_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
     proc = _load(tmp_path, *args)
     assert proc.returncode == 2, proc.stdout + proc.stderr
@@ -150,9 +202,11 @@ def test_usage_errors_are_one_line_exit_2(tmp_path: Path, args: list[str], messa
 
 def test_a_remote_target_without_load_limits_is_refused_before_any_request(tmp_path: Path) -> None:
     target = tmp_path / "remote.toml"
-    target.write_text('[api]\nurl = "https://192.0.2.10"\nplain_url = "http://192.0.2.10"\n'
-                      '[credentials]\nlogin = "root"\nsenha = "x-senha-x"\ntoken = "x-token-x"\n'
-                      '[disposable]\ncampaign = "900"\nclasse5_client = "teste"\n')
+    target.write_text(
+        '[api]\nurl = "https://192.0.2.10"\nplain_url = "http://192.0.2.10"\n'
+        '[credentials]\nlogin = "root"\nsenha = "x-senha-x"\ntoken = "x-token-x"\n'
+        '[disposable]\ncampaign = "900"\nclasse5_client = "teste"\n'
+    )
     proc = _load(tmp_path, "dialer-insert", "--target", str(target), "--run-time", "2s")
     out = proc.stdout + proc.stderr
     assert proc.returncode == 2, out
@@ -165,10 +219,22 @@ def test_a_remote_target_without_load_limits_is_refused_before_any_request(tmp_p
 def test_the_target_files_max_rate_caps_the_closed_model(tmp_path: Path) -> None:
     with CentralProcess(state_dir=tmp_path / "central") as t:
         capped = tmp_path / "capped.toml"
-        capped.write_text(Path(str(t.path)).read_text() + '\n[load]\nmax_rate = 20\n')
+        capped.write_text(Path(str(t.path)).read_text() + "\n[load]\nmax_rate = 20\n")
         reports = tmp_path / "reports"
-        proc = _load(tmp_path, "dialer-insert", "--target", str(capped), "--users", "4", "--think-time", "0",
-                     "--run-time", "3s", "--reports", str(reports))
+        proc = _load(
+            tmp_path,
+            "dialer-insert",
+            "--target",
+            str(capped),
+            "--users",
+            "4",
+            "--think-time",
+            "0",
+            "--run-time",
+            "3s",
+            "--reports",
+            str(reports),
+        )
         assert proc.returncode == 0, proc.stdout + proc.stderr
         res = _result(reports, "dialer-insert")
         assert 0 < res["requests"] <= 20 * 3 + 4  # not the thousands an unpaced loop sends

@@ -24,12 +24,13 @@ DESELECT = ["-k", "not throttled"]
 
 def minimal_target(full: Path, dest: Path) -> Path:
     t = load_target(full)
-    dest.write_text(f"""name = "minimal"
+    dest.write_text(
+        f"""name = "minimal"
 
 [api]
 url = "{t.api_url}"
 plain_url = "{t.plain_url}"
-{f'ca_file = "{t.ca_file}"' if t.ca_file else 'insecure = true'}
+{f'ca_file = "{t.ca_file}"' if t.ca_file else "insecure = true"}
 
 [credentials]
 login = "{t.login}"
@@ -39,7 +40,9 @@ token = "{t.token}"
 [disposable]
 campaign = "{t.disposable_campaign}"
 classe5_client = "{t.disposable_classe5}"
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     return dest
 
 
@@ -59,8 +62,10 @@ def test_minimal_target_runs_to_the_end_and_says_what_does_not_apply(tmp_path: P
     rows = table["clauses"]
     ws = rows["SIP-WS-1"]
     assert ws["status"] == report.NOT_APPLICABLE
-    assert {n["reason"] for n in ws["not_applicable"]} == {"the target file has no sip.ws_url",
-                                                            "the target file has no sip.wss_url"}
+    assert {n["reason"] for n in ws["not_applicable"]} == {
+        "the target file has no sip.ws_url",
+        "the target file has no sip.wss_url",
+    }
     for cid in ("C2C-3", "SIP-REG-1", "SIP-INV-1", "SIP-NAT-1", "RAM-2"):  # they need [[extensions]]
         assert rows[cid]["status"] == report.NOT_APPLICABLE, cid
         assert all("extensions" in n["reason"] for n in rows[cid]["not_applicable"]), cid

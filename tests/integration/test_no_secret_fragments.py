@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 
 def _windows(s: str, n: int = 6) -> set[str]:
-    return {s[i:i + n] for i in range(len(s) - n + 1)}
+    return {s[i : i + n] for i in range(len(s) - n + 1)}
 
 
 def test_auth_fault_run_leaves_no_fragment_of_any_secret(tmp_path: Path) -> None:
@@ -26,8 +26,13 @@ def test_auth_fault_run_leaves_no_fragment_of_any_secret(tmp_path: Path) -> None
     out = io.StringIO()
     with CentralProcess(faults=["ignore-token"]) as target:
         assert target.path is not None
-        code = runner.run(target.path, str(reports), paths=["test_auth.py"],
-                          extra_args=["-k", "not throttled", "--showlocals"], out=out)
+        code = runner.run(
+            target.path,
+            str(reports),
+            paths=["test_auth.py"],
+            extra_args=["-k", "not throttled", "--showlocals"],
+            out=out,
+        )
         named = {"senha": target.senha, "token": target.token, "foreign token": target.foreign_token or ""}
         named.update({f"extension {e.number} password": e.password for e in target.extensions})
     terminal = out.getvalue()
@@ -51,7 +56,8 @@ def test_auth_fault_run_leaves_no_fragment_of_any_secret(tmp_path: Path) -> None
 
 
 def test_a_piece_of_a_secret_that_survived_redaction_fails_the_run_loudly(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The runner's last pass: when the redaction of reports/ misses something (here it is replaced by
     one that leaves part of the senha in a file), a green run turns red, and the terminal names the
     file and the secret, never the piece."""
@@ -65,8 +71,7 @@ def test_a_piece_of_a_secret_that_survived_redaction_fails_the_run_loudly(
             (folder / "notes.txt").write_text(f"pasted by hand: {piece}\n", encoding="utf-8")
 
         monkeypatch.setattr(report, "redact_tree", leaky_redaction)
-        code = runner.run(target.path, str(reports), paths=["test_auth.py::test_wrong_login_or_senha_denied"],
-                          out=out)
+        code = runner.run(target.path, str(reports), paths=["test_auth.py::test_wrong_login_or_senha_denied"], out=out)
     terminal = out.getvalue()
     assert code == 1
     assert "SECRET LEAK" in terminal and "notes.txt" in terminal and "[credentials] senha" in terminal
@@ -77,9 +82,13 @@ def test_a_piece_of_a_secret_that_survived_redaction_fails_the_run_loudly(
 def test_the_last_pass_is_silent_on_a_clean_folder(tmp_path: Path) -> None:
     from pbxcheck.target import parse_target
 
-    target = parse_target({"api": {"url": "https://127.0.0.1:1", "plain_url": "http://127.0.0.1:2"},
-                           "credentials": {"login": "root", "senha": "a-senha-of-16chr", "token": "f" * 32},
-                           "disposable": {"campaign": "900", "classe5_client": "teste"}})
+    target = parse_target(
+        {
+            "api": {"url": "https://127.0.0.1:1", "plain_url": "http://127.0.0.1:2"},
+            "credentials": {"login": "root", "senha": "a-senha-of-16chr", "token": "f" * 32},
+            "disposable": {"campaign": "900", "classe5_client": "teste"},
+        }
+    )
     (tmp_path / "clauses.md").write_text("login root, senha [redacted]\n", encoding="utf-8")
     out = io.StringIO()
     assert runner.last_pass(tmp_path, "all fine\n", target, out) == 0 and out.getvalue() == ""

@@ -20,9 +20,13 @@ def test_no_secret_in_reports_or_terminal(tmp_path: Path) -> None:
     # ignore-senha makes the auth checks fail with the very bodies (credentials in them) that were sent.
     with CentralProcess(faults=["ignore-senha"]) as target:
         assert target.path is not None
-        code = runner.run(target.path, str(reports), paths=["test_auth.py", "test_ramais.py",
-                                                            "test_classe5.py"],
-                          extra_args=["-k", "not throttled"], out=out)
+        code = runner.run(
+            target.path,
+            str(reports),
+            paths=["test_auth.py", "test_ramais.py", "test_classe5.py"],
+            extra_args=["-k", "not throttled"],
+            out=out,
+        )
         secrets = target.secrets
     terminal = out.getvalue()
     assert code == 1, terminal[-3000:]
@@ -35,8 +39,9 @@ def test_no_secret_in_reports_or_terminal(tmp_path: Path) -> None:
     for s in secrets:
         assert s not in terminal
     assert "[redacted]" in terminal
-    assert "[redacted]" in "".join(p.read_text(encoding="utf-8", errors="replace")
-                                   for p in (reports / report.FAILURES_DIR).iterdir())
+    assert "[redacted]" in "".join(
+        p.read_text(encoding="utf-8", errors="replace") for p in (reports / report.FAILURES_DIR).iterdir()
+    )
 
 
 def test_no_secret_from_the_plugin_alone(tmp_path: Path) -> None:
@@ -50,11 +55,29 @@ def test_no_secret_from_the_plugin_alone(tmp_path: Path) -> None:
     with CentralProcess(faults=["ignore-senha"]) as target:
         assert target.path is not None
         proc = subprocess.run(
-            [sys.executable, "-m", "pytest", str(bundled_dir("suites") / "test_auth.py"), "--target", target.path,
-             "--reports", str(reports), f"--junitxml={reports / 'junit.xml'}",
-             f"--alluredir={reports / 'allure'}", "-k", "senha and (insert or statusdiscador)", "-v", "-l",
-             "-p", "no:cacheprovider"],
-            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                str(bundled_dir("suites") / "test_auth.py"),
+                "--target",
+                target.path,
+                "--reports",
+                str(reports),
+                f"--junitxml={reports / 'junit.xml'}",
+                f"--alluredir={reports / 'allure'}",
+                "-k",
+                "senha and (insert or statusdiscador)",
+                "-v",
+                "-l",
+                "-p",
+                "no:cacheprovider",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
+        )
         secrets = target.secrets
     terminal = proc.stdout + proc.stderr
     assert proc.returncode == 1, terminal[-3000:]

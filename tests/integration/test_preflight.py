@@ -111,7 +111,7 @@ def leaks(text: str, target: Target, n: int = 8) -> list[str]:
     """Any secret of ``target``, or any ``n``-character piece of one, found in ``text``."""
     found = []
     for s in target.secrets:
-        if s in text or any(s[i:i + n] in text for i in range(max(0, len(s) - n + 1))):
+        if s in text or any(s[i : i + n] in text for i in range(max(0, len(s) - n + 1))):
             found.append(f"a secret of {len(s)} characters")
     return found
 
@@ -170,8 +170,10 @@ def test_expired_certificate(central: Target, tmp_path: Path) -> None:
     cert = ca.issue_cert("127.0.0.1", not_before=past - dt.timedelta(days=30), not_after=past)
     with tls_front(cert) as port:
         url = f"https://127.0.0.1:{port}"
-        path = write(central.with_(api_url=url, ca_file=ca_pem(ca, tmp_path / "ca.pem"),
-                                   sip_ca_file=central.ca_file), tmp_path / "t.toml")
+        path = write(
+            central.with_(api_url=url, ca_file=ca_pem(ca, tmp_path / "ca.pem"), sip_ca_file=central.ca_file),
+            tmp_path / "t.toml",
+        )
         expect_one_problem(path, tmp_path, f"API {url}", "certificate expired", past.strftime("%Y-%m-%d"))
 
 
@@ -179,15 +181,18 @@ def test_hostname_mismatch_names_what_the_certificate_is_for(central: Target, tm
     ca = trustme.CA()
     with tls_front(ca.issue_cert("central.example")) as port:
         url = f"https://127.0.0.1:{port}"
-        path = write(central.with_(api_url=url, ca_file=ca_pem(ca, tmp_path / "ca.pem"),
-                                   sip_ca_file=central.ca_file), tmp_path / "t.toml")
+        path = write(
+            central.with_(api_url=url, ca_file=ca_pem(ca, tmp_path / "ca.pem"), sip_ca_file=central.ca_file),
+            tmp_path / "t.toml",
+        )
         expect_one_problem(path, tmp_path, f"API {url}", "hostname mismatch", "central.example")
 
 
 def test_wrong_senha_is_credentials_refused(central: Target, tmp_path: Path) -> None:
     path = write(central.with_(senha="wrong-" + central.senha[::-1]), tmp_path / "t.toml")
-    expect_one_problem(path, tmp_path, "API", "credentials refused", "Login/Senha Invalido",
-                       "[credentials]", "[api] source_ip")
+    expect_one_problem(
+        path, tmp_path, "API", "credentials refused", "Login/Senha Invalido", "[credentials]", "[api] source_ip"
+    )
 
 
 def test_wss_url_on_the_plain_ws_port(central: Target, tmp_path: Path) -> None:
@@ -231,8 +236,9 @@ def wss_front(central: Target, tmp_path: Path) -> Iterator[Callable[[bool], Path
         sip_ca = ca_pem(ca, tmp_path / "sip-ca.pem")
 
         def variant(with_sip_ca: bool) -> Path:
-            t = central.with_(sip_wss_url=f"wss://127.0.0.1:{port}/ws",
-                              sip_ca_file=sip_ca if with_sip_ca else central.ca_file)
+            t = central.with_(
+                sip_wss_url=f"wss://127.0.0.1:{port}/ws", sip_ca_file=sip_ca if with_sip_ca else central.ca_file
+            )
             return write(t, tmp_path / f"wss-{with_sip_ca}.toml")
 
         yield variant
@@ -255,8 +261,9 @@ def test_a_chosen_subset_warns_and_runs(central: Target, tmp_path: Path) -> None
     dead = free_port(udp=False)
     path = write(central.with_(api_url=f"https://127.0.0.1:{dead}"), tmp_path / "t.toml")
     out = io.StringIO()
-    runner.run(str(path), str(tmp_path / "reports"), paths=["test_auth.py"],
-               extra_args=["-k", "no_such_check_name"], out=out)
+    runner.run(
+        str(path), str(tmp_path / "reports"), paths=["test_auth.py"], extra_args=["-k", "no_such_check_name"], out=out
+    )
     text = out.getvalue()
     lines = text.splitlines()
     assert lines[0].startswith("pbxcheck: warning: API ") and "refused" in lines[0], lines
@@ -266,8 +273,13 @@ def test_a_chosen_subset_warns_and_runs(central: Target, tmp_path: Path) -> None
 
 def test_cli_exits_2_on_a_bad_target(central: Target, tmp_path: Path) -> None:
     path = write(central.with_(senha="wrong-" + central.senha[::-1]), tmp_path / "bad.toml")
-    proc = subprocess.run([sys.executable, "-m", "pbxcheck", "run", "--target", str(path)],
-                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pbxcheck", "run", "--target", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "credentials refused" in proc.stdout and "Traceback" not in proc.stderr
     assert not leaks(proc.stdout + proc.stderr, load_target(path))

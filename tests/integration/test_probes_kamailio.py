@@ -34,11 +34,29 @@ PASSING = ("SIP-REG-1", "SIP-REG-2", "SIP-REG-3", "SIP-INV-1", "SIP-INV-2")
 
 def kamailio_target(kam: KamailioProcess, path: Path) -> Path:
     unused = free_port(udp=False)
-    lines = ['name = "kamailio"', "", "[api]", f'url = "https://127.0.0.1:{unused}"',
-             f'plain_url = "http://127.0.0.1:{unused}"', "timeout = 1.0", "",
-             "[credentials]", 'login = "unused"', f'senha = "{secrets.token_hex(6)}"', f'token = "{secrets.token_hex(16)}"',
-             "", "[disposable]", 'campaign = "0"', 'classe5_client = "none"', "",
-             "[sip]", f'host = "{kam.host}"', f"udp_port = {kam.port}", f"tcp_port = {kam.port}", ""]
+    lines = [
+        'name = "kamailio"',
+        "",
+        "[api]",
+        f'url = "https://127.0.0.1:{unused}"',
+        f'plain_url = "http://127.0.0.1:{unused}"',
+        "timeout = 1.0",
+        "",
+        "[credentials]",
+        'login = "unused"',
+        f'senha = "{secrets.token_hex(6)}"',
+        f'token = "{secrets.token_hex(16)}"',
+        "",
+        "[disposable]",
+        'campaign = "0"',
+        'classe5_client = "none"',
+        "",
+        "[sip]",
+        f'host = "{kam.host}"',
+        f"udp_port = {kam.port}",
+        f"tcp_port = {kam.port}",
+        "",
+    ]
     for user, password in kam.users.items():
         lines += ["[[extensions]]", f'number = "{user}"', f'password = "{password}"', ""]
     path.write_text("\n".join(lines), encoding="utf-8")
@@ -103,8 +121,13 @@ def test_probes_report_no_throttling_for_kamailio_403s(tmp_path: Path) -> None:
     with KamailioProcess(users(), wrong_password_403=True) as kam:
         target = kamailio_target(kam, tmp_path / "kamailio.toml")
         out = io.StringIO()
-        code = runner.run(str(target), str(tmp_path / "reports"), paths=["test_sip_security.py"],
-                          extra_args=["-k", "password_guessing"], out=out)
+        code = runner.run(
+            str(target),
+            str(tmp_path / "reports"),
+            paths=["test_sip_security.py"],
+            extra_args=["-k", "password_guessing"],
+            out=out,
+        )
     rows = json.loads((tmp_path / "reports" / "clauses.json").read_text(encoding="utf-8"))["clauses"]
     svcrack = next(o["value"] for o in rows["SIP-SEC-1"]["observations"] if o["what"] == "svcrack")
     assert set(svcrack["fresh-nonce"]) == {"SIP/2.0 403 Forbidden"}, svcrack  # the refusals are 403s...

@@ -180,31 +180,67 @@ def test_blocked(target):
 '''
 
 OUTCOME = {  # clause -> its verdict in the clause table
-    "AUTH-1": report.PASSED, "AUTH-2": report.FAILED, "AUTH-3": report.NOT_APPLICABLE,
+    "AUTH-1": report.PASSED,
+    "AUTH-2": report.FAILED,
+    "AUTH-3": report.NOT_APPLICABLE,
     "SIP-WS-1": report.FAILED,  # not applicable, and [gate] require makes that a failure
-    "SIP-REG-1": report.NOT_APPLICABLE, "AUTH-4": report.NOT_APPLICABLE, "AUTH-5": report.PASSED,
-    "AUTH-6": report.FAILED, "REP-1": report.FAILED, "REP-2": report.FAILED, "OPS-1": report.FAILED,
-    "REC-1": report.FAILED, "C5-1": report.FAILED, "REC-2": report.BLOCKED, "C2C-3": report.BLOCKED,
-    "RAM-1": report.FAILED, "RAM-2": report.FAILED,
+    "SIP-REG-1": report.NOT_APPLICABLE,
+    "AUTH-4": report.NOT_APPLICABLE,
+    "AUTH-5": report.PASSED,
+    "AUTH-6": report.FAILED,
+    "REP-1": report.FAILED,
+    "REP-2": report.FAILED,
+    "OPS-1": report.FAILED,
+    "REC-1": report.FAILED,
+    "C5-1": report.FAILED,
+    "REC-2": report.BLOCKED,
+    "C2C-3": report.BLOCKED,
+    "RAM-1": report.FAILED,
+    "RAM-2": report.FAILED,
 }
 
 
 def _windows(s: str, n: int = 6) -> set[str]:
-    return {s[i:i + n] for i in range(len(s) - n + 1)}
+    return {s[i : i + n] for i in range(len(s) - n + 1)}
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
     tmp = tmp_path_factory.mktemp("outcomes")
     (tmp / "target.toml").write_text(TARGET, encoding="utf-8")
-    (tmp / "test_outcomes.py").write_text(CHECKS.format(secrets=(SENHA, TOKEN, FOREIGN, EXT), frag=TOKEN[4:16]), encoding="utf-8")
+    (tmp / "test_outcomes.py").write_text(
+        CHECKS.format(secrets=(SENHA, TOKEN, FOREIGN, EXT), frag=TOKEN[4:16]), encoding="utf-8"
+    )
     reports = tmp / "reports"
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "test_outcomes.py", "--target", "target.toml", "--reports", str(reports),
-         f"--junitxml={reports / 'junit.xml'}", f"--alluredir={reports / 'allure-results'}",
-         "-rA", "-l", "-v", "-p", "no:cacheprovider", "-c", "/dev/null", "--rootdir", str(tmp),
-         "-W", "ignore::pytest.PytestAssertRewriteWarning"],
-        cwd=tmp, capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "test_outcomes.py",
+            "--target",
+            "target.toml",
+            "--reports",
+            str(reports),
+            f"--junitxml={reports / 'junit.xml'}",
+            f"--alluredir={reports / 'allure-results'}",
+            "-rA",
+            "-l",
+            "-v",
+            "-p",
+            "no:cacheprovider",
+            "-c",
+            "/dev/null",
+            "--rootdir",
+            str(tmp),
+            "-W",
+            "ignore::pytest.PytestAssertRewriteWarning",
+        ],
+        cwd=tmp,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return proc, reports
 
 
@@ -222,13 +258,11 @@ def test_no_outcome_crashes_the_run(run: tuple[subprocess.CompletedProcess[str],
     assert "failure" in cases["test_failed_assert"] and "failure" in cases["test_xpass_strict"]
     assert "error" in cases["test_error_in_setup"] and "error" in cases["test_error_in_teardown"]
     assert "skipped" in cases["test_blocked"]
-    results = [json.loads(p.read_text(encoding="utf-8"))
-               for p in (reports / "allure-results").glob("*-result.json")]
+    results = [json.loads(p.read_text(encoding="utf-8")) for p in (reports / "allure-results").glob("*-result.json")]
     assert len({r["name"] for r in results}) == 16
 
 
-def test_not_applicable_and_blocked_with_reasons_everywhere(
-        run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+def test_not_applicable_and_blocked_with_reasons_everywhere(run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
     proc, reports = run
     table = json.loads((reports / report.CLAUSES_JSON).read_text(encoding="utf-8"))
     status = {cid: table["clauses"][cid]["status"] for cid in OUTCOME}
@@ -242,10 +276,15 @@ def test_not_applicable_and_blocked_with_reasons_everywhere(
     junit = (reports / "junit.xml").read_text(encoding="utf-8")
     assert 'message="not applicable: the target file has no sip.ws_url' in junit
     assert 'message="blocked by C2C-1: the click-to-call answer is broken' in junit
-    allure = {r["name"]: r for p in (reports / "allure-results").glob("*-result.json")
-              for r in [json.loads(p.read_text(encoding="utf-8"))]}
+    allure = {
+        r["name"]: r
+        for p in (reports / "allure-results").glob("*-result.json")
+        for r in [json.loads(p.read_text(encoding="utf-8"))]
+    }
     assert allure["test_skip_in_call"]["status"] == "skipped"
-    assert "not applicable: the target file has no sip.ws_url" in allure["test_skip_in_call"]["statusDetails"]["message"]
+    assert (
+        "not applicable: the target file has no sip.ws_url" in allure["test_skip_in_call"]["statusDetails"]["message"]
+    )
     assert "blocked by C2C-1" in allure["test_blocked"]["statusDetails"]["message"]
     terminal = proc.stdout
     assert "not applicable: no [foreign] source IP" in terminal and "blocked by C2C-1" in terminal
@@ -259,8 +298,7 @@ def test_no_secret_nor_fragment_anywhere(run: tuple[subprocess.CompletedProcess[
     assert leaks == [], "\n".join(str(k) for k in leaks)
     # by brute force, every 6-character window of every secret: in the terminal and what pbxcheck writes
     # itself, then in junit.xml and allure-results but for runs inside longer identifiers (their UUIDs)
-    ours = [p for p in reports.rglob("*") if p.is_file() and "allure-results" not in p.parts
-            and p.name != "junit.xml"]
+    ours = [p for p in reports.rglob("*") if p.is_file() and "allure-results" not in p.parts and p.name != "junit.xml"]
     blobs = [proc.stdout, proc.stderr] + [p.read_text(encoding="utf-8") for p in ours]
     for name, secret in SECRETS.items():
         assert not any(w in blob for w in _windows(secret) for blob in blobs), f"part of the {name} leaked"
@@ -279,18 +317,35 @@ def test_allure_texts_redacted_without_exception(run: tuple[subprocess.Completed
     """allure-pytest takes the message from the exception itself (a custom __str__ included) and
     fixture errors into containers: those texts are redacted strictly, like pytest's own."""
     _, reports = run
-    texts = [t for p in (reports / "allure-results").glob("*.json")
-             for t in _texts(json.loads(p.read_text(encoding="utf-8")))]
+    texts = [
+        t
+        for p in (reports / "allure-results").glob("*.json")
+        for t in _texts(json.loads(p.read_text(encoding="utf-8")))
+    ]
     assert any("zz[redacted]zz" in t for t in texts)
     for name, secret in SECRETS.items():
         assert not any(w in t for t in texts for w in _windows(secret)), f"part of the {name} in allure's texts"
 
 
 pytest_plugins = ["pytester"]
-ONE_EACH = ["test_passed", "test_failed_assert", "test_skip_in_setup", "test_skip_in_call", "test_skipif",
-            "test_xfail", "test_xpass", "test_xpass_strict", "test_error_in_setup", "test_error_in_teardown",
-            "test_pytest_fail", "test_hypothesis", "test_exception_group", "test_custom_exception_text",
-            "test_missing_fixture", "test_blocked"]
+ONE_EACH = [
+    "test_passed",
+    "test_failed_assert",
+    "test_skip_in_setup",
+    "test_skip_in_call",
+    "test_skipif",
+    "test_xfail",
+    "test_xpass",
+    "test_xpass_strict",
+    "test_error_in_setup",
+    "test_error_in_teardown",
+    "test_pytest_fail",
+    "test_hypothesis",
+    "test_exception_group",
+    "test_custom_exception_text",
+    "test_missing_fixture",
+    "test_blocked",
+]
 
 
 @pytest.mark.parametrize("name", ONE_EACH)
@@ -299,9 +354,21 @@ def test_each_outcome_alone(pytester: pytest.Pytester, name: str) -> None:
     pytester.makefile(".toml", target=TARGET)
     pytester.makepyfile(test_outcomes=CHECKS.format(secrets=(SENHA, TOKEN, FOREIGN, EXT), frag=TOKEN[4:16]))
     reports = pytester.path / "reports"
-    result = pytester.runpytest("test_outcomes.py", "-k", f"{name} and not {name}_", "--target", "target.toml",
-                                "--reports", str(reports), f"--junitxml={reports / 'junit.xml'}",
-                                f"--alluredir={reports / 'allure-results'}", "-rA", "-l", "-p", "no:cacheprovider")
+    result = pytester.runpytest(
+        "test_outcomes.py",
+        "-k",
+        f"{name} and not {name}_",
+        "--target",
+        "target.toml",
+        "--reports",
+        str(reports),
+        f"--junitxml={reports / 'junit.xml'}",
+        f"--alluredir={reports / 'allure-results'}",
+        "-rA",
+        "-l",
+        "-p",
+        "no:cacheprovider",
+    )
     terminal = "\n".join(result.outlines + result.errlines)
     assert "INTERNALERROR" not in terminal and result.ret in (0, 1), terminal[-3000:].replace(TOKEN, "T")
     assert [c.get("name") for c in ET.parse(reports / "junit.xml").getroot().iter("testcase")] == [name]

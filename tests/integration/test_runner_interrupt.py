@@ -26,9 +26,14 @@ def _alive(pid: int) -> bool:
 def test_sigint_stops_pytest_and_the_central(tmp_path: Path) -> None:
     tmpdir = tmp_path / "tmp"
     tmpdir.mkdir()
-    proc = subprocess.Popen([sys.executable, "-m", "pbxcheck", "run", "--reports", str(tmp_path / "reports")],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
-                            env=dict(os.environ, TMPDIR=str(tmpdir)))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pbxcheck", "run", "--reports", str(tmp_path / "reports")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=tmp_path,
+        env=dict(os.environ, TMPDIR=str(tmpdir)),
+    )
     try:
         assert proc.stdout is not None
         seen = []

@@ -32,9 +32,15 @@ class Spawned:
         self.tmpdir = tmp_path / "tmp"
         self.tmpdir.mkdir()
         env = dict(os.environ, TMPDIR=str(self.tmpdir), PYTHONUNBUFFERED="1", COLUMNS="200")
-        self.proc = subprocess.Popen([sys.executable, "-m", "pbxcheck", *args], stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
-                                     cwd=tmp_path, env=env)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pbxcheck", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            cwd=tmp_path,
+            env=env,
+        )
         self.lines: list[str] = []
         self._q: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
@@ -155,8 +161,19 @@ def test_run_interrupted_while_the_central_starts_leaves_no_target_file(tmp_path
 
 def test_load_stops_locust_and_the_central(tmp_path: Path) -> None:
     reports = tmp_path / "reports"
-    load = Spawned(tmp_path, "load", "dialer-insert", "--users", "2", "--spawn-rate", "2", "--run-time", "30s",
-                   "--reports", str(reports))
+    load = Spawned(
+        tmp_path,
+        "load",
+        "dialer-insert",
+        "--users",
+        "2",
+        "--spawn-rate",
+        "2",
+        "--run-time",
+        "30s",
+        "--reports",
+        str(reports),
+    )
     try:
         load.wait_for(lambda line: "All users spawned" in line or "Ramping to" in line, timeout=90)
         time.sleep(1.0)  # a few requests in flight
@@ -179,8 +196,20 @@ def test_load_stops_locust_and_the_central(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
 def test_central_prints_its_listeners_and_stops_cleanly(tmp_path: Path, sig: signal.Signals) -> None:
-    central = Spawned(tmp_path, "central", "--api-port", "0", "--plain-port", "0", "--sip-port", "0",
-                      "--ws-port", "0", "--ws-plain-port", "0")
+    central = Spawned(
+        tmp_path,
+        "central",
+        "--api-port",
+        "0",
+        "--plain-port",
+        "0",
+        "--sip-port",
+        "0",
+        "--ws-port",
+        "0",
+        "--ws-plain-port",
+        "0",
+    )
     try:
         central.wait_for(lambda line: "to stop" in line, timeout=60)
         out = central.text()
@@ -223,11 +252,14 @@ def test_sigterm_and_sighup_raise_keyboard_interrupt_once_and_handlers_come_back
 
 def test_stop_tree_kills_descendants_that_left_the_group(tmp_path: Path) -> None:
     # A leader that ignores SIGINT and a grandchild in a session of its own (as the SIP peers start).
-    code = ("import signal, subprocess, sys, time; signal.signal(signal.SIGINT, signal.SIG_IGN);"
-            f"subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)', {str(tmp_path)!r}],"
-            " start_new_session=True); print('up', flush=True); time.sleep(60)")
-    proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    code = (
+        "import signal, subprocess, sys, time; signal.signal(signal.SIGINT, signal.SIG_IGN);"
+        f"subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)', {str(tmp_path)!r}],"
+        " start_new_session=True); print('up', flush=True); time.sleep(60)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
         assert proc.stdout is not None and proc.stdout.readline() == "up\n"
         kids = signals.descendants(proc.pid)
@@ -237,8 +269,11 @@ def test_stop_tree_kills_descendants_that_left_the_group(tmp_path: Path) -> None
         assert time.monotonic() - started < 5
         assert proc.returncode == -signal.SIGKILL
         time.sleep(0.2)
-        assert [p for p in kids if Path(f"/proc/{p}").exists()
-                and Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()[0] != "Z"] == []
+        assert [
+            p
+            for p in kids
+            if Path(f"/proc/{p}").exists() and Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+        ] == []
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -266,19 +301,36 @@ def test_mark_incomplete_without_and_with_reports(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("command", [[], ["run"], ["load"]], ids=["app", "run", "load"])
 def test_help_says_the_exit_codes(command: list[str]) -> None:
-    proc = subprocess.run([sys.executable, "-m", "pbxcheck", *command, "--help"], capture_output=True, text=True,
-                          timeout=60, env=dict(os.environ, COLUMNS="300"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "pbxcheck", *command, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ, COLUMNS="300"),
+    )
     assert proc.returncode == 0, proc.stderr
     text = " ".join(proc.stdout.split())
-    for part in ("0 every checked clause passed", "1 a clause failed", "2 usage or setup error",
-                 "130 interrupted (SIGINT, SIGTERM or SIGHUP"):
+    for part in (
+        "0 every checked clause passed",
+        "1 a clause failed",
+        "2 usage or setup error",
+        "130 interrupted (SIGINT, SIGTERM or SIGHUP",
+    ):
         assert part in text, proc.stdout
 
 
 def test_a_second_signal_cuts_the_grace_short(tmp_path: Path) -> None:
-    proc = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN);"
-                             " print('up', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN);"
+            " print('up', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         assert proc.stdout is not None and proc.stdout.readline() == "up\n"
         timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM))

@@ -27,14 +27,25 @@ def _run(target: Target, tmp: Path, name: str, select: str, module: str) -> tupl
 def test_pins_and_fail_on(tmp_path: Path) -> None:
     with CentralProcess() as target:
         wrong_token = "wrong_token_denied and statusramais"
-        code, verdict = _run(target.with_(pins={"AUTH-2.token": '["Status","Token Invalido"]'}), tmp_path,
-                             "pin-other", wrong_token, "test_auth.py")
+        code, verdict = _run(
+            target.with_(pins={"AUTH-2.token": '["Status","Token Invalido"]'}),
+            tmp_path,
+            "pin-other",
+            wrong_token,
+            "test_auth.py",
+        )
         assert code == 1 and verdict["AUTH-2"] == "failed"
-        code, verdict = _run(target.with_(pins={"AUTH-2.token": '["Status","Login/Senha Invalido"]'}), tmp_path,
-                             "pin-same", wrong_token, "test_auth.py")
+        code, verdict = _run(
+            target.with_(pins={"AUTH-2.token": '["Status","Login/Senha Invalido"]'}),
+            tmp_path,
+            "pin-same",
+            wrong_token,
+            "test_auth.py",
+        )
         assert code == 0 and verdict["AUTH-2"] == "unspecified-observed"
-        code, verdict = _run(target.with_(fail_on_findings=("REC-2",)), tmp_path, "fail-on", "without_credentials",
-                             "test_reports.py")
+        code, verdict = _run(
+            target.with_(fail_on_findings=("REC-2",)), tmp_path, "fail-on", "without_credentials", "test_reports.py"
+        )
         assert code == 1 and verdict["REC-2"] == "failed"
         code, verdict = _run(target, tmp_path, "finding", "without_credentials", "test_reports.py")
         assert code == 0 and verdict["REC-2"] == "finding"

@@ -50,8 +50,13 @@ def test_cli_bad_target_exits_2_with_one_line(case: str, tmp_path: Path) -> None
     text, expected = CASES[case]
     path = tmp_path / "target.toml"
     path.write_text(text, encoding="utf-8")
-    proc = subprocess.run([sys.executable, "-m", "pbxcheck", "run", "--target", str(path)],
-                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pbxcheck", "run", "--target", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 2
     lines = (proc.stdout + proc.stderr).strip().splitlines()
     assert len(lines) == 1 and expected in lines[0], lines

@@ -30,6 +30,8 @@ pytestmark = pytest.mark.slow
 
 HTTP_FAULTS: list[FaultSwitch] = sorted(CENTRAL_HTTP_FAULTS.values(), key=lambda f: f.name)
 SERIOUS = ("medium", "high", "critical")
+
+
 def modules_for(clauses: tuple[str, ...]) -> list[str]:
     """The suite modules holding a check marked with any of ``clauses``; never none (an empty list
     would make the runner run every module, and the fault would seem to break unrelated clauses)."""
@@ -59,8 +61,10 @@ def _run(fault: FaultSwitch, root: Path) -> FaultRun:
     table_file = os.environ.get("PBXCHECK_FAULT_TABLE")  # the fault -> failed clauses table, for notes
     if table_file:
         with open(table_file, "a", encoding="utf-8") as f:
-            f.write(f"| {fault.name} | {' '.join(fault.clauses)} | {' '.join(sorted(run.failed)) or '-'} | "
-                    f"{' '.join(modules_for(fault.clauses))} |\n")
+            f.write(
+                f"| {fault.name} | {' '.join(fault.clauses)} | {' '.join(sorted(run.failed)) or '-'} | "
+                f"{' '.join(modules_for(fault.clauses))} |\n"
+            )
     return run
 
 
@@ -76,8 +80,9 @@ def _selected(session: pytest.Session) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def fault_runs(tmp_path_factory: pytest.TempPathFactory,
-               request: pytest.FixtureRequest) -> Iterator[dict[str, Future[FaultRun]]]:
+def fault_runs(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[dict[str, Future[FaultRun]]]:
     """Every selected fault's run, started at once two at a time; each check waits only for its own."""
     root = tmp_path_factory.mktemp("faults")
     wanted = _selected(request.session)
@@ -99,8 +104,10 @@ def test_every_http_clause_has_a_fault() -> None:
 def test_fault_fails_its_clause_only(fault: FaultSwitch, fault_runs: dict[str, Future[FaultRun]]) -> None:
     run = fault_runs[fault.name].result()
     unrelated = run.failed - set(fault.clauses)
-    assert not unrelated, (f"{fault.name} breaks {fault.clauses}, but the run also failed {sorted(unrelated)}:\n"
-                           + "\n".join(f["message"] for c in unrelated for f in run.table["clauses"][c]["failures"]))
+    assert not unrelated, (
+        f"{fault.name} breaks {fault.clauses}, but the run also failed {sorted(unrelated)}:\n"
+        + "\n".join(f["message"] for c in unrelated for f in run.table["clauses"][c]["failures"])
+    )
     hardening = [c for c in fault.clauses if CLAUSES[c].hardening]
     for cid in hardening:
         # Hardening clauses give findings, not failures: the fault must raise a serious finding.
@@ -116,8 +123,9 @@ def test_fault_fails_its_clause_only(fault: FaultSwitch, fault_runs: dict[str, F
 def test_without_faults_no_serious_auth6_finding(tmp_path: Path) -> None:
     """The control for the hardening check above: the reference central does not enumerate."""
     out = io.StringIO()
-    code = runner.run(None, str(tmp_path), paths=["test_auth.py::test_denials_do_not_enumerate_and_are_throttled"],
-                      out=out)
+    code = runner.run(
+        None, str(tmp_path), paths=["test_auth.py::test_denials_do_not_enumerate_and_are_throttled"], out=out
+    )
     table = json.loads((tmp_path / "clauses.json").read_text(encoding="utf-8"))
     assert code == 0, out.getvalue()[-3000:]
     assert not [f for f in table["clauses"]["AUTH-6"]["findings"] if f["severity"] in SERIOUS]
@@ -133,8 +141,9 @@ def test_auth6_recognises_a_lockout(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setenv(API_LOCKOUT_ENV, "5/30/3")  # the embedded central's process inherits it
     out = io.StringIO()
-    code = runner.run(None, str(tmp_path), paths=["test_auth.py::test_denials_do_not_enumerate_and_are_throttled"],
-                      out=out)
+    code = runner.run(
+        None, str(tmp_path), paths=["test_auth.py::test_denials_do_not_enumerate_and_are_throttled"], out=out
+    )
     row = json.loads((tmp_path / "clauses.json").read_text(encoding="utf-8"))["clauses"]["AUTH-6"]
     assert code == 0, out.getvalue()[-3000:]
     seen = next(o["value"] for o in row["observations"] if o["what"] == "throttling")

@@ -77,8 +77,9 @@ class ProbeRun:
         return self.rows.get(clause, {}).get("status", "not-run") not in ("not-run", "not-applicable", "blocked")
 
 
-def run_probes(root: Path, name: str, faults: list[str], modules: list[str], *,
-               fail_on: tuple[str, ...] = ()) -> ProbeRun:
+def run_probes(
+    root: Path, name: str, faults: list[str], modules: list[str], *, fail_on: tuple[str, ...] = ()
+) -> ProbeRun:
     from pbxcheck.central.process import CentralProcess
 
     reports = root / name
@@ -111,8 +112,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ProbeRun]:
     if torture in FAULTS:
         jobs["crash-on-torture+fail-on"] = ([torture], probe_modules(("SIP-SEC-1",)), ("SIP-SEC-1",))
     with ThreadPoolExecutor(max_workers=4) as pool:
-        futures = {name: pool.submit(run_probes, root, name, faults, mods, fail_on=fail_on)
-                   for name, (faults, mods, fail_on) in jobs.items()}
+        futures = {
+            name: pool.submit(run_probes, root, name, faults, mods, fail_on=fail_on)
+            for name, (faults, mods, fail_on) in jobs.items()
+        }
         return {name: fut.result() for name, fut in futures.items()}
 
 
@@ -129,8 +132,19 @@ def test_healthy_central_passes_every_sip_probe(runs: dict[str, ProbeRun]) -> No
     r = runs["baseline"]
     assert not r.failed, f"the healthy central fails {sorted(r.failed)}\n{r.output[-6000:]}"
     assert not r.critical("SIP-SEC-1"), r.critical("SIP-SEC-1")
-    for c in ("SIP-REG-1", "SIP-REG-2", "SIP-REG-3", "SIP-INV-1", "SIP-INV-2", "SIP-NAT-1", "SIP-WS-1",
-              "C2C-2", "RAM-2", "RAM-3", "C5-1"):
+    for c in (
+        "SIP-REG-1",
+        "SIP-REG-2",
+        "SIP-REG-3",
+        "SIP-INV-1",
+        "SIP-INV-2",
+        "SIP-NAT-1",
+        "SIP-WS-1",
+        "C2C-2",
+        "RAM-2",
+        "RAM-3",
+        "C5-1",
+    ):
         assert r.ran(c), f"{c} did not run against the reference central\n{r.output[-3000:]}"
     assert r.code == runner.EXIT_OK, r.output[-4000:]
 
@@ -144,8 +158,10 @@ def test_fault_fails_its_clause_only(runs: dict[str, ProbeRun], fault: str) -> N
     for c in contract:
         assert c in r.failed, f"fault {fault} should fail {c}; failed: {sorted(r.failed)}\n{r.output[-5000:]}"
     for c in hardening:
-        assert r.critical(c), f"fault {fault} should give a critical {c} finding; got " \
-                              f"{r.rows.get(c, {}).get('findings')}\n{r.output[-3000:]}"
+        assert r.critical(c), (
+            f"fault {fault} should give a critical {c} finding; got "
+            f"{r.rows.get(c, {}).get('findings')}\n{r.output[-3000:]}"
+        )
     unrelated = r.failed - set(f.clauses)
     assert not unrelated, f"fault {fault} also fails unrelated {sorted(unrelated)}\n{r.output[-5000:]}"
     assert r.code == (runner.EXIT_FAILED if contract else runner.EXIT_OK)
@@ -166,8 +182,9 @@ def test_no_password_in_any_report_or_terminal(runs: dict[str, ProbeRun]) -> Non
 
 
 @pytest.mark.parametrize("lockout", [None, "5/30/4"], ids=["no-rate-limit", "lockout"])
-def test_password_guessing_measures_throttling(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                               lockout: str | None) -> None:
+def test_password_guessing_measures_throttling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lockout: str | None
+) -> None:
     """SIP-SEC-1 throttling is measured, not read off a status code. The reference central refuses every
     wrong password at once with no rate limit: the no-throttling finding. With its lockout on
     (``PBXCHECK_SIP_LOCKOUT``: 5 wrong passwords from one IP lock that IP out for 4 s, the right password
@@ -179,8 +196,9 @@ def test_password_guessing_measures_throttling(tmp_path: Path, monkeypatch: pyte
     else:
         monkeypatch.setenv(LOCKOUT_ENV, lockout)  # the embedded central's process inherits it
     out = io.StringIO()
-    code = runner.run(None, str(tmp_path), paths=["test_sip_security.py"], extra_args=["-k", "password_guessing"],
-                      out=out)
+    code = runner.run(
+        None, str(tmp_path), paths=["test_sip_security.py"], extra_args=["-k", "password_guessing"], out=out
+    )
     row = json.loads((tmp_path / "clauses.json").read_text(encoding="utf-8"))["clauses"]["SIP-SEC-1"]
     svcrack = next(o["value"] for o in row["observations"] if o["what"] == "svcrack")
     no_throttling = [f for f in row["findings"] if "met no throttling" in f["text"]]

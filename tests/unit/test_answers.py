@@ -54,7 +54,11 @@ def test_never_crashes(raw: bytes) -> None:
         pass
 
 
-@given(st.recursive(st.none() | st.text() | st.integers(), lambda c: st.lists(c) | st.dictionaries(st.text(), c), max_leaves=20))
+@given(
+    st.recursive(
+        st.none() | st.text() | st.integers(), lambda c: st.lists(c) | st.dictionaries(st.text(), c), max_leaves=20
+    )
+)
 def test_valid_json_round_trips(value: object) -> None:
     assert parse_answer(json.dumps(value).encode()).value == value
 

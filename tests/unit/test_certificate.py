@@ -16,20 +16,39 @@ from pbxcheck.cli import app
 from pbxcheck.contract import API_VERSION, CLAUSES, CONTRACT_VERSION
 from pbxcheck.target import Target
 
-CURL = ("curl -sS -X POST -H 'Content-Type: application/json' --data-binary '{\"acao\": \"insert\", "
-        "\"login\": \"root\", \"senha\": \"[redacted]\", \"token\": \"[redacted]\"}' http://127.0.0.1:9/api.php")
+CURL = (
+    'curl -sS -X POST -H \'Content-Type: application/json\' --data-binary \'{"acao": "insert", '
+    '"login": "root", "senha": "[redacted]", "token": "[redacted]"}\' http://127.0.0.1:9/api.php'
+)
 
 
 def _table(statuses: dict[str, str], **extra: Any) -> dict[str, Any]:
     clauses = {}
     for cid, c in CLAUSES.items():
         status = statuses.get(cid, report.PASSED)
-        clauses[cid] = {"section": c.section, "summary": c.summary, "kind": "contract", "sip": c.sip, "status": status,
-                        "checks": [{"check": f"suites/test_x.py::test_{cid.lower()}", "outcome": "passed"}],
-                        "observations": [], "findings": [], "failures": [], "not_applicable": [], "blocked_by": []}
+        clauses[cid] = {
+            "section": c.section,
+            "summary": c.summary,
+            "kind": "contract",
+            "sip": c.sip,
+            "status": status,
+            "checks": [{"check": f"suites/test_x.py::test_{cid.lower()}", "outcome": "passed"}],
+            "observations": [],
+            "findings": [],
+            "failures": [],
+            "not_applicable": [],
+            "blocked_by": [],
+        }
     counts = {s: sum(1 for r in clauses.values() if r["status"] == s) for s in report.STATES}
-    return {"target": "unit", "insecure": False, "generated": "2026-01-01T00:00:00Z", "require": [],
-            "counts": counts, "clauses": clauses, **extra}
+    return {
+        "target": "unit",
+        "insecure": False,
+        "generated": "2026-01-01T00:00:00Z",
+        "require": [],
+        "counts": counts,
+        "clauses": clauses,
+        **extra,
+    }
 
 
 def _write(folder: Path, table: dict[str, Any]) -> Path:
@@ -41,29 +60,46 @@ def _write(folder: Path, table: dict[str, Any]) -> Path:
 def _failure_file(folder: Path, name: str, got: str) -> str:
     (folder / report.FAILURES_DIR).mkdir(parents=True, exist_ok=True)
     path = folder / report.FAILURES_DIR / name
-    path.write_text(f"check:   x\nclauses: AUTH-4\n\n>   check()\nE       ClauseFailure: [AUTH-4] expected X, got {got}\n"
-                    "E       \nE       sent:    POST http://127.0.0.1:9/api.php from 127.0.0.1\n"
-                    "E                {\"acao\": \"insert\"}\n"
-                    f"E       got:     HTTP 200  {got}\nE       repro:   {CURL}\n\nsrc/x.py:1: ClauseFailure\n",
-                    encoding="utf-8")
+    path.write_text(
+        f"check:   x\nclauses: AUTH-4\n\n>   check()\nE       ClauseFailure: [AUTH-4] expected X, got {got}\n"
+        "E       \nE       sent:    POST http://127.0.0.1:9/api.php from 127.0.0.1\n"
+        'E                {"acao": "insert"}\n'
+        f"E       got:     HTTP 200  {got}\nE       repro:   {CURL}\n\nsrc/x.py:1: ClauseFailure\n",
+        encoding="utf-8",
+    )
     return str(path)  # absolute, as clauses.json records it
 
 
 def _faulty(folder: Path) -> Path:
-    table = _table({"AUTH-4": report.FAILED, "AUTH-6": report.FINDING, "REC-2": report.FINDING,
-                    "REP-2": report.UNSPECIFIED_OBSERVED, "SIP-WS-1": report.NOT_APPLICABLE})
+    table = _table(
+        {
+            "AUTH-4": report.FAILED,
+            "AUTH-6": report.FINDING,
+            "REC-2": report.FINDING,
+            "REP-2": report.UNSPECIFIED_OBSERVED,
+            "SIP-WS-1": report.NOT_APPLICABLE,
+        }
+    )
     row = table["clauses"]["AUTH-4"]
     for acao in ("insert", "statusdiscador", "statusreport"):
         nodeid = f"suites/test_auth.py::test_plain_http[{acao}]"
         f = _failure_file(folder, f"plain_{acao}.txt", f'["Status", "{acao}"]')
-        row["failures"].append({"check": nodeid, "message": f'[AUTH-4] expected X, got ["Status", "{acao}"]', "file": f})
+        row["failures"].append(
+            {"check": nodeid, "message": f'[AUTH-4] expected X, got ["Status", "{acao}"]', "file": f}
+        )
     for name in ("test_a", "test_b"):  # two checks, one message: one line
-        row["failures"].append({"check": f"suites/test_auth.py::{name}", "message": "[AUTH-4] <script>alert(1)</script>",
-                                "file": _failure_file(folder, f"{name}.txt", "<b>")})
+        row["failures"].append(
+            {
+                "check": f"suites/test_auth.py::{name}",
+                "message": "[AUTH-4] <script>alert(1)</script>",
+                "file": _failure_file(folder, f"{name}.txt", "<b>"),
+            }
+        )
     table["clauses"]["AUTH-6"]["findings"] = [{"severity": "low", "text": "slow", "check": "c"}]
     table["clauses"]["REC-2"]["findings"] = [{"severity": "medium", "text": "open", "check": "c"}]
-    table["clauses"]["REP-2"]["observations"] = [{"what": "malformed", "value": ["Status", "Data Invalida"],
-                                                  "check": "c", "checks": ["c"]}]
+    table["clauses"]["REP-2"]["observations"] = [
+        {"what": "malformed", "value": ["Status", "Data Invalida"], "check": "c", "checks": ["c"]}
+    ]
     table["clauses"]["SIP-WS-1"]["not_applicable"] = [{"reason": "no [sip] wss_url", "checks": ["c"]}]
     return _write(folder, table)
 
@@ -86,11 +122,15 @@ def test_reading_order_failed_findings_by_severity_unspecified_passed_not_checke
 
 
 def test_parametrised_cases_and_same_message_are_grouped() -> None:
-    failures = [{"check": f"t.py::test_p[{a}]", "message": f"[AUTH-4] expected X, got {a}", "file": None}
-                for a in ("a", "b", "c")]
-    failures += [{"check": "t.py::test_q", "message": "[AUTH-4] other 1700000000123", "file": None},
-                 {"check": "t.py::test_r", "message": "[AUTH-4] other 1700000000999", "file": None},
-                 {"check": "t.py::test_s", "message": "[AUTH-4] unrelated", "file": None}]
+    failures = [
+        {"check": f"t.py::test_p[{a}]", "message": f"[AUTH-4] expected X, got {a}", "file": None}
+        for a in ("a", "b", "c")
+    ]
+    failures += [
+        {"check": "t.py::test_q", "message": "[AUTH-4] other 1700000000123", "file": None},
+        {"check": "t.py::test_r", "message": "[AUTH-4] other 1700000000999", "file": None},
+        {"check": "t.py::test_s", "message": "[AUTH-4] unrelated", "file": None},
+    ]
     groups = certificate.group_failures(failures)
     assert len(groups) == 3
     assert groups[0].headline == "expected X, got …" and [v for v, _ in groups[0].variants] == ["a", "b", "c"]
@@ -99,8 +139,14 @@ def test_parametrised_cases_and_same_message_are_grouped() -> None:
 
 def test_certificate_html(tmp_path: Path) -> None:
     folder = _faulty(tmp_path / "reports")
-    info = {"target": "staging", "endpoints": [{"name": "API", "url": "https://pbx.example/api.php"}],
-            "tls_verify_api": True, "tls_verify_sip": False, "profile": "ci", "pbxcheck": "9.9"}
+    info = {
+        "target": "staging",
+        "endpoints": [{"name": "API", "url": "https://pbx.example/api.php"}],
+        "tls_verify_api": True,
+        "tls_verify_sip": False,
+        "profile": "ci",
+        "pbxcheck": "9.9",
+    }
     html = certificate.write(folder, info).read_text(encoding="utf-8")
     sections = re.findall(r'<section class="clause s-([a-z-]+)(?: compact)?" id="clause-([A-Z0-9-]+)"', html)
     assert sections[0] == ("failed", "AUTH-4")
@@ -109,6 +155,7 @@ def test_certificate_html(tmp_path: Path) -> None:
     for text in ("https://pbx.example/api.php", CONTRACT_VERSION, API_VERSION, "OFF for SIP/WSS", "9.9"):
         assert text in html
     import hashlib
+
     assert hashlib.sha256((folder / report.CLAUSES_JSON).read_bytes()).hexdigest() in html
     # one line per distinct failure: 5 failed cases, 2 lines
     assert html.count('class="fail-line"') == 2
@@ -131,9 +178,18 @@ def test_working_curl_is_valid_shell() -> None:
 
 
 def test_run_info_has_no_secret() -> None:
-    t = Target(name="t", api_url="https://h", plain_url="http://h", source_ip="127.0.0.1", login="root",
-               senha="Very-Secret-Senha", token="0123456789abcdef0123456789abcdef", disposable_campaign="900",
-               disposable_classe5="teste", foreign_token="fedcba9876543210fedcba9876543210")
+    t = Target(
+        name="t",
+        api_url="https://h",
+        plain_url="http://h",
+        source_ip="127.0.0.1",
+        login="root",
+        senha="Very-Secret-Senha",
+        token="0123456789abcdef0123456789abcdef",
+        disposable_campaign="900",
+        disposable_classe5="teste",
+        foreign_token="fedcba9876543210fedcba9876543210",
+    )
     text = json.dumps(certificate.run_info(t, profile="ci"))
     for secret in t.secrets:
         assert secret not in text and secret[:6] not in text
@@ -141,8 +197,10 @@ def test_run_info_has_no_secret() -> None:
 
 def test_failure_file_repro_and_ladder(tmp_path: Path) -> None:
     p = tmp_path / "f.txt"
-    p.write_text("E       ClauseFailure: [SIP-REG-1] no 200\nE       \nE       SIP exchange of test_reg\n"
-                 "E       time  delta  a  b\nE       12:00  +0  |--- REGISTER -->|\nE       \nE       more\n")
+    p.write_text(
+        "E       ClauseFailure: [SIP-REG-1] no 200\nE       \nE       SIP exchange of test_reg\n"
+        "E       time  delta  a  b\nE       12:00  +0  |--- REGISTER -->|\nE       \nE       more\n"
+    )
     ff = certificate.read_failure_file(p)
     assert ff.ladder.splitlines()[0] == "SIP exchange of test_reg" and "REGISTER" in ff.ladder and not ff.repro
 
@@ -160,8 +218,15 @@ def test_report_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_observations_with_one_answer_are_one_line() -> None:
-    obs = [{"what": f"token/{a}", "value": ["Status", "Login/Senha Invalido"], "check": f"t.py::test_t[{a}]",
-            "checks": [f"t.py::test_t[{a}]"]} for a in ("insert", "statusreport")]
+    obs = [
+        {
+            "what": f"token/{a}",
+            "value": ["Status", "Login/Senha Invalido"],
+            "check": f"t.py::test_t[{a}]",
+            "checks": [f"t.py::test_t[{a}]"],
+        }
+        for a in ("insert", "statusreport")
+    ]
     obs.append({"what": "token/clicktocall", "value": ["Status", "other"], "check": "c", "checks": ["c"]})
     groups = certificate._observation_groups(obs)
     assert [g[0] for g in groups] == ["token/{insert, statusreport}", "token/clicktocall"]

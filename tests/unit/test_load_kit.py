@@ -86,8 +86,14 @@ def test_ids_pack_round_trip_and_empty() -> None:
 
 
 def _result(p99: float, throughput: float) -> dict[str, object]:
-    return {"schema": results.SCHEMA, "scenario": "dialer-insert", "model": "open", "throughput": throughput,
-            "latency_ms": {"p50": 1.0, "p90": 2.0, "p99": p99, "p99.9": p99, "max": p99}, "fail_ratio": 0.0}
+    return {
+        "schema": results.SCHEMA,
+        "scenario": "dialer-insert",
+        "model": "open",
+        "throughput": throughput,
+        "latency_ms": {"p50": 1.0, "p90": 2.0, "p99": p99, "p99.9": p99, "max": p99},
+        "fail_ratio": 0.0,
+    }
 
 
 def test_compare_names_the_regressed_metric_with_both_values_and_the_ratio() -> None:
@@ -135,8 +141,8 @@ def test_png_is_a_valid_image() -> None:
     width, height = struct.unpack(">II", data[16:24])
     assert (kind, width, height) == (b"IHDR", 300, 200)
     idat_at = data.index(b"IDAT")
-    idat_len = struct.unpack(">I", data[idat_at - 4:idat_at])[0]
-    raw = zlib.decompress(data[idat_at + 4:idat_at + 4 + idat_len])
+    idat_len = struct.unpack(">I", data[idat_at - 4 : idat_at])[0]
+    raw = zlib.decompress(data[idat_at + 4 : idat_at + 4 + idat_len])
     assert len(raw) == height * (1 + width * 3)
 
 
@@ -165,26 +171,46 @@ def _target(load: dict[str, object] | None = None, url: str = "https://127.0.0.1
 
 
 def test_target_load_section_parses_and_round_trips() -> None:
-    t = _target({"max_rate": 50, "destinations": "1130000000-1130000099", "p99_ms": 250, "fail_ratio": 0.01,
-                 "lost": 0, "think_time": 2, "tolerance": {"p99_ms": 0.2}})
-    assert t.load == LoadSettings(max_rate=50.0, destinations=("1130000000", "1130000099"), p99_ms=250.0,
-                                  fail_ratio=0.01, lost=0, think_time=2.0, tolerance={"p99_ms": 0.2})
+    t = _target(
+        {
+            "max_rate": 50,
+            "destinations": "1130000000-1130000099",
+            "p99_ms": 250,
+            "fail_ratio": 0.01,
+            "lost": 0,
+            "think_time": 2,
+            "tolerance": {"p99_ms": 0.2},
+        }
+    )
+    assert t.load == LoadSettings(
+        max_rate=50.0,
+        destinations=("1130000000", "1130000099"),
+        p99_ms=250.0,
+        fail_ratio=0.01,
+        lost=0,
+        think_time=2.0,
+        tolerance={"p99_ms": 0.2},
+    )
     import tomllib
+
     again = parse_target(tomllib.loads(dump_target(t)), path="t.toml")
     assert again.load == t.load
     assert _target({"tolerance": 0.15}).load.tolerance == {"p99_ms": 0.15, "throughput": 0.15}
     assert _target().load == LoadSettings()
 
 
-@pytest.mark.parametrize(("load", "key"), [
-    ({"max_rate": 0}, "load.max_rate"),
-    ({"destinations": "123-4567"}, "load.destinations"),
-    ({"destinations": "1130000099-1130000000"}, "load.destinations"),
-    ({"lost": -1}, "load.lost"),
-    ({"fail_ratio": 2}, "load.fail_ratio"),
-    ({"rate": 5}, "load.rate"),
-    ({"tolerance": "lots"}, "load.tolerance"),
-])
+@pytest.mark.parametrize(
+    ("load", "key"),
+    [
+        ({"max_rate": 0}, "load.max_rate"),
+        ({"destinations": "123-4567"}, "load.destinations"),
+        ({"destinations": "1130000099-1130000000"}, "load.destinations"),
+        ({"lost": -1}, "load.lost"),
+        ({"fail_ratio": 2}, "load.fail_ratio"),
+        ({"rate": 5}, "load.rate"),
+        ({"tolerance": "lots"}, "load.tolerance"),
+    ],
+)
 def test_target_load_section_errors_name_the_key(load: dict[str, object], key: str) -> None:
     with pytest.raises(TargetError) as info:
         _target(load)

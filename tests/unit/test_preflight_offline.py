@@ -15,11 +15,21 @@ from pbxcheck.sip.message import Request
 from pbxcheck.sip.parser import parse_message
 from pbxcheck.target import Extension, Target
 
-TARGET = Target(name="t", api_url="https://127.0.0.1:8443", plain_url="http://127.0.0.1:8080",
-                source_ip="127.0.0.1", login="root", senha="s3nha-very-secret", token="0123456789abcdef0123",
-                disposable_campaign="900", disposable_classe5="teste", sip_host="127.0.0.1",
-                sip_ws_url="ws://127.0.0.1:8088/ws", sip_wss_url="wss://127.0.0.1:8089/ws",
-                extensions=(Extension("2001", "ext-password-2001"),))
+TARGET = Target(
+    name="t",
+    api_url="https://127.0.0.1:8443",
+    plain_url="http://127.0.0.1:8080",
+    source_ip="127.0.0.1",
+    login="root",
+    senha="s3nha-very-secret",
+    token="0123456789abcdef0123",
+    disposable_campaign="900",
+    disposable_classe5="teste",
+    sip_host="127.0.0.1",
+    sip_ws_url="ws://127.0.0.1:8088/ws",
+    sip_wss_url="wss://127.0.0.1:8089/ws",
+    extensions=(Extension("2001", "ext-password-2001"),),
+)
 
 
 def test_problem_is_one_line_endpoint_cause_fix() -> None:
@@ -52,8 +62,15 @@ def _verify_error(code: int, message: str) -> ssl.SSLCertVerificationError:
 
 
 def test_untrusted_certificate_names_the_sections_ca_file() -> None:
-    found = pf._cert_problem(_verify_error(20, "unable to get local issuer certificate"), "127.0.0.1", 1,
-                             pf._Budget(1), source_ip=None, section="[sip]", url_key="[sip] wss_url")
+    found = pf._cert_problem(
+        _verify_error(20, "unable to get local issuer certificate"),
+        "127.0.0.1",
+        1,
+        pf._Budget(1),
+        source_ip=None,
+        section="[sip]",
+        url_key="[sip] wss_url",
+    )
     assert "untrusted certificate" in found.cause and "[sip] ca_file" in found.fix
 
 
@@ -70,8 +87,9 @@ def test_expired_and_mismatch_say_what_the_certificate_shows(monkeypatch: pytest
 
 def test_os_errors_read_as_causes() -> None:
     b = pf._Budget(2)
-    assert pf._os_problem(ConnectionRefusedError(111, "Connection refused"), b, section="[api] url").cause \
-        .startswith("refused")
+    assert pf._os_problem(ConnectionRefusedError(111, "Connection refused"), b, section="[api] url").cause.startswith(
+        "refused"
+    )
     assert pf._os_problem(TimeoutError(), b, section="[api] url").cause.startswith("timeout")
     bind = pf._os_problem(OSError(99, "Cannot assign requested address"), b, source_ip="10.9.9.9", section="x")
     assert "10.9.9.9" in bind.cause and "[api] source_ip" in bind.fix
@@ -88,14 +106,18 @@ def _stub_probes(monkeypatch: pytest.MonkeyPatch, **behaviour: object) -> None:
             action = behaviour.get(name)
             if callable(action):
                 action()
+
         return probe
+
     for name in ("_probe_api", "_probe_sip_udp", "_probe_sip_tcp", "_probe_sip_ws"):
         monkeypatch.setattr(pf, name, make(name))
 
 
 def test_probes_run_at_the_same_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    _stub_probes(monkeypatch, **{n: (lambda: time.sleep(0.4)) for n in
-                                 ("_probe_api", "_probe_sip_udp", "_probe_sip_tcp", "_probe_sip_ws")})
+    _stub_probes(
+        monkeypatch,
+        **{n: (lambda: time.sleep(0.4)) for n in ("_probe_api", "_probe_sip_udp", "_probe_sip_tcp", "_probe_sip_ws")},
+    )
     started = time.monotonic()
     assert preflight(TARGET) == []
     assert time.monotonic() - started < 0.9  # five probes of 0.4 s each, at once
@@ -123,8 +145,13 @@ def test_what_the_probes_use_is_imported_before_their_threads_start() -> None:
     import subprocess
     import sys
 
-    needed = ["pbxcheck.sip.parser", "pbxcheck.sip.message", "pbxcheck.client", "websockets.sync.client",
-              "cryptography.x509"]
+    needed = [
+        "pbxcheck.sip.parser",
+        "pbxcheck.sip.message",
+        "pbxcheck.client",
+        "websockets.sync.client",
+        "cryptography.x509",
+    ]
     code = f"import sys, pbxcheck.preflight; print([m for m in {needed!r} if m not in sys.modules])"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr

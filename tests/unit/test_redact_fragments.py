@@ -19,7 +19,7 @@ filler_st = st.text(" .,:;'\"()\n=é€", max_size=40)
 
 
 def _windows(secret: str, n: int = 6) -> set[str]:
-    return {secret[i:i + n] for i in range(len(secret) - n + 1)}
+    return {secret[i : i + n] for i in range(len(secret) - n + 1)}
 
 
 @settings(max_examples=300, deadline=None)
@@ -72,15 +72,19 @@ def test_leak_scan_finds_planted_fragments_in_files_and_junit(tmp_path: Path) ->
     (tmp_path / "allure-results").mkdir()
     (tmp_path / "clean.txt").write_text("nothing here 00112 s3nh4\n", encoding="utf-8")
     (tmp_path / "failures.txt").write_text("line one\nline two 'senha': 's3nh4-Secr...'\n", encoding="utf-8")
-    (tmp_path / "junit.xml").write_text(f'<testsuite>\n<failure message="tok X{token[1:20]}"/>\n</testsuite>\n',
-                                        encoding="utf-8")
-    (tmp_path / "allure-results" / "a-result.json").write_text(json.dumps({"m": f"{senha[2:10]}"}),
-                                                                encoding="utf-8")
+    (tmp_path / "junit.xml").write_text(
+        f'<testsuite>\n<failure message="tok X{token[1:20]}"/>\n</testsuite>\n', encoding="utf-8"
+    )
+    (tmp_path / "allure-results" / "a-result.json").write_text(json.dumps({"m": f"{senha[2:10]}"}), encoding="utf-8")
     (tmp_path / "allure-results" / "att.bin").write_bytes(b"\x00\xff" + token[5:12].encode() + b"\x00")
     leaks = scan_for_leaks([tmp_path], {"senha": senha, "token": token})
     where = {(Path(k.where).name, k.line, k.kind, k.secret) for k in leaks}
-    assert where == {("failures.txt", 2, "senha", 0), ("junit.xml", 2, "token", 1),
-                     ("a-result.json", 1, "senha", 0), ("att.bin", 1, "token", 1)}
+    assert where == {
+        ("failures.txt", 2, "senha", 0),
+        ("junit.xml", 2, "token", 1),
+        ("a-result.json", 1, "senha", 0),
+        ("att.bin", 1, "token", 1),
+    }
     junit = next(k for k in leaks if k.where.endswith("junit.xml"))
     assert junit.length == 19
     # a leak never carries the fragment itself: printing it is safe
@@ -110,8 +114,9 @@ def test_a_short_run_inside_a_longer_identifier_is_a_coincidence_in_other_tools_
     token = "00112233445566778899aabbccddeeff"
     uuid = f"9f8e7d6c-5b4a-4c3d-8e{token[10:16]}-1a2b3c4d5e6f"  # 6 token characters inside a UUID group
     result = tmp_path / f"{uuid}-result.json"
-    result.write_text(json.dumps({"uuid": uuid, "attachments": [{"source": f"{uuid}-attachment.txt"}]}),
-                      encoding="utf-8")
+    result.write_text(
+        json.dumps({"uuid": uuid, "attachments": [{"source": f"{uuid}-attachment.txt"}]}), encoding="utf-8"
+    )
     assert scan_for_leaks([tmp_path], [token]) == []
     assert len(scan_for_leaks([tmp_path], [token], strict=True)) == 3  # the name and the two in the JSON
     report.redact_tree(tmp_path, Redactor([token]))

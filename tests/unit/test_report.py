@@ -10,20 +10,31 @@ from pbxcheck import report
 from pbxcheck.contract import CLAUSES
 from pbxcheck.redact import Redactor
 
-SECRET = "s3cr3t-Senha\"&<ção"
+SECRET = 's3cr3t-Senha"&<ção'
 TOKEN = "0123456789abcdef0123456789abcdef"
 
 
-def _result(nodeid: str, clauses: tuple[str, ...], outcome: str, failed: list[str] | None = None,
-            message: str = "") -> dict[str, Any]:
-    return {"nodeid": nodeid, "clauses": clauses, "outcome": outcome, "failed_clauses": failed or [],
-            "message": message, "failure_file": None}
+def _result(
+    nodeid: str, clauses: tuple[str, ...], outcome: str, failed: list[str] | None = None, message: str = ""
+) -> dict[str, Any]:
+    return {
+        "nodeid": nodeid,
+        "clauses": clauses,
+        "outcome": outcome,
+        "failed_clauses": failed or [],
+        "message": message,
+        "failure_file": None,
+    }
 
 
-def _table(results: list[dict[str, Any]], observations: list[dict[str, Any]] | None = None,
-           findings: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    return report.clause_table(results=results, observations=observations or [], findings=findings or [],
-                               target_name="t", insecure=True)
+def _table(
+    results: list[dict[str, Any]],
+    observations: list[dict[str, Any]] | None = None,
+    findings: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    return report.clause_table(
+        results=results, observations=observations or [], findings=findings or [], target_name="t", insecure=True
+    )
 
 
 def test_verdicts_per_clause_kind() -> None:
@@ -65,8 +76,10 @@ def test_one_failed_check_fails_the_clause_whatever_else_passed() -> None:
 
 def test_clause_reports_are_redacted(tmp_path: Path) -> None:
     redactor = Redactor([SECRET, TOKEN])
-    table = _table([_result("a", ("AUTH-2",), "failed", ["AUTH-2"], f"sent token {TOKEN}")],
-                   observations=[{"clause": "AUTH-2", "what": "token", "value": [TOKEN], "check": "a"}])
+    table = _table(
+        [_result("a", ("AUTH-2",), "failed", ["AUTH-2"], f"sent token {TOKEN}")],
+        observations=[{"clause": "AUTH-2", "what": "token", "value": [TOKEN], "check": "a"}],
+    )
     report.write_clause_reports(tmp_path, table, redactor)
     for name in (report.CLAUSES_JSON, report.CLAUSES_MD):
         text = (tmp_path / name).read_text(encoding="utf-8")
@@ -78,8 +91,14 @@ def test_clause_reports_are_redacted(tmp_path: Path) -> None:
 
 def test_failure_file_holds_message_and_exchanges(tmp_path: Path) -> None:
     redactor = Redactor([SECRET])
-    path = report.write_failure(tmp_path, "suites/test_x.py::test_y[a/b]", ("DIAL-INS-1",), "E  boom",
-                                [f"sent: POST /api.php {{\"senha\": \"{SECRET}\"}}"], redactor)
+    path = report.write_failure(
+        tmp_path,
+        "suites/test_x.py::test_y[a/b]",
+        ("DIAL-INS-1",),
+        "E  boom",
+        [f'sent: POST /api.php {{"senha": "{SECRET}"}}'],
+        redactor,
+    )
     text = Path(path).read_text(encoding="utf-8")
     assert Path(path).parent.name == report.FAILURES_DIR and "/" not in Path(path).name
     assert "DIAL-INS-1" in text and "boom" in text and SECRET not in text and "[redacted]" in text
@@ -90,8 +109,9 @@ def test_redact_tree_catches_escaped_spellings_and_file_names(tmp_path: Path) ->
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "raw.txt").write_text(f"x {SECRET} y {TOKEN}", encoding="utf-8")
     (tmp_path / "a" / "json.json").write_text(json.dumps({"v": SECRET}), encoding="utf-8")
-    (tmp_path / "a" / "xml.xml").write_text(SECRET.replace("&", "&amp;").replace("<", "&lt;")
-                                            .replace('"', "&quot;"), encoding="utf-8")
+    (tmp_path / "a" / "xml.xml").write_text(
+        SECRET.replace("&", "&amp;").replace("<", "&lt;").replace('"', "&quot;"), encoding="utf-8"
+    )
     (tmp_path / "a" / "url.txt").write_text("token=" + TOKEN, encoding="utf-8")
     (tmp_path / f"{TOKEN}.txt").write_text("x", encoding="utf-8")
     assert report.find_secrets(tmp_path, redactor.secrets)
@@ -136,13 +156,19 @@ def test_exit_codes_from_pytest_and_the_clause_table(tmp_path: Path) -> None:
 
 
 def test_skipped_checks_make_the_clause_not_applicable_with_the_reason() -> None:
-    table = _table([_result("s::ws[WS]", ("SIP-WS-1",), "skipped", message="the target file has no sip.ws_url"),
-                    _result("s::ws[WSS]", ("SIP-WS-1",), "skipped", message="the target file has no sip.wss_url"),
-                    _result("a::foreign", ("AUTH-3",), "skipped", message="no [foreign] source IP")])
+    table = _table(
+        [
+            _result("s::ws[WS]", ("SIP-WS-1",), "skipped", message="the target file has no sip.ws_url"),
+            _result("s::ws[WSS]", ("SIP-WS-1",), "skipped", message="the target file has no sip.wss_url"),
+            _result("a::foreign", ("AUTH-3",), "skipped", message="no [foreign] source IP"),
+        ]
+    )
     row = table["clauses"]["SIP-WS-1"]
     assert row["status"] == report.NOT_APPLICABLE
-    assert [n["reason"] for n in row["not_applicable"]] == ["the target file has no sip.ws_url",
-                                                            "the target file has no sip.wss_url"]
+    assert [n["reason"] for n in row["not_applicable"]] == [
+        "the target file has no sip.ws_url",
+        "the target file has no sip.wss_url",
+    ]
     assert table["counts"][report.NOT_APPLICABLE] == 2
     md = report.render_markdown(table)
     assert "| SIP-WS-1 | not-applicable |" in md and "not applicable: the target file has no sip.wss_url" in md
@@ -168,11 +194,14 @@ def test_explicitly_blocked_check_names_the_blocking_clause() -> None:
 
 
 def test_gate_require_turns_not_checked_into_a_failure() -> None:
-    results = [_result("s::ws", ("SIP-WS-1",), "skipped", message="the target file has no sip.ws_url"),
-               _result("a", ("AUTH-1",), "passed"),
-               _result("b", ("C2C-3",), "failed", ["C2C-1"], "[C2C-1] broken")]
-    table = report.clause_table(results=results, observations=[], findings=[],
-                                require=["SIP-WS-1", "AUTH-1", "C2C-3", "REP-1"])
+    results = [
+        _result("s::ws", ("SIP-WS-1",), "skipped", message="the target file has no sip.ws_url"),
+        _result("a", ("AUTH-1",), "passed"),
+        _result("b", ("C2C-3",), "failed", ["C2C-1"], "[C2C-1] broken"),
+    ]
+    table = report.clause_table(
+        results=results, observations=[], findings=[], require=["SIP-WS-1", "AUTH-1", "C2C-3", "REP-1"]
+    )
     status = {cid: row["status"] for cid, row in table["clauses"].items()}
     assert status["SIP-WS-1"] == status["C2C-3"] == status["REP-1"] == report.FAILED
     assert status["AUTH-1"] == report.PASSED
@@ -187,17 +216,34 @@ def test_gate_require_turns_not_checked_into_a_failure() -> None:
 
 
 def test_observations_keep_every_parameters_value() -> None:
-    obs = [{"clause": "AUTH-2", "what": "token", "value": ["Status", "Login/Senha Invalido"],
-            "check": f"suites/test_auth.py::test_wrong_token[{acao}]"} for acao in ("insert", "statusdiscador")]
-    obs.append({"clause": "AUTH-2", "what": "token", "value": ["Status", "BLOQUEADO"],
-                "check": "suites/test_auth.py::test_wrong_token[bloqueioclasse5]"})
+    obs = [
+        {
+            "clause": "AUTH-2",
+            "what": "token",
+            "value": ["Status", "Login/Senha Invalido"],
+            "check": f"suites/test_auth.py::test_wrong_token[{acao}]",
+        }
+        for acao in ("insert", "statusdiscador")
+    ]
+    obs.append(
+        {
+            "clause": "AUTH-2",
+            "what": "token",
+            "value": ["Status", "BLOQUEADO"],
+            "check": "suites/test_auth.py::test_wrong_token[bloqueioclasse5]",
+        }
+    )
     table = _table([_result(o["check"], ("AUTH-2",), "passed") for o in obs], observations=obs)
     row = table["clauses"]["AUTH-2"]
     assert [(o["value"], len(o["checks"])) for o in row["observations"]] == [
-        (["Status", "Login/Senha Invalido"], 2), (["Status", "BLOQUEADO"], 1)]
+        (["Status", "Login/Senha Invalido"], 2),
+        (["Status", "BLOQUEADO"], 1),
+    ]
     lines = report.observation_lines(row)
-    assert lines == ['token = ["Status", "Login/Senha Invalido"] ([insert], [statusdiscador])',
-                     'token = ["Status", "BLOQUEADO"] ([bloqueioclasse5])']
+    assert lines == [
+        'token = ["Status", "Login/Senha Invalido"] ([insert], [statusdiscador])',
+        'token = ["Status", "BLOQUEADO"] ([bloqueioclasse5])',
+    ]
     md = report.render_markdown(table)
     summary = report.render_summary(table, width=250)
     for text in (md, summary):
@@ -207,8 +253,9 @@ def test_observations_keep_every_parameters_value() -> None:
 def test_redact_tree_cuts_fragments_in_every_spelling(tmp_path: Path) -> None:
     redactor = Redactor([SECRET, TOKEN])
     head = SECRET[:9].replace('"', "&quot;")  # the XML spelling of its first 9 characters
-    (tmp_path / "junit.xml").write_text(f"<failure message=\"'senha': '{head}...'\">wrong token X{TOKEN[1:]}"
-                                        "</failure>", encoding="utf-8")
+    (tmp_path / "junit.xml").write_text(
+        f"<failure message=\"'senha': '{head}...'\">wrong token X{TOKEN[1:]}</failure>", encoding="utf-8"
+    )
     (tmp_path / "r-result.json").write_text(json.dumps({"trace": f"locals {SECRET[:13]}..."}), encoding="utf-8")
     assert report.find_secrets(tmp_path, redactor.secrets)
     report.redact_tree(tmp_path, redactor)

@@ -16,11 +16,13 @@ from pbxcheck.contract import CLAUSES, MAX_PHONES, MAX_TEXT, OPEN_TEXT_FIELDS
 from pbxcheck.redact import Redactor
 from pbxcheck.target import parse_target
 
-TARGET = parse_target({
-    "api": {"url": "https://127.0.0.1:8443", "plain_url": "http://127.0.0.1:8080"},
-    "credentials": {"login": "root", "senha": "senha-secreta-123", "token": "f" * 32},
-    "disposable": {"campaign": "900", "classe5_client": "teste"},
-})
+TARGET = parse_target(
+    {
+        "api": {"url": "https://127.0.0.1:8443", "plain_url": "http://127.0.0.1:8080"},
+        "credentials": {"login": "root", "senha": "senha-secreta-123", "token": "f" * 32},
+        "disposable": {"campaign": "900", "classe5_client": "teste"},
+    }
+)
 
 
 def test_failed_clauses_named_by_clause_failures_else_all_marked() -> None:
@@ -33,8 +35,13 @@ def test_failed_clauses_named_by_clause_failures_else_all_marked() -> None:
 
 def test_checker_failure_reads_like_schemathesis_and_is_redacted() -> None:
     check = Checker(TARGET, Redactor(TARGET.secrets))
-    ex = Exchange(url="https://127.0.0.1:8443/api.php", body={"acao": "insert", "senha": TARGET.senha},
-                  source_ip="127.0.0.1", status_code=200, raw=b'["Status","Ok"]')
+    ex = Exchange(
+        url="https://127.0.0.1:8443/api.php",
+        body={"acao": "insert", "senha": TARGET.senha},
+        source_ip="127.0.0.1",
+        status_code=200,
+        raw=b'["Status","Ok"]',
+    )
     with pytest.raises(ClauseFailure) as info:
         check.fail("DIAL-INS-1", 'expected exactly ["Status", "OK"]', ex)
     text = str(info.value)
@@ -257,9 +264,12 @@ def test_suites_and_probes_import_package_modules_only() -> None:
                     names = [node.module or ""] + [a.name for a in node.names] if node.level else [node.module or ""]
                 elif isinstance(node, ast.Import):
                     names = [a.name for a in node.names]
-                bad = [n for n in names if n.split(".")[-1].startswith(("test_", "conftest", "sipkit", "support",
-                                                                       "strategies"))
-                       and not n.startswith("pbxcheck.")]
+                bad = [
+                    n
+                    for n in names
+                    if n.split(".")[-1].startswith(("test_", "conftest", "sipkit", "support", "strategies"))
+                    and not n.startswith("pbxcheck.")
+                ]
                 assert not bad, f"{path.name} imports {bad}: import shared code from pbxcheck.checks"
 
 
@@ -288,7 +298,7 @@ def test_modules_marking_reads_both_spellings_of_a_clause_mark(tmp_path: Path) -
     misses would make the runner run every module (the bug that made faults 'break' other clauses)."""
     from pbxcheck.checks.clauses import modules_marking
 
-    (tmp_path / "test_a.py").write_text('@pytest.mark.clause(ClauseId.AUTH_2, ClauseId.C5_1)\n', encoding="utf-8")
+    (tmp_path / "test_a.py").write_text("@pytest.mark.clause(ClauseId.AUTH_2, ClauseId.C5_1)\n", encoding="utf-8")
     (tmp_path / "test_b.py").write_text('@pytest.mark.clause("REP-1")\n', encoding="utf-8")
     (tmp_path / "helper.py").write_text('@pytest.mark.clause("AUTH-2")\n', encoding="utf-8")
     assert modules_marking(tmp_path, ["AUTH-2"]) == ["test_a.py"]

@@ -59,25 +59,28 @@ def test_round_trip_through_dump(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     assert again.with_(path=None) == t.with_(path=None)
 
 
-@pytest.mark.parametrize(("path", "value", "key"), [
-    ("api.url", None, "api.url"),
-    ("api.url", "ftp://x", "api.url"),
-    ("api.plain_url", "https://x", "api.plain_url"),
-    ("api.source_ip", "not-an-ip", "api.source_ip"),
-    ("api.timeout", -1, "api.timeout"),
-    ("credentials.login", None, "credentials.login"),
-    ("credentials.token", "", "credentials.token"),
-    ("credentials.senha", ["x"], "credentials.senha"),
-    ("credentials.senha", "${PBX_DEFINITELY_UNSET_VAR}", "credentials.senha"),
-    ("disposable.campaign", None, "disposable.campaign"),
-    ("disposable.classe5_client", None, "disposable.classe5_client"),
-    ("sip.udp_port", 70000, "sip.udp_port"),
-    ("sip.ws_url", "http://x/ws", "sip.ws_url"),
-    ("extensions", {"a": 1}, "extensions"),
-    ("pins", {"NOPE-1": "x"}, "pins.NOPE-1"),
-    ("findings.fail_on", ["NOPE"], "findings.fail_on"),
-    ("bogus", "x", "bogus"),
-])
+@pytest.mark.parametrize(
+    ("path", "value", "key"),
+    [
+        ("api.url", None, "api.url"),
+        ("api.url", "ftp://x", "api.url"),
+        ("api.plain_url", "https://x", "api.plain_url"),
+        ("api.source_ip", "not-an-ip", "api.source_ip"),
+        ("api.timeout", -1, "api.timeout"),
+        ("credentials.login", None, "credentials.login"),
+        ("credentials.token", "", "credentials.token"),
+        ("credentials.senha", ["x"], "credentials.senha"),
+        ("credentials.senha", "${PBX_DEFINITELY_UNSET_VAR}", "credentials.senha"),
+        ("disposable.campaign", None, "disposable.campaign"),
+        ("disposable.classe5_client", None, "disposable.classe5_client"),
+        ("sip.udp_port", 70000, "sip.udp_port"),
+        ("sip.ws_url", "http://x/ws", "sip.ws_url"),
+        ("extensions", {"a": 1}, "extensions"),
+        ("pins", {"NOPE-1": "x"}, "pins.NOPE-1"),
+        ("findings.fail_on", ["NOPE"], "findings.fail_on"),
+        ("bogus", "x", "bogus"),
+    ],
+)
 def test_bad_key_is_named(monkeypatch: pytest.MonkeyPatch, path: str, value: object, key: str) -> None:
     monkeypatch.setenv("PBX_TEST_SENHA", "s")
     with pytest.raises(TargetError) as info:
@@ -122,8 +125,9 @@ def test_ca_file_relative_to_target(tmp_path: Path) -> None:
 def test_cli_bad_target_one_line_exit_2(tmp_path: Path) -> None:
     f = tmp_path / "t.toml"
     f.write_text('[api]\nurl = "https://127.0.0.1"\n')
-    proc = subprocess.run([sys.executable, "-m", "pbxcheck", "run", "--target", str(f)],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pbxcheck", "run", "--target", str(f)], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr + proc.stdout
     assert "api.plain_url: missing (required)" in proc.stderr
@@ -168,8 +172,13 @@ def test_gate_require_takes_clause_ids_only() -> None:
 
 def test_no_secret_in_the_repr() -> None:
     """pytest's -l locals and Hypothesis's falsifying examples print a Target by its repr."""
-    t = parse_target({**MINIMAL, "foreign": {"token": "foreign-token-value"},
-                      "extensions": [{"number": "2001", "password": "extension-password"}]})
+    t = parse_target(
+        {
+            **MINIMAL,
+            "foreign": {"token": "foreign-token-value"},
+            "extensions": [{"number": "2001", "password": "extension-password"}],
+        }
+    )
     shown = repr(t)
     for secret in t.secrets:
         assert secret not in shown

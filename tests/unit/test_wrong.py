@@ -22,7 +22,7 @@ def test_a_wrong_value_has_the_shape_and_no_six_character_piece_of_the_secret(re
     if set(real) <= set("0123456789abcdef"):
         assert set(wrong) <= set("0123456789abcdef")
     # Drawn at random: a shared 6-character run is chance (about 1 in 16**6 per place), never derivation.
-    shared = [real[i:i + 10] for i in range(len(real) - 9) if real[i:i + 10] in wrong]
+    shared = [real[i : i + 10] for i in range(len(real) - 9) if real[i : i + 10] in wrong]
     assert not shared
 
 

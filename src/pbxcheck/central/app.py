@@ -100,9 +100,12 @@ class Api:
         self.faults = faults
         self.handlers = Handlers(store, dialer, calls, faults)
         # acoes a denied call still carries out: fault -> acao
-        side_effects = {"denied-insert-side-effect": C.Acao.INSERT, "denied-delete-side-effect": C.Acao.DELETEDISCADOR,
-                        "denied-classe5-side-effect": C.Acao.BLOQUEIOCLASSE5,
-                        "denied-c2c-side-effect": C.Acao.CLICKTOCALL}
+        side_effects = {
+            "denied-insert-side-effect": C.Acao.INSERT,
+            "denied-delete-side-effect": C.Acao.DELETEDISCADOR,
+            "denied-classe5-side-effect": C.Acao.BLOQUEIOCLASSE5,
+            "denied-c2c-side-effect": C.Acao.CLICKTOCALL,
+        }
         self._anyway = frozenset(a.value for f, a in side_effects.items() if f in faults)
         # off unless PBXCHECK_API_LOCKOUT is set: proves AUTH-6 recognises a throttling central
         self.lockout = Lockout.from_env(API_LOCKOUT_ENV)
@@ -130,7 +133,8 @@ class Api:
             if inst.login != login:
                 why = "login"
             elif "ignore-senha" not in self.faults and not hmac.compare_digest(
-                    inst.senha.encode(), senha.encode("utf-8", "surrogatepass")):
+                inst.senha.encode(), senha.encode("utf-8", "surrogatepass")
+            ):
                 why = "senha"
             elif not skip_ip and inst.source_ip != ip:
                 why = "ip"
@@ -140,8 +144,12 @@ class Api:
 
     def _denial(self, factor: str) -> str:
         if "denial-reveals-factor" in self.faults:
-            return {"login": "Login Invalido", "senha": "Senha Invalida", "token": "Token Invalido",
-                    "ip": "IP Nao Autorizado"}[factor]
+            return {
+                "login": "Login Invalido",
+                "senha": "Senha Invalida",
+                "token": "Token Invalido",
+                "ip": "IP Nao Autorizado",
+            }[factor]
         return C.LOGIN_INVALIDO
 
     # --- the endpoint -------------------------------------------------------------------------
@@ -153,15 +161,23 @@ class Api:
             await asyncio.sleep(SLOW_API_DELAY)  # a fixed delay per answer: what --baseline must catch
         status_code, content_type, body = await self.answer(scope, receive)
         if isinstance(body, Stream):
-            await send({"type": "http.response.start", "status": status_code,
-                        "headers": [(b"content-type", content_type)]})
-            async with contextlib.aclosing(body.chunks) as chunks:  # its read transaction ends even if the client leaves
+            await send(
+                {"type": "http.response.start", "status": status_code, "headers": [(b"content-type", content_type)]}
+            )
+            async with contextlib.aclosing(
+                body.chunks
+            ) as chunks:  # its read transaction ends even if the client leaves
                 async for chunk in chunks:
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b""})
             return
-        await send({"type": "http.response.start", "status": status_code,
-                    "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status_code,
+                "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     async def answer(self, scope: Scope, receive: Receive) -> tuple[int, bytes, bytes | Stream]:
@@ -231,12 +247,14 @@ class Api:
         return Response(body, media_type="audio/x-gsm")
 
     def asgi(self) -> ASGIApp:
-        site = Starlette(routes=[
-            Route(C.API_PATH, self),
-            # AMB-4: the document's click-to-call example posts to /discador.php; same endpoint.
-            Route("/discador.php", self),
-            Route(C.RECORDINGS_PATH + "{path:path}", self.recording, methods=["GET"]),
-        ])
+        site = Starlette(
+            routes=[
+                Route(C.API_PATH, self),
+                # AMB-4: the document's click-to-call example posts to /discador.php; same endpoint.
+                Route("/discador.php", self),
+                Route(C.RECORDINGS_PATH + "{path:path}", self.recording, methods=["GET"]),
+            ]
+        )
 
         async def app(scope: Scope, receive: Receive, send: Send) -> None:
             # /api.php skips Starlette's middleware stack and router (a measurable share of an
@@ -254,7 +272,11 @@ async def plain_app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] != "http":
         return
     await read_capped(receive, 0)
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", JSON_TYPE.encode()),
-                            (b"content-length", str(len(PROTOCOL_ERROR)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", JSON_TYPE.encode()), (b"content-length", str(len(PROTOCOL_ERROR)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": PROTOCOL_ERROR})

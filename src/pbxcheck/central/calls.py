@@ -87,9 +87,15 @@ class CallEngine:
 
     def _simulate(self, origem: str, destino: str, call_id: str, now: float) -> None:
         uniqueid = records.next_uniqueid(self.store, now)
-        chan = Channel(ramal=origem, direcao=DIRECAO_SAIDA, callerid=destino, extension=destino,
-                       started=now, idchamada=uniqueid,
-                       gravacao=records.gravacao_name(now, origem, "S", destino, uniqueid))
+        chan = Channel(
+            ramal=origem,
+            direcao=DIRECAO_SAIDA,
+            callerid=destino,
+            extension=destino,
+            started=now,
+            idchamada=uniqueid,
+            gravacao=records.gravacao_name(now, origem, "S", destino, uniqueid),
+        )
         self._channels[origem] = chan
         self._later(RING, self._answer, chan)
         self._later(RING + TALK, self._hangup, chan, call_id)
@@ -106,15 +112,25 @@ class CallEngine:
         now = time.time()
         with self.store.tx():
             rec = records.call_record(
-                self.store, ts=now, numero=chan.callerid, ramal=chan.ramal, duracao=round(TALK),
-                tipo=TipoChamada.CLICKTOCALL, grupo=chan.ramal, sidehangup=SideHangup.ORIGEM, clicktocall_id=call_id,
-                uniqueid=chan.idchamada, gravacao=chan.gravacao)
+                self.store,
+                ts=now,
+                numero=chan.callerid,
+                ramal=chan.ramal,
+                duracao=round(TALK),
+                tipo=TipoChamada.CLICKTOCALL,
+                grupo=chan.ramal,
+                sidehangup=SideHangup.ORIGEM,
+                clicktocall_id=call_id,
+                uniqueid=chan.idchamada,
+                gravacao=chan.gravacao,
+            )
             self.store.add_call(rec, now)
 
 
 def refuse_reason(store: Store, origem: str) -> str | None:
     """The Status string for an origin that cannot call, or None."""
     from ..contract import RAMAL_BLOQUEADO, RAMAL_INVALIDO
+
     if store.extension(origem) is None:
         return RAMAL_INVALIDO
     if store.is_extension_blocked(origem):

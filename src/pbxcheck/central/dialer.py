@@ -71,8 +71,14 @@ class Dialer:
     def fresh(self, now: float) -> tuple[dict[str, str], float]:
         """Columns and schedule of a contact just inserted."""
         if "fresh-not-aguardando" in self.faults:
-            return ({"status": ContactStatus.DIALING.value, "tentativas": "1",
-                     "inicialing": time.strftime("%H:%M:%S", time.localtime(now))}, now + self.real(RING))
+            return (
+                {
+                    "status": ContactStatus.DIALING.value,
+                    "tentativas": "1",
+                    "inicialing": time.strftime("%H:%M:%S", time.localtime(now)),
+                },
+                now + self.real(RING),
+            )
         return {"status": ContactStatus.AGUARDANDO.value, "tentativas": "0"}, now + self.real(FRESH_WAIT)
 
     def poke(self) -> None:
@@ -105,29 +111,54 @@ class Dialer:
         return moved
 
     def _start(self, c: DueContact, now: float) -> None:
-        self.store.update_contact(c.id, {
-            "status": ContactStatus.DIALING.value, "tentativas": str(c.tentativas + 1),
-            "inicialing": time.strftime("%H:%M:%S", time.localtime(now)),
-        }, now + self.real(RING))
+        self.store.update_contact(
+            c.id,
+            {
+                "status": ContactStatus.DIALING.value,
+                "tentativas": str(c.tentativas + 1),
+                "inicialing": time.strftime("%H:%M:%S", time.localtime(now)),
+            },
+            now + self.real(RING),
+        )
 
     def _finish(self, c: DueContact, now: float) -> None:
         numero = c.numero or ""
         if answered_on_try(numero) == c.tentativas:
             self._conclude(c, now)
         elif c.tentativas >= MAX_TRIES:
-            self.store.update_contact(c.id, {"status": ContactStatus.EXCEDIDO.value,
-                                             "status_ligacao": StatusChamada.NOANSWER.value}, None)
+            self.store.update_contact(
+                c.id, {"status": ContactStatus.EXCEDIDO.value, "status_ligacao": StatusChamada.NOANSWER.value}, None
+            )
         else:
-            self.store.update_contact(c.id, {"status": ContactStatus.DESCARTADO.value,
-                                             "status_ligacao": StatusChamada.NOANSWER.value}, now + self.real(RETRY))
+            self.store.update_contact(
+                c.id,
+                {"status": ContactStatus.DESCARTADO.value, "status_ligacao": StatusChamada.NOANSWER.value},
+                now + self.real(RETRY),
+            )
 
     def _conclude(self, c: DueContact, now: float) -> None:
         cols = self.store.contact(c.id) or {}
         talk = talk_seconds(c.numero or "")
         rec = records.call_record(
-            self.store, ts=now, numero=(cols.get("ddd", "") + cols.get("numero", "")), ramal="2001",
-            duracao=talk, tipo=TipoChamada.DISCADOR, nomeoperador="DANIELE", campanha=c.campanha_id,
-            id_mailing=str(c.id), cliente=cols.get("cliente", ""), dialed_time=str(c.tentativas))
+            self.store,
+            ts=now,
+            numero=(cols.get("ddd", "") + cols.get("numero", "")),
+            ramal="2001",
+            duracao=talk,
+            tipo=TipoChamada.DISCADOR,
+            nomeoperador="DANIELE",
+            campanha=c.campanha_id,
+            id_mailing=str(c.id),
+            cliente=cols.get("cliente", ""),
+            dialed_time=str(c.tentativas),
+        )
         self.store.add_call(rec, now)
-        self.store.update_contact(c.id, {"status": ContactStatus.CONCLUIDO.value, "status_ligacao": StatusChamada.ANSWER.value,
-                                         "datendimento": datahora(now)}, None)
+        self.store.update_contact(
+            c.id,
+            {
+                "status": ContactStatus.CONCLUIDO.value,
+                "status_ligacao": StatusChamada.ANSWER.value,
+                "datendimento": datahora(now),
+            },
+            None,
+        )

@@ -83,8 +83,9 @@ def _mangle(value: str) -> str:
     return value.encode("utf-8").decode("latin-1")
 
 
-def build_contact(campaign_name: str, values: dict[str, str], now: float,
-                  state: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+def build_contact(
+    campaign_name: str, values: dict[str, str], now: float, state: dict[str, str]
+) -> tuple[dict[str, str], dict[str, str]]:
     """The statusdiscador columns and the extra fields of a contact inserted with ``values``
     (any subset of INSERT_FIELDS). idcrm shows as ``cuje``; ddd1/tel1 as ``ddd``/``numero``."""
     if values.keys() != _INSERT_SET:
@@ -95,9 +96,14 @@ def build_contact(campaign_name: str, values: dict[str, str], now: float,
         cols[dst] = values[src]
     numero = values["tel1"]
     cols.update(
-        agendamento=NO_DATE, datendimento=NO_DATE, campanha=campaign_name, cuje=values["idcrm"],
+        agendamento=NO_DATE,
+        datendimento=NO_DATE,
+        campanha=campaign_name,
+        cuje=values["idcrm"],
         tipo_de_chamada="CELULAR" if len(numero) >= 9 and numero.startswith("9") else "LOCAL",
-        data_insert=time.strftime(C.DATE_FORMAT, time.localtime(now)), **state)
+        data_insert=time.strftime(C.DATE_FORMAT, time.localtime(now)),
+        **state,
+    )
     return cols, dict(zip(EXTRA_INSERT_FIELDS, _extra_values(values), strict=True))
 
 
@@ -250,15 +256,23 @@ class Handlers:
             if ch is None:
                 registered = self.calls.is_registered(ext.number)
                 obj = {k: "" for k in C.RAMAL_FIELDS}
-                obj.update(Ramal=ext.number, Status=C.RAMAL_NOT_IN_USE if registered else C.RAMAL_UNAVAILABLE,
-                           Duracao="0")
+                obj.update(
+                    Ramal=ext.number, Status=C.RAMAL_NOT_IN_USE if registered else C.RAMAL_UNAVAILABLE, Duracao="0"
+                )
             else:
                 obj = {
-                    "Ramal": ext.number, "Status": C.RAMAL_IN_USE if ch.up else "Ringing",
-                    "Direcao": ch.direcao, "Duracao": str(int(now - ch.started)) if ch.up else "0",
-                    "StatusCanal": C.CANAL_UP if ch.up else "Ringing", "Callerid": ch.callerid,
-                    "Extension": ch.extension, "JSON1": ch.json[0], "JSON2": ch.json[1], "JSON3": ch.json[2],
-                    "GRAVACAO": ch.gravacao, "IDCHAMADA": ch.idchamada,
+                    "Ramal": ext.number,
+                    "Status": C.RAMAL_IN_USE if ch.up else "Ringing",
+                    "Direcao": ch.direcao,
+                    "Duracao": str(int(now - ch.started)) if ch.up else "0",
+                    "StatusCanal": C.CANAL_UP if ch.up else "Ringing",
+                    "Callerid": ch.callerid,
+                    "Extension": ch.extension,
+                    "JSON1": ch.json[0],
+                    "JSON2": ch.json[1],
+                    "JSON3": ch.json[2],
+                    "GRAVACAO": ch.gravacao,
+                    "IDCHAMADA": ch.idchamada,
                 }
             if "ramais-missing-field" in self.faults:
                 del obj["IDCHAMADA"]
@@ -291,4 +305,3 @@ def encode(value: Any) -> bytes:
     if isinstance(value, RawJson):
         return bytes(value)
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
-

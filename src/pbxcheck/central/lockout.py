@@ -20,8 +20,13 @@ class Lockout:
     right password too. It exists so the SIP-SEC-1 probe can be shown to recognise real throttling
     (tests/quality/test_sip_faults.py), turned on through the environment of the central's process."""
 
-    def __init__(self, failures: int = 0, window: float = 30.0, seconds: float = 10.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        failures: int = 0,
+        window: float = 30.0,
+        seconds: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.failures, self.window, self.seconds, self.clock = failures, window, seconds, clock
         self._failed: dict[str, list[float]] = {}
         self._until: dict[str, float] = {}

@@ -43,9 +43,16 @@ def _tail(path: Path, lines: int = 30) -> str:
 class CentralProcess:
     """``with CentralProcess(faults=["ignore-token"]) as target: ...``"""
 
-    def __init__(self, *, faults: Iterable[str] = (), clock_speed: float | None = None,
-                 db: str | os.PathLike[str] | None = None, state_dir: str | os.PathLike[str] | None = None,
-                 timeout: float = 20.0, pin_cpu: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        faults: Iterable[str] = (),
+        clock_speed: float | None = None,
+        db: str | os.PathLike[str] | None = None,
+        state_dir: str | os.PathLike[str] | None = None,
+        timeout: float = 20.0,
+        pin_cpu: int | None = None,
+    ) -> None:
         self.faults = list(faults)
         self.clock_speed = clock_speed
         self.db = str(db) if db else None
@@ -62,10 +69,28 @@ class CentralProcess:
         self._log: IO[bytes] | None = None
 
     def command(self) -> list[str]:
-        cmd = [sys.executable, "-m", "pbxcheck", "central", "--api-port", "0", "--plain-port", "0",
-               "--sip-port", "0", "--ws-port", "0", "--ws-plain-port", "0",
-               "--state-dir", str(self.state_dir), "--write-target", str(self.target_path),
-               "--exit-with-parent", str(os.getpid())]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pbxcheck",
+            "central",
+            "--api-port",
+            "0",
+            "--plain-port",
+            "0",
+            "--sip-port",
+            "0",
+            "--ws-port",
+            "0",
+            "--ws-plain-port",
+            "0",
+            "--state-dir",
+            str(self.state_dir),
+            "--write-target",
+            str(self.target_path),
+            "--exit-with-parent",
+            str(os.getpid()),
+        ]
         for f in self.faults:
             cmd += ["--fault", f]
         if self.clock_speed is not None:
@@ -82,8 +107,9 @@ class CentralProcess:
         self._log = open(self.log_path, "ab")
         # Its own session: a Ctrl-C typed in the terminal reaches only the harness, which stops
         # the central after pytest (whose finalizers still need it), not at the same moment.
-        self.proc = subprocess.Popen(self.command(), stdout=self._log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.command(), stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
             if self.target_path.exists():
@@ -92,11 +118,14 @@ class CentralProcess:
                 self._close_log()
                 raise CentralStartError(
                     f"the reference central exited with code {self.proc.returncode} before it was ready;"
-                    f" its log ({self.log_path}):\n{_tail(self.log_path)}")
+                    f" its log ({self.log_path}):\n{_tail(self.log_path)}"
+                )
             time.sleep(0.05)
         self.stop()
-        raise CentralStartError(f"the reference central was not ready after {self.timeout:.0f} s;"
-                                f" its log ({self.log_path}):\n{_tail(self.log_path)}")
+        raise CentralStartError(
+            f"the reference central was not ready after {self.timeout:.0f} s;"
+            f" its log ({self.log_path}):\n{_tail(self.log_path)}"
+        )
 
     def stop(self) -> None:
         """SIGTERM to the central's process group, SIGKILL after 10 s; a second interrupt meanwhile
@@ -123,8 +152,9 @@ class CentralProcess:
                 self._cleanup()
             raise
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         try:
             self.stop()
         finally:
@@ -142,8 +172,9 @@ class CentralThread:
     ``central.target()`` describes it; ``call(fn)`` runs ``fn()`` on the central's loop thread
     (the store belongs to that thread)."""
 
-    def __init__(self, config: CentralConfig, *, services: list[ServiceFactory] | None = None,
-                 timeout: float = 20.0) -> None:
+    def __init__(
+        self, config: CentralConfig, *, services: list[ServiceFactory] | None = None, timeout: float = 20.0
+    ) -> None:
         self.config = config
         self.services = services if services is not None else []
         self.timeout = timeout

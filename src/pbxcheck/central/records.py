@@ -24,27 +24,62 @@ def gravacao_name(ts: float, grupo: str, direction: str, number: str, uniqueid: 
     return f"{day}/{grupo}-{direction}-{number}-{uniqueid}"
 
 
-def call_record(store: Store, *, ts: float, numero: str, ramal: str, duracao: int, tipo: TipoChamada,
-                statuschamada: StatusChamada = StatusChamada.ANSWER, nomeoperador: str = "", campanha: str = "",
-                id_mailing: str = "", cliente: str = "", grupo: str = "9991", conta: str = "0191",
-                sidehangup: SideHangup = SideHangup.CLIENTE, direction: str = "S", clicktocall_id: str | None = None,
-                **overrides: Any) -> dict[str, Any]:
+def call_record(
+    store: Store,
+    *,
+    ts: float,
+    numero: str,
+    ramal: str,
+    duracao: int,
+    tipo: TipoChamada,
+    statuschamada: StatusChamada = StatusChamada.ANSWER,
+    nomeoperador: str = "",
+    campanha: str = "",
+    id_mailing: str = "",
+    cliente: str = "",
+    grupo: str = "9991",
+    conta: str = "0191",
+    sidehangup: SideHangup = SideHangup.CLIENTE,
+    direction: str = "S",
+    clicktocall_id: str | None = None,
+    **overrides: Any,
+) -> dict[str, Any]:
     """A full record (id assigned by Store.add_call). A recording exists only for answered calls."""
     uniqueid = next_uniqueid(store, ts)
     answered = statuschamada is StatusChamada.ANSWER
     rec: dict[str, Any] = {k: "" for k in DETAIL_FIELDS}
-    rec.update({
-        "conta": conta, "nomeoperador": nomeoperador, "ramal": ramal, "tipo": tipo.value,
-        "chamada": direction, "datahora": datahora(ts), "duracao": str(duracao), "numero": numero,
-        "naoatendidas": "0" if answered else "1", "statuschamada": statuschamada.value, "grupo": grupo,
-        "aguardouatendimento": "1", "uniqueid": uniqueid,
-        "gravacao": gravacao_name(ts, grupo, direction, numero or ramal, uniqueid) if answered else "",
-        "dialed_time": "1", "tempo_pausa": "0", "tempo_logado": "0", "sidehangup": sidehangup.value,
-        "cliente": cliente, "campanha": campanha, "id_mailing": id_mailing, "tronco": conta,
-        "codigo_conta": "--SEM CONTA", "tipo_chamada": "LOCAL", "log": "1",
-        "tamanho_gravacao": str(gsm.size_for_seconds(duracao)) if answered else "0",
-        "v5": "1", "enlace": "EXTERNA",
-    })
+    rec.update(
+        {
+            "conta": conta,
+            "nomeoperador": nomeoperador,
+            "ramal": ramal,
+            "tipo": tipo.value,
+            "chamada": direction,
+            "datahora": datahora(ts),
+            "duracao": str(duracao),
+            "numero": numero,
+            "naoatendidas": "0" if answered else "1",
+            "statuschamada": statuschamada.value,
+            "grupo": grupo,
+            "aguardouatendimento": "1",
+            "uniqueid": uniqueid,
+            "gravacao": gravacao_name(ts, grupo, direction, numero or ramal, uniqueid) if answered else "",
+            "dialed_time": "1",
+            "tempo_pausa": "0",
+            "tempo_logado": "0",
+            "sidehangup": sidehangup.value,
+            "cliente": cliente,
+            "campanha": campanha,
+            "id_mailing": id_mailing,
+            "tronco": conta,
+            "codigo_conta": "--SEM CONTA",
+            "tipo_chamada": "LOCAL",
+            "log": "1",
+            "tamanho_gravacao": str(gsm.size_for_seconds(duracao)) if answered else "0",
+            "v5": "1",
+            "enlace": "EXTERNA",
+        }
+    )
     for k in NULL_FIELDS:
         rec[k] = None
     if clicktocall_id:

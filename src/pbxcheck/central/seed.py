@@ -57,8 +57,9 @@ def seed(store: Store, *, now: float | None = None, directory: Path | None = Non
         for client in cfg["classe5_clients"]:
             store.add_classe5(client)
         for e in cfg["extensions"]:
-            store.add_extension(e["number"], secrets.token_urlsafe(9), ramal_web=e["ramal_web"],
-                                classe5=e["classe5"], nome=e["nome"])
+            store.add_extension(
+                e["number"], secrets.token_urlsafe(9), ramal_web=e["ramal_web"], classe5=e["classe5"], nome=e["nome"]
+            )
         for c in cfg["campaigns"]:
             store.add_campaign(c["id"], c["nome"], disposable=c["disposable"])
             camp = store.campaign(c["id"])
@@ -79,8 +80,11 @@ def _seed_contact(store: Store, camp: Campaign, row: dict[str, Any], now: float)
     if inicialing == "now":
         inicialing = time.strftime("%H:%M:%S", time.localtime(now - 300))
     state = {"status": row["status"], "tentativas": str(row["tentativas"]), "inicialing": inicialing}
-    values = {k: str(v) for k, v in row.items() if k not in ("id", "status", "tentativas", "call", "inicialing",
-                                                              "insert_offset_s")}
+    values = {
+        k: str(v)
+        for k, v in row.items()
+        if k not in ("id", "status", "tentativas", "call", "inicialing", "insert_offset_s")
+    }
     cols, extra = build_contact(camp.nome, values, inserted, state)
     if row["status"] in ("Descartado", "EXCEDIDO"):
         cols["status_ligacao"] = StatusChamada.NOANSWER.value
@@ -93,9 +97,18 @@ def _seed_contact(store: Store, camp: Campaign, row: dict[str, Any], now: float)
     cid = store.insert_contact(camp, cols, extra, None, contact_id=int(row["id"]))
     if call:
         rec = records.call_record(
-            store, ts=ts, numero=call["numero"], ramal=call["ramal"], duracao=int(call["duracao"]), tipo=TipoChamada.DISCADOR,
-            nomeoperador=call["nomeoperador"], campanha=camp.id, id_mailing=str(cid), cliente=cols["cliente"],
-            dialed_time=str(row["tentativas"]))
+            store,
+            ts=ts,
+            numero=call["numero"],
+            ramal=call["ramal"],
+            duracao=int(call["duracao"]),
+            tipo=TipoChamada.DISCADOR,
+            nomeoperador=call["nomeoperador"],
+            campanha=camp.id,
+            id_mailing=str(cid),
+            cliente=cols["cliente"],
+            dialed_time=str(row["tentativas"]),
+        )
         store.add_call(rec, ts)
 
 
@@ -117,16 +130,26 @@ def _seed_history(store: Store, cfg: dict[str, Any], now: float) -> None:
             numero = f"{rnd.choice(['11', '21', '41', '47'])}{rnd.randrange(30000000, 99999999)}"
             op = rnd.choice(ops)
             rec = records.call_record(
-                store, ts=ts, numero=numero, ramal=rnd.choice(exts), duracao=rnd.randrange(11, 600) if answered else 0,
-                tipo=TipoChamada.ENTRADA if entrada else TipoChamada.SAIDA, direction="E" if entrada else "S",
-                statuschamada=StatusChamada.ANSWER if answered else rnd.choice([StatusChamada.NOANSWER, StatusChamada.BUSY]),
-                nomeoperador=op["nome"] if answered else "", sidehangup=rnd.choice([SideHangup.CLIENTE, SideHangup.OPERADOR]))
+                store,
+                ts=ts,
+                numero=numero,
+                ramal=rnd.choice(exts),
+                duracao=rnd.randrange(11, 600) if answered else 0,
+                tipo=TipoChamada.ENTRADA if entrada else TipoChamada.SAIDA,
+                direction="E" if entrada else "S",
+                statuschamada=StatusChamada.ANSWER
+                if answered
+                else rnd.choice([StatusChamada.NOANSWER, StatusChamada.BUSY]),
+                nomeoperador=op["nome"] if answered else "",
+                sidehangup=rnd.choice([SideHangup.CLIENTE, SideHangup.OPERADOR]),
+            )
             store.add_call(rec, ts)
         _seed_operator_day(store, ops, h["pauses"], start, end, rnd)
 
 
-def _seed_operator_day(store: Store, ops: list[dict[str, str]], pauses: list[str], start: float, end: float,
-                       rnd: random.Random) -> None:
+def _seed_operator_day(
+    store: Store, ops: list[dict[str, str]], pauses: list[str], start: float, end: float, rnd: random.Random
+) -> None:
     """Per operator: LOGIN, a PAUSA of a few minutes, LOGOUT, spread over [start, end]."""
     span = end - start
     for n, op in enumerate(ops):
@@ -134,7 +157,19 @@ def _seed_operator_day(store: Store, ops: list[dict[str, str]], pauses: list[str
         pause = login + span * 0.2
         logout = start + span * (0.8 + 0.04 * n)
         pause_len = rnd.randrange(120, 1800)
-        for ts, evento, pausa, dur in ((login, "LOGIN", "", "0"), (pause, "PAUSA", rnd.choice(pauses), str(pause_len)),
-                                       (logout, "LOGOUT", "", str(int(logout - login)))):
-            store.add_event({"datahora": time.strftime(DATE_FORMAT, time.localtime(ts)), "operador": op["nome"],
-                             "ramal": op["ramal"], "evento": evento, "pausa": pausa, "duracao": dur}, ts)
+        for ts, evento, pausa, dur in (
+            (login, "LOGIN", "", "0"),
+            (pause, "PAUSA", rnd.choice(pauses), str(pause_len)),
+            (logout, "LOGOUT", "", str(int(logout - login))),
+        ):
+            store.add_event(
+                {
+                    "datahora": time.strftime(DATE_FORMAT, time.localtime(ts)),
+                    "operador": op["nome"],
+                    "ramal": op["ramal"],
+                    "evento": evento,
+                    "pausa": pausa,
+                    "duracao": dur,
+                },
+                ts,
+            )

@@ -125,9 +125,15 @@ class Central:
         self.dialer = Dialer(self.store, clock_speed=cfg.clock_speed, faults=self.faults)
 
         udp, tcp = sip_pair(cfg.host, cfg.sip_port)
-        self.sip_sockets = SipSockets(udp, tcp, tcp_socket(cfg.host, cfg.ws_port), tcp_socket(cfg.host, cfg.ws_plain_port))
-        self.sip_sockets.ports = {"udp": udp.getsockname()[1], "tcp": tcp.getsockname()[1],
-                                  "wss": self.sip_sockets.wss.getsockname()[1], "ws": self.sip_sockets.ws.getsockname()[1]}
+        self.sip_sockets = SipSockets(
+            udp, tcp, tcp_socket(cfg.host, cfg.ws_port), tcp_socket(cfg.host, cfg.ws_plain_port)
+        )
+        self.sip_sockets.ports = {
+            "udp": udp.getsockname()[1],
+            "tcp": tcp.getsockname()[1],
+            "wss": self.sip_sockets.wss.getsockname()[1],
+            "ws": self.sip_sockets.ws.getsockname()[1],
+        }
         for factory in self._service_factories:
             service, engine = factory(self)
             self.services.append(service)
@@ -153,9 +159,19 @@ class Central:
     async def _serve(self, app: Any, sock: socket.socket, *, tls: bool) -> None:
         assert self.tls is not None
         config = uvicorn.Config(
-            app, http=CorkedHttpToolsProtocol, ws="none", lifespan="off", access_log=False, log_level="warning",
-            proxy_headers=False, server_header=False, timeout_keep_alive=30, timeout_graceful_shutdown=2,
-            ssl_certfile=self.tls.cert_file if tls else None, ssl_keyfile=self.tls.key_file if tls else None)
+            app,
+            http=CorkedHttpToolsProtocol,
+            ws="none",
+            lifespan="off",
+            access_log=False,
+            log_level="warning",
+            proxy_headers=False,
+            server_header=False,
+            timeout_keep_alive=30,
+            timeout_graceful_shutdown=2,
+            ssl_certfile=self.tls.cert_file if tls else None,
+            ssl_keyfile=self.tls.key_file if tls else None,
+        )
         config.load()
         server = uvicorn.Server(config)
         server.lifespan = config.lifespan_class(config)
@@ -201,13 +217,20 @@ class Central:
             api_url=f"https://{host}:{self.api_port}",
             plain_url=f"http://{host}:{self.plain_port}",
             source_ip=main.source_ip,
-            login=main.login, senha=main.senha, token=main.token,
-            foreign_token=foreign.token, foreign_source_ip=foreign.source_ip,
+            login=main.login,
+            senha=main.senha,
+            token=main.token,
+            foreign_token=foreign.token,
+            foreign_source_ip=foreign.source_ip,
             disposable_campaign=self.store.meta("disposable_campaign") or "900",
             disposable_classe5=self.store.meta("disposable_classe5") or "teste",
-            ca_file=self.tls.ca_file, sip_ca_file=self.tls.ca_file,  # WSS is served with the API's certificate
-            sip_host=host, sip_udp_port=ports["udp"], sip_tcp_port=ports["tcp"],
-            sip_ws_url=f"ws://{host}:{ports['ws']}/ws", sip_wss_url=f"wss://{host}:{ports['wss']}/ws",
+            ca_file=self.tls.ca_file,
+            sip_ca_file=self.tls.ca_file,  # WSS is served with the API's certificate
+            sip_host=host,
+            sip_udp_port=ports["udp"],
+            sip_tcp_port=ports["tcp"],
+            sip_ws_url=f"ws://{host}:{ports['ws']}/ws",
+            sip_wss_url=f"wss://{host}:{ports['wss']}/ws",
             extensions=tuple(Extension(e.number, e.password, e.ramal_web, e.classe5) for e in self.store.extensions()),
         )
 
@@ -222,10 +245,15 @@ def write_target_file(target: Target, path: str) -> None:
     os.replace(tmp, p)
 
 
-async def serve(config: CentralConfig, *, write_target: str | None = None,
-                on_ready: Callable[[Central], None] | None = None,
-                stop: asyncio.Event | None = None, services: list[ServiceFactory] | None = None,
-                parent_pid: int | None = None) -> None:
+async def serve(
+    config: CentralConfig,
+    *,
+    write_target: str | None = None,
+    on_ready: Callable[[Central], None] | None = None,
+    stop: asyncio.Event | None = None,
+    services: list[ServiceFactory] | None = None,
+    parent_pid: int | None = None,
+) -> None:
     """Run until ``stop`` is set (or SIGINT/SIGTERM/SIGHUP in the main thread, or ``parent_pid`` is gone)."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -264,8 +292,12 @@ def new_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-def run_forever(config: CentralConfig, write_target: str | None = None,
-                on_ready: Callable[[Central], None] | None = None, parent_pid: int | None = None) -> None:
+def run_forever(
+    config: CentralConfig,
+    write_target: str | None = None,
+    on_ready: Callable[[Central], None] | None = None,
+    parent_pid: int | None = None,
+) -> None:
     """Blocking; returns after SIGINT/SIGTERM/SIGHUP (or the death of ``parent_pid``) once everything
     is closed (its temp state folder removed, when it made one)."""
     with asyncio.Runner(loop_factory=new_loop) as runner:

@@ -268,8 +268,15 @@ class Store:
         rows = self.db.execute("SELECT id, nome, owner, disposable FROM campaigns ORDER BY id").fetchall()
         return [Campaign(r[0], r[1], r[2], bool(r[3])) for r in rows]
 
-    def insert_contact(self, campaign: Campaign, cols: dict[str, str], extra: dict[str, str],
-                       next_at: float | None, *, contact_id: int | None = None) -> int:
+    def insert_contact(
+        self,
+        campaign: Campaign,
+        cols: dict[str, str],
+        extra: dict[str, str],
+        next_at: float | None,
+        *,
+        contact_id: int | None = None,
+    ) -> int:
         """``cols`` holds every CONTACT_COLUMNS name except id and id_registro, which are assigned here
         (the next free id, or ``contact_id`` for seed data that must keep the document's ids).
 
@@ -281,9 +288,17 @@ class Store:
         self.db.execute(
             "INSERT INTO contacts(id, campanha_id, status, tentativas, next_at, numero, extra, frag)"
             " VALUES(?,?,?,?,?,?,?,?)",
-            (cid, campaign.id, cols["status"], int(cols["tentativas"] or 0), next_at, cols["numero"],
-             json.dumps(dict(extra, cuje=cols["cuje"]), ensure_ascii=False, separators=(",", ":")),
-             fragments.render(cols, self.render_faults)))
+            (
+                cid,
+                campaign.id,
+                cols["status"],
+                int(cols["tentativas"] or 0),
+                next_at,
+                cols["numero"],
+                json.dumps(dict(extra, cuje=cols["cuje"]), ensure_ascii=False, separators=(",", ":")),
+                fragments.render(cols, self.render_faults),
+            ),
+        )
         self._next_contact_id = cid + 1
         self._enqueue(campaign.id, cols["status"], next_at, cid)
         return cid
@@ -296,8 +311,9 @@ class Store:
         return cols
 
     def contact(self, contact_id: int) -> dict[str, str] | None:
-        row = self.db.execute("SELECT status, tentativas, extra, frag FROM contacts WHERE id=?",
-                              (contact_id,)).fetchone()
+        row = self.db.execute(
+            "SELECT status, tentativas, extra, frag FROM contacts WHERE id=?", (contact_id,)
+        ).fetchone()
         return None if row is None else self._columns(*row)
 
     def contact_extra(self, contact_id: int) -> dict[str, str]:
@@ -305,16 +321,23 @@ class Store:
         return {} if row is None else dict(json.loads(row[0]))
 
     def update_contact(self, contact_id: int, changes: dict[str, str], next_at: float | None) -> None:
-        row = self.db.execute("SELECT campanha_id, status, tentativas, extra, frag FROM contacts WHERE id=?",
-                              (contact_id,)).fetchone()
+        row = self.db.execute(
+            "SELECT campanha_id, status, tentativas, extra, frag FROM contacts WHERE id=?", (contact_id,)
+        ).fetchone()
         if row is None:
             return  # deleted while being dialled
         cols = self._columns(*row[1:])
         cols.update(changes)
         self.db.execute(
             "UPDATE contacts SET status=?, tentativas=?, next_at=?, frag=? WHERE id=?",
-            (cols["status"], int(cols["tentativas"] or 0), next_at, fragments.render(cols, self.render_faults),
-             contact_id))
+            (
+                cols["status"],
+                int(cols["tentativas"] or 0),
+                next_at,
+                fragments.render(cols, self.render_faults),
+                contact_id,
+            ),
+        )
         self._enqueue(row[0], cols["status"], next_at, contact_id)
 
     def _enqueue(self, campaign_id: str, status: str, next_at: float | None, cid: int) -> None:
@@ -323,8 +346,9 @@ class Store:
 
     def _waiting(self) -> WaitQueue:
         if self._queue is None:
-            rows = self.db.execute("SELECT campanha_id, next_at, id FROM contacts"
-                                   " WHERE next_at IS NOT NULL AND status != 'Dialing'").fetchall()
+            rows = self.db.execute(
+                "SELECT campanha_id, next_at, id FROM contacts WHERE next_at IS NOT NULL AND status != 'Dialing'"
+            ).fetchall()
             self._queue = WaitQueue(rows)
         return self._queue
 
@@ -370,8 +394,10 @@ class Store:
         with self.tx():
             rows = self.db.execute("SELECT id, status, tentativas, extra, frag FROM contacts").fetchall()
             for cid, *row in rows:
-                self.db.execute("UPDATE contacts SET frag=? WHERE id=?",
-                                (fragments.render(self._columns(*row), self.render_faults), cid))
+                self.db.execute(
+                    "UPDATE contacts SET frag=? WHERE id=?",
+                    (fragments.render(self._columns(*row), self.render_faults), cid),
+                )
             self.set_meta("render_faults", signature)
 
     # --- dialer queue -------------------------------------------------------------------------
@@ -381,13 +407,16 @@ class Store:
         # twenty times a second. The partial index holds only the few contacts being dialled.
         rows = self.db.execute(
             "SELECT campanha_id, count(*) FROM contacts INDEXED BY contacts_dialing"
-            " WHERE status = 'Dialing' GROUP BY campanha_id")
+            " WHERE status = 'Dialing' GROUP BY campanha_id"
+        )
         return {r[0]: int(r[1]) for r in rows}
 
     def due_dialing(self, now: float, limit: int) -> list[DueContact]:
         rows = self.db.execute(
             "SELECT id, campanha_id, status, tentativas, numero FROM contacts"
-            " WHERE status = 'Dialing' AND next_at <= ? ORDER BY next_at LIMIT ?", (now, limit)).fetchall()
+            " WHERE status = 'Dialing' AND next_at <= ? ORDER BY next_at LIMIT ?",
+            (now, limit),
+        ).fetchall()
         return [DueContact(*r) for r in rows]
 
     def due_waiting(self, campaign_id: str, now: float, limit: int) -> list[DueContact]:
@@ -398,8 +427,9 @@ class Store:
             if entry is None:
                 break
             next_at, cid = entry
-            row = self.db.execute("SELECT status, tentativas, numero, next_at FROM contacts WHERE id=?",
-                                  (cid,)).fetchone()
+            row = self.db.execute(
+                "SELECT status, tentativas, numero, next_at FROM contacts WHERE id=?", (cid,)
+            ).fetchone()
             if row is None or row[3] != next_at or row[0] == "Dialing":
                 continue  # deleted, or rescheduled since: a newer entry stands for it
             due.append(DueContact(cid, campaign_id, row[0], row[1], row[2]))
@@ -413,18 +443,31 @@ class Store:
         cur = self.db.execute(
             "INSERT INTO calls(ts, campanha, id_mailing, id_clicktocall, gravacao, tamanho, statuschamada, rec)"
             " VALUES(?,?,?,?,?,?,?, '{}')",
-            (ts, rec.get("campanha") or None, rec.get("id_mailing") or None, rec.get(ID_CLICKTOCALL) or None,
-             rec.get("gravacao") or None, int(rec.get("tamanho_gravacao") or 0), rec.get("statuschamada")))
+            (
+                ts,
+                rec.get("campanha") or None,
+                rec.get("id_mailing") or None,
+                rec.get(ID_CLICKTOCALL) or None,
+                rec.get("gravacao") or None,
+                int(rec.get("tamanho_gravacao") or 0),
+                rec.get("statuschamada"),
+            ),
+        )
         rec["id"] = str(cur.lastrowid)
         ordered = {k: rec.get(k, "") for k in DETAIL_FIELDS}
         if rec.get(ID_CLICKTOCALL):
             ordered[ID_CLICKTOCALL] = rec[ID_CLICKTOCALL]
-        self.db.execute("UPDATE calls SET rec=? WHERE id=?", (json.dumps(ordered, ensure_ascii=False, separators=(",", ":")), cur.lastrowid))
+        self.db.execute(
+            "UPDATE calls SET rec=? WHERE id=?",
+            (json.dumps(ordered, ensure_ascii=False, separators=(",", ":")), cur.lastrowid),
+        )
 
     def call_detail(self, campaign_id: str, id_mailing: str) -> dict[str, Any] | None:
         row = self.db.execute(
             "SELECT rec FROM calls WHERE campanha=? AND id_mailing=? AND statuschamada='ANSWER'"
-            " ORDER BY ts DESC LIMIT 1", (campaign_id, id_mailing)).fetchone()
+            " ORDER BY ts DESC LIMIT 1",
+            (campaign_id, id_mailing),
+        ).fetchone()
         return None if row is None else dict(json.loads(row[0]))
 
     def calls_since(self, ts: float, limit: int) -> list[str]:
@@ -446,7 +489,10 @@ class Store:
         cur = self.db.execute("INSERT INTO events(ts, rec) VALUES(?, '{}')", (ts,))
         ordered = {k: rec.get(k, "") for k in OPERATION_FIELDS}
         ordered["id"] = str(cur.lastrowid)
-        self.db.execute("UPDATE events SET rec=? WHERE id=?", (json.dumps(ordered, ensure_ascii=False, separators=(",", ":")), cur.lastrowid))
+        self.db.execute(
+            "UPDATE events SET rec=? WHERE id=?",
+            (json.dumps(ordered, ensure_ascii=False, separators=(",", ":")), cur.lastrowid),
+        )
 
     def events_since(self, ts: float, limit: int) -> list[str]:
         rows = self.db.execute("SELECT rec FROM events WHERE ts >= ? ORDER BY ts, id LIMIT ?", (ts, limit))
@@ -457,19 +503,23 @@ class Store:
     def add_classe5(self, login: str) -> None:
         self.db.execute("INSERT OR IGNORE INTO classe5(login, blocked) VALUES(?, 0)", (login,))
 
-    def add_extension(self, number: str, password: str, *, ramal_web: bool = False,
-                      classe5: str | None = None, nome: str = "") -> None:
-        self.db.execute("INSERT OR IGNORE INTO extensions VALUES(?,?,?,?,?)",
-                        (number, password, int(ramal_web), classe5, nome))
+    def add_extension(
+        self, number: str, password: str, *, ramal_web: bool = False, classe5: str | None = None, nome: str = ""
+    ) -> None:
+        self.db.execute(
+            "INSERT OR IGNORE INTO extensions VALUES(?,?,?,?,?)", (number, password, int(ramal_web), classe5, nome)
+        )
 
     def extensions(self) -> list[ExtensionRow]:
         rows = self.db.execute(
-            "SELECT number, password, ramal_web, classe5, nome FROM extensions ORDER BY number").fetchall()
+            "SELECT number, password, ramal_web, classe5, nome FROM extensions ORDER BY number"
+        ).fetchall()
         return [ExtensionRow(r[0], r[1], bool(r[2]), r[3], r[4]) for r in rows]
 
     def extension(self, number: str) -> ExtensionRow | None:
         r = self.db.execute(
-            "SELECT number, password, ramal_web, classe5, nome FROM extensions WHERE number=?", (number,)).fetchone()
+            "SELECT number, password, ramal_web, classe5, nome FROM extensions WHERE number=?", (number,)
+        ).fetchone()
         return None if r is None else ExtensionRow(r[0], r[1], bool(r[2]), r[3], r[4])
 
     def classe5_blocked(self, login: str) -> bool | None:
@@ -484,7 +534,9 @@ class Store:
     def sip_account(self, number: str) -> SipAccount | None:
         row = self.db.execute(
             "SELECT e.password, e.ramal_web, coalesce(c.blocked, 0) FROM extensions e"
-            " LEFT JOIN classe5 c ON c.login = e.classe5 WHERE e.number=?", (number,)).fetchone()
+            " LEFT JOIN classe5 c ON c.login = e.classe5 WHERE e.number=?",
+            (number,),
+        ).fetchone()
         return None if row is None else SipAccount(number, row[0], bool(row[1]), bool(row[2]))
 
     def next_call_seq(self) -> int:
@@ -494,8 +546,8 @@ class Store:
     def is_extension_blocked(self, number: str) -> bool:
         """For the SIP side: an extension of a blocked classe5 client may neither register nor call."""
         row = self.db.execute(
-            "SELECT c.blocked FROM extensions e JOIN classe5 c ON c.login = e.classe5 WHERE e.number=?",
-            (number,)).fetchone()
+            "SELECT c.blocked FROM extensions e JOIN classe5 c ON c.login = e.classe5 WHERE e.number=?", (number,)
+        ).fetchone()
         return bool(row and row[0])
 
 
@@ -505,6 +557,7 @@ def empty_contact_columns() -> dict[str, str]:
 
 def default_db_path(state_dir: str | None) -> str:
     import tempfile
+
     fd, path = tempfile.mkstemp(prefix="central-", suffix=".sqlite3", dir=state_dir)
     os.close(fd)
     return path

@@ -33,7 +33,21 @@ from .fixtures import (
 from .recorder import Recorder, pin_matches
 
 __all__ = [
-    "Blocked", "Checker", "ClauseFailure", "Finding", "ForeignProbe", "Observe", "Recorder", "RunTag", "blocked_by",
-    "failed_clauses_of", "failure_headline", "format_failure", "is_datetime_text", "new_client",
-    "other_loopback", "pin_matches", "target_is_local",
+    "Blocked",
+    "Checker",
+    "ClauseFailure",
+    "Finding",
+    "ForeignProbe",
+    "Observe",
+    "Recorder",
+    "RunTag",
+    "blocked_by",
+    "failed_clauses_of",
+    "failure_headline",
+    "format_failure",
+    "is_datetime_text",
+    "new_client",
+    "other_loopback",
+    "pin_matches",
+    "target_is_local",
 ]

@@ -79,14 +79,17 @@ class Checker:
         self.recorder = recorder
 
     def describe(self, *exchanges: Exchange) -> str:
-        return "\n\n".join(ex.describe(self.redactor, insecure=self.target.insecure, ca_file=self.target.ca_file)
-                           for ex in exchanges)
+        return "\n\n".join(
+            ex.describe(self.redactor, insecure=self.target.insecure, ca_file=self.target.ca_file) for ex in exchanges
+        )
 
     def fail(self, clause_id: ClauseId, what: str, *exchanges: Exchange) -> NoReturn:
         __tracebackhide__ = True  # the failure shows at the check's line, not in here
-        raise ClauseFailure(clause_id, format_failure(clause_id, what, [self.describe(*exchanges)],
-                                                      redactor=self.redactor),
-                            headline=failure_headline(clause_id, what, redactor=self.redactor))
+        raise ClauseFailure(
+            clause_id,
+            format_failure(clause_id, what, [self.describe(*exchanges)], redactor=self.redactor),
+            headline=failure_headline(clause_id, what, redactor=self.redactor),
+        )
 
     def __call__(self, condition: object, clause_id: ClauseId, what: str, *exchanges: Exchange) -> None:
         __tracebackhide__ = True
@@ -95,8 +98,7 @@ class Checker:
 
     def no_server_error(self, ex: Exchange, clause_id: ClauseId) -> None:
         __tracebackhide__ = True
-        self(ex.status_code is not None and ex.status_code < 500, clause_id,
-             f"server error: HTTP {ex.status_code}", ex)
+        self(ex.status_code is not None and ex.status_code < 500, clause_id, f"server error: HTTP {ex.status_code}", ex)
 
     def value(self, ex: Exchange, clause_id: ClauseId) -> Any:
         """The parsed answer, failing the clause when there is none or it is a server error."""
@@ -114,16 +116,23 @@ class Checker:
         __tracebackhide__ = True
         got = self.value(ex, clause_id)
         expected = [STATUS, text]
-        self(got == expected, clause_id,
-             f"expected exactly {json.dumps(expected, ensure_ascii=False)}, "
-             f"got {short(got)}", ex)
+        self(
+            got == expected,
+            clause_id,
+            f"expected exactly {json.dumps(expected, ensure_ascii=False)}, got {short(got)}",
+            ex,
+        )
 
     def records(self, ex: Exchange, clause_id: ClauseId) -> list[dict[str, Any]]:
         """The answer is a JSON array of objects."""
         __tracebackhide__ = True
         got = self.value(ex, clause_id)
-        self(isinstance(got, list) and all(isinstance(r, dict) for r in got), clause_id,
-             f"expected a JSON array of records, got {short(got)}", ex)
+        self(
+            isinstance(got, list) and all(isinstance(r, dict) for r in got),
+            clause_id,
+            f"expected a JSON array of records, got {short(got)}",
+            ex,
+        )
         return list(got)
 
 

@@ -18,8 +18,12 @@ from .redaction import redact_report
 from .session import CheckResult, Session
 
 NOT_APPLICABLE = "not applicable: "
-SEVERITY_OF_KIND = {ClauseKind.AUTH: "blocker", ClauseKind.CONTRACT: "critical",
-                    ClauseKind.UNSPECIFIED: "normal", ClauseKind.HARDENING: "minor"}
+SEVERITY_OF_KIND = {
+    ClauseKind.AUTH: "blocker",
+    ClauseKind.CONTRACT: "critical",
+    ClauseKind.UNSPECIFIED: "normal",
+    ClauseKind.HARDENING: "minor",
+}
 RUN_LAST = (ClauseId.AUTH_6,)  # bursts of wrong credentials may get our IP blocked: after every other check
 
 
@@ -34,8 +38,11 @@ def modules_marking(folder: Path, clauses: Iterable[str] | None = None) -> list[
     wanted = None if clauses is None else {str(c) for c in clauses}
     found = []
     for path in sorted(folder.glob("test_*.py")):
-        marked = {quoted or member.replace("_", "-") for m in _MARK.finditer(path.read_text(encoding="utf-8"))
-                  for quoted, member in _MARKED_ID.findall(m.group(1))}
+        marked = {
+            quoted or member.replace("_", "-")
+            for m in _MARK.finditer(path.read_text(encoding="utf-8"))
+            for quoted, member in _MARKED_ID.findall(m.group(1))
+        }
         if wanted is None or marked & wanted:
             found.append(path.name)
     return found
@@ -114,8 +121,11 @@ def count_report(state: Session, rep: pytest.TestReport) -> None:
 def say_not_applicable(rep: pytest.TestReport, exc: BaseException | None) -> None:
     """A skipped clause check reads "not applicable: <reason>" in JUnit, Allure and the terminal."""
     lr = rep.longrepr
-    if isinstance(lr, tuple) and len(lr) == 3 and not str(lr[2]).startswith(("Skipped: " + NOT_APPLICABLE,
-                                                                           NOT_APPLICABLE)):
+    if (
+        isinstance(lr, tuple)
+        and len(lr) == 3
+        and not str(lr[2]).startswith(("Skipped: " + NOT_APPLICABLE, NOT_APPLICABLE))
+    ):
         reason = str(lr[2]).removeprefix("Skipped: ")
         rep.longrepr = (lr[0], lr[1], "Skipped: " + NOT_APPLICABLE + reason)
     if isinstance(exc, pytest.skip.Exception) and not str(exc.msg or "").startswith(NOT_APPLICABLE):

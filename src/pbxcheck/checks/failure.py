@@ -29,8 +29,9 @@ def set_active_redactor(redactor: Redactor | None) -> None:
     _active = redactor if redactor is not None else _NO_SECRETS
 
 
-def format_failure(clause_id: ClauseId, what: str, sections: Iterable[str] = (), *,
-                   redactor: Redactor | None = None) -> str:
+def format_failure(
+    clause_id: ClauseId, what: str, sections: Iterable[str] = (), *, redactor: Redactor | None = None
+) -> str:
     """The text of a failed expectation: ``[ID] summary``, the section, what went wrong, then each
     non-empty section (exchanges with their curl lines; a SIP ladder, notes, raw messages)."""
     c = CLAUSES[clause_id]

@@ -52,8 +52,9 @@ def new_client(target: Target, *, source_ip: str | None, plain: bool = False) ->
     return ApiClient(target, source_ip=source_ip, plain=plain, transport=transport)
 
 
-def _client(request: pytest.FixtureRequest, target: Target, *, source_ip: str | None,
-            plain: bool = False) -> Iterator[ApiClient]:
+def _client(
+    request: pytest.FixtureRequest, target: Target, *, source_ip: str | None, plain: bool = False
+) -> Iterator[ApiClient]:
     client = state(request.config).watch(request.node.nodeid, new_client(target, source_ip=source_ip, plain=plain))
     try:
         yield client
@@ -121,8 +122,12 @@ def foreign_probe(request: pytest.FixtureRequest, target: Target) -> ForeignProb
         return ForeignProbe(client, f"our token, sent from {other} instead of {target.source_ip}", control)
     if target.foreign_token:
         client = register(new_client(target.with_(token=target.foreign_token), source_ip=target.source_ip))
-        return ForeignProbe(client, f"the foreign token (bound to {target.foreign_source_ip or 'another IP'}), "
-                                    f"sent from our IP {target.source_ip}", None)
+        return ForeignProbe(
+            client,
+            f"the foreign token (bound to {target.foreign_source_ip or 'another IP'}), "
+            f"sent from our IP {target.source_ip}",
+            None,
+        )
     return None
 
 

@@ -31,12 +31,28 @@ from .session import STATE_KEY, Session, state
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("pbxcheck", "pbxcheck conformance checks")
-    group.addoption("--target", dest="pbx_target", default=None, metavar="FILE",
-                    help="target TOML file; without it the embedded reference central is started")
-    group.addoption("--central-fault", dest="pbx_faults", action="append", default=[], metavar="NAME",
-                    help="start the embedded central with this fault switch (repeatable; not with --target)")
-    group.addoption("--reports", dest="pbx_reports", default="reports", metavar="DIR",
-                    help="where clauses.json, clauses.md and failures/ go (default: reports)")
+    group.addoption(
+        "--target",
+        dest="pbx_target",
+        default=None,
+        metavar="FILE",
+        help="target TOML file; without it the embedded reference central is started",
+    )
+    group.addoption(
+        "--central-fault",
+        dest="pbx_faults",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="start the embedded central with this fault switch (repeatable; not with --target)",
+    )
+    group.addoption(
+        "--reports",
+        dest="pbx_reports",
+        default="reports",
+        metavar="DIR",
+        help="where clauses.json, clauses.md and failures/ go (default: reports)",
+    )
 
 
 @pytest.hookimpl(trylast=True)  # after the terminal reporter exists, so its output can be redacted
@@ -55,8 +71,9 @@ def pytest_configure(config: pytest.Config) -> None:
             validate(faults)
         except ValueError as exc:
             raise pytest.UsageError(str(exc)) from None
-    session = Session(config=config, reports_dir=Path(config.getoption("pbx_reports")),
-                      target_path=target_path, faults=faults)
+    session = Session(
+        config=config, reports_dir=Path(config.getoption("pbx_reports")), target_path=target_path, faults=faults
+    )
     config.stash[STATE_KEY] = session
     config.pluginmanager.register(_ReportCounter(session), "pbxcheck-report-counter")
     if target_path:

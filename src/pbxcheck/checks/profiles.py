@@ -14,15 +14,29 @@ from hypothesis import HealthCheck, Phase, settings
 PROFILES = ("ci", "thorough")
 PROFILE_ENV = "PBXCHECK_HYPOTHESIS_PROFILE"
 
-_SUPPRESS = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture,
-             HealthCheck.filter_too_much, HealthCheck.large_base_example]
+_SUPPRESS = [
+    HealthCheck.too_slow,
+    HealthCheck.data_too_large,
+    HealthCheck.function_scoped_fixture,
+    HealthCheck.filter_too_much,
+    HealthCheck.large_base_example,
+]
 # ci does not shrink: against a central every shrink step is a few HTTP calls on a growing campaign,
 # and a conformance run needs "this failed, with this example", not the smallest example.
-settings.register_profile("ci", derandomize=True, deadline=None, max_examples=8, stateful_step_count=8,
-                          database=None, print_blob=False, suppress_health_check=_SUPPRESS,
-                          phases=(Phase.explicit, Phase.reuse, Phase.generate))
-settings.register_profile("thorough", deadline=None, max_examples=200, stateful_step_count=40,
-                          database=None, suppress_health_check=_SUPPRESS)
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    deadline=None,
+    max_examples=8,
+    stateful_step_count=8,
+    database=None,
+    print_blob=False,
+    suppress_health_check=_SUPPRESS,
+    phases=(Phase.explicit, Phase.reuse, Phase.generate),
+)
+settings.register_profile(
+    "thorough", deadline=None, max_examples=200, stateful_step_count=40, database=None, suppress_health_check=_SUPPRESS
+)
 
 
 def validate_profile(name: str) -> str:

@@ -43,9 +43,13 @@ class Recorder:
         if pin is None and "/" in what:  # "token/insert": a pin on "token" covers every acao
             pin = self.target.pins.get(f"{clause_id}.{what.split('/', 1)[0]}")
         if pin is not None and not pin_matches(pin, value):
-            raise ClauseFailure(clause_id, self.state.redactor.text(
-                f"[{clause_id}] pinned answer not given: {what}\n"
-                f"  pinned:   {pin}\n  observed: {json.dumps(value, ensure_ascii=False)}"))
+            raise ClauseFailure(
+                clause_id,
+                self.state.redactor.text(
+                    f"[{clause_id}] pinned answer not given: {what}\n"
+                    f"  pinned:   {pin}\n  observed: {json.dumps(value, ensure_ascii=False)}"
+                ),
+            )
 
     def finding(self, clause_id: ClauseId, severity: str, text: str) -> None:
         if severity not in SEVERITIES:
@@ -53,8 +57,9 @@ class Recorder:
         shown = self.state.redactor.text(text)
         self.state.findings.append(self._entry(clause_id, severity=severity, text=shown))
         if clause_id in self.target.fail_on_findings:
-            raise ClauseFailure(clause_id, f"[{clause_id}] finding ({severity}), failing as [findings] "
-                                           f"fail_on asks: {shown}")
+            raise ClauseFailure(
+                clause_id, f"[{clause_id}] finding ({severity}), failing as [findings] fail_on asks: {shown}"
+            )
 
 
 def pin_matches(pin: str, value: Any) -> bool:

@@ -86,7 +86,8 @@ try:  # mark the two methods as allure-commons hooks run before the file logger'
 
     _AllureScrubber.report_result = _allure_hookimpl(tryfirst=True)(_AllureScrubber.report_result)  # type: ignore[method-assign]
     _AllureScrubber.report_container = _allure_hookimpl(tryfirst=True)(  # type: ignore[method-assign]
-        _AllureScrubber.report_container)
+        _AllureScrubber.report_container
+    )
 except ImportError:  # allure-pytest is a dependency; without it there is nothing to scrub
     pass
 
@@ -162,8 +163,9 @@ class _RedactedRepr(TerminalRepr):
         if reprcrash is not None and hasattr(reprcrash, "message"):
             from _pytest._code.code import ReprFileLocation
 
-            reprcrash = ReprFileLocation(redactor.text(str(reprcrash.path)), reprcrash.lineno,
-                                         redactor.text(str(reprcrash.message)))
+            reprcrash = ReprFileLocation(
+                redactor.text(str(reprcrash.path)), reprcrash.lineno, redactor.text(str(reprcrash.message))
+            )
         self.reprcrash = reprcrash
 
     def toterminal(self, tw: Any) -> None:

@@ -100,8 +100,16 @@ def challenge_params(value: str) -> dict[str, str]:
 _NONCE_COUNTS: dict[str, int] = {}
 
 
-def digest_header(chal: dict[str, str], *, method: str, uri: str, username: str, password: str,
-                  nc: int | None = None, nonce: str | None = None) -> str:
+def digest_header(
+    chal: dict[str, str],
+    *,
+    method: str,
+    uri: str,
+    username: str,
+    password: str,
+    nc: int | None = None,
+    nonce: str | None = None,
+) -> str:
     """An Authorization value answering ``chal``; ``nc`` defaults to the next count for the nonce, an
     explicit one is sent as is (replays, wrong counts); ``nonce`` overrides the challenge's (stale, foreign)."""
     nonce = nonce or chal.get("nonce", "")
@@ -115,14 +123,26 @@ def digest_header(chal: dict[str, str], *, method: str, uri: str, username: str,
     cnonce, nc_hex = (new_cnonce(), f"{nc:08x}") if qop else (None, None)
 
     def response(alg: str) -> str:
-        return digest.compute_response(algorithm=alg, username=username, realm=realm, password=password,
-                                       method=method, uri=uri, nonce=nonce, qop=qop, nc=nc_hex, cnonce=cnonce)
+        return digest.compute_response(
+            algorithm=alg,
+            username=username,
+            realm=realm,
+            password=password,
+            method=method,
+            uri=uri,
+            nonce=nonce,
+            qop=qop,
+            nc=nc_hex,
+            cnonce=cnonce,
+        )
+
     try:
         value = response(algorithm)
     except DigestError:  # an algorithm we do not know: answer in MD5, the document's
         value = response("MD5")
-    return str(digest.Credentials(username, realm, nonce, uri, value, algorithm, cnonce, chal.get("opaque"),
-                                  qop, nc_hex))
+    return str(
+        digest.Credentials(username, realm, nonce, uri, value, algorithm, cnonce, chal.get("opaque"), qop, nc_hex)
+    )
 
 
 @dataclass
@@ -186,22 +206,55 @@ class Channel(UaPort):
     def server_uri(self) -> str:
         return self.uri_for(None)
 
-    def build(self, method: str, uri: str, *, from_user: str, to_user: str | None = None, d: Dialogish,
-              cseq: int | None = None, headers: Iterable[tuple[str, str]] = (), body: bytes = b"",
-              content_type: str = "application/sdp", contact: bool = True) -> bytes:
+    def build(
+        self,
+        method: str,
+        uri: str,
+        *,
+        from_user: str,
+        to_user: str | None = None,
+        d: Dialogish,
+        cseq: int | None = None,
+        headers: Iterable[tuple[str, str]] = (),
+        body: bytes = b"",
+        content_type: str = "application/sdp",
+        contact: bool = True,
+    ) -> bytes:
         """A request as bytes (the core's builders); ``headers`` are added verbatim (Authorization, Expires...)."""
         cseq = d.cseq if cseq is None else cseq
         with_contact = contact and method in ("REGISTER", "INVITE", "OPTIONS")
         if method == "REGISTER":
-            return to_bytes(make_register(self.domain, from_user, sent_by=self.via_host, transport=self.transport,
-                                          call_id=d.call_id, cseq=cseq, from_tag=d.from_tag, expires=None,
-                                          contact=self.contact(from_user) if with_contact else "", uri=uri,
-                                          headers=[*UA[1:], *headers], user_agent=UA[0][1]))
-        return to_bytes(make_request(
-            method, uri, from_=f"<sip:{from_user}@{self.domain}>;tag={d.from_tag}",
-            to=f"<sip:{to_user or from_user}@{self.domain}>", call_id=d.call_id, cseq=cseq,
-            via=f"SIP/2.0/{self.transport} {self.via_host};rport;branch={new_branch()}", contact=self.contact(from_user) if with_contact else None,
-            body=body, headers=[*UA, *headers], content_type=content_type if body else None))
+            return to_bytes(
+                make_register(
+                    self.domain,
+                    from_user,
+                    sent_by=self.via_host,
+                    transport=self.transport,
+                    call_id=d.call_id,
+                    cseq=cseq,
+                    from_tag=d.from_tag,
+                    expires=None,
+                    contact=self.contact(from_user) if with_contact else "",
+                    uri=uri,
+                    headers=[*UA[1:], *headers],
+                    user_agent=UA[0][1],
+                )
+            )
+        return to_bytes(
+            make_request(
+                method,
+                uri,
+                from_=f"<sip:{from_user}@{self.domain}>;tag={d.from_tag}",
+                to=f"<sip:{to_user or from_user}@{self.domain}>",
+                call_id=d.call_id,
+                cseq=cseq,
+                via=f"SIP/2.0/{self.transport} {self.via_host};rport;branch={new_branch()}",
+                contact=self.contact(from_user) if with_contact else None,
+                body=body,
+                headers=[*UA, *headers],
+                content_type=content_type if body else None,
+            )
+        )
 
     def _receive(self, data: bytes, flow: Flow) -> None:
         if data.strip():
@@ -266,15 +319,31 @@ class Exchange:
         return status_of(self.first)
 
 
-def register_request(ch: Channel, user: str, d: Dialogish, expires: int | None = 90,
-                     headers: Iterable[tuple[str, str]] = (), *, contact: bool = True) -> bytes:
+def register_request(
+    ch: Channel,
+    user: str,
+    d: Dialogish,
+    expires: int | None = 90,
+    headers: Iterable[tuple[str, str]] = (),
+    *,
+    contact: bool = True,
+) -> bytes:
     extra = [("Expires", str(expires))] if expires is not None else []
-    return ch.build("REGISTER", ch.server_uri, from_user=user, d=d, cseq=d.next(), headers=[*extra, *headers],
-                    contact=contact)
+    return ch.build(
+        "REGISTER", ch.server_uri, from_user=user, d=d, cseq=d.next(), headers=[*extra, *headers], contact=contact
+    )
 
 
-async def register_as(ch: Channel, user: str, password: str, expires: int | None = 90, *, d: Dialogish | None = None,
-                      timeout: float = 2.0, contact: bool = True) -> Exchange:
+async def register_as(
+    ch: Channel,
+    user: str,
+    password: str,
+    expires: int | None = 90,
+    *,
+    d: Dialogish | None = None,
+    timeout: float = 2.0,
+    contact: bool = True,
+) -> Exchange:
     """REGISTER from ``ch`` as ``user`` and, if challenged, once more answering with ``password``: the
     document's two-step with whatever user and password the probe picks (wrong ones included)."""
     d = d or Dialogish()
@@ -284,8 +353,9 @@ async def register_as(ch: Channel, user: str, password: str, expires: int | None
         ex.challenge = challenge_params(f.get("www-authenticate" if f.status == 401 else "proxy-authenticate") or "")
         auth = digest_header(ex.challenge, method="REGISTER", uri=ch.server_uri, username=user, password=password)
         name = "Authorization" if f.status == 401 else "Proxy-Authorization"
-        ex.second = await ch.request(register_request(ch, user, d, expires, [(name, auth)], contact=contact),
-                                     timeout=timeout)
+        ex.second = await ch.request(
+            register_request(ch, user, d, expires, [(name, auth)], contact=contact), timeout=timeout
+        )
     return ex
 
 
@@ -318,11 +388,15 @@ class Phone:
         if not r.challenges:
             return Exchange([_msg(r.response)])
         c = r.challenges[0]
-        return Exchange([_msg(c)], [_msg(r.response)], challenge_params(c.headers.get(
-            "WWW-Authenticate" if c.status == 401 else "Proxy-Authenticate") or ""))
+        return Exchange(
+            [_msg(c)],
+            [_msg(r.response)],
+            challenge_params(c.headers.get("WWW-Authenticate" if c.status == 401 else "Proxy-Authenticate") or ""),
+        )
 
-    async def call(self, to_user: str, *, hold: float = 0.1, ring_timeout: float = 6.0,
-                   hangup: bool = True) -> CallResult:
+    async def call(
+        self, to_user: str, *, hold: float = 0.1, ring_timeout: float = 6.0, hangup: bool = True
+    ) -> CallResult:
         """INVITE (SDP) → 401/407 (ACKed) → INVITE+auth → 1xx → 200 (SDP) → ACK → hold → BYE."""
         call = self.ua.invite(to_user, ring_timeout=ring_timeout)
         try:
@@ -334,8 +408,11 @@ class Phone:
         res = CallResult(call.answered.is_set(), got[:cut] or got, got[cut:] if cut else got, call=call)
         if not res.ok:
             f = final(res.invite2)
-            res.problem = f"the call was answered {f.first_line}" if f else \
-                f"no final answer to the {'authenticated ' if cut else 'first '}INVITE"
+            res.problem = (
+                f"the call was answered {f.first_line}"
+                if f
+                else f"no final answer to the {'authenticated ' if cut else 'first '}INVITE"
+            )
         elif hangup:
             await asyncio.sleep(hold)
             res.bye = await self.bye(call)
@@ -350,7 +427,6 @@ class Phone:
     @property
     def invites(self) -> list[Msg]:
         return [_msg(c.invite) for c in self.incoming() if c.invite is not None]
-
 
 
 async def answers(call: Call, step: Coroutine[Any, Any, int]) -> list[Msg]:
@@ -380,8 +456,11 @@ class SipSession:
 
     def extensions(self, n: int, *, ramal_web: bool | None = None, exclude: tuple[str, ...] = ()) -> list[Extension]:
         """``n`` extensions (the disposable classe5 client's last: C5-1 blocks it), or skip."""
-        pool = [e for e in self.target.extensions if e.number not in exclude
-                and (ramal_web is None or e.ramal_web == ramal_web)]
+        pool = [
+            e
+            for e in self.target.extensions
+            if e.number not in exclude and (ramal_web is None or e.ramal_web == ramal_web)
+        ]
         pool.sort(key=lambda e: e.classe5_client == self.target.disposable_classe5)
         if len(pool) < n:
             kind = "" if ramal_web is None else (" with ramal_web" if ramal_web else " without ramal_web")
@@ -400,12 +479,29 @@ class SipSession:
         self.channels.append(ch)
         return ch
 
-    async def phone(self, ext: Extension, transport: str = "UDP", *, local: Addr = ("127.0.0.1", 0),
-                    beside: Phone | None = None, answer_delay: float = 0.05) -> Phone:
+    async def phone(
+        self,
+        ext: Extension,
+        transport: str = "UDP",
+        *,
+        local: Addr = ("127.0.0.1", 0),
+        beside: Phone | None = None,
+        answer_delay: float = 0.05,
+    ) -> Phone:
         """``ext`` as a user agent on its own socket, or on ``beside``'s (two devices behind one NAT mapping)."""
-        cfg = ua_config_for(self.target, ext.number, transport=transport, local_host=local[0], local_port=local[1],
-                            auto_answer=answer_delay, early_media=True, user_agent=UA[0][1], timeout=2.0,
-                            unregister_on_close=False, rtp_port=10_000 + 2 * secrets.randbelow(4000))  # SIP-INV-2's range
+        cfg = ua_config_for(
+            self.target,
+            ext.number,
+            transport=transport,
+            local_host=local[0],
+            local_port=local[1],
+            auto_answer=answer_delay,
+            early_media=True,
+            user_agent=UA[0][1],
+            timeout=2.0,
+            unregister_on_close=False,
+            rtp_port=10_000 + 2 * secrets.randbelow(4000),
+        )  # SIP-INV-2's range
         port = beside.ua.port if beside else await self.channel(transport, local=local)
         ua = await UserAgent(cfg, port).start()
         self.agents.append(ua)
@@ -423,14 +519,18 @@ class SipSession:
                 for ch in self.channels:
                     await ch.close()
                 del self.agents[:], self.channels[:]
+
         return asyncio.run(main())
 
     def ladder(self) -> str:
         return self.redactor.text(render_ladder(self.log.entries, title=f"SIP exchange of {self.name}"))
 
     def raw(self) -> str:
-        text = "\n".join(f"--- {e.transport} {e.src[0]}:{e.src[1]} -> {e.dst[0]}:{e.dst[1]}\n"
-                         + e.data.decode("utf-8", "replace").replace("\r\n", "\n") for e in self.log.entries)
+        text = "\n".join(
+            f"--- {e.transport} {e.src[0]}:{e.src[1]} -> {e.dst[0]}:{e.dst[1]}\n"
+            + e.data.decode("utf-8", "replace").replace("\r\n", "\n")
+            for e in self.log.entries
+        )
         if len(text) > RAW_LIMIT:
             text = text[:RAW_LIMIT] + f"\n… ({len(text)} characters in all; the rest in the Allure attachment)"
         return self.redactor.text(text)
@@ -439,10 +539,16 @@ class SipSession:
         """Fail ``clause_id`` through the shared formatter: what went wrong, the ladder, the notes,
         the raw messages (the reproduction of a SIP exchange)."""
         tail = self.raw()
-        sections = [self.ladder(), "\n".join(self.notes),
-                    "raw messages (last of the exchange):\n" + tail[-6000:] if tail else ""]
-        raise ClauseFailure(clause_id, format_failure(clause_id, what, sections, redactor=self.redactor),
-                            headline=failure_headline(clause_id, what, redactor=self.redactor))
+        sections = [
+            self.ladder(),
+            "\n".join(self.notes),
+            "raw messages (last of the exchange):\n" + tail[-6000:] if tail else "",
+        ]
+        raise ClauseFailure(
+            clause_id,
+            format_failure(clause_id, what, sections, redactor=self.redactor),
+            headline=failure_headline(clause_id, what, redactor=self.redactor),
+        )
 
     def fail_any(self, what: str) -> NoReturn:
         raise AssertionError(self.redactor.text(what + "\n\n" + self.ladder()))
@@ -467,9 +573,14 @@ class SipSession:
 
                 with tempfile.TemporaryDirectory() as tmp:
                     path = Path(tmp) / "exchange.pcap"
-                    write_pcap([dataclasses.replace(e, data=self.redactor.bytes(e.data)) for e in self.log.entries],
-                               path)
-                    allure.attach(path.read_bytes(), name="SIP pcap", extension="pcap",
-                                  attachment_type=getattr(allure.attachment_type, "PCAP", None))
+                    write_pcap(
+                        [dataclasses.replace(e, data=self.redactor.bytes(e.data)) for e in self.log.entries], path
+                    )
+                    allure.attach(
+                        path.read_bytes(),
+                        name="SIP pcap",
+                        extension="pcap",
+                        attachment_type=getattr(allure.attachment_type, "PCAP", None),
+                    )
             except Exception as exc:  # a pcap is a bonus; never fail a check for it
                 self.notes.append(f"(no pcap: {exc})")

@@ -55,7 +55,8 @@ names = st.one_of(
 )
 short_text = st.text(TEXT_ALPHABET, max_size=40).map(_trim)
 exactly_254 = st.tuples(st.sampled_from(ACCENTED + LETTERS), st.text(TEXT_ALPHABET, max_size=20)).map(
-    lambda t: (t[1] + t[0] * MAX_TEXT)[:MAX_TEXT])
+    lambda t: (t[1] + t[0] * MAX_TEXT)[:MAX_TEXT]
+)
 open_values = st.one_of(short_text, short_text, short_text, exactly_254)
 
 
@@ -130,31 +131,42 @@ def _set(name: str, value: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
     return lambda b: {**b, name: value}
 
 
-not_json = st.sampled_from([
-    Hostile("not-json", "truncated JSON", lambda b: json.dumps(b, ensure_ascii=False)[:-1]),
-    Hostile("not-json", "form-encoded", lambda b: "&".join(f"{k}={v}" for k, v in b.items())),
-    Hostile("not-json", "single quotes", lambda b: json.dumps(b, ensure_ascii=False).replace('"', "'")),
-    Hostile("not-json", "empty body", lambda b: ""),
-    Hostile("not-json", "trailing garbage", lambda b: json.dumps(b, ensure_ascii=False) + "}{"),
-])
+not_json = st.sampled_from(
+    [
+        Hostile("not-json", "truncated JSON", lambda b: json.dumps(b, ensure_ascii=False)[:-1]),
+        Hostile("not-json", "form-encoded", lambda b: "&".join(f"{k}={v}" for k, v in b.items())),
+        Hostile("not-json", "single quotes", lambda b: json.dumps(b, ensure_ascii=False).replace('"', "'")),
+        Hostile("not-json", "empty body", lambda b: ""),
+        Hostile("not-json", "trailing garbage", lambda b: json.dumps(b, ensure_ascii=False) + "}{"),
+    ]
+)
 typographic_quotes = st.just(Hostile("typographic-quotes", "“ ” for every quote", typographic))
-not_an_object = st.sampled_from([
-    Hostile("not-an-object", "array of the body", lambda b: json.dumps([b])),
-    Hostile("not-an-object", "JSON string", lambda b: json.dumps(json.dumps(b))),
-    Hostile("not-an-object", "JSON number", lambda b: "42"),
-    Hostile("not-an-object", "JSON null", lambda b: "null"),
-])
-bad_utf8 = st.just(Hostile("bad-utf8", "invalid UTF-8 in cliente",
-                           lambda b: json.dumps({**b, "cliente": "@@"}).encode().replace(b"@@", b"\xff\xfe")))
+not_an_object = st.sampled_from(
+    [
+        Hostile("not-an-object", "array of the body", lambda b: json.dumps([b])),
+        Hostile("not-an-object", "JSON string", lambda b: json.dumps(json.dumps(b))),
+        Hostile("not-an-object", "JSON number", lambda b: "42"),
+        Hostile("not-an-object", "JSON null", lambda b: "null"),
+    ]
+)
+bad_utf8 = st.just(
+    Hostile(
+        "bad-utf8",
+        "invalid UTF-8 in cliente",
+        lambda b: json.dumps({**b, "cliente": "@@"}).encode().replace(b"@@", b"\xff\xfe"),
+    )
+)
 wrong_type = st.builds(
     lambda field, value: Hostile("wrong-type", f"{field} = {json.dumps(value)}", _set(field, value)),
     st.sampled_from(["idcampanha", "cliente", "tel1", "ddd1", "gen1"]),
     st.sampled_from([{"x": "1"}, ["1", "2"], [], {}]),
 )
-missing_field = st.sampled_from([
-    Hostile("missing-field", "no idcampanha", _drop("idcampanha")),
-    Hostile("missing-field", "no acao", _drop("acao")),
-])
+missing_field = st.sampled_from(
+    [
+        Hostile("missing-field", "no idcampanha", _drop("idcampanha")),
+        Hostile("missing-field", "no acao", _drop("acao")),
+    ]
+)
 unknown_field = st.builds(
     lambda name: Hostile("unknown-field", f"extra field {name!r}", _set(name, "x")),
     st.sampled_from(["campo_desconhecido", "gen23", "tel6", "ddd6", "id"]),
@@ -164,12 +176,17 @@ too_long = st.builds(
     st.sampled_from(["cliente", "endereco", "gen1", "gen22", "conta"]),
     st.integers(MAX_TEXT + 1, 1000),
 )
-huge = st.sampled_from([
-    Hostile("huge", "gen1 of 2 MiB", _set("gen1", "x" * (2 << 20))),
-    Hostile("huge", "an unknown field of 3 MB", lambda b: json.dumps(b)[:-1] + ', "gen99": "' + "y" * 3_000_000 + '"}'),
-])
-hostile_inserts = st.one_of(not_json, typographic_quotes, not_an_object, bad_utf8, wrong_type, missing_field,
-                            unknown_field, too_long, huge)
+huge = st.sampled_from(
+    [
+        Hostile("huge", "gen1 of 2 MiB", _set("gen1", "x" * (2 << 20))),
+        Hostile(
+            "huge", "an unknown field of 3 MB", lambda b: json.dumps(b)[:-1] + ', "gen99": "' + "y" * 3_000_000 + '"}'
+        ),
+    ]
+)
+hostile_inserts = st.one_of(
+    not_json, typographic_quotes, not_an_object, bad_utf8, wrong_type, missing_field, unknown_field, too_long, huge
+)
 
 
 # --- other acoes ------------------------------------------------------------------------------------------
@@ -178,8 +195,25 @@ hostile_inserts = st.one_of(not_json, typographic_quotes, not_an_object, bad_utf
 # to read-only acoes or as fields that name nothing real (see test_payloads.py): a central that would
 # interpret them must not be given the chance to do damage.
 HOSTILE_TEXT = st.one_of(
-    st.sampled_from(["", " ", "0", "-1", "999999999999999999999", "1e9", "null", "NULL", "' OR '1'='1",
-                     "1; DROP TABLE contatos", "../../etc/passwd", "%00", "ÁÉÍÓÚ ção", "\u202e", "😀"]),
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "0",
+            "-1",
+            "999999999999999999999",
+            "1e9",
+            "null",
+            "NULL",
+            "' OR '1'='1",
+            "1; DROP TABLE contatos",
+            "../../etc/passwd",
+            "%00",
+            "ÁÉÍÓÚ ção",
+            "\u202e",
+            "😀",
+        ]
+    ),
     st.text(TEXT_ALPHABET, min_size=MAX_TEXT + 1, max_size=600),
 )
 NON_STRINGS = st.sampled_from([{"x": "1"}, ["1"], [], {}, True, False, None, 3.5])
@@ -191,7 +225,17 @@ _recent = st.integers(0, 5 * 86400).map(lambda s: datetime.fromtimestamp(time.ti
 datetimes_text = st.one_of(_recent, _recent, _any_datetime).map(lambda d: d.strftime("%Y-%m-%d %H:%M:%S"))
 malformed_dates = st.one_of(
     # Not a plausible other spelling of a date (2020-01-01 alone, or ISO 8601, could fairly be read as one).
-    st.sampled_from(["2020-13-01 00:00:00", "2020-02-30 00:00:00", "2020-01-01 25:00:00", "amanhã",
-                     "01/02/2020 00:00:00", "0000-00-00 00:00:00", "' OR '1'='1", "9" * 40]),
+    st.sampled_from(
+        [
+            "2020-13-01 00:00:00",
+            "2020-02-30 00:00:00",
+            "2020-01-01 25:00:00",
+            "amanhã",
+            "01/02/2020 00:00:00",
+            "0000-00-00 00:00:00",
+            "' OR '1'='1",
+            "9" * 40,
+        ]
+    ),
     NON_STRINGS,
 )

@@ -33,7 +33,9 @@ EPOCH = "2000-01-01 00:00:00"  # "since forever" for statusreport / statusoperac
 MAX_CAMPAIGNS = 4  # campaigns found in the report that a check may list (bounded requests)
 
 
-def listing(api: ApiClient, check: Checker, campaign: str, clause: ClauseId = ClauseId.DIAL_ST_1) -> list[dict[str, Any]]:
+def listing(
+    api: ApiClient, check: Checker, campaign: str, clause: ClauseId = ClauseId.DIAL_ST_1
+) -> list[dict[str, Any]]:
     ex = api.call(Acao.STATUSDISCADOR, idcampanha=campaign)
     return check.records(ex, clause)
 
@@ -56,16 +58,21 @@ def insert(api: ApiClient, check: Checker, campaign: str, contact: dict[str, Any
     return ex
 
 
-def insert_and_find(api: ApiClient, check: Checker, campaign: str, contact: dict[str, Any],
-                    before: set[str] | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def insert_and_find(
+    api: ApiClient, check: Checker, campaign: str, contact: dict[str, Any], before: set[str] | None = None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Insert, then find the one new record by the listing's id difference. Returns (record, listing)."""
     if before is None:
         before = ids_of(listing(api, check, campaign))
     ex = insert(api, check, campaign, contact)
     after = listing(api, check, campaign)
     new = [r for r in after if str(r.get("id", r.get("0"))) not in before]
-    check(len(new) == 1, ClauseId.DIAL_ST_2,
-          f"after one insert answered OK the campaign lists {len(new)} new records, not 1", ex)
+    check(
+        len(new) == 1,
+        ClauseId.DIAL_ST_2,
+        f"after one insert answered OK the campaign lists {len(new)} new records, not 1",
+        ex,
+    )
     return new[0], after
 
 
@@ -84,8 +91,10 @@ def field_differences(record: dict[str, Any], contact: dict[str, Any]) -> list[s
     for column, value in expected_columns(contact).items():
         got = record.get(column)
         if got != value:
-            diffs.append(f"{column}: sent {value!r} ({len(value)} chars), listed {got!r}"
-                         + (f" ({len(got)} chars)" if isinstance(got, str) else ""))
+            diffs.append(
+                f"{column}: sent {value!r} ({len(value)} chars), listed {got!r}"
+                + (f" ({len(got)} chars)" if isinstance(got, str) else "")
+            )
     return diffs
 
 
@@ -100,8 +109,9 @@ def timestamp_of(row: dict[str, Any]) -> str | None:
     return None
 
 
-def report(api: ApiClient, check: Checker, clause: ClauseId, acao: Acao = Acao.STATUSREPORT,
-           **fields: Any) -> tuple[Exchange, list[dict[str, Any]]]:
+def report(
+    api: ApiClient, check: Checker, clause: ClauseId, acao: Acao = Acao.STATUSREPORT, **fields: Any
+) -> tuple[Exchange, list[dict[str, Any]]]:
     ex = api.call(acao, **fields)
     return ex, check.records(ex, clause)
 
@@ -163,10 +173,18 @@ def click_to_call(api: ApiClient, check: Checker, origem: str, destino: str) -> 
     """C2C-1's checks on one click-to-call; returns the exchange and the call ID."""
     ex = api.call(Acao.CLICKTOCALL, origem=origem, destino=destino)
     value = check.value(ex, ClauseId.C2C_1)
-    check(isinstance(value, list) and len(value) == 4 and all(isinstance(v, str) for v in value), ClauseId.C2C_1,
-          f'expected ["{STATUS}","{CHAMADA_OK}","{ID}","<origem>_<YYYYmmddHHMMSS>_<digits>"], got {value!r}', ex)
-    check(value[:3] == [STATUS, CHAMADA_OK, ID], ClauseId.C2C_1,
-          f'expected ["{STATUS}","{CHAMADA_OK}","{ID}", …], got {value[:3]!r}', ex)
+    check(
+        isinstance(value, list) and len(value) == 4 and all(isinstance(v, str) for v in value),
+        ClauseId.C2C_1,
+        f'expected ["{STATUS}","{CHAMADA_OK}","{ID}","<origem>_<YYYYmmddHHMMSS>_<digits>"], got {value!r}',
+        ex,
+    )
+    check(
+        value[:3] == [STATUS, CHAMADA_OK, ID],
+        ClauseId.C2C_1,
+        f'expected ["{STATUS}","{CHAMADA_OK}","{ID}", …], got {value[:3]!r}',
+        ex,
+    )
     m = id_pattern(origem).match(value[3])
     check(m, ClauseId.C2C_1, f"ID {value[3]!r} is not <origem>_<YYYYmmddHHMMSS>_<digits> for origem {origem}", ex)
     assert m is not None
@@ -174,8 +192,12 @@ def click_to_call(api: ApiClient, check: Checker, origem: str, destino: str) -> 
         stamp = datetime.strptime(m.group(1), "%Y%m%d%H%M%S")
     except ValueError:
         check.fail(ClauseId.C2C_1, f"ID {value[3]!r}: {m.group(1)} is not a date and time", ex)
-    check(abs(stamp - datetime.now()) < timedelta(days=1), ClauseId.C2C_1,
-          f"ID {value[3]!r}: its time {stamp} is not today's call", ex)
+    check(
+        abs(stamp - datetime.now()) < timedelta(days=1),
+        ClauseId.C2C_1,
+        f"ID {value[3]!r}: its time {stamp} is not today's call",
+        ex,
+    )
     return ex, value[3]
 
 
@@ -186,8 +208,9 @@ def since_id(call_id: str) -> str:
     return (stamp - timedelta(seconds=5)).strftime(DATE_FORMAT)
 
 
-def find_call(api: ApiClient, check: Checker, call_id: str, since: str, clause: ClauseId,
-              wait_s: float = CALL_END_WAIT_S) -> tuple[dict[str, Any] | None, str | None]:
+def find_call(
+    api: ApiClient, check: Checker, call_id: str, since: str, clause: ClauseId, wait_s: float = CALL_END_WAIT_S
+) -> tuple[dict[str, Any] | None, str | None]:
     """Poll statusreport (bounded) for a record carrying ``call_id`` in any field; (record, field name)."""
     deadline = time.monotonic() + wait_s
     while True:

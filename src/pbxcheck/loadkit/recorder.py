@@ -30,6 +30,7 @@ def new_histogram() -> HdrHistogram:
 @dataclass
 class Second:
     """One wall-clock second of answers (for the plot): raw latencies until summarised."""
+
     count: int = 0
     failures: int = 0
     latencies_ms: list[float] = field(default_factory=list)
@@ -42,6 +43,7 @@ class Second:
 
         def pct(q: float) -> float:
             return xs[min(len(xs) - 1, max(0, math.ceil(q * len(xs)) - 1))]
+
         return [self.count, self.failures, round(pct(0.5), 3), round(pct(0.99), 3), round(xs[-1], 3)]
 
 
@@ -106,9 +108,14 @@ class Recorder:
         data = {
             "hdr": self.hist.encode().decode() if self.hist.get_total_count() else "",
             "seconds": {str(k): v.summary() for k, v in self.seconds.items()},
-            "late": self.late, "backlog": self.backlog, "max_late_s": self.max_late_s, "scheduled": self.scheduled,
+            "late": self.late,
+            "backlog": self.backlog,
+            "max_late_s": self.max_late_s,
+            "scheduled": self.scheduled,
             "asked_total": self.asked_total,
-            "asked_window": self.asked_window, "sent_window": self.sent_window, "acked": list(self.acked),
+            "asked_window": self.asked_window,
+            "sent_window": self.sent_window,
+            "acked": list(self.acked),
         }
         if reset:
             self.hist = new_histogram()
@@ -153,8 +160,13 @@ class Recorder:
             "count": self.hist.get_total_count(),
             "percentiles_ms": self.percentiles_ms(),
             "timeline": [[k, *v] for k, v in sorted(self.timeline.items())],
-            "late": self.late, "backlog": self.backlog, "max_late_ms": round(self.max_late_s * 1000, 3), "scheduled": self.scheduled,
-            "asked_total": self.asked_total, "asked_window": self.asked_window, "sent_window": self.sent_window,
+            "late": self.late,
+            "backlog": self.backlog,
+            "max_late_ms": round(self.max_late_s * 1000, 3),
+            "scheduled": self.scheduled,
+            "asked_total": self.asked_total,
+            "asked_window": self.asked_window,
+            "sent_window": self.sent_window,
             "acked_z": pack_ids(self.acked),
         }
 

@@ -40,8 +40,15 @@ def environment() -> dict[str, Any]:
             return version(name)
         except PackageNotFoundError:
             return "?"
-    return {"python": sys.version.split()[0], "platform": platform.platform(), "machine": platform.machine(),
-            "cpus": os.cpu_count(), "locust": ver("locust"), "hdrhistogram": ver("hdrhistogram")}
+
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "locust": ver("locust"),
+        "hdrhistogram": ver("hdrhistogram"),
+    }
 
 
 def pbxcheck_version() -> str:
@@ -76,12 +83,15 @@ class Verdict:
 
     def line(self) -> str:
         word = "REGRESSION" if self.regressed else "ok"
-        return (f"{word:10} {self.metric}: baseline {self.baseline:.3f}, this run {self.current:.3f}, "
-                f"ratio {self.ratio:.2f} (tolerance {self.tolerance:.0%})")
+        return (
+            f"{word:10} {self.metric}: baseline {self.baseline:.3f}, this run {self.current:.3f}, "
+            f"ratio {self.ratio:.2f} (tolerance {self.tolerance:.0%})"
+        )
 
 
-def compare(baseline: dict[str, Any], current: dict[str, Any],
-            tolerance: dict[str, float] | None = None) -> list[Verdict]:
+def compare(
+    baseline: dict[str, Any], current: dict[str, Any], tolerance: dict[str, float] | None = None
+) -> list[Verdict]:
     """One verdict per metric with a tolerance that both results carry."""
     tol = dict(DEFAULT_TOLERANCE)
     tol.update(tolerance or {})

@@ -29,7 +29,16 @@ from typing import Any, Self
 
 from pbxcheck.errors import PbxcheckError
 
-__all__ = ["PeerError", "ManagedPeer", "require", "find_binary", "free_port", "stop_process_group", "log_tail", "PEER_BINARIES"]
+__all__ = [
+    "PeerError",
+    "ManagedPeer",
+    "require",
+    "find_binary",
+    "free_port",
+    "stop_process_group",
+    "log_tail",
+    "PEER_BINARIES",
+]
 
 #: peer name → executable name (``require`` and ``find_binary`` accept either)
 PEER_BINARIES = {"kamailio": "kamailio", "baresip": "baresip"}

@@ -103,8 +103,14 @@ class BaresipEvent:
     @classmethod
     def from_json(cls, obj: dict[str, Any], at: float) -> BaresipEvent:
         return cls(
-            type=str(obj.get("type", "")), klass=str(obj.get("class", "")), call_id=obj.get("id"),
-            peer=obj.get("peeruri"), direction=obj.get("direction"), param=obj.get("param"), at=at, raw=obj,
+            type=str(obj.get("type", "")),
+            klass=str(obj.get("class", "")),
+            call_id=obj.get("id"),
+            peer=obj.get("peeruri"),
+            direction=obj.get("direction"),
+            param=obj.get("param"),
+            at=at,
+            raw=obj,
         )
 
     def __str__(self) -> str:
@@ -296,7 +302,11 @@ class BaresipPhone(ManagedPeer):
                 cmd.append("-s")
             with open(workdir / "baresip.log", "wb") as log:
                 self.proc = subprocess.Popen(
-                    cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
+                    cmd,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=workdir,
                     start_new_session=True,
                 )
             self._connect_ctrl()
@@ -400,14 +410,16 @@ class BaresipPhone(ManagedPeer):
         """The first event at index ≥ ``start`` whose type is in ``types`` (and that ``predicate``
         accepts); PeerError after ``timeout`` seconds."""
         wanted = {types} if isinstance(types, str) else set(types)
-        idx, ev = self._wait_index(lambda e: e.type in wanted and (predicate is None or predicate(e)), timeout, start,
-                                   "/".join(sorted(wanted)))
+        idx, ev = self._wait_index(
+            lambda e: e.type in wanted and (predicate is None or predicate(e)), timeout, start, "/".join(sorted(wanted))
+        )
         return ev
 
     def wait_registration(self, timeout: float = 10.0) -> BaresipEvent:
         """The next REGISTER_OK or REGISTER_FAIL (each is returned once)."""
-        idx, ev = self._wait_index(lambda e: e.type in (REGISTER_OK, REGISTER_FAIL), timeout, self._reg_cursor,
-                                   "REGISTER_OK/REGISTER_FAIL")
+        idx, ev = self._wait_index(
+            lambda e: e.type in (REGISTER_OK, REGISTER_FAIL), timeout, self._reg_cursor, "REGISTER_OK/REGISTER_FAIL"
+        )
         self._reg_cursor = idx + 1
         return ev
 
@@ -420,11 +432,13 @@ class BaresipPhone(ManagedPeer):
 
     def wait_incoming_call(self, timeout: float = 10.0) -> BaresipEvent:
         """The first event of a new incoming call."""
+
         def is_new_incoming(e: BaresipEvent) -> bool:
             return e.direction == "incoming" and bool(e.call_id) and e.call_id not in self._seen_incoming
 
-        idx, ev = self._wait_index(lambda e: e.type == CALL_INCOMING or is_new_incoming(e), timeout,
-                                   self._call_cursor, "an incoming call")
+        idx, ev = self._wait_index(
+            lambda e: e.type == CALL_INCOMING or is_new_incoming(e), timeout, self._call_cursor, "an incoming call"
+        )
         self._call_cursor = idx + 1
         if ev.call_id:
             self._seen_incoming.add(ev.call_id)
@@ -437,8 +451,9 @@ class BaresipPhone(ManagedPeer):
         return self.wait_event(CALL_CLOSED, timeout, lambda e: call_id is None or e.call_id == call_id)
 
     # -- internals -----------------------------------------------------------------------------
-    def _wait_index(self, match: Callable[[BaresipEvent], bool], timeout: float, start: int,
-                    what: str) -> tuple[int, BaresipEvent]:
+    def _wait_index(
+        self, match: Callable[[BaresipEvent], bool], timeout: float, start: int, what: str
+    ) -> tuple[int, BaresipEvent]:
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
@@ -484,8 +499,7 @@ class BaresipPhone(ManagedPeer):
         sock.settimeout(None)
         self._sock = sock
         self._closed = False
-        self._reader = threading.Thread(target=self._read_loop, args=(sock,), name=f"baresip-{self.user}",
-                                        daemon=True)
+        self._reader = threading.Thread(target=self._read_loop, args=(sock,), name=f"baresip-{self.user}", daemon=True)
         self._reader.start()
 
     def _send(self, obj: dict[str, Any]) -> None:

@@ -44,7 +44,9 @@ from pbxcheck.sip.ids import new_branch, new_call_id, new_tag
 __all__ = ["KamailioProcess", "find_kamailio", "kamailio_cfg_path"]
 
 _USER_RE = re.compile(r"^[A-Za-z0-9._+-]{1,64}$")
-_SUBSCRIBER_SCHEMA = "id(int,auto) username(string) domain(string,null) password(string) ha1(string,null) ha1b(string,null) \n"
+_SUBSCRIBER_SCHEMA = (
+    "id(int,auto) username(string) domain(string,null) password(string) ha1(string,null) ha1b(string,null) \n"
+)
 _VERSION_TABLE = "id(int,auto) table_name(string) table_version(int) \n0:subscriber:7\n"
 
 
@@ -137,9 +139,23 @@ class KamailioProcess(ManagedPeer):
             defines.append("WWW_AUTH_ALL")
         if self.wrong_password_403:
             defines.append("WRONG_PASSWORD_403")
-        cmd = [binary, "-f", str(kamailio_cfg_path()), "-DD", "-E", "-m", "64", "-M", "8",
-               "-Y", str(self.workdir / "run"), "-P", str(self.workdir / "run" / "kamailio.pid"),
-               "-w", str(self.workdir)]
+        cmd = [
+            binary,
+            "-f",
+            str(kamailio_cfg_path()),
+            "-DD",
+            "-E",
+            "-m",
+            "64",
+            "-M",
+            "8",
+            "-Y",
+            str(self.workdir / "run"),
+            "-P",
+            str(self.workdir / "run" / "kamailio.pid"),
+            "-w",
+            str(self.workdir),
+        ]
         for d in defines:
             cmd += ["-A", d]
         return cmd
@@ -150,8 +166,12 @@ class KamailioProcess(ManagedPeer):
             self._prepare()
             with open(workdir / "kamailio.log", "wb") as log:
                 self.proc = subprocess.Popen(
-                    self.command_line(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    cwd=workdir, start_new_session=True,
+                    self.command_line(),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=workdir,
+                    start_new_session=True,
                 )
             self._wait_ready()
         except BaseException:

@@ -11,6 +11,17 @@ from pbxcheck.sip.message import Headers, Request, Response, make_request, make_
 from pbxcheck.sip.parser import StreamFramer, parse_message
 
 __all__ = [
-    "CSeq", "Headers", "NameAddr", "Request", "Response", "SipParseError", "SipUri", "StreamFramer", "Via",
-    "make_request", "make_response", "parse_message", "to_bytes",
+    "CSeq",
+    "Headers",
+    "NameAddr",
+    "Request",
+    "Response",
+    "SipParseError",
+    "SipUri",
+    "StreamFramer",
+    "Via",
+    "make_request",
+    "make_response",
+    "parse_message",
+    "to_bytes",
 ]

@@ -78,11 +78,17 @@ class SipEndpoint:
     (an ACK for a 2xx included), ``on_parse_error(data, flow, exc)``, ``on_stray_response(resp, flow)``,
     ``on_ack_timeout(invite, response)`` (no ACK for our 2xx in 64*T1: §13.3.1.4 says send BYE)."""
 
-    def __init__(self, *, on_request: Callable[[Request, Flow], None],
-                 on_parse_error: Callable[[bytes, Flow, SipParseError], None] | None = None,
-                 on_stray_response: Callable[[Response, Flow], None] | None = None,
-                 on_ack_timeout: Callable[[Request, Response], None] | None = None,
-                 log: MessageLog | None = None, t1: float = T1, engine: Engine | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        on_request: Callable[[Request, Flow], None],
+        on_parse_error: Callable[[bytes, Flow, SipParseError], None] | None = None,
+        on_stray_response: Callable[[Response, Flow], None] | None = None,
+        on_ack_timeout: Callable[[Request, Response], None] | None = None,
+        log: MessageLog | None = None,
+        t1: float = T1,
+        engine: Engine | None = None,
+    ) -> None:
         self.on_request = on_request
         self.on_parse_error = on_parse_error
         self.on_stray_response = on_stray_response
@@ -161,8 +167,11 @@ class SipEndpoint:
         elif isinstance(event, ClientTimedOut):
             tx = self._client.pop(event.handle, None)
             if tx is not None and not tx.final.done():
-                tx.final.set_exception(SipTimeout(
-                    f"no final response to {tx.request.method} in {64 * self.engine.t1} s (Timer {event.timer})"))
+                tx.final.set_exception(
+                    SipTimeout(
+                        f"no final response to {tx.request.method} in {64 * self.engine.t1} s (Timer {event.timer})"
+                    )
+                )
                 tx.final.exception()  # retrieved: a caller that stopped waiting is not an error
         elif isinstance(event, StrayResponse):
             if self.on_stray_response is not None:
@@ -185,8 +194,9 @@ class SipEndpoint:
 
     # --- output -------------------------------------------------------------------------------------
 
-    def request(self, req: Request, flow: Flow, *,
-                on_provisional: Callable[[Response], None] | None = None) -> ClientTransaction:
+    def request(
+        self, req: Request, flow: Flow, *, on_provisional: Callable[[Response], None] | None = None
+    ) -> ClientTransaction:
         """Start a client transaction; ``await tx.wait(timeout)`` for the final response."""
         now = self._now()
         assert self._loop is not None

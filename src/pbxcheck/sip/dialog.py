@@ -66,16 +66,32 @@ class Dialog:
 
     # --- creation ---
     @classmethod
-    def outgoing(cls, *, call_id: str, local_uri: NameAddr, local_tag: str, remote_uri: NameAddr,
-                 remote_target: str | None = None, local_seq: int = 0, local_contact: str | None = None) -> Dialog:
+    def outgoing(
+        cls,
+        *,
+        call_id: str,
+        local_uri: NameAddr,
+        local_tag: str,
+        remote_uri: NameAddr,
+        remote_target: str | None = None,
+        local_seq: int = 0,
+        local_contact: str | None = None,
+    ) -> Dialog:
         """A UAC before its dialog-creating request (state INITIAL): ``make_request_in_dialog("INVITE")``
         builds that request (To without tag, Request-URI the remote target, CSeq ``local_seq + 1``)
         and every retry of it (a new CSeq after a 401/407); responses go to ``on_response``."""
-        return cls(call_id=call_id, local_tag=local_tag, remote_tag="", local_uri=_untagged(local_uri),
-                   remote_uri=_untagged(remote_uri), remote_target=remote_target or str(remote_uri.uri),
-                   local_seq=local_seq, state=DialogState.INITIAL,
-                   secure=(remote_target or str(remote_uri.uri)).lower().startswith("sips:"),
-                   local_contact=local_contact)
+        return cls(
+            call_id=call_id,
+            local_tag=local_tag,
+            remote_tag="",
+            local_uri=_untagged(local_uri),
+            remote_uri=_untagged(remote_uri),
+            remote_target=remote_target or str(remote_uri.uri),
+            local_seq=local_seq,
+            state=DialogState.INITIAL,
+            secure=(remote_target or str(remote_uri.uri)).lower().startswith("sips:"),
+            local_contact=local_contact,
+        )
 
     @classmethod
     def incoming(cls, request: Request, local_tag: str, *, local_contact: str | None = None) -> Dialog:
@@ -140,15 +156,24 @@ class Dialog:
             if status < 200:
                 if status == 100 or not tag or self.state is DialogState.EARLY:
                     return self
-                return replace(self, state=DialogState.EARLY, remote_tag=tag, remote_uri=_untagged(response.to),
-                               route_set=tuple(reversed(response.headers.get_all("Record-Route"))),
-                               remote_target=_contact_uri(response) or self.remote_target)
+                return replace(
+                    self,
+                    state=DialogState.EARLY,
+                    remote_tag=tag,
+                    remote_uri=_untagged(response.to),
+                    route_set=tuple(reversed(response.headers.get_all("Record-Route"))),
+                    remote_target=_contact_uri(response) or self.remote_target,
+                )
             if status >= 300:
                 return replace(self, state=DialogState.TERMINATED)
-            return replace(self, state=DialogState.CONFIRMED, remote_tag=tag or self.remote_tag,
-                           remote_uri=_untagged(response.to),
-                           route_set=tuple(reversed(response.headers.get_all("Record-Route"))),
-                           remote_target=_contact_uri(response) or self.remote_target)
+            return replace(
+                self,
+                state=DialogState.CONFIRMED,
+                remote_tag=tag or self.remote_tag,
+                remote_uri=_untagged(response.to),
+                route_set=tuple(reversed(response.headers.get_all("Record-Route"))),
+                remote_target=_contact_uri(response) or self.remote_target,
+            )
         if status in (408, 481) and self.state is DialogState.CONFIRMED:
             return replace(self, state=DialogState.TERMINATED)
         if 200 <= status < 300 and response.cseq.method in TARGET_REFRESH and (target := _contact_uri(response)):

@@ -68,8 +68,12 @@ class Challenge:
         p = _parse(value, "challenge")
         qop = tuple(q.strip() for q in p["qop"].split(",") if q.strip()) if "qop" in p else ()
         return cls(
-            realm=_need(p, "realm", "challenge"), nonce=_need(p, "nonce", "challenge"), opaque=p.get("opaque"),
-            algorithm=_canonical_algorithm(p.get("algorithm")), qop=qop, stale=p.get("stale", "").lower() == "true",
+            realm=_need(p, "realm", "challenge"),
+            nonce=_need(p, "nonce", "challenge"),
+            opaque=p.get("opaque"),
+            algorithm=_canonical_algorithm(p.get("algorithm")),
+            qop=qop,
+            stale=p.get("stale", "").lower() == "true",
         )
 
     def __str__(self) -> str:
@@ -106,10 +110,16 @@ class Credentials:
         w = "credentials"
         qop = p.get("qop")
         creds = cls(
-            username=_need(p, "username", w), realm=_need(p, "realm", w), nonce=_need(p, "nonce", w),
-            uri=_need(p, "uri", w), response=_need(p, "response", w).lower(),
-            algorithm=_canonical_algorithm(p.get("algorithm")), cnonce=p.get("cnonce"), opaque=p.get("opaque"),
-            qop=qop, nc=p.get("nc"),
+            username=_need(p, "username", w),
+            realm=_need(p, "realm", w),
+            nonce=_need(p, "nonce", w),
+            uri=_need(p, "uri", w),
+            response=_need(p, "response", w).lower(),
+            algorithm=_canonical_algorithm(p.get("algorithm")),
+            cnonce=p.get("cnonce"),
+            opaque=p.get("opaque"),
+            qop=qop,
+            nc=p.get("nc"),
         )
         if qop is not None and (creds.cnonce is None or creds.nc is None):
             raise DigestError("credentials with qop lack cnonce or nc")
@@ -117,8 +127,12 @@ class Credentials:
 
     def __str__(self) -> str:
         parts = [
-            f"username={quote(self.username)}", f"realm={quote(self.realm)}", f"nonce={quote(self.nonce)}",
-            f"uri={quote(self.uri)}", f"response={quote(self.response)}", f"algorithm={self.algorithm}",
+            f"username={quote(self.username)}",
+            f"realm={quote(self.realm)}",
+            f"nonce={quote(self.nonce)}",
+            f"uri={quote(self.uri)}",
+            f"response={quote(self.response)}",
+            f"algorithm={self.algorithm}",
         ]
         if self.cnonce is not None:
             parts.append(f"cnonce={quote(self.cnonce)}")
@@ -192,13 +206,28 @@ def build_authorization(
     # -sess mixes the cnonce into HA1 even without qop (RFC 2617 3.2.2.2)
     used_cnonce = cnonce if qop or challenge.algorithm.endswith("-sess") else None
     response = compute_response(
-        algorithm=challenge.algorithm, username=username, realm=challenge.realm, password=password, method=method,
-        uri=uri, nonce=challenge.nonce, qop=qop, nc=nc_s if qop else None, cnonce=used_cnonce,
+        algorithm=challenge.algorithm,
+        username=username,
+        realm=challenge.realm,
+        password=password,
+        method=method,
+        uri=uri,
+        nonce=challenge.nonce,
+        qop=qop,
+        nc=nc_s if qop else None,
+        cnonce=used_cnonce,
     )
     return Credentials(
-        username=username, realm=challenge.realm, nonce=challenge.nonce, uri=uri, response=response,
-        algorithm=challenge.algorithm, cnonce=used_cnonce,
-        opaque=challenge.opaque, qop=qop, nc=nc_s if qop else None,
+        username=username,
+        realm=challenge.realm,
+        nonce=challenge.nonce,
+        uri=uri,
+        response=response,
+        algorithm=challenge.algorithm,
+        cnonce=used_cnonce,
+        opaque=challenge.opaque,
+        qop=qop,
+        nc=nc_s if qop else None,
     )
 
 
@@ -220,9 +249,18 @@ def verify(
         return False
     try:
         expected = compute_response(
-            algorithm=credentials.algorithm, username=credentials.username, realm=credentials.realm,
-            password=password, ha1=ha1, method=method, uri=credentials.uri, nonce=credentials.nonce,
-            qop=credentials.qop, nc=credentials.nc, cnonce=credentials.cnonce, body=body,
+            algorithm=credentials.algorithm,
+            username=credentials.username,
+            realm=credentials.realm,
+            password=password,
+            ha1=ha1,
+            method=method,
+            uri=credentials.uri,
+            nonce=credentials.nonce,
+            qop=credentials.qop,
+            nc=credentials.nc,
+            cnonce=credentials.cnonce,
+            body=body,
         )
     except DigestError:
         return False

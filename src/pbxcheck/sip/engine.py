@@ -38,8 +38,16 @@ from pbxcheck.sip.transaction import T1, T2, T4, ClientTransaction, ServerTransa
 from pbxcheck.sip.uas_core import AckWait
 
 __all__ = [
-    "AckTimedOut", "ClientHandle", "ClientTimedOut", "Engine", "Event", "IncomingRequest", "IncomingResponse",
-    "StrayResponse", "Unparseable", "server_key_of",
+    "AckTimedOut",
+    "ClientHandle",
+    "ClientTimedOut",
+    "Engine",
+    "Event",
+    "IncomingRequest",
+    "IncomingResponse",
+    "StrayResponse",
+    "Unparseable",
+    "server_key_of",
 ]
 
 # A flood of requests the TU never answers must not grow memory without bound (the oldest go first).
@@ -335,8 +343,12 @@ class Engine:
     @property
     def counts(self) -> dict[str, int]:
         """Live state, for tests and a leak check."""
-        return {"client": len(self._clients), "server": len(self._servers),
-                "ack_waits": len(self._ack_waits), "acks_sent": len(self._acks_sent)}
+        return {
+            "client": len(self._clients),
+            "server": len(self._servers),
+            "ack_waits": len(self._ack_waits),
+            "acks_sent": len(self._acks_sent),
+        }
 
     # --- internals ----------------------------------------------------------------------------------
 

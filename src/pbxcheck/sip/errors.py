@@ -24,8 +24,19 @@ from __future__ import annotations
 from pbxcheck.errors import SipError
 
 __all__ = [
-    "SipError", "SipParseError", "IncompleteMessage", "BadStartLine", "BadHeader", "BadContentLength",
-    "BadVia", "BadCSeq", "BadNameAddr", "MissingHeader", "BadUri", "DigestError", "SdpError",
+    "SipError",
+    "SipParseError",
+    "IncompleteMessage",
+    "BadStartLine",
+    "BadHeader",
+    "BadContentLength",
+    "BadVia",
+    "BadCSeq",
+    "BadNameAddr",
+    "MissingHeader",
+    "BadUri",
+    "DigestError",
+    "SdpError",
     "TransactionError",
 ]
 

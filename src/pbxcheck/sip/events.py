@@ -110,4 +110,13 @@ class TransactionTerminated:
     key: tuple[str, ...]
 
 
-Action = Send | StartTimer | CancelTimer | ResponseReceived | RequestReceived | Timeout | TransportFailed | TransactionTerminated
+Action = (
+    Send
+    | StartTimer
+    | CancelTimer
+    | ResponseReceived
+    | RequestReceived
+    | Timeout
+    | TransportFailed
+    | TransactionTerminated
+)

@@ -40,22 +40,90 @@ Params = tuple[tuple[str, str | None], ...]
 # Canonical spelling of the header names we know, keyed by lower case; compact forms (RFC 3261 7.3.3
 # and later RFCs) map to the long name.
 _KNOWN = (
-    "Accept", "Accept-Contact", "Accept-Encoding", "Accept-Language", "Alert-Info", "Allow",
-    "Allow-Events", "Authentication-Info", "Authorization", "Call-ID", "Call-Info", "Contact",
-    "Content-Disposition", "Content-Encoding", "Content-Language", "Content-Length", "Content-Type",
-    "CSeq", "Date", "Error-Info", "Event", "Expires", "From", "Identity", "Identity-Info", "In-Reply-To",
-    "Max-Forwards", "MIME-Version", "Min-Expires", "Organization", "P-Asserted-Identity", "Path",
-    "Priority", "Privacy", "Proxy-Authenticate", "Proxy-Authorization", "Proxy-Require", "RAck",
-    "Reason", "Record-Route", "Refer-To", "Referred-By", "Reject-Contact", "Reply-To", "Request-Disposition",
-    "Require", "Retry-After", "Route", "RSeq", "Server", "Service-Route", "Session-Expires", "Subject",
-    "Subscription-State", "Supported", "Timestamp", "To", "Unsupported", "User-Agent", "Via", "Warning",
+    "Accept",
+    "Accept-Contact",
+    "Accept-Encoding",
+    "Accept-Language",
+    "Alert-Info",
+    "Allow",
+    "Allow-Events",
+    "Authentication-Info",
+    "Authorization",
+    "Call-ID",
+    "Call-Info",
+    "Contact",
+    "Content-Disposition",
+    "Content-Encoding",
+    "Content-Language",
+    "Content-Length",
+    "Content-Type",
+    "CSeq",
+    "Date",
+    "Error-Info",
+    "Event",
+    "Expires",
+    "From",
+    "Identity",
+    "Identity-Info",
+    "In-Reply-To",
+    "Max-Forwards",
+    "MIME-Version",
+    "Min-Expires",
+    "Organization",
+    "P-Asserted-Identity",
+    "Path",
+    "Priority",
+    "Privacy",
+    "Proxy-Authenticate",
+    "Proxy-Authorization",
+    "Proxy-Require",
+    "RAck",
+    "Reason",
+    "Record-Route",
+    "Refer-To",
+    "Referred-By",
+    "Reject-Contact",
+    "Reply-To",
+    "Request-Disposition",
+    "Require",
+    "Retry-After",
+    "Route",
+    "RSeq",
+    "Server",
+    "Service-Route",
+    "Session-Expires",
+    "Subject",
+    "Subscription-State",
+    "Supported",
+    "Timestamp",
+    "To",
+    "Unsupported",
+    "User-Agent",
+    "Via",
+    "Warning",
     "WWW-Authenticate",
 )
 _COMPACT = {
-    "i": "Call-ID", "m": "Contact", "e": "Content-Encoding", "l": "Content-Length", "c": "Content-Type",
-    "f": "From", "s": "Subject", "k": "Supported", "t": "To", "v": "Via", "o": "Event", "r": "Refer-To",
-    "b": "Referred-By", "u": "Allow-Events", "x": "Session-Expires", "a": "Accept-Contact",
-    "j": "Reject-Contact", "d": "Request-Disposition", "y": "Identity", "n": "Identity-Info",
+    "i": "Call-ID",
+    "m": "Contact",
+    "e": "Content-Encoding",
+    "l": "Content-Length",
+    "c": "Content-Type",
+    "f": "From",
+    "s": "Subject",
+    "k": "Supported",
+    "t": "To",
+    "v": "Via",
+    "o": "Event",
+    "r": "Refer-To",
+    "b": "Referred-By",
+    "u": "Allow-Events",
+    "x": "Session-Expires",
+    "a": "Accept-Contact",
+    "j": "Reject-Contact",
+    "d": "Request-Disposition",
+    "y": "Identity",
+    "n": "Identity-Info",
 }
 CANONICAL: dict[str, str] = {n.lower(): n for n in _KNOWN}
 CANONICAL.update(_COMPACT)
@@ -63,12 +131,37 @@ CANONICAL.update(_COMPACT)
 # Headers whose grammar is a comma-separated list (``X: a, b`` == ``X: a`` + ``X: b``, RFC 3261 7.3.1).
 # Not in here on purpose: the auth headers (commas separate their parameters), Date, User-Agent,
 # Server, Subject, Call-ID, From, To, CSeq, Retry-After - their values contain commas or are single.
-MULTI_VALUED = frozenset(n.lower() for n in (
-    "Accept", "Accept-Contact", "Accept-Encoding", "Accept-Language", "Alert-Info", "Allow", "Allow-Events",
-    "Call-Info", "Contact", "Content-Encoding", "Content-Language", "Error-Info", "In-Reply-To", "Path",
-    "P-Asserted-Identity", "Proxy-Require", "Reason", "Record-Route", "Reject-Contact", "Require", "Route",
-    "Service-Route", "Supported", "Unsupported", "Via", "Warning",
-))
+MULTI_VALUED = frozenset(
+    n.lower()
+    for n in (
+        "Accept",
+        "Accept-Contact",
+        "Accept-Encoding",
+        "Accept-Language",
+        "Alert-Info",
+        "Allow",
+        "Allow-Events",
+        "Call-Info",
+        "Contact",
+        "Content-Encoding",
+        "Content-Language",
+        "Error-Info",
+        "In-Reply-To",
+        "Path",
+        "P-Asserted-Identity",
+        "Proxy-Require",
+        "Reason",
+        "Record-Route",
+        "Reject-Contact",
+        "Require",
+        "Route",
+        "Service-Route",
+        "Supported",
+        "Unsupported",
+        "Via",
+        "Warning",
+    )
+)
 
 
 def canonical_name(name: str) -> str:
@@ -93,7 +186,7 @@ def split_commas(value: str) -> list[str]:
     start = 0
     for m in _COMMA_SCAN_RE.finditer(value):
         if m.group() == ",":
-            out.append(value[start:m.start()].strip(" \t"))
+            out.append(value[start : m.start()].strip(" \t"))
             start = m.end()
     out.append(value[start:].strip(" \t"))
     return out

@@ -96,7 +96,7 @@ class SipUri:
         user = password = None
         at = rest.find("@")
         if at >= 0:
-            userinfo, rest = rest[:at], rest[at + 1:]
+            userinfo, rest = rest[:at], rest[at + 1 :]
             u, pcolon, p = userinfo.partition(":")
             if not _USER_RE.fullmatch(u):
                 raise BadUri("bad user part in SIP URI", text)
@@ -248,7 +248,7 @@ class NameAddr(_WithParams):
             if m is None:
                 raise BadNameAddr(f"unterminated quoted display name in {what}", text)
             display = unquote(m.group(0))
-            rest = text[m.end():].lstrip(" \t")
+            rest = text[m.end() :].lstrip(" \t")
             if not rest.startswith("<"):
                 raise BadNameAddr(f"quoted display name not followed by <URI> in {what}", text)
             return cls._angle(display, rest, text, what)
@@ -280,7 +280,7 @@ class NameAddr(_WithParams):
             raise BadNameAddr(f"'<' without '>' in {what}", whole)
         # RFC 4475 badaspec: LWS inside <> is not allowed, but the RFC lets us ignore it; we do.
         uri = _parse_uri_in(rest[1:gt].strip(" \t"), what)
-        params = parse_params(rest[gt + 1:], BadNameAddr, what)
+        params = parse_params(rest[gt + 1 :], BadNameAddr, what)
         return cls(display, uri, params)
 
     def __str__(self) -> str:
@@ -344,7 +344,7 @@ class Via(_WithParams):
             port = int(port_s)
             if port > 65535:
                 raise BadVia("Via port out of range", text)
-        params = parse_params(text[m.end():], BadVia, "Via")
+        params = parse_params(text[m.end() :], BadVia, "Via")
         return cls(transport.upper(), host, port, params, f"{name}/{version}")
 
     def __str__(self) -> str:

@@ -110,16 +110,25 @@ class MessageLog:
         return [e.label for e in entries if direction is None or e.direction == direction]
 
     def ladder(self, call_id: str | None = None, redactor: Callable[[str], str] | None = None) -> str:
-        return render_ladder(self.for_call(call_id) if call_id else self.entries,
-                             title=f"Call flow for {call_id}" if call_id else None, redactor=redactor)
+        return render_ladder(
+            self.for_call(call_id) if call_id else self.entries,
+            title=f"Call flow for {call_id}" if call_id else None,
+            redactor=redactor,
+        )
 
 
 def _fmt_addr(a: Addr) -> str:
     return f"{a[0]}:{a[1]}"
 
 
-def render_ladder(entries: Iterable[LogEntry], *, title: str | None = None, width: int = 34,
-                  redactor: Callable[[str], str] | None = None, with_messages: bool = False) -> str:
+def render_ladder(
+    entries: Iterable[LogEntry],
+    *,
+    title: str | None = None,
+    width: int = 34,
+    redactor: Callable[[str], str] | None = None,
+    with_messages: bool = False,
+) -> str:
     """The document's "Call flow" trace as text.
 
     One column per endpoint, in order of first appearance; each message is a line with its wall
@@ -144,8 +153,10 @@ def render_ladder(entries: Iterable[LogEntry], *, title: str | None = None, widt
             if addr not in columns:
                 columns.append(addr)
     header = f"{'time':<16} {'delta':<12} "
-    header += "".join(f"{_fmt_addr(a) + (' (' + items[0].transport + ')' if i == 0 else ''):<{width + 1}}"
-                      for i, a in enumerate(columns))
+    header += "".join(
+        f"{_fmt_addr(a) + (' (' + items[0].transport + ')' if i == 0 else ''):<{width + 1}}"
+        for i, a in enumerate(columns)
+    )
     lines.append(header.rstrip())
     prev = items[0].time
     for e in items:

@@ -45,7 +45,7 @@ def _split_head(data: bytes) -> tuple[int, int, int]:
     framing = split_head(data)
     if framing is None:
         start = len(data) - len(data.lstrip(b"\r\n"))
-        raise IncompleteMessage("no empty line ends the header section", data[start:start + 80])
+        raise IncompleteMessage("no empty line ends the header section", data[start : start + 80])
     return framing
 
 
@@ -74,7 +74,7 @@ def _header_lines(lines: list[str]) -> Headers:
             name = line[:colon].rstrip(" \t")
             if not TOKEN_RE.fullmatch(name):
                 raise BadHeader("header name is not a token", line)
-            pair = (canonical_name(name), line[colon + 1:].strip(" \t"))
+            pair = (canonical_name(name), line[colon + 1 :].strip(" \t"))
             if len(_LINES) < _LINES_MAX:
                 _LINES[line] = pair
         items.append(pair)
@@ -124,11 +124,9 @@ def _body(data: bytes, body_start: int, headers: Headers) -> bytes:
         return data[body_start:]
     length = lengths.pop()
     if len(data) - body_start < length:
-        raise BadContentLength(
-            f"Content-Length {length} but only {len(data) - body_start} body bytes", values[0]
-        )
+        raise BadContentLength(f"Content-Length {length} but only {len(data) - body_start} body bytes", values[0])
     # RFC 3261 18.3: bytes beyond Content-Length in a datagram are discarded (RFC 4475 dblreq).
-    return data[body_start:body_start + length]
+    return data[body_start : body_start + length]
 
 
 def parse_message(data: bytes) -> Message:

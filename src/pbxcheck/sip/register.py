@@ -23,12 +23,24 @@ __all__ = ["make_register", "register_bytes"]
 Auth = str | Iterable[tuple[str, str]] | None
 
 
-def make_register(domain: str, user: str, *, sent_by: str | tuple[str, int], transport: str = "UDP",
-                  call_id: str | None = None, cseq: int = 1, from_tag: str | None = None,
-                  expires: int | None = 90, contact: str | NameAddr | None = None,
-                  authorization: Auth = None, uri: str | None = None, aor: str | NameAddr | None = None,
-                  branch: str | None = None, headers: Iterable[tuple[str, str]] = (),
-                  user_agent: str | None = "pbxcheck") -> Request:
+def make_register(
+    domain: str,
+    user: str,
+    *,
+    sent_by: str | tuple[str, int],
+    transport: str = "UDP",
+    call_id: str | None = None,
+    cseq: int = 1,
+    from_tag: str | None = None,
+    expires: int | None = 90,
+    contact: str | NameAddr | None = None,
+    authorization: Auth = None,
+    uri: str | None = None,
+    aor: str | NameAddr | None = None,
+    branch: str | None = None,
+    headers: Iterable[tuple[str, str]] = (),
+    user_agent: str | None = "pbxcheck",
+) -> Request:
     """A REGISTER of ``user@domain`` sent from ``sent_by`` (``"host:port"``, ``(ip, port)`` or a
     WebSocket's ``<random>.invalid``) over ``transport``.
 
@@ -61,9 +73,17 @@ def make_register(domain: str, user: str, *, sent_by: str | tuple[str, int], tra
         extra.extend(authorization)
     tag = from_tag or new_tag()
     from_ = aor.with_tag(tag) if isinstance(aor, NameAddr) else f"{aor};tag={tag}"
-    return make_request("REGISTER", uri or f"sip:{domain}", from_=from_, to=aor, call_id=call_id or new_call_id(),
-                        cseq=cseq, via=f"SIP/2.0/{t} {host};rport;branch={branch or new_branch()}",
-                        contact=contact or None, headers=extra)
+    return make_request(
+        "REGISTER",
+        uri or f"sip:{domain}",
+        from_=from_,
+        to=aor,
+        call_id=call_id or new_call_id(),
+        cseq=cseq,
+        via=f"SIP/2.0/{t} {host};rport;branch={branch or new_branch()}",
+        contact=contact or None,
+        headers=extra,
+    )
 
 
 def register_bytes(domain: str, user: str, *, sent_by: str | tuple[str, int], **kw: object) -> bytes:

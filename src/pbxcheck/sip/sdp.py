@@ -13,7 +13,11 @@ from pbxcheck.sip.errors import SdpError
 
 # RFC 3551 static payload types the central's codecs use (G729.A, G711a, G711u, GSM) and a few more.
 STATIC_PAYLOADS: dict[int, tuple[str, int]] = {
-    0: ("PCMU", 8000), 3: ("GSM", 8000), 4: ("G723", 8000), 8: ("PCMA", 8000), 9: ("G722", 8000),
+    0: ("PCMU", 8000),
+    3: ("GSM", 8000),
+    4: ("G723", 8000),
+    8: ("PCMA", 8000),
+    9: ("G722", 8000),
     18: ("G729", 8000),
 }
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
@@ -245,8 +249,17 @@ def parse_sdp(body: bytes | str) -> Session:
         raise SdpError("SDP without v= or o=")
     if not media:
         raise SdpError("SDP without m= line")
-    return Session(version, origin, name, conn, tuple(media), tuple(times) or ("0 0",), tuple(attrs),
-                   tuple(other), tuple(anomalies))
+    return Session(
+        version,
+        origin,
+        name,
+        conn,
+        tuple(media),
+        tuple(times) or ("0 0",),
+        tuple(attrs),
+        tuple(other),
+        tuple(anomalies),
+    )
 
 
 def _codec_attrs(payloads: list[int], rtpmaps: dict[int, RtpMap], fmtps: dict[int, str]) -> list[Attribute]:
@@ -285,8 +298,11 @@ def make_offer(
     attrs.append((direction, None))
     addrtype = "IP6" if ":" in ip else "IP4"
     return Session(
-        0, Origin(username, str(session_id), str(session_id), "IN", addrtype, ip), "pbxcheck",
-        Connection("IN", addrtype, ip), (Media("audio", rtp_port, "RTP/AVP", tuple(map(str, payloads)), None, tuple(attrs)),),
+        0,
+        Origin(username, str(session_id), str(session_id), "IN", addrtype, ip),
+        "pbxcheck",
+        Connection("IN", addrtype, ip),
+        (Media("audio", rtp_port, "RTP/AVP", tuple(map(str, payloads)), None, tuple(attrs)),),
     )
 
 
@@ -331,8 +347,11 @@ def make_answer(
     if not chosen_any:
         raise SdpError("no audio stream to answer")
     return Session(
-        0, Origin(username, str(session_id), str(session_id), "IN", addrtype, ip), "pbxcheck",
-        Connection("IN", addrtype, ip), tuple(answered),
+        0,
+        Origin(username, str(session_id), str(session_id), "IN", addrtype, ip),
+        "pbxcheck",
+        Connection("IN", addrtype, ip),
+        tuple(answered),
     )
 
 

@@ -42,8 +42,14 @@ class BlockingEndpoint:
     """One engine over one blocking connection. Requests from the server (an OPTIONS, a NOTIFY) land
     in ``incoming``; the caller answers them with ``respond`` or leaves them (they expire)."""
 
-    def __init__(self, conn: BlockingConnection, *, t1: float = T1, log: MessageLog | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        conn: BlockingConnection,
+        *,
+        t1: float = T1,
+        log: MessageLog | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.conn = conn
         self.engine = Engine(t1=t1)
         self.log = log
@@ -51,8 +57,9 @@ class BlockingEndpoint:
         self.flow = Flow(conn.transport, conn.local, conn.remote, conn.send)
         self.incoming: list[Request] = []
 
-    def request(self, req: Request, timeout: float | None = None,
-                on_provisional: Callable[[Response], None] | None = None) -> Response | None:
+    def request(
+        self, req: Request, timeout: float | None = None, on_provisional: Callable[[Response], None] | None = None
+    ) -> Response | None:
         """Run a client transaction to its end: the final response, or None when the engine's Timer
         B/F fired or ``timeout`` seconds (the caller's own bound) passed first."""
         now = self.clock()

@@ -372,8 +372,16 @@ class ServerTransaction(_Transaction):
 
     __slots__ = ("auto_trying", "_key")
 
-    def __init__(self, request: Request, *, reliable: bool, t1: float = T1, t2: float = T2, t4: float = T4,
-                 auto_trying: bool = True) -> None:
+    def __init__(
+        self,
+        request: Request,
+        *,
+        reliable: bool,
+        t1: float = T1,
+        t2: float = T2,
+        t4: float = T4,
+        auto_trying: bool = True,
+    ) -> None:
         if request.method == "ACK":
             raise TransactionError("ACK does not create a server transaction (RFC 3261 17.2.3)")
         super().__init__(request, reliable=reliable, t1=t1, t2=t2, t4=t4)
@@ -464,8 +472,12 @@ def _sibling(request: Request, method: str, to: str) -> Request:
     h = request.headers
     pairs = [("Via", h.get_all("Via")[0]), ("Max-Forwards", "70")]
     pairs += [("Route", r) for r in h.get_raw("Route")]
-    pairs += [("From", h.get("From") or ""), ("To", to), ("Call-ID", request.call_id),
-              ("CSeq", f"{request.cseq.number} {method}")]
+    pairs += [
+        ("From", h.get("From") or ""),
+        ("To", to),
+        ("Call-ID", request.call_id),
+        ("CSeq", f"{request.cseq.number} {method}"),
+    ]
     return Request(method, request.uri, Headers(tuple(pairs)))
 
 

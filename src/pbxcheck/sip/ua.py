@@ -137,8 +137,9 @@ class UaPort:
         elif t in ("WS", "WSS"):
             if not config.ws_url:
                 raise SipError(f"transport {t} needs ws_url")
-            self.flow = await ws_connect(config.ws_url, self._receive, ssl_context=config.ssl_context,
-                                         timeout=config.timeout)
+            self.flow = await ws_connect(
+                config.ws_url, self._receive, ssl_context=config.ssl_context, timeout=config.timeout
+            )
         else:
             raise SipError(f"unknown transport {t!r} (UDP, TCP, WS, WSS)")
         return self
@@ -227,8 +228,13 @@ class UserAgent:
                 except (SipError, OSError):
                     pass
             call._end("closed")
-        if self.config.unregister_on_close and self.registered_until is not None and self.port is not None \
-                and self.port.flow is not None and not self.port.flow.closed:
+        if (
+            self.config.unregister_on_close
+            and self.registered_until is not None
+            and self.port is not None
+            and self.port.flow is not None
+            and not self.port.flow.closed
+        ):
             saved = self.config.timeout
             self.config.timeout = 1.0
             try:
@@ -312,9 +318,14 @@ class UserAgent:
         for state in self._auth.values():
             state.nc += 1
             creds = digest.build_authorization(
-                state.challenge, username=self.config.auth_username or self.config.user,
-                password=self.config.password, method=method, uri=uri, nc=state.nc,
-                cnonce=new_cnonce())
+                state.challenge,
+                username=self.config.auth_username or self.config.user,
+                password=self.config.password,
+                method=method,
+                uri=uri,
+                nc=state.nc,
+                cnonce=new_cnonce(),
+            )
             out.append((state.header, str(creds)))
         return out
 
@@ -322,14 +333,25 @@ class UserAgent:
 
     def _register_request(self, expires: int, *, star: bool = False) -> Request:
         uri = f"sip:{self.config.domain}"
-        return make_register(self.config.domain, self.config.user, sent_by=self._sent_by(),
-                             transport=self.flow.transport, call_id=self._reg_call_id, cseq=self.next_cseq(),
-                             from_tag=self._reg_tag, expires=expires, contact="*" if star else self.contact(),
-                             authorization=self._credentials("REGISTER", uri), aor=self.aor,
-                             headers=[("Allow", ALLOW)], user_agent=self.config.user_agent)
+        return make_register(
+            self.config.domain,
+            self.config.user,
+            sent_by=self._sent_by(),
+            transport=self.flow.transport,
+            call_id=self._reg_call_id,
+            cseq=self.next_cseq(),
+            from_tag=self._reg_tag,
+            expires=expires,
+            contact="*" if star else self.contact(),
+            authorization=self._credentials("REGISTER", uri),
+            aor=self.aor,
+            headers=[("Allow", ALLOW)],
+            user_agent=self.config.user_agent,
+        )
 
-    async def register(self, expires: int | None = None, *, star: bool = False,
-                       max_challenges: int = 2) -> RegisterResult:
+    async def register(
+        self, expires: int | None = None, *, star: bool = False, max_challenges: int = 2
+    ) -> RegisterResult:
         """REGISTER (refresh, or with ``expires=0`` unregister); answers a 401/407 with credentials.
 
         A refresh sends the credentials of the last challenge right away with the next nc (what
@@ -358,8 +380,11 @@ class UserAgent:
         mine = self.contact().uri
         try:
             for c in resp.contacts:
-                if isinstance(c.uri, SipUri) and c.uri.user == self.config.user and \
-                        (c.uri.host == getattr(mine, "host", None)):
+                if (
+                    isinstance(c.uri, SipUri)
+                    and c.uri.user == self.config.user
+                    and (c.uri.host == getattr(mine, "host", None))
+                ):
                     v = c.param("expires")
                     if v is not None and v.isdigit():
                         return int(v)
@@ -374,17 +399,24 @@ class UserAgent:
 
     # --- calls ------------------------------------------------------------------------------------
 
-    def invite(self, number: str, *, headers: Iterable[tuple[str, str]] = (), ring_timeout: float = 30.0,
-               with_sdp: bool = True) -> Call:
+    def invite(
+        self, number: str, *, headers: Iterable[tuple[str, str]] = (), ring_timeout: float = 30.0, with_sdp: bool = True
+    ) -> Call:
         """Start a call to ``number`` (user part at our domain); returns at once. ``await
         call.wait_answered()`` for the 200, or watch ``call.statuses``."""
-        dialog = Dialog.outgoing(call_id=new_call_id(), local_uri=self.aor, local_tag=new_tag(),
-                                 remote_uri=NameAddr(None, SipUri("sip", number, None, self.config.domain)),
-                                 local_seq=self.next_cseq(), local_contact=str(self.contact()))
+        dialog = Dialog.outgoing(
+            call_id=new_call_id(),
+            local_uri=self.aor,
+            local_tag=new_tag(),
+            remote_uri=NameAddr(None, SipUri("sip", number, None, self.config.domain)),
+            local_seq=self.next_cseq(),
+            local_contact=str(self.contact()),
+        )
         call = Call(self, dialog, "out")
         call.rtp_port = self.config.rtp_port or 2 * (20_000 + secrets.randbelow(10_000))
-        call.local_sdp = sdp.make_offer(self.flow.local[0], call.rtp_port, codecs=self.config.codecs).to_bytes() \
-            if with_sdp else b""
+        call.local_sdp = (
+            sdp.make_offer(self.flow.local[0], call.rtp_port, codecs=self.config.codecs).to_bytes() if with_sdp else b""
+        )
         self.calls[call.call_id] = call
         call.task = asyncio.get_running_loop().create_task(call._run_uac(list(headers), ring_timeout))
         return call
@@ -538,8 +570,12 @@ class Call:
             headers += ua._credentials("INVITE", self.dialog.remote_target)
         # the dialog-creating INVITE and each retry of it: same Call-ID and From tag, the next CSeq
         self.dialog, req = self.dialog.make_request_in_dialog(
-            "INVITE", via=ua.via(), headers=headers, body=self.local_sdp,
-            content_type="application/sdp" if self.local_sdp else None)
+            "INVITE",
+            via=ua.via(),
+            headers=headers,
+            body=self.local_sdp,
+            content_type="application/sdp" if self.local_sdp else None,
+        )
         return req
 
     def _on_provisional(self, resp: Response) -> None:
@@ -599,14 +635,24 @@ class Call:
 
     # --- in-dialog requests -----------------------------------------------------------------------
 
-    def _in_dialog(self, method: str, *, headers: Iterable[tuple[str, str]] = (), body: bytes = b"",
-                   content_type: str | None = None) -> Request:
+    def _in_dialog(
+        self,
+        method: str,
+        *,
+        headers: Iterable[tuple[str, str]] = (),
+        body: bytes = b"",
+        content_type: str | None = None,
+    ) -> Request:
         """The dialog's next request (RFC 3261 §12.2.1.1: route set, remote target, CSeq; ACK reuses
         the INVITE's number)."""
         ua = self.ua
         self.dialog, req = self.dialog.make_request_in_dialog(
-            method, via=ua.via(), headers=[("User-Agent", ua.config.user_agent), *headers], body=body,
-            content_type=content_type)
+            method,
+            via=ua.via(),
+            headers=[("User-Agent", ua.config.user_agent), *headers],
+            body=body,
+            content_type=content_type,
+        )
         return req
 
     async def hangup(self, timeout: float | None = None) -> int:
@@ -628,8 +674,9 @@ class Call:
             self._end("local BYE")
         return resp.status
 
-    async def info(self, body: bytes = b"", content_type: str | None = None,
-                   headers: Iterable[tuple[str, str]] = ()) -> int:
+    async def info(
+        self, body: bytes = b"", content_type: str | None = None, headers: Iterable[tuple[str, str]] = ()
+    ) -> int:
         req = self._in_dialog("INFO", headers=headers, body=body, content_type=content_type)
         resp = await self.ua.endpoint.request(req, self.ua.flow).wait(self.ua.config.timeout)
         self.responses.append(resp)
@@ -651,8 +698,15 @@ class Call:
         # the proxy (Kamailio with record_route()) stays on the path of the ACK and the BYE
         headers = [("Record-Route", rr) for rr in self.invite.headers.get_raw("Record-Route")] if status > 100 else []
         headers += [("Contact", str(self.ua.contact())), ("User-Agent", self.ua.config.user_agent), ("Allow", ALLOW)]
-        return make_response(self.invite, status, reason, to_tag=self.dialog.local_tag, headers=headers, body=body,
-                             content_type="application/sdp" if body else None)
+        return make_response(
+            self.invite,
+            status,
+            reason,
+            to_tag=self.dialog.local_tag,
+            headers=headers,
+            body=body,
+            content_type="application/sdp" if body else None,
+        )
 
     def _auto_answer(self) -> None:
         if self.state is CallState.EARLY:
@@ -667,8 +721,7 @@ class Call:
         self.dialog = self.dialog.confirm()  # answering until the ACK
 
     async def reject(self, status: int = 486) -> None:
-        if self.invite is None or self.invite_flow is None or \
-                self.state not in (CallState.EARLY, CallState.ANSWERING):
+        if self.invite is None or self.invite_flow is None or self.state not in (CallState.EARLY, CallState.ANSWERING):
             return
         self.ua.endpoint.respond(self.invite, self.invite_flow, self._response(status))
         self._end(f"rejected {status}")
@@ -702,8 +755,16 @@ class Call:
             ep.respond(req, flow, make_response(req, 200))
             return
         if m == "INVITE":  # a re-INVITE (session refresh): same session, same SDP
-            ep.respond(req, flow, make_response(req, 200, headers=[("Contact", str(self.ua.contact()))],
-                                                body=self.local_sdp,
-                                                content_type="application/sdp" if self.local_sdp else None))
+            ep.respond(
+                req,
+                flow,
+                make_response(
+                    req,
+                    200,
+                    headers=[("Contact", str(self.ua.contact()))],
+                    body=self.local_sdp,
+                    content_type="application/sdp" if self.local_sdp else None,
+                ),
+            )
             return
         ep.respond(req, flow, make_response(req, 200 if m in ("OPTIONS", "NOTIFY", "UPDATE") else 405))

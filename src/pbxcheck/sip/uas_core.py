@@ -85,8 +85,10 @@ UAS_2XX: dict[tuple[AckState, AckKind], tuple[AckState, tuple[AckOp, ...]]] = {
     (_S.INIT, _K.START): (_S.WAITING, (AckOp(AckVerb.START, _R), AckOp(AckVerb.START, _G))),
     (_S.WAITING, _K.TIMER_RETRANSMIT): (_S.WAITING, (_SEND, AckOp(AckVerb.BACKOFF, _R))),
     (_S.WAITING, _K.INVITE_AGAIN): (_S.WAITING, (_SEND,)),
-    (_S.WAITING, _K.ACK): (_S.TERMINATED, (AckOp(AckVerb.CANCEL, _R), AckOp(AckVerb.CANCEL, _G),
-                                           AckOp(AckVerb.PASS_ACK), _DONE)),
+    (_S.WAITING, _K.ACK): (
+        _S.TERMINATED,
+        (AckOp(AckVerb.CANCEL, _R), AckOp(AckVerb.CANCEL, _G), AckOp(AckVerb.PASS_ACK), _DONE),
+    ),
     (_S.WAITING, _K.TIMER_GIVE_UP): (_S.TERMINATED, (AckOp(AckVerb.CANCEL, _R), AckOp(AckVerb.NO_ACK), _DONE)),
 }
 

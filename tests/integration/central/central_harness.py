@@ -35,9 +35,20 @@ def copy_state(template: Path, dest: Path) -> str:
     return str(db)
 
 
-def config_for(state: Path, db: str, *, faults: frozenset[str] = frozenset(), clock_speed: float = 1.0) -> CentralConfig:
-    return CentralConfig(api_port=0, plain_port=0, sip_port=0, ws_port=0, ws_plain_port=0,
-                         db_path=db, state_dir=str(state), faults=faults, clock_speed=clock_speed)
+def config_for(
+    state: Path, db: str, *, faults: frozenset[str] = frozenset(), clock_speed: float = 1.0
+) -> CentralConfig:
+    return CentralConfig(
+        api_port=0,
+        plain_port=0,
+        sip_port=0,
+        ws_port=0,
+        ws_plain_port=0,
+        db_path=db,
+        state_dir=str(state),
+        faults=faults,
+        clock_speed=clock_speed,
+    )
 
 
 class Running:
@@ -62,5 +73,3 @@ def start(template: Path, state: Path, **kw: object) -> Iterator[Running]:
         yield Running(thread, central)
     finally:
         thread.__exit__(None, None, None)
-
-

@@ -48,38 +48,61 @@ def listing(api: ApiClient, campaign: str) -> list[dict[str, str]]:
 
 # --- the document's examples --------------------------------------------------------------------
 
+
 def test_document_python_insert_into_583(central: Running) -> None:
     # "Discador - Exemplo de código em Python", the line breaks of the PDF removed.
-    body = ('{"acao":"insert","idcampanha":"583","login":"XXXXXXX","senha":"XXXXXXXXX","token":"XXXX",'
-            '"idcrm":"1234","cliente":"Leandro","cpf":"346150521852","ddd1":"11","tel1":"41187777",'
-            '"ddd2":"21","tel2":"12345678"}')
+    body = (
+        '{"acao":"insert","idcampanha":"583","login":"XXXXXXX","senha":"XXXXXXXXX","token":"XXXX",'
+        '"idcrm":"1234","cliente":"Leandro","cpf":"346150521852","ddd1":"11","tel1":"41187777",'
+        '"ddd2":"21","tel2":"12345678"}'
+    )
     with ApiClient(central.target) as api:
         ex = api.post(doc_body(central, body))
         assert ex.status_code == 200 and ex.value == ["Status", "OK"]
-        mine = [r for r in listing(api, "583") if r["numero"] == "41187777" and r["cliente"] == "Leandro"
-                and r["data_insert"] >= time.strftime("%Y-%m-%d")]
+        mine = [
+            r
+            for r in listing(api, "583")
+            if r["numero"] == "41187777" and r["cliente"] == "Leandro" and r["data_insert"] >= time.strftime("%Y-%m-%d")
+        ]
     assert mine, "the inserted contact is listed"
     rec = mine[-1]
     assert rec["status"] == "AGUARDANDO" and rec["ddd"] == "11" and rec["tentativas"] == "0"  # DIAL-ST-2
     assert rec["campanha"] == "EP_TRAD_30.12"
 
 
-@pytest.mark.parametrize("body, check", [
-    ('{"acao":"statusdiscador","idcampanha":"583","login":"XXXXXXXX","senha":"XXXXXXXX","token":"XXXX"}',
-     lambda v: isinstance(v, list) and any(r["id"] == "1435743" for r in v)),
-    ('{"acao":"statusdetalhado","idcampanha":"583","idmailing":"1435749","login":"XXXXXX","senha":"XXXXXX","token":"XXXX"}',
-     lambda v: v["statuschamada"] == "ANSWER" and v["id_mailing"] == "1435749" and v["campanha"] == "583"),
-    ('{"acao":"statusreport","login":"XXXXX","senha":"XXXXX","token":"XXXX","datainicial":"2020-01-02 00:00:00"}',
-     lambda v: isinstance(v, list) and len(v) == C.REPORT_MAX_ROWS),
-    ('{"acao":"statusreport","login":"XXXXX","senha":"XXXXX","token":"XXXX","inicio":"2020-02-01 00:00:00"}',
-     lambda v: isinstance(v, list) and len(v) == C.REPORT_MAX_ROWS),
-    ('{"acao":"statusoperacoes","login":"XXXXX","senha":"XXXXX","token":"XXXX","datainicial":"2020-01-02 00:00:00"}',
-     lambda v: isinstance(v, list) and {e["evento"] for e in v} == set(C.OPERATION_EVENTS)),
-    ('{"acao":"clicktocall","login":"root","senha":"XXXX","token":"XXXX","origem":"2002","destino":"56453377"}',
-     lambda v: v[:3] == ["Status", "CHAMADA OK", "ID"] and re.fullmatch(r"2002_\d{14}_\d+", v[3])),
-    ('{"acao":"statusramais","login":"root","senha":"XXXX","token":"XXXX"}',
-     lambda v: [r["Ramal"] for r in v][:2] == ["2001", "2002"] and all(set(r) == set(C.RAMAL_FIELDS) for r in v)),
-])
+@pytest.mark.parametrize(
+    "body, check",
+    [
+        (
+            '{"acao":"statusdiscador","idcampanha":"583","login":"XXXXXXXX","senha":"XXXXXXXX","token":"XXXX"}',
+            lambda v: isinstance(v, list) and any(r["id"] == "1435743" for r in v),
+        ),
+        (
+            '{"acao":"statusdetalhado","idcampanha":"583","idmailing":"1435749","login":"XXXXXX","senha":"XXXXXX","token":"XXXX"}',
+            lambda v: v["statuschamada"] == "ANSWER" and v["id_mailing"] == "1435749" and v["campanha"] == "583",
+        ),
+        (
+            '{"acao":"statusreport","login":"XXXXX","senha":"XXXXX","token":"XXXX","datainicial":"2020-01-02 00:00:00"}',
+            lambda v: isinstance(v, list) and len(v) == C.REPORT_MAX_ROWS,
+        ),
+        (
+            '{"acao":"statusreport","login":"XXXXX","senha":"XXXXX","token":"XXXX","inicio":"2020-02-01 00:00:00"}',
+            lambda v: isinstance(v, list) and len(v) == C.REPORT_MAX_ROWS,
+        ),
+        (
+            '{"acao":"statusoperacoes","login":"XXXXX","senha":"XXXXX","token":"XXXX","datainicial":"2020-01-02 00:00:00"}',
+            lambda v: isinstance(v, list) and {e["evento"] for e in v} == set(C.OPERATION_EVENTS),
+        ),
+        (
+            '{"acao":"clicktocall","login":"root","senha":"XXXX","token":"XXXX","origem":"2002","destino":"56453377"}',
+            lambda v: v[:3] == ["Status", "CHAMADA OK", "ID"] and re.fullmatch(r"2002_\d{14}_\d+", v[3]),
+        ),
+        (
+            '{"acao":"statusramais","login":"root","senha":"XXXX","token":"XXXX"}',
+            lambda v: [r["Ramal"] for r in v][:2] == ["2001", "2002"] and all(set(r) == set(C.RAMAL_FIELDS) for r in v),
+        ),
+    ],
+)
 def test_document_bodies(central: Running, body: str, check) -> None:  # type: ignore[no-untyped-def]
     with ApiClient(central.target) as api:
         ex = api.post(doc_body(central, body.replace('"senha":"XXXX"', '"senha":"XXXXX"')))
@@ -91,16 +114,26 @@ def test_document_classe5_bodies_block_then_unblock(central: Running) -> None:
     t = central.target
     with ApiClient(t) as api:
         for acao, answer, blocked in (("BLOQUEAR", "BLOQUEADO", True), ("DESBLOQUEAR", "DESBLOQUEADO", False)):
-            body = {"login": t.login, "senha": t.senha, "token": t.token, "acao": "bloqueioclasse5",
-                    "logincliente": "teste", "classe5acao": acao}
+            body = {
+                "login": t.login,
+                "senha": t.senha,
+                "token": t.token,
+                "acao": "bloqueioclasse5",
+                "logincliente": "teste",
+                "classe5acao": acao,
+            }
             assert api.post(body).value == ["Status", answer]
             assert central.thread.call(lambda: central.store.is_extension_blocked("3001")) is blocked
             refused = api.call("clicktocall", origem="3001", destino="41187777").value
             assert (refused == ["Status", C.RAMAL_BLOQUEADO]) is blocked
-        assert api.call("bloqueioclasse5", logincliente="nobody", classe5acao="BLOQUEAR").value == \
-            ["Status", C.CLIENTE_NAO_CADASTRADO]
-        assert api.call("bloqueioclasse5", logincliente="teste", classe5acao="TRAVAR").value == \
-            ["Status", C.CAMPO_INVALIDO + "classe5acao"]
+        assert api.call("bloqueioclasse5", logincliente="nobody", classe5acao="BLOQUEAR").value == [
+            "Status",
+            C.CLIENTE_NAO_CADASTRADO,
+        ]
+        assert api.call("bloqueioclasse5", logincliente="teste", classe5acao="TRAVAR").value == [
+            "Status",
+            C.CAMPO_INVALIDO + "classe5acao",
+        ]
 
 
 def test_typographic_quotes_are_not_json(central: Running) -> None:
@@ -112,6 +145,7 @@ def test_typographic_quotes_are_not_json(central: Running) -> None:
 
 # --- auth ---------------------------------------------------------------------------------------
 
+
 def _state(central: Running) -> tuple[object, ...]:
     """What a denied call could change. Waits for running click-to-call simulations to end first,
     and ignores the records the dialer writes on its own."""
@@ -121,9 +155,14 @@ def _state(central: Running) -> tuple[object, ...]:
     while central.thread.call(engine.live_channels) and time.time() < deadline:
         time.sleep(0.05)
     s = central.store
-    return central.thread.call(lambda: (
-        s.count_contacts(), s.classe5_blocked("teste"), len(engine.live_channels()),
-        s.db.execute("SELECT count(*) FROM calls WHERE id_clicktocall IS NOT NULL").fetchone()[0]))
+    return central.thread.call(
+        lambda: (
+            s.count_contacts(),
+            s.classe5_blocked("teste"),
+            len(engine.live_channels()),
+            s.db.execute("SELECT count(*) FROM calls WHERE id_clicktocall IS NOT NULL").fetchone()[0],
+        )
+    )
 
 
 @pytest.mark.parametrize("acao", sorted(ACAO_BODIES))
@@ -153,12 +192,21 @@ def test_each_wrong_factor_denies_and_changes_nothing(central: Running, acao: st
 def test_foreign_token_works_from_its_own_ip(central: Running) -> None:
     t = central.target
     with ApiClient(t, source_ip="127.0.0.2") as api:
-        ex = api.post({"acao": "statusdetalhado", "login": t.login, "senha": t.senha, "token": t.foreign_token,
-                       "idcampanha": "583", "idmailing": "1435744"})
+        ex = api.post(
+            {
+                "acao": "statusdetalhado",
+                "login": t.login,
+                "senha": t.senha,
+                "token": t.foreign_token,
+                "idcampanha": "583",
+                "idmailing": "1435744",
+            }
+        )
     assert ex.value == []
 
 
 # --- the plain port -----------------------------------------------------------------------------
+
 
 def test_plain_port_answers_protocol_error_to_everything(central: Running) -> None:
     before = _state(central)
@@ -175,17 +223,21 @@ def test_plain_port_answers_protocol_error_to_everything(central: Running) -> No
 
 # --- bad input ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("raw, answer", [
-    (b"", C.REQUISICAO_INVALIDA),
-    (b"{not json", C.REQUISICAO_INVALIDA),
-    (b"[1,2,3]", C.REQUISICAO_INVALIDA),
-    (b'"insert"', C.REQUISICAO_INVALIDA),
-    (b"null", C.REQUISICAO_INVALIDA),
-    (b'{"acao":"insert"\xff}', C.REQUISICAO_INVALIDA),
-    (b"[" * 100000 + b"]" * 100000, C.REQUISICAO_INVALIDA),
-    (b'{"acao":"statusramais"}', C.LOGIN_INVALIDO),
-    (b'{"acao":"statusramais","login":["root"],"senha":1,"token":{}}', C.LOGIN_INVALIDO),
-])
+
+@pytest.mark.parametrize(
+    "raw, answer",
+    [
+        (b"", C.REQUISICAO_INVALIDA),
+        (b"{not json", C.REQUISICAO_INVALIDA),
+        (b"[1,2,3]", C.REQUISICAO_INVALIDA),
+        (b'"insert"', C.REQUISICAO_INVALIDA),
+        (b"null", C.REQUISICAO_INVALIDA),
+        (b'{"acao":"insert"\xff}', C.REQUISICAO_INVALIDA),
+        (b"[" * 100000 + b"]" * 100000, C.REQUISICAO_INVALIDA),
+        (b'{"acao":"statusramais"}', C.LOGIN_INVALIDO),
+        (b'{"acao":"statusramais","login":["root"],"senha":1,"token":{}}', C.LOGIN_INVALIDO),
+    ],
+)
 def test_malformed_bodies(central: Running, raw: bytes, answer: str) -> None:
     with ApiClient(central.target) as api:
         ex = api.post(raw)
@@ -207,8 +259,16 @@ def test_lone_surrogates_are_refused_not_crashed_on(central: Running) -> None:
 def test_ten_megabyte_body(central: Running) -> None:
     before = _state(central)
     t = central.target
-    big = json.dumps({"acao": "insert", "login": t.login, "senha": t.senha, "token": t.token,
-                      "idcampanha": "583", "cliente": "x" * (10 << 20)})
+    big = json.dumps(
+        {
+            "acao": "insert",
+            "login": t.login,
+            "senha": t.senha,
+            "token": t.token,
+            "idcampanha": "583",
+            "cliente": "x" * (10 << 20),
+        }
+    )
     with ApiClient(t) as api:
         ex = api.post(big)
         assert (ex.status_code, ex.value) == (200, ["Status", C.REQUISICAO_INVALIDA])
@@ -216,24 +276,27 @@ def test_ten_megabyte_body(central: Running) -> None:
     assert _state(central) == before
 
 
-@pytest.mark.parametrize("acao, fields, answer", [
-    (None, {}, C.CAMPO_INVALIDO + "acao"),
-    ("nonsense", {}, C.ACAO_INVALIDA),
-    ("insert", {}, C.CAMPO_INVALIDO + "idcampanha"),
-    ("insert", {"idcampanha": {"id": 583}}, C.CAMPO_INVALIDO + "idcampanha"),
-    ("insert", {"idcampanha": "583", "cliente": ["a"]}, C.CAMPO_INVALIDO + "cliente"),
-    ("insert", {"idcampanha": "583", "tel1": True}, C.CAMPO_INVALIDO + "tel1"),
-    ("insert", {"idcampanha": "583", "gen3": "x" * 255}, C.CAMPO_INVALIDO + "gen3"),
-    ("insert", {"idcampanha": "999"}, C.CAMPANHA_NAO_CADASTRADA),
-    ("statusdiscador", {"idcampanha": "999"}, C.CAMPANHA_NAO_CADASTRADA),
-    ("statusdetalhado", {"idcampanha": "583"}, C.CAMPO_INVALIDO + "idmailing"),
-    ("statusreport", {"datainicial": "2020-13-45 99:99:99"}, C.DATA_INVALIDA),
-    ("statusreport", {"datainicial": "ontem"}, C.DATA_INVALIDA),
-    ("statusoperacoes", {"datainicial": 20200101}, C.DATA_INVALIDA),
-    ("clicktocall", {"origem": "9999", "destino": "41187777"}, C.RAMAL_INVALIDO),
-    ("clicktocall", {"origem": "2001"}, C.CAMPO_INVALIDO + "destino"),
-    ("bloqueioclasse5", {"logincliente": "teste"}, C.CAMPO_INVALIDO + "classe5acao"),
-])
+@pytest.mark.parametrize(
+    "acao, fields, answer",
+    [
+        (None, {}, C.CAMPO_INVALIDO + "acao"),
+        ("nonsense", {}, C.ACAO_INVALIDA),
+        ("insert", {}, C.CAMPO_INVALIDO + "idcampanha"),
+        ("insert", {"idcampanha": {"id": 583}}, C.CAMPO_INVALIDO + "idcampanha"),
+        ("insert", {"idcampanha": "583", "cliente": ["a"]}, C.CAMPO_INVALIDO + "cliente"),
+        ("insert", {"idcampanha": "583", "tel1": True}, C.CAMPO_INVALIDO + "tel1"),
+        ("insert", {"idcampanha": "583", "gen3": "x" * 255}, C.CAMPO_INVALIDO + "gen3"),
+        ("insert", {"idcampanha": "999"}, C.CAMPANHA_NAO_CADASTRADA),
+        ("statusdiscador", {"idcampanha": "999"}, C.CAMPANHA_NAO_CADASTRADA),
+        ("statusdetalhado", {"idcampanha": "583"}, C.CAMPO_INVALIDO + "idmailing"),
+        ("statusreport", {"datainicial": "2020-13-45 99:99:99"}, C.DATA_INVALIDA),
+        ("statusreport", {"datainicial": "ontem"}, C.DATA_INVALIDA),
+        ("statusoperacoes", {"datainicial": 20200101}, C.DATA_INVALIDA),
+        ("clicktocall", {"origem": "9999", "destino": "41187777"}, C.RAMAL_INVALIDO),
+        ("clicktocall", {"origem": "2001"}, C.CAMPO_INVALIDO + "destino"),
+        ("bloqueioclasse5", {"logincliente": "teste"}, C.CAMPO_INVALIDO + "classe5acao"),
+    ],
+)
 def test_field_errors(central: Running, acao: str | None, fields: dict[str, object], answer: str) -> None:
     before = _state(central)
     with ApiClient(central.target) as api:
@@ -249,6 +312,7 @@ def test_acao_is_case_insensitive_and_numbers_are_strings(central: Running) -> N
 
 # --- dialer listing, fields ---------------------------------------------------------------------
 
+
 def test_statusdiscador_records_carry_53_columns_twice_all_strings(central: Running) -> None:
     with ApiClient(central.target) as api:
         records = listing(api, "583")
@@ -262,16 +326,22 @@ def test_statusdiscador_records_carry_53_columns_twice_all_strings(central: Runn
         if r["status"] == "EXCEDIDO":
             assert r["tentativas"] == "5"
     doc = next(r for r in records if r["id"] == "1435743")
-    assert (doc["status"], doc["tentativas"], doc["cidade"], doc["cuje"]) == \
-        ("Descartado", "2", "FILIAL DO CADASTRO", "CONTA_IDENTIFICADOR")
+    assert (doc["status"], doc["tentativas"], doc["cidade"], doc["cuje"]) == (
+        "Descartado",
+        "2",
+        "FILIAL DO CADASTRO",
+        "CONTA_IDENTIFICADOR",
+    )
 
 
 def test_254_characters_with_accents_come_back_intact(central: Running) -> None:
     text = ("RESPONSÁVEL ÇÃO " * 20)[:254]
     fields = {name: text for name in C.OPEN_TEXT_FIELDS}
     with ApiClient(central.target) as api:
-        assert api.call("insert", idcampanha="583", cliente=text, ddd1="11", tel1="41180009", **fields).value == \
-            ["Status", "OK"]
+        assert api.call("insert", idcampanha="583", cliente=text, ddd1="11", tel1="41180009", **fields).value == [
+            "Status",
+            "OK",
+        ]
         rec = [r for r in listing(api, "583") if r["numero"] == "41180009"][-1]
     for name in ("cliente", *C.OPEN_TEXT_FIELDS):
         assert rec[name] == text, name
@@ -299,6 +369,7 @@ def test_recording_unknown_is_404(central: Running) -> None:
 
 # --- report, operations -------------------------------------------------------------------------
 
+
 def test_statusreport_cap_and_dates(central: Running) -> None:
     today = datetime.now().strftime("%Y-%m-%d") + " 00:00:00"
     with ApiClient(central.target) as api:
@@ -323,6 +394,7 @@ def test_statusoperacoes(central: Running) -> None:
 
 
 # --- delete, click to call, ramais --------------------------------------------------------------
+
 
 def test_deletediscador_counts_exactly(central: Running) -> None:
     with ApiClient(central.target) as api:
@@ -365,12 +437,28 @@ def test_pipelined_requests_on_one_connection_come_back_in_order(central: Runnin
     t = central.target
     url = urlsplit(t.api_url)
     ctx = ssl.create_default_context(cafile=t.ca_file)
-    bodies = [json.dumps({"acao": "statusdetalhado", "login": t.login, "senha": t.senha, "token": t.token,
-                          "idcampanha": "583", "idmailing": m}).encode() for m in ("1435744", "1435749", "0")]
-    raw = b"".join(b"POST /api.php HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                   b"Content-Length: %d\r\n\r\n%s" % (len(b), b) for b in bodies)
-    with socket.create_connection((url.hostname, url.port), timeout=10) as sock, \
-            ctx.wrap_socket(sock, server_hostname=url.hostname) as tls:
+    bodies = [
+        json.dumps(
+            {
+                "acao": "statusdetalhado",
+                "login": t.login,
+                "senha": t.senha,
+                "token": t.token,
+                "idcampanha": "583",
+                "idmailing": m,
+            }
+        ).encode()
+        for m in ("1435744", "1435749", "0")
+    ]
+    raw = b"".join(
+        b"POST /api.php HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(b), b)
+        for b in bodies
+    )
+    with (
+        socket.create_connection((url.hostname, url.port), timeout=10) as sock,
+        ctx.wrap_socket(sock, server_hostname=url.hostname) as tls,
+    ):
         tls.sendall(raw)
         data = b""
         while data.count(b"HTTP/1.1 200") < 3 or not data.endswith(b"[]"):
@@ -387,8 +475,16 @@ def test_document_clicktocall_curl_on_discador_php(central: Running) -> None:
     """AMB-4: the example posts to /discador.php, with the JSON in a Bearer header and no token in
     the body. The path is served as /api.php; without the token in the body it is denied."""
     t = central.target
-    header = json.dumps({"acao": "clicktocall", "login": t.login, "senha": t.senha, "token": t.token,
-                         "origem": "2002", "destino": "41187777"})
+    header = json.dumps(
+        {
+            "acao": "clicktocall",
+            "login": t.login,
+            "senha": t.senha,
+            "token": t.token,
+            "origem": "2002",
+            "destino": "41187777",
+        }
+    )
     body = {"acao": "clicktocall", "login": t.login, "senha": t.senha, "origem": "2002", "destino": "41187777"}
     with ApiClient(t) as api:
         ex = api.post(body, path="/discador.php", headers={"Authorization": f"Bearer {header}"})

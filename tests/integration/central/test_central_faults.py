@@ -33,8 +33,14 @@ EXPECTED: dict[str, set[str]] = {
     "ignore-source-ip": {"auth-foreign-ip", "auth-foreign-token-here"},
     "ignore-token": {"auth-wrong-token", "auth-foreign-token-here", "auth-foreign-ip"},
     "ignore-senha": {"auth-wrong-senha"},
-    "denial-reveals-factor": {"auth-wrong-login", "auth-wrong-senha", "auth-wrong-token", "auth-foreign-ip",
-                              "auth-foreign-token-here", "insert-denied"},
+    "denial-reveals-factor": {
+        "auth-wrong-login",
+        "auth-wrong-senha",
+        "auth-wrong-token",
+        "auth-foreign-ip",
+        "auth-foreign-token-here",
+        "insert-denied",
+    },
     "status-string-changed": {"insert-ok"},
     "campaign-check-skipped": {"insert-unknown-campaign"},
     "denied-insert-side-effect": {"denied-insert-count"},
@@ -102,12 +108,19 @@ def battery(central: Running) -> dict[str, Any]:
 
     try:
         out["auth-ok"] = _shape(api.call("statusdetalhado", **probe))
-        out["auth-wrong-login"] = _shape(api.post({**api.credentials(login="nobody"), "acao": "statusdetalhado", **probe}))
-        out["auth-wrong-senha"] = _shape(api.post({**api.credentials(senha="wrong"), "acao": "statusdetalhado", **probe}))
-        out["auth-wrong-token"] = _shape(api.post({**api.credentials(token="f" * 32), "acao": "statusdetalhado", **probe}))
+        out["auth-wrong-login"] = _shape(
+            api.post({**api.credentials(login="nobody"), "acao": "statusdetalhado", **probe})
+        )
+        out["auth-wrong-senha"] = _shape(
+            api.post({**api.credentials(senha="wrong"), "acao": "statusdetalhado", **probe})
+        )
+        out["auth-wrong-token"] = _shape(
+            api.post({**api.credentials(token="f" * 32), "acao": "statusdetalhado", **probe})
+        )
         out["auth-foreign-ip"] = _shape(elsewhere.call("statusdetalhado", **probe))
-        out["auth-foreign-token-here"] = _shape(api.post({**api.credentials(token=t.foreign_token),
-                                                          "acao": "statusdetalhado", **probe}))
+        out["auth-foreign-token-here"] = _shape(
+            api.post({**api.credentials(token=t.foreign_token), "acao": "statusdetalhado", **probe})
+        )
         out["plain"] = _shape(plain.call("statusdetalhado", **probe))
 
         out["listing-583"] = _shape(api.call("statusdiscador", idcampanha="583"))
@@ -125,12 +138,21 @@ def battery(central: Running) -> dict[str, Any]:
 
         out["insert-ok"] = _shape(api.call("insert", idcampanha="583", cliente="PROBE OK", tel1="41180001"))
         out["insert-unknown-campaign"] = _shape(api.call("insert", idcampanha="999", cliente="PROBE 999"))
-        out["insert-denied"] = _shape(api.post({**api.credentials(login="nobody"), "acao": "insert",
-                                                "idcampanha": "583", "cliente": "PROBE DENIED"}))
+        out["insert-denied"] = _shape(
+            api.post(
+                {**api.credentials(login="nobody"), "acao": "insert", "idcampanha": "583", "cliente": "PROBE DENIED"}
+            )
+        )
         out["denied-insert-count"] = sum(r.get("cliente") == "PROBE DENIED" for r in rows("583"))
         long_text = ("RESPONSÁVEL ÇÃO " * 20)[:254]
-        api.call("insert", idcampanha="583", cliente=long_text, gen22="PROBE LONG", tel1="41180002",
-                 **{f"gen{i}": long_text for i in range(1, 22)})
+        api.call(
+            "insert",
+            idcampanha="583",
+            cliente=long_text,
+            gen22="PROBE LONG",
+            tel1="41180002",
+            **{f"gen{i}": long_text for i in range(1, 22)},
+        )
         long_rec = next((r for r in rows("583") if r.get("gen22") == "PROBE LONG"), {})
         out["long-fields"] = {k: long_rec.get(k) for k in ("cliente", *(f"gen{i}" for i in range(1, 22)))}
         out["insert-255"] = _shape(api.call("insert", idcampanha="583", gen5="x" * 255))
@@ -196,8 +218,17 @@ def test_clean_battery_is_conformant(clean: dict[str, Any]) -> None:
     """The reference answers the faults are compared with (so a fault cannot hide behind a bug)."""
     denied = (200, ["Status", C.LOGIN_INVALIDO])
     assert clean["auth-ok"] == (200, [])
-    assert all(clean[k] == denied for k in ("auth-wrong-login", "auth-wrong-senha", "auth-wrong-token",
-                                             "auth-foreign-ip", "auth-foreign-token-here", "insert-denied"))
+    assert all(
+        clean[k] == denied
+        for k in (
+            "auth-wrong-login",
+            "auth-wrong-senha",
+            "auth-wrong-token",
+            "auth-foreign-ip",
+            "auth-foreign-token-here",
+            "insert-denied",
+        )
+    )
     assert clean["plain"] == (200, ["Status", C.ERRO_PROTOCOLO])
     assert clean["insert-ok"] == (200, ["Status", "OK"])
     assert clean["insert-unknown-campaign"] == (200, ["Status", C.CAMPANHA_NAO_CADASTRADA])

@@ -16,15 +16,41 @@ from pbxcheck.client import ApiClient
 if TYPE_CHECKING:
     from central_harness import Running
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**20, 10**20), st.floats(allow_nan=False),
-                    st.text(max_size=300),
-                    st.text(st.characters(min_codepoint=0xD7F0, max_codepoint=0xE010), max_size=4))  # lone surrogates
-values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
-                      max_leaves=6)
-field_names = st.sampled_from(sorted({"idcampanha", "idmailing", "datainicial", "inicio", "origem", "destino",
-                                      "logincliente", "classe5acao", *C.INSERT_FIELDS}))
-acoes = st.one_of(st.sampled_from([a.value for a in C.Acao]), st.sampled_from([a.value.upper() for a in C.Acao]),
-                  st.text(max_size=20), st.integers(), st.none())
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**20), 10**20),
+    st.floats(allow_nan=False),
+    st.text(max_size=300),
+    st.text(st.characters(min_codepoint=0xD7F0, max_codepoint=0xE010), max_size=4),
+)  # lone surrogates
+values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=6,
+)
+field_names = st.sampled_from(
+    sorted(
+        {
+            "idcampanha",
+            "idmailing",
+            "datainicial",
+            "inicio",
+            "origem",
+            "destino",
+            "logincliente",
+            "classe5acao",
+            *C.INSERT_FIELDS,
+        }
+    )
+)
+acoes = st.one_of(
+    st.sampled_from([a.value for a in C.Acao]),
+    st.sampled_from([a.value.upper() for a in C.Acao]),
+    st.text(max_size=20),
+    st.integers(),
+    st.none(),
+)
 
 
 @pytest.fixture(scope="module")

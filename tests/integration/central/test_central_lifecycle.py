@@ -24,8 +24,12 @@ def test_restart_with_a_db_file_keeps_data_and_credentials(tmp_path: Path) -> No
             assert api.call("insert", idcampanha="583", cliente="SURVIVOR", tel1="41189999").value == ["Status", "OK"]
             assert api.call("bloqueioclasse5", logincliente="teste", classe5acao="BLOQUEAR").value[1] == "BLOQUEADO"
     with CentralProcess(state_dir=tmp_path / "b", db=db) as second:
-        assert (second.login, second.senha, second.token, second.foreign_token) == \
-            (first.login, first.senha, first.token, first.foreign_token)
+        assert (second.login, second.senha, second.token, second.foreign_token) == (
+            first.login,
+            first.senha,
+            first.token,
+            first.foreign_token,
+        )
         assert [e.password for e in second.extensions] == [e.password for e in first.extensions]
         with ApiClient(second) as api:
             rows = api.call("statusdiscador", idcampanha="583").value
@@ -55,8 +59,11 @@ def test_dialer_progression(tmp_path: Path) -> None:
         seen: dict[str, list[tuple[str, str]]] = {}
         deadline = time.time() + 10
         while time.time() < deadline:
-            rows = {r["numero"]: r for r in api.call("statusdiscador", idcampanha="900").value
-                    if r["cliente"].startswith("DIALER")}
+            rows = {
+                r["numero"]: r
+                for r in api.call("statusdiscador", idcampanha="900").value
+                if r["cliente"].startswith("DIALER")
+            }
             for tel, r in rows.items():
                 states = seen.setdefault(tel, [])
                 if not states or states[-1] != (r["status"], r["tentativas"]):
@@ -65,8 +72,11 @@ def test_dialer_progression(tmp_path: Path) -> None:
                 break
             time.sleep(0.02)
         final = {tel: s[-1] for tel, s in seen.items()}
-        assert final == {"41180001": ("CONCLUIDO", "1"), "41180005": ("CONCLUIDO", "3"),
-                         "41180008": ("EXCEDIDO", "5")}, seen
+        assert final == {
+            "41180001": ("CONCLUIDO", "1"),
+            "41180005": ("CONCLUIDO", "3"),
+            "41180008": ("EXCEDIDO", "5"),
+        }, seen
         for states in seen.values():
             assert states[0] == ("AGUARDANDO", "0")
             assert {s for s, _ in states} <= {"AGUARDANDO", "Dialing", "Descartado", "CONCLUIDO", "EXCEDIDO"}

@@ -34,8 +34,9 @@ def phone(kamailio: KamailioProcess) -> Iterator[Callable[..., BaresipPhone]]:
     started: list[BaresipPhone] = []
 
     def make(user: str, *, password: str | None = None, **kw: object) -> BaresipPhone:
-        p = BaresipPhone(user, kamailio.users[user] if password is None else password, kamailio.host,
-                         kamailio.port, **kw)  # type: ignore[arg-type]
+        p = BaresipPhone(
+            user, kamailio.users[user] if password is None else password, kamailio.host, kamailio.port, **kw
+        )  # type: ignore[arg-type]
         started.append(p)
         return p.start()
 

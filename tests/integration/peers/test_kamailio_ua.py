@@ -25,8 +25,9 @@ def run(coro_fn: Callable[[], Awaitable[None]], timeout: float = 20.0) -> None:
 
 
 def ua_config(kam: KamailioProcess, user: str, transport: str = "UDP", **kw: object) -> UaConfig:
-    return UaConfig(user=user, password=kam.users[user], domain=kam.host, server=(kam.host, kam.port),
-                    transport=transport, **kw)  # type: ignore[arg-type]
+    return UaConfig(
+        user=user, password=kam.users[user], domain=kam.host, server=(kam.host, kam.port), transport=transport, **kw
+    )  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("transport", ["UDP", "TCP"])
@@ -58,8 +59,9 @@ def test_ua_wrong_password_is_refused_by_kamailio(kamailio):
 @pytest.mark.parametrize("transport", ["UDP", "TCP"])
 def test_ua_calls_baresip_through_kamailio(kamailio, transport):
     require("baresip")
-    with BaresipPhone("2002", kamailio.users["2002"], kamailio.host, kamailio.port,
-                      transport=transport.lower(), auto_answer=True) as phone:
+    with BaresipPhone(
+        "2002", kamailio.users["2002"], kamailio.host, kamailio.port, transport=transport.lower(), auto_answer=True
+    ) as phone:
         phone.wait_registered(8)
 
         async def scenario() -> None:
@@ -101,8 +103,10 @@ def test_baresip_calls_ua_through_kamailio(kamailio):
 
 def test_ua_calls_ua_through_kamailio(kamailio):
     async def scenario() -> None:
-        async with UserAgent(ua_config(kamailio, "2001", "UDP")) as caller, \
-                UserAgent(ua_config(kamailio, "2002", "TCP", auto_answer=0.1)) as callee:
+        async with (
+            UserAgent(ua_config(kamailio, "2001", "UDP")) as caller,
+            UserAgent(ua_config(kamailio, "2002", "TCP", auto_answer=0.1)) as callee,
+        ):
             assert (await caller.register()).status == 200
             assert (await callee.register()).status == 200
             call = await caller.call("2002", timeout=10)

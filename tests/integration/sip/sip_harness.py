@@ -41,17 +41,26 @@ class SipCentral:
         return self.call(lambda: self.side.registrar.lookup(ext) is not None)
 
 
-def start_central(*, faults: tuple[str, ...] = (), settings: SipSettings | None = None,
-                  clock_speed: float = 1.0) -> tuple[CentralThread, Central]:
-    cfg = CentralConfig(api_port=0, plain_port=0, sip_port=0, ws_port=0, ws_plain_port=0,
-                        faults=frozenset(faults), clock_speed=clock_speed)
+def start_central(
+    *, faults: tuple[str, ...] = (), settings: SipSettings | None = None, clock_speed: float = 1.0
+) -> tuple[CentralThread, Central]:
+    cfg = CentralConfig(
+        api_port=0,
+        plain_port=0,
+        sip_port=0,
+        ws_port=0,
+        ws_plain_port=0,
+        faults=frozenset(faults),
+        clock_speed=clock_speed,
+    )
     thread = CentralThread(cfg, services=[functools.partial(create_service, settings=settings)])
     return thread, thread.__enter__()
 
 
 @contextlib.contextmanager
-def running_central(*, faults: tuple[str, ...] = (), settings: SipSettings | None = None,
-                    clock_speed: float = 1.0) -> Iterator[SipCentral]:
+def running_central(
+    *, faults: tuple[str, ...] = (), settings: SipSettings | None = None, clock_speed: float = 1.0
+) -> Iterator[SipCentral]:
     thread, central = start_central(faults=faults, settings=settings, clock_speed=clock_speed)
     try:
         yield SipCentral(thread, central, central.target())
@@ -66,6 +75,7 @@ TEST_SETTINGS = SipSettings(nonce_lifetime=2.0, far_end_answer_delay=0.2)
 
 def run(coro_fn: Callable[[], Awaitable[T]], timeout: float = 20.0) -> T:
     """Run a scenario on a fresh loop, bounded in time."""
+
     async def bounded() -> Any:
         return await asyncio.wait_for(coro_fn(), timeout)
 

@@ -26,8 +26,10 @@ def test_baresip_registers_and_is_rung_by_clicktocall(sip_central: SipCentral, t
     t = sip_central.target
     ext = t.extension("2001")
     port = t.sip_udp_port if transport == "udp" else t.sip_tcp_port
-    with BaresipPhone("2001", ext.password, t.sip_host, port, transport=transport, auto_answer=True) as phone, \
-            ApiClient(t) as api:
+    with (
+        BaresipPhone("2001", ext.password, t.sip_host, port, transport=transport, auto_answer=True) as phone,
+        ApiClient(t) as api,
+    ):
         phone.wait_registered(10)
         assert sip_central.registered("2001")
         assert _ramal(api, "2001")["Status"] == "Not in use"

@@ -70,9 +70,11 @@ def test_crafted_datagram_from_a_chosen_source(sip_central: SipCentral):
         pytest.skip("127.0.0.3 not bindable")
     listener.settimeout(3)
     src = listener.getsockname()
-    msg = (f"REGISTER sip:{t.sip_host} SIP/2.0\r\nVia: SIP/2.0/UDP {src[0]}:{src[1]};branch=z9hG4bKcraft1\r\n"
-           f"Max-Forwards: 70\r\nFrom: <sip:2001@{t.sip_host}>;tag=c1\r\nTo: <sip:2001@{t.sip_host}>\r\n"
-           f"Call-ID: craft1\r\nCSeq: 1 REGISTER\r\nContact: <sip:2001@{src[0]}:{src[1]}>\r\nContent-Length: 0\r\n\r\n")
+    msg = (
+        f"REGISTER sip:{t.sip_host} SIP/2.0\r\nVia: SIP/2.0/UDP {src[0]}:{src[1]};branch=z9hG4bKcraft1\r\n"
+        f"Max-Forwards: 70\r\nFrom: <sip:2001@{t.sip_host}>;tag=c1\r\nTo: <sip:2001@{t.sip_host}>\r\n"
+        f"Call-ID: craft1\r\nCSeq: 1 REGISTER\r\nContact: <sip:2001@{src[0]}:{src[1]}>\r\nContent-Length: 0\r\n\r\n"
+    )
     try:
         sender = RawSender()
     except Exception as exc:  # no CAP_NET_RAW outside root

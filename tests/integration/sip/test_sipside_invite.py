@@ -41,9 +41,18 @@ def test_invite_to_an_outside_number_follows_the_documents_flow(sip_central: Sip
             await asyncio.sleep(0.1)
             assert await call.hangup() == 200
             labels = ua.log.labels(call.call_id)
-            assert labels == ["INVITE (SDP)", "401 Unauthorized [INVITE]", "ACK", "INVITE (SDP)", "100 Trying [INVITE]",
-                              "183 Session Progress (SDP) [INVITE]", "200 OK (SDP) [INVITE]", "ACK", "BYE",
-                              "200 OK [BYE]"], ua.log.ladder(call.call_id)
+            assert labels == [
+                "INVITE (SDP)",
+                "401 Unauthorized [INVITE]",
+                "ACK",
+                "INVITE (SDP)",
+                "100 Trying [INVITE]",
+                "183 Session Progress (SDP) [INVITE]",
+                "200 OK (SDP) [INVITE]",
+                "ACK",
+                "BYE",
+                "200 OK [BYE]",
+            ], ua.log.ladder(call.call_id)
             m = answer_of(call.remote_sdp)
             assert m.payloads[0] == 18  # the first offered codec the central supports: G729
             assert m.telephone_event == 101
@@ -84,8 +93,7 @@ def test_call_between_extensions_goes_through_the_b2bua(sip_central: SipCentral)
     seen: dict[str, Any] = {}
 
     async def scenario() -> None:
-        async with UserAgent(ua_config_for(t, "2001")) as a, \
-                UserAgent(ua_config_for(t, "2002", auto_answer=0.3)) as b:
+        async with UserAgent(ua_config_for(t, "2001")) as a, UserAgent(ua_config_for(t, "2002", auto_answer=0.3)) as b:
             assert (await a.register()).status == 200 and (await b.register()).status == 200
             call = a.invite("2002")
             incoming = await b.next_incoming(5)
@@ -110,8 +118,9 @@ def test_call_between_extensions_goes_through_the_b2bua(sip_central: SipCentral)
     assert r1["IDCHAMADA"] == r2["IDCHAMADA"] and r1["GRAVACAO"] == r2["GRAVACAO"] and r1["GRAVACAO"]
     assert int(r1["Duracao"]) >= 1
     assert r1["JSON1"] == r2["JSON1"] == "123"  # DTMF digits typed during the call
-    rec = sip_central.call(lambda: [r for r in sip_central.side.store.calls_since(time.time() - 60, 500)
-                                    if r1["IDCHAMADA"] in r])
+    rec = sip_central.call(
+        lambda: [r for r in sip_central.side.store.calls_since(time.time() - 60, 500) if r1["IDCHAMADA"] in r]
+    )
     assert rec, "no call record written at hang-up"
     with ApiClient(t) as api:
         got = api.recording(r1["GRAVACAO"])
@@ -167,8 +176,10 @@ def test_nat_same_ip_and_port_collide_different_ips_do_not(sip_central: SipCentr
 
             # different IPs, same port number: two flows, no collision
             p = _same_port_on(("127.0.0.3", "127.0.0.4"))
-            async with UserAgent(ua_config_for(t, "2001", local_host="127.0.0.3", local_port=p)) as a2, \
-                    UserAgent(ua_config_for(t, "2002", local_host="127.0.0.4", local_port=p)) as b2:
+            async with (
+                UserAgent(ua_config_for(t, "2001", local_host="127.0.0.3", local_port=p)) as a2,
+                UserAgent(ua_config_for(t, "2002", local_host="127.0.0.4", local_port=p)) as b2,
+            ):
                 assert (await a2.register()).status == 200 and (await b2.register()).status == 200
                 call = caller.invite("2001")
                 got = await a2.next_incoming(5)
@@ -203,8 +214,10 @@ def test_clicktocall_rings_the_registered_origin(sip_central: SipCentral):
                 seen.update(await asyncio.to_thread(_ramais, api))
                 await call.send_dtmf("9")
                 assert await call.hangup() == 200
-            assert [e.label for e in ua.log.for_call(call.call_id) if e.direction == OUT][:2] == \
-                ["180 Ringing [INVITE]", "200 OK (SDP) [INVITE]"]
+            assert [e.label for e in ua.log.for_call(call.call_id) if e.direction == OUT][:2] == [
+                "180 Ringing [INVITE]",
+                "200 OK (SDP) [INVITE]",
+            ]
             assert [e.label for e in ua.log.for_call(call.call_id) if e.direction == IN][:2] == ["INVITE (SDP)", "ACK"]
             await ua.unregister()
 
@@ -248,8 +261,10 @@ def test_callee_on_a_stream_transport_is_reached_on_its_connection(sip_central: 
 
     async def scenario() -> None:
         callee_ext = "7777" if transport.startswith("WS") else "2002"
-        async with UserAgent(ua_config_for(t, "2001")) as a, \
-                UserAgent(ua_config_for(t, callee_ext, transport=transport, auto_answer=0.1)) as b:
+        async with (
+            UserAgent(ua_config_for(t, "2001")) as a,
+            UserAgent(ua_config_for(t, callee_ext, transport=transport, auto_answer=0.1)) as b,
+        ):
             assert (await a.register()).status == 200 and (await b.register()).status == 200
             call = await a.call(callee_ext, timeout=5)
             got = await b.next_incoming(5)
@@ -267,8 +282,7 @@ def test_b2bua_relays_a_rejection_and_a_cancel(sip_central: SipCentral):
     t = sip_central.target
 
     async def scenario() -> None:
-        async with UserAgent(ua_config_for(t, "2001")) as a, \
-                UserAgent(ua_config_for(t, "2002", auto_answer=None)) as b:
+        async with UserAgent(ua_config_for(t, "2001")) as a, UserAgent(ua_config_for(t, "2002", auto_answer=None)) as b:
             assert (await a.register()).status == 200 and (await b.register()).status == 200
             call = a.invite("2002", ring_timeout=5)
             ringing = await b.next_incoming(5)

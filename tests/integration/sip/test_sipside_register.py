@@ -57,6 +57,7 @@ def test_register_challenge_then_200_refresh_and_unregister(sip_central: SipCent
 
 def _final_register(sip_central: SipCentral, ext: str, password: str) -> tuple[Response, Response]:
     """(first challenge, answer to our credentials) for ``ext`` with ``password``."""
+
     async def scenario() -> tuple[Response, Response]:
         cfg = ua_config_for(sip_central.target, "2001")
         cfg.user, cfg.password = ext, password
@@ -69,8 +70,18 @@ def _final_register(sip_central: SipCentral, ext: str, password: str) -> tuple[R
 
 def _shape(resp: Response) -> tuple[object, ...]:
     ch = challenge_of(resp)
-    return (resp.status, resp.reason, [n for n, _ in resp.headers], ch.realm, ch.opaque, ch.algorithm, ch.qop,
-            ch.stale, bool(NONCE.match(ch.nonce)), len(resp.body))
+    return (
+        resp.status,
+        resp.reason,
+        [n for n, _ in resp.headers],
+        ch.realm,
+        ch.opaque,
+        ch.algorithm,
+        ch.qop,
+        ch.stale,
+        bool(NONCE.match(ch.nonce)),
+        len(resp.body),
+    )
 
 
 def test_wrong_password_and_unknown_extension_get_the_same_401(sip_central: SipCentral):
@@ -128,7 +139,9 @@ def test_replayed_authorization_and_foreign_ip_nonce_are_refused(sip_central: Si
         a.send(register_bytes(t.sip_host, "6961", a.local, call_id, 2, authorization=creds, expires=60))
         ok = parse_message(a.recv() or b"")
         assert isinstance(ok, Response) and ok.status == 200
-        a.send(register_bytes(t.sip_host, "6961", a.local, call_id, 3, authorization=creds, expires=60))  # the same credentials again
+        a.send(
+            register_bytes(t.sip_host, "6961", a.local, call_id, 3, authorization=creds, expires=60)
+        )  # the same credentials again
         replay = parse_message(a.recv() or b"")
         assert isinstance(replay, Response) and replay.status == 401
         # the nonce was issued to 127.0.0.1: from 127.0.0.3 even fresh, correct credentials fail

@@ -30,16 +30,22 @@ def torture_messages() -> dict[str, bytes]:
 
 def _seed_messages(target) -> list[bytes]:
     h = target.sip_host
-    register = (f"REGISTER sip:{h} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.5:5060;rport;branch=z9hG4bKseed1\r\n"
-                f"Max-Forwards: 70\r\nFrom: <sip:2001@{h}>;tag=s1\r\nTo: <sip:2001@{h}>\r\nCall-ID: seed1\r\n"
-                f"CSeq: 1 REGISTER\r\nContact: <sip:2001@127.0.0.5:5060>\r\nExpires: 90\r\n"
-                f'Authorization: Digest username="2001", realm="xhand", nonce="1/00", uri="sip:{h}", '
-                f'response="00", qop=auth, nc=00000001, cnonce="x"\r\nContent-Length: 0\r\n\r\n').encode()
-    body = b"v=0\r\no=- 1 1 IN IP4 127.0.0.5\r\ns=-\r\nc=IN IP4 127.0.0.5\r\nt=0 0\r\nm=audio 6000 RTP/AVP 18 0 8 101\r\n"
-    invite = (f"INVITE sip:944511712@{h} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.5:5060;branch=z9hG4bKseed2\r\n"
-              f"Max-Forwards: 70\r\nFrom: \"RAMAL\" <sip:6961@{h}>;tag=s2\r\nTo: <sip:944511712@{h}>\r\n"
-              f"Call-ID: seed2\r\nCSeq: 2 INVITE\r\nContact: <sip:6961@127.0.0.5:5060>\r\n"
-              f"Content-Type: application/sdp\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+    register = (
+        f"REGISTER sip:{h} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.5:5060;rport;branch=z9hG4bKseed1\r\n"
+        f"Max-Forwards: 70\r\nFrom: <sip:2001@{h}>;tag=s1\r\nTo: <sip:2001@{h}>\r\nCall-ID: seed1\r\n"
+        f"CSeq: 1 REGISTER\r\nContact: <sip:2001@127.0.0.5:5060>\r\nExpires: 90\r\n"
+        f'Authorization: Digest username="2001", realm="xhand", nonce="1/00", uri="sip:{h}", '
+        f'response="00", qop=auth, nc=00000001, cnonce="x"\r\nContent-Length: 0\r\n\r\n'
+    ).encode()
+    body = (
+        b"v=0\r\no=- 1 1 IN IP4 127.0.0.5\r\ns=-\r\nc=IN IP4 127.0.0.5\r\nt=0 0\r\nm=audio 6000 RTP/AVP 18 0 8 101\r\n"
+    )
+    invite = (
+        f"INVITE sip:944511712@{h} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.5:5060;branch=z9hG4bKseed2\r\n"
+        f'Max-Forwards: 70\r\nFrom: "RAMAL" <sip:6961@{h}>;tag=s2\r\nTo: <sip:944511712@{h}>\r\n'
+        f"Call-ID: seed2\r\nCSeq: 2 INVITE\r\nContact: <sip:6961@127.0.0.5:5060>\r\n"
+        f"Content-Type: application/sdp\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
     bye = invite.replace(b"INVITE sip", b"BYE sip").replace(b"2 INVITE", b"3 BYE")
     return [register, invite, bye]
 
@@ -55,9 +61,9 @@ def mutate(rng: random.Random, data: bytes) -> bytes:
         if op == 0:
             b[i] ^= 1 << rng.randrange(8)
         elif op == 1:
-            b[i:i] = bytes([rng.choice(b":;,<>\"\\ \t\r\n\x00%=@/0123456789\xff")]) * rng.randint(1, 64)
+            b[i:i] = bytes([rng.choice(b':;,<>"\\ \t\r\n\x00%=@/0123456789\xff')]) * rng.randint(1, 64)
         elif op == 2:
-            del b[i:i + rng.randint(1, 32)]
+            del b[i : i + rng.randint(1, 32)]
         elif op == 3:
             del b[i:]
         elif op == 4:
@@ -72,7 +78,7 @@ def mutate(rng: random.Random, data: bytes) -> bytes:
             digits = [k for k, c in enumerate(b) if 48 <= c <= 57]
             if digits:
                 k = rng.choice(digits)
-                b[k:k + 1] = rng.choice([b"99999999999999999999", b"-1", b"4294967296", b"0"])
+                b[k : k + 1] = rng.choice([b"99999999999999999999", b"-1", b"4294967296", b"0"])
     return bytes(b[:60_000])
 
 
@@ -110,13 +116,31 @@ def test_rfc4475_and_10000_mutations_leave_the_central_answering(sip_central: Si
                     time.sleep(0.005)
             answers[name] = got
         # the RFC's invalid messages get 400 or silence, never a success
-        for name in ("badinv01", "clerr", "ncl", "scalar02", "scalarlg", "quotbal", "ltgtruri", "lwsruri",
-                     "escruri", "baddn", "badvers", "mismatch01", "mismatch02"):
+        for name in (
+            "badinv01",
+            "clerr",
+            "ncl",
+            "scalar02",
+            "scalarlg",
+            "quotbal",
+            "ltgtruri",
+            "lwsruri",
+            "escruri",
+            "baddn",
+            "badvers",
+            "mismatch01",
+            "mismatch02",
+        ):
             for a in answers[name]:
                 status = a.split(b" ", 2)[1]
                 assert not status.startswith(b"2"), (name, a[:80])
-        for name, status in (("zeromf", b"483"), ("bext01", b"420"), ("unkscm", b"416"), ("insuf", b"400"),
-                             ("badvers", b"505")):
+        for name, status in (
+            ("zeromf", b"483"),
+            ("bext01", b"420"),
+            ("unkscm", b"416"),
+            ("insuf", b"400"),
+            ("badvers", b"505"),
+        ):
             assert any(a.split(b" ", 2)[1] == status for a in answers[name]), (name, answers[name][:1])
 
         rng = random.Random(4475)
@@ -141,8 +165,9 @@ def test_rfc4475_and_10000_mutations_leave_the_central_answering(sip_central: Si
         sock.close()
     time.sleep(0.5)
     assert _register_ok(sip_central) == 200
-    errors = sip_central.call(lambda: (sip_central.side.endpoint.handler_errors,
-                                       repr(sip_central.side.endpoint.last_error)))
+    errors = sip_central.call(
+        lambda: (sip_central.side.endpoint.handler_errors, repr(sip_central.side.endpoint.last_error))
+    )
     assert errors[0] == 0, f"{errors[0]} handler exceptions, last: {errors[1]}"
     stats = sip_central.call(lambda: dict(sip_central.side.stats))
     assert stats["parse_errors"] > 100 and stats["rejected"] > 10, stats

@@ -44,7 +44,7 @@ def test_no_import_cycle_in_the_central() -> None:
         state[m] = 1
         for t in sorted(graph[m]):
             if state.get(t) == 1:
-                cycle = path[path.index(t):] + [t] if t in path else [m, t]
+                cycle = path[path.index(t) :] + [t] if t in path else [m, t]
                 raise AssertionError("import cycle: " + " -> ".join(cycle))
             if t not in state:
                 visit(t, [*path, t])

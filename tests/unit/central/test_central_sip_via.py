@@ -9,9 +9,11 @@ from pbxcheck.sip.parser import parse_message
 
 
 def _req(via: str) -> bytes:
-    return (f"OPTIONS sip:7048@127.0.0.1 SIP/2.0\r\nVia: {via}\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKprev\r\n"
-            "Max-Forwards: 70\r\nFrom: <sip:2001@127.0.0.1>;tag=a\r\nTo: <sip:7048@127.0.0.1>\r\n"
-            "Call-ID: c1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n").encode()
+    return (
+        f"OPTIONS sip:7048@127.0.0.1 SIP/2.0\r\nVia: {via}\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKprev\r\n"
+        "Max-Forwards: 70\r\nFrom: <sip:2001@127.0.0.1>;tag=a\r\nTo: <sip:7048@127.0.0.1>\r\n"
+        "Call-ID: c1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    ).encode()
 
 
 def _flow(ip: str = "127.0.0.1", port: int = 40000) -> Flow:

@@ -30,6 +30,7 @@ def store(tmp_path: Path) -> Store:
 
 # --- GSM ----------------------------------------------------------------------------------------
 
+
 def test_gsm_frames() -> None:
     assert all(len(f) == C.GSM_FRAME_BYTES and f[0] >> 4 == 0xD for f in gsm.TONE_FRAMES)
     assert gsm.size_for_seconds(335) == 335 * 50 * 33
@@ -49,6 +50,7 @@ def test_gsm_pack_rejects_out_of_range() -> None:
 
 # --- fragments ----------------------------------------------------------------------------------
 
+
 def _columns() -> dict[str, str]:
     cols = {name: f"v{i}" for i, name in enumerate(C.CONTACT_COLUMNS)}
     cols.update(status="EXCEDIDO", tentativas="5", data_insert="2020-12-30 08:12:43", cliente='Á "quoted" \\ \n')
@@ -61,12 +63,15 @@ def test_fragment_has_every_column_twice() -> None:
     assert rec["cliente"] == 'Á "quoted" \\ \n'
 
 
-@pytest.mark.parametrize("fault, problem", [
-    ("keys-disagree", lambda r: r["52"] == "30/12/2020 08:12:43" and r["data_insert"] == "2020-12-30 08:12:43"),
-    ("missing-column", lambda r: "cuje" not in r and "21" not in r),
-    ("status-lowercase", lambda r: r["status"] == r["10"] == "excedido"),
-    ("tentativas-over-5", lambda r: r["tentativas"] == "6"),
-])
+@pytest.mark.parametrize(
+    "fault, problem",
+    [
+        ("keys-disagree", lambda r: r["52"] == "30/12/2020 08:12:43" and r["data_insert"] == "2020-12-30 08:12:43"),
+        ("missing-column", lambda r: "cuje" not in r and "21" not in r),
+        ("status-lowercase", lambda r: r["status"] == r["10"] == "excedido"),
+        ("tentativas-over-5", lambda r: r["tentativas"] == "6"),
+    ],
+)
 def test_render_faults(fault: str, problem) -> None:  # type: ignore[no-untyped-def]
     assert problem(json.loads(fragments.render(_columns(), frozenset({fault}))))
 
@@ -85,11 +90,14 @@ def test_reopening_under_other_render_faults_rerenders(tmp_path: Path) -> None:
 
 # --- store --------------------------------------------------------------------------------------
 
+
 def test_a_failed_transaction_leaves_nothing(store: Store) -> None:
     camp = store.campaign("900")
     assert camp is not None
     n = store.count_contacts()
-    cols, extra = build_contact(camp.nome, {"cliente": "HALF"}, time.time(), {"status": "AGUARDANDO", "tentativas": "0"})
+    cols, extra = build_contact(
+        camp.nome, {"cliente": "HALF"}, time.time(), {"status": "AGUARDANDO", "tentativas": "0"}
+    )
     with pytest.raises(RuntimeError):
         with store.tx():
             store.insert_contact(camp, cols, extra, None)
@@ -127,10 +135,20 @@ def test_seed(store: Store) -> None:
 
 # --- dialer -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("numero, try_, talk", [
-    ("41180000", 1, 11), ("41180003", 1, 14), ("41180004", 2, 15), ("41180007", 5, 18),
-    ("41180008", None, 19), ("41180099", None, 60), ("", None, 11), ("123456789", None, 50),
-])
+
+@pytest.mark.parametrize(
+    "numero, try_, talk",
+    [
+        ("41180000", 1, 11),
+        ("41180003", 1, 14),
+        ("41180004", 2, 15),
+        ("41180007", 5, 18),
+        ("41180008", None, 19),
+        ("41180099", None, 60),
+        ("", None, 11),
+        ("123456789", None, 50),
+    ],
+)
 def test_outcome_is_a_function_of_the_number(numero: str, try_: int | None, talk: int) -> None:
     assert answered_on_try(numero) == try_
     assert talk_seconds(numero) == talk
@@ -159,8 +177,15 @@ def _walk(store: Store, dialer: Dialer, tel: str, t0: float) -> list[tuple[str, 
 
 def test_dialer_walk_concluido_on_third_try(store: Store) -> None:
     seen = _walk(store, Dialer(store), "41180005", 1_000_000.0)
-    assert seen == [("AGUARDANDO", "0"), ("Dialing", "1"), ("Descartado", "1"), ("Dialing", "2"),
-                    ("Descartado", "2"), ("Dialing", "3"), ("CONCLUIDO", "3")]
+    assert seen == [
+        ("AGUARDANDO", "0"),
+        ("Dialing", "1"),
+        ("Descartado", "1"),
+        ("Dialing", "2"),
+        ("Descartado", "2"),
+        ("Dialing", "3"),
+        ("CONCLUIDO", "3"),
+    ]
 
 
 def test_dialer_walk_excedido(store: Store) -> None:
@@ -176,18 +201,22 @@ def test_dialer_timing_budget() -> None:
 
 def test_dialer_channels_bound_the_pace(store: Store) -> None:
     from pbxcheck.central.dialer import CHANNELS
+
     camp = store.campaign("900")
     assert camp is not None
     dialer = Dialer(store)
     with store.tx():
         for i in range(CHANNELS * 3):
-            cols, extra = build_contact(camp.nome, {"tel1": f"4118{i:04d}9"}, 0.0, {"status": "AGUARDANDO", "tentativas": "0"})
+            cols, extra = build_contact(
+                camp.nome, {"tel1": f"4118{i:04d}9"}, 0.0, {"status": "AGUARDANDO", "tentativas": "0"}
+            )
             store.insert_contact(camp, cols, extra, 1.0)
     dialer.tick(10.0)
     assert store.dialing_counts()["900"] == CHANNELS
 
 
 # --- faults -------------------------------------------------------------------------------------
+
 
 def test_faults_registry() -> None:
     assert set(HTTP_FAULTS) <= set(FAULTS)
@@ -219,8 +248,14 @@ def test_wait_queue_survives_reopen_and_forgets_deleted(tmp_path: Path) -> None:
     assert camp is not None
     dialer = Dialer(s)
     with s.tx():
-        ids = [s.insert_contact(camp, *build_contact(camp.nome, {"tel1": f"4118000{i}"}, 0.0,
-                                                     {"status": "AGUARDANDO", "tentativas": "0"}), 5.0) for i in range(3)]
+        ids = [
+            s.insert_contact(
+                camp,
+                *build_contact(camp.nome, {"tel1": f"4118000{i}"}, 0.0, {"status": "AGUARDANDO", "tentativas": "0"}),
+                5.0,
+            )
+            for i in range(3)
+        ]
     dialer.tick(1.0)
     assert all(s.contact(i)["status"] == "AGUARDANDO" for i in ids)  # type: ignore[index]
     with s.tx():

@@ -21,8 +21,15 @@ def _invite() -> Request:
 
 def test_uac_dialog_from_2xx_and_in_dialog_ack_bye() -> None:
     inv = _invite()
-    ok = make_response(inv, 200, to_tag="srv1", headers=[
-        ("Record-Route", "<sip:p1.example;lr>, <sip:p2.example;lr>"), ("Contact", "<sip:944511712@203.0.113.9:7048>")])
+    ok = make_response(
+        inv,
+        200,
+        to_tag="srv1",
+        headers=[
+            ("Record-Route", "<sip:p1.example;lr>, <sip:p2.example;lr>"),
+            ("Contact", "<sip:944511712@203.0.113.9:7048>"),
+        ],
+    )
     d = Dialog.uac(inv, ok)
     assert d.id == (inv.call_id, "Uk8TfV1EBRsHU0fEDiZaoaFHzCtMuznZ", "srv1") and d.state == "confirmed"
     assert d.route_set == ("<sip:p2.example;lr>", "<sip:p1.example;lr>")  # reversed (12.1.2)
@@ -46,12 +53,20 @@ def test_uac_dialog_from_2xx_and_in_dialog_ack_bye() -> None:
 
 def test_early_dialog_confirmed_by_2xx_recomputes_route_set() -> None:
     inv = _invite()
-    ringing = make_response(inv, 183, to_tag="srv1", headers=[("Record-Route", "<sip:early.example;lr>"),
-                                                               ("Contact", "<sip:x@198.51.100.1>")])
+    ringing = make_response(
+        inv,
+        183,
+        to_tag="srv1",
+        headers=[("Record-Route", "<sip:early.example;lr>"), ("Contact", "<sip:x@198.51.100.1>")],
+    )
     d = Dialog.uac(inv, ringing)
     assert d.state == "early" and d.route_set == ("<sip:early.example;lr>",)
-    ok = make_response(inv, 200, to_tag="srv1", headers=[("Record-Route", "<sip:a;lr>, <sip:b;lr>"),
-                                                         ("Contact", "<sip:x@198.51.100.2>")])
+    ok = make_response(
+        inv,
+        200,
+        to_tag="srv1",
+        headers=[("Record-Route", "<sip:a;lr>, <sip:b;lr>"), ("Contact", "<sip:x@198.51.100.2>")],
+    )
     c = d.on_response(ok)
     assert c.state == "confirmed" and c.route_set == ("<sip:b;lr>", "<sip:a;lr>")
     assert c.remote_target == "sip:x@198.51.100.2"
@@ -69,7 +84,9 @@ def test_uas_dialog_and_bye_towards_the_caller() -> None:
     ok = make_response(inv, 200, to_tag=tag, headers=[("Contact", "<sip:944511712@10.1.1.1:7048>")])
     d = Dialog.uas(inv, ok)
     assert d.id == (inv.call_id, tag, inv.from_.tag) and d.remote_seq == 14544 and d.local_seq is None
-    assert d.route_set == ("<sip:edge.example;lr>",) and d.remote_target == "sip:6961@192.168.15.121:60185;transport=udp"
+    assert (
+        d.route_set == ("<sip:edge.example;lr>",) and d.remote_target == "sip:6961@192.168.15.121:60185;transport=udp"
+    )
     d2, bye = d.make_request_in_dialog("BYE", via="SIP/2.0/UDP 10.1.1.1:7048")
     assert bye.uri == d.remote_target and bye.cseq == (1, "BYE") and d2.local_seq == 1
     assert bye.from_.tag == tag and bye.to.tag == inv.from_.tag and bye.to.display == "RAMAL - 6961"
@@ -83,8 +100,15 @@ def test_uas_dialog_and_bye_towards_the_caller() -> None:
 
 def test_strict_route_first_hop() -> None:
     inv = _invite()
-    ok = make_response(inv, 200, to_tag="t", headers=[("Record-Route", "<sip:loose.example;lr>, <sip:strict.example>"),
-                                                      ("Contact", "<sip:target@203.0.113.7>")])
+    ok = make_response(
+        inv,
+        200,
+        to_tag="t",
+        headers=[
+            ("Record-Route", "<sip:loose.example;lr>, <sip:strict.example>"),
+            ("Contact", "<sip:target@203.0.113.7>"),
+        ],
+    )
     d = Dialog.uac(inv, ok)
     _, bye = d.make_request_in_dialog("BYE", via=VIA)
     assert bye.uri == "sip:strict.example"
@@ -94,7 +118,9 @@ def test_strict_route_first_hop() -> None:
 def test_incoming_requests_update_remote_seq_and_target() -> None:
     inv = _invite()
     d = Dialog.uas(inv, make_response(inv, 200, to_tag="me"))
-    reinv = Request("INVITE", "sip:me", inv.headers.with_("CSeq", "14545 INVITE").with_("Contact", "<sip:moved@192.0.2.50>"))
+    reinv = Request(
+        "INVITE", "sip:me", inv.headers.with_("CSeq", "14545 INVITE").with_("Contact", "<sip:moved@192.0.2.50>")
+    )
     d2 = d.on_request(reinv)
     assert d2.remote_seq == 14545 and d2.remote_target == "sip:moved@192.0.2.50"
     ack = Request("ACK", "sip:me", inv.headers.with_("CSeq", "14545 ACK"))
@@ -109,8 +135,14 @@ def test_outgoing_dialog_builds_its_invite_and_follows_the_responses() -> None:
     from pbxcheck.sip.headers import NameAddr
 
     me, them = NameAddr.parse("<sip:2001@pbx.example>"), NameAddr.parse("<sip:2002@pbx.example>")
-    d = Dialog.outgoing(call_id="c1", local_uri=me, local_tag="lt", remote_uri=them, local_seq=9,
-                        local_contact="<sip:2001@10.0.0.1:5060>")
+    d = Dialog.outgoing(
+        call_id="c1",
+        local_uri=me,
+        local_tag="lt",
+        remote_uri=them,
+        local_seq=9,
+        local_contact="<sip:2001@10.0.0.1:5060>",
+    )
     assert d.state is DialogState.INITIAL and d.remote_tag == ""
     d, inv = d.make_request_in_dialog("INVITE", via=VIA, body=b"v=0\r\n", content_type="application/sdp")
     assert (inv.uri, inv.cseq, inv.to.tag, inv.from_.tag) == ("sip:2002@pbx.example", (10, "INVITE"), None, "lt")
@@ -120,8 +152,12 @@ def test_outgoing_dialog_builds_its_invite_and_follows_the_responses() -> None:
     assert d.on_response(make_response(retry, 100)) is d
     early = d.on_response(make_response(retry, 180, to_tag="rt", headers=[("Contact", "<sip:2002@10.0.0.2>")]))
     assert early.state is DialogState.EARLY and early.remote_tag == "rt" and early.remote_target == "sip:2002@10.0.0.2"
-    ok = make_response(retry, 200, to_tag="rt", headers=[("Contact", "<sip:2002@10.0.0.3>"),
-                                                         ("Record-Route", "<sip:a;lr>, <sip:b;lr>")])
+    ok = make_response(
+        retry,
+        200,
+        to_tag="rt",
+        headers=[("Contact", "<sip:2002@10.0.0.3>"), ("Record-Route", "<sip:a;lr>, <sip:b;lr>")],
+    )
     up = early.on_response(ok)
     assert up.state is DialogState.CONFIRMED and up.route_set == ("<sip:b;lr>", "<sip:a;lr>")
     up, ack = up.make_request_in_dialog("ACK", via=VIA)

@@ -30,8 +30,15 @@ def test_rfc2617_section_3_5_example() -> None:
     )
     c = Credentials.parse(auth)
     assert c.response == compute_response(
-        username="Mufasa", realm="testrealm@host.com", password="Circle Of Life", method="GET",
-        uri="/dir/index.html", nonce=c.nonce, qop="auth", nc="00000001", cnonce="0a4f113b",
+        username="Mufasa",
+        realm="testrealm@host.com",
+        password="Circle Of Life",
+        method="GET",
+        uri="/dir/index.html",
+        nonce=c.nonce,
+        qop="auth",
+        nc="00000001",
+        cnonce="0a4f113b",
     )
     assert verify(c, "Circle Of Life", "GET") and not verify(c, "circle of life", "GET")
     assert not verify(c, "Circle Of Life", "POST")
@@ -50,15 +57,30 @@ RFC7616_CNONCE = "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ"
 )
 def test_rfc7616_section_3_9_1(algorithm: str, response: str) -> None:
     got = compute_response(
-        algorithm=algorithm, username="Mufasa", realm="http-auth@example.org", password="Circle of Life",
-        method="GET", uri="/dir/index.html", nonce=RFC7616_NONCE, qop="auth", nc="00000001", cnonce=RFC7616_CNONCE,
+        algorithm=algorithm,
+        username="Mufasa",
+        realm="http-auth@example.org",
+        password="Circle of Life",
+        method="GET",
+        uri="/dir/index.html",
+        nonce=RFC7616_NONCE,
+        qop="auth",
+        nc="00000001",
+        cnonce=RFC7616_CNONCE,
     )
     assert got == response
 
 
 def test_challenge_parse_and_format() -> None:
     ch = Challenge.parse('Digest realm="xhand", nonce="n1", opaque="o", algorithm=MD5, qop="auth,auth-int", stale=TRUE')
-    assert (ch.realm, ch.nonce, ch.opaque, ch.algorithm, ch.qop, ch.stale) == ("xhand", "n1", "o", "MD5", ("auth", "auth-int"), True)
+    assert (ch.realm, ch.nonce, ch.opaque, ch.algorithm, ch.qop, ch.stale) == (
+        "xhand",
+        "n1",
+        "o",
+        "MD5",
+        ("auth", "auth-int"),
+        True,
+    )
     assert Challenge.parse(str(ch)) == ch
     text = str(Challenge(SIP_REALM, "abc", opaque="op"))
     assert text == 'Digest realm="xhand", nonce="abc", opaque="op", algorithm=MD5, qop="auth"'
@@ -82,8 +104,17 @@ def test_build_then_verify_round_trip(algorithm: str, qop: tuple[str, ...]) -> N
 
 
 def test_auth_int_uses_the_body() -> None:
-    kw = dict(username="u", realm="r", password="p", method="MESSAGE", uri="sip:a@b", nonce="n",
-              qop="auth-int", nc="00000001", cnonce="c")
+    kw = dict(
+        username="u",
+        realm="r",
+        password="p",
+        method="MESSAGE",
+        uri="sip:a@b",
+        nonce="n",
+        qop="auth-int",
+        nc="00000001",
+        cnonce="c",
+    )
     assert compute_response(**kw, body=b"x") != compute_response(**kw, body=b"y")  # type: ignore[arg-type]
 
 

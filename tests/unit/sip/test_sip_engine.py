@@ -23,13 +23,20 @@ from pbxcheck.sip.transaction import State
 T1 = 0.5
 
 
-def _request(pair: EnginePair, method: str = "INVITE", *, cseq: int = 1, call_id: str = "cid-1",
-             branch: str | None = None) -> Request:
+def _request(
+    pair: EnginePair, method: str = "INVITE", *, cseq: int = 1, call_id: str = "cid-1", branch: str | None = None
+) -> Request:
     host, port = pair.a_addr
     return make_request(
-        method, "sip:2002@pbx.example", from_="<sip:2001@pbx.example>;tag=ft", to="<sip:2002@pbx.example>",
-        call_id=call_id, cseq=cseq, via=f"SIP/2.0/{pair.transport} {host}:{port};branch={branch or new_branch()}",
-        contact=f"<sip:2001@{host}:{port}>")
+        method,
+        "sip:2002@pbx.example",
+        from_="<sip:2001@pbx.example>;tag=ft",
+        to="<sip:2002@pbx.example>",
+        call_id=call_id,
+        cseq=cseq,
+        via=f"SIP/2.0/{pair.transport} {host}:{port};branch={branch or new_branch()}",
+        contact=f"<sip:2001@{host}:{port}>",
+    )
 
 
 def _times(sent: list) -> list[float]:
@@ -173,9 +180,15 @@ def test_2xx_is_retransmitted_until_the_ack() -> None:
     assert _times(pair.sent("b", "SIP/2.0 200")) == [0, 0.5, 1.5, 3.5]
     assert all(isinstance(e, StrayResponse) for e in pair.take("a"))  # no ACK of ours yet to resend
     assert pair.b.awaiting_ack("cid-1", 1)
-    ack = make_request("ACK", "sip:2002@10.0.0.2:7048", from_="<sip:2001@pbx.example>;tag=ft",
-                       to="<sip:2002@pbx.example>;tag=tt", call_id="cid-1", cseq=1,
-                       via=f"SIP/2.0/UDP 10.0.0.1:5060;branch={new_branch()}")
+    ack = make_request(
+        "ACK",
+        "sip:2002@10.0.0.2:7048",
+        from_="<sip:2001@pbx.example>;tag=ft",
+        to="<sip:2002@pbx.example>;tag=tt",
+        call_id="cid-1",
+        cseq=1,
+        via=f"SIP/2.0/UDP 10.0.0.1:5060;branch={new_branch()}",
+    )
     pair.a.send_ack(ack, pair.a_flow, pair.now)
     pair.flush()
     assert [type(e) for e in pair.take("b")] == [IncomingRequest]  # the ACK goes up to the TU
@@ -209,9 +222,15 @@ def test_retransmitted_2xx_is_re_acked_from_the_uac_core() -> None:
     pair.b.send_response(new.request, make_response(new.request, 200, to_tag="tt"), new.flow, pair.now)
     pair.drop = lambda s: s.sender == "a" and s.line.startswith("ACK") and s.time == 0  # first ACK lost
     pair.flush()
-    ack = make_request("ACK", "sip:2002@10.0.0.2", from_="<sip:2001@pbx.example>;tag=ft",
-                       to="<sip:2002@pbx.example>;tag=tt", call_id="cid-1", cseq=1,
-                       via=f"SIP/2.0/UDP 10.0.0.1:5060;branch={new_branch()}")
+    ack = make_request(
+        "ACK",
+        "sip:2002@10.0.0.2",
+        from_="<sip:2001@pbx.example>;tag=ft",
+        to="<sip:2002@pbx.example>;tag=tt",
+        call_id="cid-1",
+        cseq=1,
+        via=f"SIP/2.0/UDP 10.0.0.1:5060;branch={new_branch()}",
+    )
     pair.a.send_ack(ack, pair.a_flow, pair.now)
     pair.flush()
     pair.advance(1.6)
@@ -250,7 +269,9 @@ def test_cancel_is_its_own_transaction_and_the_invite_stays() -> None:
     pair.flush()
     got = pair.take("a")
     assert [(e.handle is cancel_handle, e.response.status) for e in got if isinstance(e, IncomingResponse)] == [
-        (True, 200), (False, 487)]
+        (True, 200),
+        (False, 487),
+    ]
     pair.advance(64 * T1)
     assert pair.a.counts == pair.b.counts == {"client": 0, "server": 0, "ack_waits": 0, "acks_sent": 0}
 

@@ -20,13 +20,15 @@ def test_headers_canonical_names_and_compact_forms() -> None:
 
 
 def test_headers_get_all_splits_only_list_headers_outside_quotes_and_brackets() -> None:
-    h = Headers((
-        ("Contact", '"Doe, J" <sip:a@b;x=1,2>;q=0.5, <sip:c@d>'),
-        ("Contact", "sip:e@f"),
-        ("Allow", "INVITE, ACK,BYE"),
-        ("Date", "Sat, 13 Nov 2010 23:29:00 GMT"),
-        ("Authorization", 'Digest a="1", b="2"'),
-    ))
+    h = Headers(
+        (
+            ("Contact", '"Doe, J" <sip:a@b;x=1,2>;q=0.5, <sip:c@d>'),
+            ("Contact", "sip:e@f"),
+            ("Allow", "INVITE, ACK,BYE"),
+            ("Date", "Sat, 13 Nov 2010 23:29:00 GMT"),
+            ("Authorization", 'Digest a="1", b="2"'),
+        )
+    )
     assert h.get_all("m") == ['"Doe, J" <sip:a@b;x=1,2>;q=0.5', "<sip:c@d>", "sip:e@f"]
     assert h.get_all("Allow") == ["INVITE", "ACK", "BYE"]
     assert h.get_all("Date") == ["Sat, 13 Nov 2010 23:29:00 GMT"]
@@ -80,7 +82,9 @@ def test_name_addr(text: str, display: str | None, uri: str, tag: str | None) ->
     assert NameAddr.parse(str(na)) == na
 
 
-@pytest.mark.parametrize("text", ['"open <sip:a@b>', "Bell, Alex <sip:a@b>", "sip:a@b?x=y", "<sip:a@b", "<sip:a@b>;;", ""])
+@pytest.mark.parametrize(
+    "text", ['"open <sip:a@b>', "Bell, Alex <sip:a@b>", "sip:a@b?x=y", "<sip:a@b", "<sip:a@b>;;", ""]
+)
 def test_name_addr_rejects(text: str) -> None:
     with pytest.raises(BadNameAddr):
         NameAddr.parse(text)
@@ -89,7 +93,14 @@ def test_name_addr_rejects(text: str) -> None:
 def test_via() -> None:
     v = Via.parse("SIP / 2.0 / udp  10.0.0.1 : 5060 ; branch = z9hG4bKabc;rport;received=1.2.3.4")
     assert (v.transport, v.host, v.port, v.branch, v.has_rport, v.rport, v.received) == (
-        "UDP", "10.0.0.1", 5060, "z9hG4bKabc", True, None, "1.2.3.4")
+        "UDP",
+        "10.0.0.1",
+        5060,
+        "z9hG4bKabc",
+        True,
+        None,
+        "1.2.3.4",
+    )
     assert str(v) == "SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKabc;rport;received=1.2.3.4"
     assert v.with_param("rport", "4000").rport == 4000
     assert v.rfc3261_branch and not Via.parse("SIP/2.0/UDP h;branch=z9hG4bK").rfc3261_branch
@@ -105,7 +116,13 @@ def test_cseq_and_auth_params() -> None:
     n, m = CSeq.parse("1 REGISTER")
     assert (n, m) == (1, "REGISTER") and str(CSeq(2, "BYE")) == "2 BYE"
     scheme, p = parse_auth_params('Digest username="6961", realm="xhand", qop=auth, nc=00000001, uri=sip:a@b')
-    assert scheme == "Digest" and p == {"username": "6961", "realm": "xhand", "qop": "auth", "nc": "00000001", "uri": "sip:a@b"}
+    assert scheme == "Digest" and p == {
+        "username": "6961",
+        "realm": "xhand",
+        "qop": "auth",
+        "nc": "00000001",
+        "uri": "sip:a@b",
+    }
 
 
 def test_message_properties_from_document_register() -> None:
@@ -139,10 +156,17 @@ def test_missing_header_properties() -> None:
 
 def test_make_request_and_response_copy_rfc3261_8_2_6() -> None:
     req = make_request(
-        "INVITE", SipUri.parse("sip:100@pbx"), from_=NameAddr(None, SipUri.parse("sip:200@pbx"), (("tag", "a"),)),
-        to="<sip:100@pbx>", call_id="c1", cseq=7, via="SIP/2.0/UDP 10.0.0.2:5062;branch=z9hG4bKx;rport",
-        contact="<sip:200@10.0.0.2:5062>", headers=[("Via", "SIP/2.0/UDP 10.0.0.9;branch=z9hG4bKy"), ("Timestamp", "54")],
-        body=b"v=0\r\n", content_type="application/sdp",
+        "INVITE",
+        SipUri.parse("sip:100@pbx"),
+        from_=NameAddr(None, SipUri.parse("sip:200@pbx"), (("tag", "a"),)),
+        to="<sip:100@pbx>",
+        call_id="c1",
+        cseq=7,
+        via="SIP/2.0/UDP 10.0.0.2:5062;branch=z9hG4bKx;rport",
+        contact="<sip:200@10.0.0.2:5062>",
+        headers=[("Via", "SIP/2.0/UDP 10.0.0.9;branch=z9hG4bKy"), ("Timestamp", "54")],
+        body=b"v=0\r\n",
+        content_type="application/sdp",
     )
     assert [v.branch for v in req.via] == ["z9hG4bKx", "z9hG4bKy"]
     wire = to_bytes(req)

@@ -107,7 +107,7 @@ def test_framer_byte_by_byte() -> None:
     f = StreamFramer()
     out: list[bytes] = []
     for i in range(len(samples.INVITE)):
-        out += f.feed(samples.INVITE[i:i + 1])
+        out += f.feed(samples.INVITE[i : i + 1])
     assert out == [samples.INVITE]
 
 
@@ -166,8 +166,21 @@ def _parse_or_parse_error(data: bytes) -> None:
     except SipParseError:
         return
     # Lazily parsed properties may refuse (SipParseError) but never crash.
-    for attr in ("call_id", "cseq", "via", "from_", "to", "contacts", "route", "record_route", "content_type",
-                 "expires", "max_forwards", "sip_uri", "parsed_uri"):
+    for attr in (
+        "call_id",
+        "cseq",
+        "via",
+        "from_",
+        "to",
+        "contacts",
+        "route",
+        "record_route",
+        "content_type",
+        "expires",
+        "max_forwards",
+        "sip_uri",
+        "parsed_uri",
+    ):
         try:
             getattr(m, attr)
         except SipParseError:
@@ -192,17 +205,23 @@ def test_fuzz_random_bytes(data: bytes) -> None:
 @given(
     seed=st.sampled_from(SEEDS),
     edits=st.lists(
-        st.tuples(st.integers(0, 4000), st.integers(0, 8), st.binary(max_size=6) | st.sampled_from(
-            [b"\r\n", b" ", b";", b",", b"<", b">", b'"', b":", b"\\", b"%", b"\r\n ", b"\x00", b"9" * 30, b"="]
-        )),
-        min_size=1, max_size=6,
+        st.tuples(
+            st.integers(0, 4000),
+            st.integers(0, 8),
+            st.binary(max_size=6)
+            | st.sampled_from(
+                [b"\r\n", b" ", b";", b",", b"<", b">", b'"', b":", b"\\", b"%", b"\r\n ", b"\x00", b"9" * 30, b"="]
+            ),
+        ),
+        min_size=1,
+        max_size=6,
     ),
 )
 def test_fuzz_mutations_of_real_messages(seed: bytes, edits: list[tuple[int, int, bytes]]) -> None:
     data = seed
     for pos, cut, insert in edits:
         p = pos % (len(data) + 1)
-        data = data[:p] + insert + data[p + cut:]
+        data = data[:p] + insert + data[p + cut :]
     _parse_or_parse_error(data)
 
 

@@ -148,9 +148,13 @@ def test_wsinv_values() -> None:
     assert m.from_.display == 'J Rosenberg \\"' and m.from_.tag == "98asjd8"
     assert m.max_forwards == 68 and m.cseq == (9, "INVITE") and m.call_id == "wsinv.ndaksdj@192.0.2.1"
     assert [(v.transport, v.host, v.branch) for v in m.via] == [
-        ("UDP", "192.0.2.2", "390skdjuw"), ("TCP", "spindle.example.com", "z9hG4bK9ikj8"),
-        ("UDP", "192.168.255.111", "z9hG4bK30239")]
-    assert m.headers.get("s") == "" and m.headers.get("NewFangledHeader") == "newfangled value continued newfangled value"
+        ("UDP", "192.0.2.2", "390skdjuw"),
+        ("TCP", "spindle.example.com", "z9hG4bK9ikj8"),
+        ("UDP", "192.168.255.111", "z9hG4bK30239"),
+    ]
+    assert (
+        m.headers.get("s") == "" and m.headers.get("NewFangledHeader") == "newfangled value continued newfangled value"
+    )
     assert m.headers.get("UnknownHeaderWithUnusualValue") == ";;,,;;,;"
     c = m.contact
     assert c is not None and c.display == 'Quoted string ""' and c.param("newparam") == "newvalue"

@@ -13,9 +13,11 @@ FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "rfc4475"
 
 
 def test_compact_names_folding_and_accessors() -> None:
-    raw = scan(b"\r\n\r\nSIP/2.0 180 Ringing\r\nv: SIP/2.0/UDP a;branch=z9hG4bK1\r\ni: abc@x\r\n"
-               b"Subject: one\r\n  two\r\nCSeq: 7 INVITE\r\nc: application/sdp\r\nbroken line\r\n"
-               b"Via: SIP/2.0/UDP b\r\n\r\nv=0\r\n")
+    raw = scan(
+        b"\r\n\r\nSIP/2.0 180 Ringing\r\nv: SIP/2.0/UDP a;branch=z9hG4bK1\r\ni: abc@x\r\n"
+        b"Subject: one\r\n  two\r\nCSeq: 7 INVITE\r\nc: application/sdp\r\nbroken line\r\n"
+        b"Via: SIP/2.0/UDP b\r\n\r\nv=0\r\n"
+    )
     assert raw.is_response and raw.status == 180 and raw.reason == "Ringing" and raw.method is None
     assert raw.headers_all("Via") == ["SIP/2.0/UDP a;branch=z9hG4bK1", "SIP/2.0/UDP b"]
     assert raw.header("call-id") == raw.header("i") == "abc@x" == raw.call_id
@@ -32,7 +34,7 @@ def test_request_line_and_cut_message() -> None:
 
 def test_never_raises_on_any_bytes() -> None:
     rng = random.Random(4475)
-    alphabet = b"\r\n:; \t<>\"\xff\x00abcSIP/2.0v"
+    alphabet = b'\r\n:; \t<>"\xff\x00abcSIP/2.0v'
     for _ in range(2000):
         data = bytes(rng.choice(alphabet) for _ in range(rng.randrange(60)))
         scan(data)
@@ -48,8 +50,10 @@ def test_parser_and_scanner_agree_on_framing() -> None:
 
 
 def test_reject_unparseable_reads_through_the_scanner() -> None:
-    data = b"INVITE sip:x SIP/2.0\r\nv: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK9\r\n f: <sip:a@b>;tag=1\r\nf: <sip:a@b>;tag=1\r\n" \
-           b"t: <sip:x@y>\r\ni: cid\r\nCSeq: 1 INVITE\r\nContent-Length: 99\r\n\r\n"
+    data = (
+        b"INVITE sip:x SIP/2.0\r\nv: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK9\r\n f: <sip:a@b>;tag=1\r\nf: <sip:a@b>;tag=1\r\n"
+        b"t: <sip:x@y>\r\ni: cid\r\nCSeq: 1 INVITE\r\nContent-Length: 99\r\n\r\n"
+    )
     out = reject_unparseable(data, SipParseError("Content-Length longer than the body"))
     assert out is not None
     assert out.startswith(b"SIP/2.0 400 Bad Request (Content-Length longer than the body)\r\n")

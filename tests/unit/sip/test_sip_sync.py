@@ -36,8 +36,15 @@ class FakeConn:
 
 
 def _req(method: str) -> object:
-    return make_request(method, "sip:2002@10.0.0.2", from_="<sip:2001@x>;tag=a", to="<sip:2002@x>", call_id="c",
-                        cseq=1, via="SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKsync1")
+    return make_request(
+        method,
+        "sip:2002@10.0.0.2",
+        from_="<sip:2001@x>;tag=a",
+        to="<sip:2002@x>",
+        call_id="c",
+        cseq=1,
+        via="SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKsync1",
+    )
 
 
 def test_invite_unanswered_7_sends_then_none() -> None:

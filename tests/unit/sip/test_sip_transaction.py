@@ -45,8 +45,13 @@ from pbxcheck.sip.transaction import (
 
 def _req(method: str = "INVITE", branch: str = "z9hG4bKabc123") -> Request:
     return make_request(
-        method, "sip:100@pbx.example", from_="<sip:200@pbx.example>;tag=ft", to="<sip:100@pbx.example>",
-        call_id="cid-1", cseq=5, via=f"SIP/2.0/UDP 10.0.0.2:5062;branch={branch}",
+        method,
+        "sip:100@pbx.example",
+        from_="<sip:200@pbx.example>;tag=ft",
+        to="<sip:100@pbx.example>",
+        call_id="cid-1",
+        cseq=5,
+        via=f"SIP/2.0/UDP 10.0.0.2:5062;branch={branch}",
         headers=[("Route", "<sip:proxy.example;lr>")],
     )
 
@@ -78,7 +83,8 @@ KINDS = {
 }
 CLIENT_ALPHABET = ("1xx", "2xx", "3xx-6xx", "transport_error") + tuple(f"timer_{t}" for t in "ABDEFK")
 SERVER_ALPHABET = ("request", "ack", "send_1xx", "send_2xx", "send_3xx-6xx", "transport_error") + tuple(
-    f"timer_{t}" for t in "GHIJ")
+    f"timer_{t}" for t in "GHIJ"
+)
 
 
 def _paths(table: Table) -> dict[str, list[str]]:
@@ -100,9 +106,15 @@ def _machine(kind: str, req: Request) -> ClientTransaction | ServerTransaction:
 
 
 _OP_ACTION = {
-    "send_request": Send, "send_ack": Send, "send_response": Send, "send_trying": Send,
-    "pass_request": RequestReceived, "pass_response": ResponseReceived, "timeout": Timeout,
-    "transport_failed": TransportFailed, "terminated": TransactionTerminated,
+    "send_request": Send,
+    "send_ack": Send,
+    "send_response": Send,
+    "send_trying": Send,
+    "pass_request": RequestReceived,
+    "pass_response": ResponseReceived,
+    "timeout": Timeout,
+    "transport_failed": TransportFailed,
+    "terminated": TransactionTerminated,
 }
 
 
@@ -167,7 +179,11 @@ def test_invite_client_unreliable_retransmits_with_doubling_then_acks_failure() 
         assert acts[0] == Send(req)
         intervals.append(next(a.seconds for a in acts if isinstance(a, StartTimer)))
     assert intervals == [1.0, 2.0, 4.0, 8.0, 16.0]  # Timer A is not capped at T2
-    assert tx.handle(ResponseIn(_resp(req, 180))) == [CancelTimer("A"), CancelTimer("B"), ResponseReceived(_resp(req, 180))]
+    assert tx.handle(ResponseIn(_resp(req, 180))) == [
+        CancelTimer("A"),
+        CancelTimer("B"),
+        ResponseReceived(_resp(req, 180)),
+    ]
     busy = _resp(req, 486)
     acts = tx.handle(ResponseIn(busy))
     assert acts[0] == ResponseReceived(busy) and acts[-1] == StartTimer("D", 32.0)
@@ -196,7 +212,11 @@ def test_invite_client_reliable_has_no_a_and_zero_d() -> None:
     assert [type(a) for a in acts] == [CancelTimer, ResponseReceived, Send, TransactionTerminated]
     ok = ClientTransaction(req, reliable=True)
     ok.start()
-    assert [type(a) for a in ok.handle(ResponseIn(_resp(req, 200)))] == [CancelTimer, ResponseReceived, TransactionTerminated]
+    assert [type(a) for a in ok.handle(ResponseIn(_resp(req, 200)))] == [
+        CancelTimer,
+        ResponseReceived,
+        TransactionTerminated,
+    ]
 
 
 def test_non_invite_client_timer_e_caps_at_t2_and_resets_in_proceeding() -> None:
@@ -219,7 +239,11 @@ def test_non_invite_client_timeout_and_transport_error() -> None:
     assert tx.handle(TimerFired("F")) == [CancelTimer("E"), Timeout("F"), TransactionTerminated(tx.key)]
     tx2 = ClientTransaction(_req("OPTIONS"), reliable=True)
     tx2.start()
-    assert tx2.handle(TransportError("reset")) == [CancelTimer("F"), TransportFailed("reset"), TransactionTerminated(tx2.key)]
+    assert tx2.handle(TransportError("reset")) == [
+        CancelTimer("F"),
+        TransportFailed("reset"),
+        TransactionTerminated(tx2.key),
+    ]
 
 
 def test_invite_server_unreliable() -> None:
@@ -282,7 +306,11 @@ def test_client_key_matches_responses_but_not_cancel_responses() -> None:
     tx = ClientTransaction(req, reliable=False)
     assert client_key(_resp(req, 180)) == tx.key
     cancel = make_cancel(req)
-    assert cancel.branch == req.branch and cancel.cseq == (5, "CANCEL") and cancel.headers.get("To") == req.headers.get("To")
+    assert (
+        cancel.branch == req.branch
+        and cancel.cseq == (5, "CANCEL")
+        and cancel.headers.get("To") == req.headers.get("To")
+    )
     assert client_key(_resp(cancel, 200)) != tx.key
 
 

@@ -55,5 +55,7 @@ def test_reject_unparseable_needs_a_request_with_via() -> None:
     err = BadStartLine("x", "y")
     assert reject_unparseable(b"garbage", err) is None
     assert reject_unparseable(b"OPTIONS sip:a SIP/2.0\r\nTo: <sip:a>\r\n\r\n", err) is None
-    out = reject_unparseable(b"\r\nOPTIONS sip:a SIP/2.0\r\nv: SIP/2.0/UDP h\r\nFoo: \xff\r\n\r\n", BadStartLine("bad \x01", ""))
+    out = reject_unparseable(
+        b"\r\nOPTIONS sip:a SIP/2.0\r\nv: SIP/2.0/UDP h\r\nFoo: \xff\r\n\r\n", BadStartLine("bad \x01", "")
+    )
     assert out is not None and out.startswith(b"SIP/2.0 400 Bad Request (bad ?)\r\nVia: SIP/2.0/UDP h\r\n")

@@ -23,13 +23,20 @@ class Wire(list[tuple[float, bytes]]):
 def _flow(sent: Wire, transport: str = "UDP", port: int = 5060) -> Flow:
     def send(data: bytes) -> None:
         sent.append((asyncio.get_running_loop().time(), data))
+
     return Flow(transport, ("127.0.0.1", 7048), ("127.0.0.9", port), send)
 
 
 def _invite() -> Request:
-    return make_request("INVITE", "sip:944511712@127.0.0.1", from_="<sip:6961@127.0.0.1>;tag=a",
-                        to="<sip:944511712@127.0.0.1>", call_id="c1", cseq=1,
-                        via=f"SIP/2.0/UDP 127.0.0.9:5060;branch={new_branch()}")
+    return make_request(
+        "INVITE",
+        "sip:944511712@127.0.0.1",
+        from_="<sip:6961@127.0.0.1>;tag=a",
+        to="<sip:944511712@127.0.0.1>",
+        call_id="c1",
+        cseq=1,
+        via=f"SIP/2.0/UDP 127.0.0.9:5060;branch={new_branch()}",
+    )
 
 
 def test_retransmitted_request_gets_the_same_answer_once_handled() -> None:
@@ -88,8 +95,15 @@ def test_invite_2xx_is_retransmitted_until_the_ack() -> None:
         ep.respond(inv, flow, make_response(inv, 200, to_tag="t2"))
         await asyncio.sleep(4)
         assert [t - start for t in sent.lines(b"SIP/2.0 200")] == [0, 0.5, 1.5, 3.5]  # T1 doubling, 13.3.1.4
-        ack = make_request("ACK", inv.uri, from_=inv.headers.get("From") or "", to=f"{inv.headers.get('To')};tag=t2",
-                           call_id=inv.call_id, cseq=inv.cseq.number, via="SIP/2.0/UDP 127.0.0.9:5060;branch=z9hG4bKack")
+        ack = make_request(
+            "ACK",
+            inv.uri,
+            from_=inv.headers.get("From") or "",
+            to=f"{inv.headers.get('To')};tag=t2",
+            call_id=inv.call_id,
+            cseq=inv.cseq.number,
+            via="SIP/2.0/UDP 127.0.0.9:5060;branch=z9hG4bKack",
+        )
         assert ep.awaiting_ack(inv.call_id, inv.cseq.number)
         ep.receive(to_bytes(ack), flow)
         await asyncio.sleep(60)
@@ -118,8 +132,15 @@ def test_client_transaction_matches_and_acks_a_non_2xx() -> None:
 def test_non_invite_times_out_after_e_capped_at_t2() -> None:
     async def scenario() -> None:
         ep = SipEndpoint(on_request=lambda r, f: None)
-        req = make_request("OPTIONS", "sip:x@127.0.0.1", from_="<sip:a@b>;tag=1", to="<sip:x@127.0.0.1>", call_id="c2",
-                           cseq=1, via="SIP/2.0/UDP 127.0.0.9:5060;branch=z9hG4bKopt1")
+        req = make_request(
+            "OPTIONS",
+            "sip:x@127.0.0.1",
+            from_="<sip:a@b>;tag=1",
+            to="<sip:x@127.0.0.1>",
+            call_id="c2",
+            cseq=1,
+            via="SIP/2.0/UDP 127.0.0.9:5060;branch=z9hG4bKopt1",
+        )
         sent = Wire()
         tx = ep.request(req, _flow(sent))
         with pytest.raises(SipTimeout):

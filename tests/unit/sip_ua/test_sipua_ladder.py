@@ -8,10 +8,14 @@ from pbxcheck.sip.samples import INVITE, REGISTER
 UA = ("192.168.15.121", 5060)
 CENTRAL = ("131.196.224.38", 7048)
 
-RESP_401 = (b"SIP/2.0 401 Unauthorized\r\nVia: SIP/2.0/UDP x;branch=z9hG4bK1\r\nCall-ID: abc\r\n"
-            b"CSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n")
-RESP_183 = (b"SIP/2.0 183 Session Progress\r\nCall-ID: abc\r\nCSeq: 2 INVITE\r\nContent-Type: application/sdp\r\n"
-            b"Content-Length: 5\r\n\r\nv=0\r\n")
+RESP_401 = (
+    b"SIP/2.0 401 Unauthorized\r\nVia: SIP/2.0/UDP x;branch=z9hG4bK1\r\nCall-ID: abc\r\n"
+    b"CSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n"
+)
+RESP_183 = (
+    b"SIP/2.0 183 Session Progress\r\nCall-ID: abc\r\nCSeq: 2 INVITE\r\nContent-Type: application/sdp\r\n"
+    b"Content-Length: 5\r\n\r\nv=0\r\n"
+)
 
 
 def clock_from(times: list[float]):

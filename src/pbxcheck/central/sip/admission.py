@@ -55,8 +55,15 @@ class NonceState(Enum):
 
 
 class NonceAuthority:
-    def __init__(self, realm: str, *, lifetime: float = 30.0, secret: bytes | None = None,
-                 clock: Callable[[], float] = time.time, max_tracked: int = 200_000) -> None:
+    def __init__(
+        self,
+        realm: str,
+        *,
+        lifetime: float = 30.0,
+        secret: bytes | None = None,
+        clock: Callable[[], float] = time.time,
+        max_tracked: int = 200_000,
+    ) -> None:
         self.realm = realm
         self.lifetime = lifetime
         self.secret = secret or secrets.token_bytes(16)
@@ -109,8 +116,15 @@ class NonceAuthority:
 class Admission:
     """Who may REGISTER or INVITE: ``admit`` answers (401/403/400/404) or returns the extension."""
 
-    def __init__(self, store: Store, replies: Replies, stats: Stats, *, faults: frozenset[str] = frozenset(),
-                 nonce_lifetime: float = 30.0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        replies: Replies,
+        stats: Stats,
+        *,
+        faults: frozenset[str] = frozenset(),
+        nonce_lifetime: float = 30.0,
+    ) -> None:
         self.store = store
         self.replies = replies
         self.stats = stats
@@ -123,9 +137,14 @@ class Admission:
     def challenge(self, req: Request, flow: Flow, *, stale: bool = False) -> None:
         self.stats["challenged"] += 1
         no_qop = "challenge-no-qop" in self.faults
-        ch = digest.Challenge(realm=SIP_REALM, nonce=self.nonces.issue(flow.remote[0]),
-                              opaque=None if no_qop else self.opaque, algorithm="MD5",
-                              qop=() if no_qop else ("auth",), stale=stale)
+        ch = digest.Challenge(
+            realm=SIP_REALM,
+            nonce=self.nonces.issue(flow.remote[0]),
+            opaque=None if no_qop else self.opaque,
+            algorithm="MD5",
+            qop=() if no_qop else ("auth",),
+            stale=stale,
+        )
         self.replies.respond(req, flow, 401, headers=[("WWW-Authenticate", str(ch))])
 
     def authenticate(self, req: Request, flow: Flow, claimed: SipAccount | None) -> SipAccount | None:
@@ -143,8 +162,11 @@ class Admission:
             self.replies.respond(req, flow, 403, "Forbidden (too many failed attempts)")
             return None
         lax = "nonce-replay-accepted" in self.faults
-        row = claimed if claimed is not None and claimed.number == creds.username \
+        row = (
+            claimed
+            if claimed is not None and claimed.number == creds.username
             else self.store.sip_account(creds.username)
+        )
         if creds.realm != SIP_REALM or (creds.opaque is not None and creds.opaque != self.opaque):
             self.challenge(req, flow)
             return None
@@ -186,8 +208,9 @@ class Admission:
         if "unknown-ext-404" in self.faults and account is None:
             self.replies.respond(req, flow, 404)
             return None
-        no_auth = (req.method == "REGISTER" and "register-no-challenge" in self.faults) or \
-                  (req.method == "INVITE" and "invite-no-challenge" in self.faults)
+        no_auth = (req.method == "REGISTER" and "register-no-challenge" in self.faults) or (
+            req.method == "INVITE" and "invite-no-challenge" in self.faults
+        )
         if no_auth and "Authorization" not in req.headers and account is not None:
             found: SipAccount | None = account
         else:

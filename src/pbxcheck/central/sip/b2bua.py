@@ -41,7 +41,11 @@ from .registration import Registrar
 from .transactions import ClientTransaction, SipTimeout, new_call_id
 
 CallKind = Literal["ext", "external", "c2c"]  # extension to extension, to the far end, click-to-call
-_TIPO: dict[CallKind, TipoChamada] = {"c2c": TipoChamada.CLICKTOCALL, "ext": TipoChamada.RAMAL, "external": TipoChamada.SAIDA}
+_TIPO: dict[CallKind, TipoChamada] = {
+    "c2c": TipoChamada.CLICKTOCALL,
+    "ext": TipoChamada.RAMAL,
+    "external": TipoChamada.SAIDA,
+}
 
 
 @dataclass(eq=False)
@@ -66,11 +70,19 @@ class Leg:
         """A 2xx exchanged (and the dialog not over since)."""
         return self.dialog.state is DialogState.CONFIRMED
 
-    def request(self, via: str, method: str, *, headers: list[tuple[str, str]] | None = None,
-                body: bytes = b"", content_type: str | None = None) -> Request:
+    def request(
+        self,
+        via: str,
+        method: str,
+        *,
+        headers: list[tuple[str, str]] | None = None,
+        body: bytes = b"",
+        content_type: str | None = None,
+    ) -> Request:
         """The dialog's next request (ACK: the one for our INVITE's 2xx), its CSeq counted."""
-        self.dialog, req = self.dialog.make_request_in_dialog(method, via=via, headers=headers or (), body=body,
-                                                              content_type=content_type)
+        self.dialog, req = self.dialog.make_request_in_dialog(
+            method, via=via, headers=headers or (), body=body, content_type=content_type
+        )
         return req
 
 
@@ -109,9 +121,19 @@ class LiveCall:
 class B2bua:
     """Live calls, keyed by the Call-ID of each of their legs."""
 
-    def __init__(self, store: Store, registrar: Registrar, admission: Admission, media: Media,
-                 dialogs: Dialogs, settings: SipSettings, *, host: str = "127.0.0.1",
-                 faults: frozenset[str] = frozenset(), clock_speed: float = 1.0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        registrar: Registrar,
+        admission: Admission,
+        media: Media,
+        dialogs: Dialogs,
+        settings: SipSettings,
+        *,
+        host: str = "127.0.0.1",
+        faults: frozenset[str] = frozenset(),
+        clock_speed: float = 1.0,
+    ) -> None:
         self.store = store
         self.registrar = registrar
         self.admission = admission
@@ -153,15 +175,26 @@ class B2bua:
 
     def uac_leg(self, ext: str, from_user: str, target_contact: str, flow: Flow) -> Leg:
         """A leg the central places: to ``ext``'s device, From ``from_user`` (its INVITE has CSeq 1)."""
-        dialog = Dialog.outgoing(call_id=new_call_id(), local_tag=new_tag(),
-                                 local_uri=NameAddr(from_user, SipUri("sip", from_user, None, self.host)),
-                                 remote_uri=NameAddr(None, SipUri("sip", ext, None, self.host)),
-                                 remote_target=target_contact, local_contact=self.dialogs.contact(flow, from_user))
+        dialog = Dialog.outgoing(
+            call_id=new_call_id(),
+            local_tag=new_tag(),
+            local_uri=NameAddr(from_user, SipUri("sip", from_user, None, self.host)),
+            remote_uri=NameAddr(None, SipUri("sip", ext, None, self.host)),
+            remote_target=target_contact,
+            local_contact=self.dialogs.contact(flow, from_user),
+        )
         return Leg(ext, dialog, flow, False)
 
     def channel(self, call: LiveCall, ramal: str, direcao: str, callerid: str) -> Channel:
-        ch = Channel(ramal=ramal, direcao=direcao, callerid=callerid, extension=call.callee,
-                     started=time.time(), gravacao=call.gravacao, idchamada=call.idchamada)
+        ch = Channel(
+            ramal=ramal,
+            direcao=direcao,
+            callerid=callerid,
+            extension=call.callee,
+            started=time.time(),
+            gravacao=call.gravacao,
+            idchamada=call.idchamada,
+        )
         call.channels.append(ch)
         return ch
 
@@ -192,10 +225,19 @@ class B2bua:
         numero = call.caller if call.kind == "c2c" else call.callee
         with self.store.tx():
             rec = records.call_record(
-                self.store, ts=now, numero=numero, ramal=ramal, duracao=talk, tipo=_TIPO[call.kind],
-                statuschamada=StatusChamada.ANSWER if answered else StatusChamada.NOANSWER, grupo=ramal,
-                sidehangup=call.hangup_side, clicktocall_id=call.c2c_id, uniqueid=call.idchamada,
-                gravacao=call.gravacao if answered else "")
+                self.store,
+                ts=now,
+                numero=numero,
+                ramal=ramal,
+                duracao=talk,
+                tipo=_TIPO[call.kind],
+                statuschamada=StatusChamada.ANSWER if answered else StatusChamada.NOANSWER,
+                grupo=ramal,
+                sidehangup=call.hangup_side,
+                clicktocall_id=call.c2c_id,
+                uniqueid=call.idchamada,
+                gravacao=call.gravacao if answered else "",
+            )
             self.store.add_call(rec, now)
 
     def stop(self) -> None:
@@ -250,9 +292,15 @@ class B2bua:
     def _uas_response(self, leg: Leg, status: int, body: bytes = b"", reason: str | None = None) -> None:
         assert leg.invite is not None and leg.flow is not None
         d = leg.dialog
-        self.dialogs.respond(leg.invite, leg.flow, status, reason, to_tag=d.local_tag,
-                             headers=[("Contact", d.local_contact or self.dialogs.contact(leg.flow)), ("Allow", ALLOW)],
-                             body=body)
+        self.dialogs.respond(
+            leg.invite,
+            leg.flow,
+            status,
+            reason,
+            to_tag=d.local_tag,
+            headers=[("Contact", d.local_contact or self.dialogs.contact(leg.flow)), ("Allow", ALLOW)],
+            body=body,
+        )
         if 200 <= status < 300:
             leg.dialog = d.confirm()
         elif status >= 300:
@@ -290,8 +338,11 @@ class B2bua:
         if call.ended:
             return
         if not ok:
-            status = leg.tx.final.result().status if leg.tx and leg.tx.final.done() and \
-                not leg.tx.final.cancelled() and leg.tx.final.exception() is None else 480
+            status = (
+                leg.tx.final.result().status
+                if leg.tx and leg.tx.final.done() and not leg.tx.final.cancelled() and leg.tx.final.exception() is None
+                else 480
+            )
             self._fail_a(call, status if 400 <= status < 700 else 480)
             return
         self._answer_a(call)
@@ -300,8 +351,13 @@ class B2bua:
         """Send our INVITE on ``leg`` and wait for the answer (ring timeout); ACK a 2xx. True: answered."""
         assert leg.flow is not None
         d = self.dialogs
-        inv = leg.request(d.via(leg.flow), "INVITE", headers=[("Allow", ALLOW), ("User-Agent", SERVER), *headers],
-                          body=offer, content_type="application/sdp")
+        inv = leg.request(
+            d.via(leg.flow),
+            "INVITE",
+            headers=[("Allow", ALLOW), ("User-Agent", SERVER), *headers],
+            body=offer,
+            content_type="application/sdp",
+        )
         leg.invite = inv
         leg.sdp = offer
         leg.tx = d.request(inv, leg.flow)
@@ -397,8 +453,14 @@ class B2bua:
             respond(req, flow, 200)
             return
         if m == "INVITE":  # re-INVITE: keep the session as it is
-            respond(req, flow, 200, to_tag=leg.dialog.local_tag, body=leg.sdp,
-                    headers=[("Contact", self.dialogs.contact(flow))])
+            respond(
+                req,
+                flow,
+                200,
+                to_tag=leg.dialog.local_tag,
+                body=leg.sdp,
+                headers=[("Contact", self.dialogs.contact(flow))],
+            )
 
     @staticmethod
     def _read_json_headers(call: LiveCall, req: Request) -> None:

@@ -35,9 +35,17 @@ class SipSettings:
 class Replies(Protocol):
     """Answering requests and waiting: what admission and registration need of the service."""
 
-    def respond(self, req: Request, flow: Flow, status: int, reason: str | None = None, *,
-                to_tag: str | None = NEW_TAG, headers: list[tuple[str, str]] | None = None,
-                body: bytes = b"") -> None:
+    def respond(
+        self,
+        req: Request,
+        flow: Flow,
+        status: int,
+        reason: str | None = None,
+        *,
+        to_tag: str | None = NEW_TAG,
+        headers: list[tuple[str, str]] | None = None,
+        body: bytes = b"",
+    ) -> None:
         """Answer ``req``; ``to_tag`` NEW_TAG: a fresh To tag (stateless answers), None: no tag (100)."""
 
     def later(self, delay: float, fn: Callable[..., object], *args: Any) -> asyncio.TimerHandle:

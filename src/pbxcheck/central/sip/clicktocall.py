@@ -57,8 +57,9 @@ class SipCallEngine(CallEngine):
     """The HTTP side's CallEngine with a phone on the line: click-to-call rings the registered device,
     statusramais shows live SIP calls, ``is_registered`` asks the registrar."""
 
-    def __init__(self, store: Store, c2c: ClickToCall, *, clock_speed: float = 1.0,
-                 faults: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self, store: Store, c2c: ClickToCall, *, clock_speed: float = 1.0, faults: frozenset[str] = frozenset()
+    ) -> None:
         super().__init__(store, clock_speed=clock_speed, faults=faults)
         self.c2c = c2c
 

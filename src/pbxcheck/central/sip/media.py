@@ -37,8 +37,9 @@ class Media:
         """Our SDP answer to ``offer`` (None: nothing in common, answer 488)."""
         try:
             session = sdp.parse_sdp(offer)
-            answer = sdp.make_answer(session, SUPPORTED, ip=ip, rtp_port=self.rtp_port(),
-                                     session_id=secrets.randbelow(2**31))
+            answer = sdp.make_answer(
+                session, SUPPORTED, ip=ip, rtp_port=self.rtp_port(), session_id=secrets.randbelow(2**31)
+            )
         except SdpError:
             return None
         body = answer.to_bytes()

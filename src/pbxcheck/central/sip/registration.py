@@ -120,8 +120,15 @@ class Registrar:
 class Registration:
     """REGISTER requests: admission, then the binding in ``registrar``."""
 
-    def __init__(self, registrar: Registrar, admission: Admission, replies: Replies, stats: Stats, *,
-                 faults: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        registrar: Registrar,
+        admission: Admission,
+        replies: Replies,
+        stats: Stats,
+        *,
+        faults: frozenset[str] = frozenset(),
+    ) -> None:
         self.registrar = registrar
         self.admission = admission
         self.replies = replies
@@ -164,8 +171,12 @@ class Registration:
             return
         self.registrar.update(user, uri, flow, expires, call_id=req.call_id, cseq=req.cseq.number)
         self.stats["registered"] += 1
-        respond(req, flow, 200, headers=[("Contact", f"<{uri}>;expires={expires}"), ("Expires", str(expires)),
-                                         ("Date", http_date())])
+        respond(
+            req,
+            flow,
+            200,
+            headers=[("Contact", f"<{uri}>;expires={expires}"), ("Expires", str(expires)), ("Date", http_date())],
+        )
 
 
 _date_cache: list[object] = [0, ""]

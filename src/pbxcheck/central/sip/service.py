@@ -64,10 +64,18 @@ from .transactions import ClientTransaction, SipEndpoint
 class SipService:
     """The SIP side: owns the drivers and the endpoint, implements ``base.Dialogs`` for the parts."""
 
-    def __init__(self, store: Store, *, host: str = "127.0.0.1", sockets: SipSockets | None = None,
-                 ssl_context: ssl.SSLContext | None = None, faults: frozenset[str] = frozenset(),
-                 clock_speed: float = 1.0, settings: SipSettings | None = None,
-                 ports: dict[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        host: str = "127.0.0.1",
+        sockets: SipSockets | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        faults: frozenset[str] = frozenset(),
+        clock_speed: float = 1.0,
+        settings: SipSettings | None = None,
+        ports: dict[str, int] | None = None,
+    ) -> None:
         self.store = store
         self.host = host
         self.sockets = sockets
@@ -84,8 +92,17 @@ class SipService:
         self.admission = Admission(store, self, self.stats, faults=faults, nonce_lifetime=self.settings.nonce_lifetime)
         self.registration = Registration(self.registrar, self.admission, self, self.stats, faults=faults)
         self.media = Media(faults=faults)
-        self.b2bua = B2bua(store, self.registrar, self.admission, self.media, self, self.settings, host=host,
-                           faults=faults, clock_speed=clock_speed)
+        self.b2bua = B2bua(
+            store,
+            self.registrar,
+            self.admission,
+            self.media,
+            self,
+            self.settings,
+            host=host,
+            faults=faults,
+            clock_speed=clock_speed,
+        )
         self.c2c = ClickToCall(self.b2bua, self.registrar, self.settings)
         self.udp: UdpEndpoint | None = None
         self.tcp: TcpServer | None = None
@@ -103,8 +120,9 @@ class SipService:
             self.tcp = await TcpServer.start(self.host, 0, h, sock=s.tcp)
             self.ws = await WsServer.start(self.host, 0, h, path=SIP_WS_PATH, sock=s.ws)
             if self.ssl_context is not None:
-                self.wss = await WsServer.start(self.host, 0, h, path=SIP_WS_PATH, sock=s.wss,
-                                                ssl_context=self.ssl_context)
+                self.wss = await WsServer.start(
+                    self.host, 0, h, path=SIP_WS_PATH, sock=s.wss, ssl_context=self.ssl_context
+                )
             else:
                 s.wss.close()
         else:
@@ -115,8 +133,9 @@ class SipService:
             self.ws = await WsServer.start(self.host, self.ports.get("ws", 0), h, path=SIP_WS_PATH)
             self.ports["ws"] = self.ws.local[1]
             if self.ssl_context is not None:
-                self.wss = await WsServer.start(self.host, self.ports.get("wss", 0), h, path=SIP_WS_PATH,
-                                                ssl_context=self.ssl_context)
+                self.wss = await WsServer.start(
+                    self.host, self.ports.get("wss", 0), h, path=SIP_WS_PATH, ssl_context=self.ssl_context
+                )
                 self.ports["wss"] = self.wss.local[1]
 
     async def stop(self) -> None:
@@ -178,12 +197,27 @@ class SipService:
 
     # --- base.Dialogs: what the parts use -------------------------------------------------------------
 
-    def respond(self, req: Request, flow: Flow, status: int, reason: str | None = None, *,
-                to_tag: str | None = NEW_TAG, headers: list[tuple[str, str]] | None = None,
-                body: bytes = b"") -> None:
+    def respond(
+        self,
+        req: Request,
+        flow: Flow,
+        status: int,
+        reason: str | None = None,
+        *,
+        to_tag: str | None = NEW_TAG,
+        headers: list[tuple[str, str]] | None = None,
+        body: bytes = b"",
+    ) -> None:
         pairs = [("Server", SERVER), *(headers or [])]
-        resp = make_response(answered_as(req, flow), status, reason, to_tag=new_tag() if to_tag is NEW_TAG else to_tag,
-                             headers=pairs, body=body, content_type="application/sdp" if body else None)
+        resp = make_response(
+            answered_as(req, flow),
+            status,
+            reason,
+            to_tag=new_tag() if to_tag is NEW_TAG else to_tag,
+            headers=pairs,
+            body=body,
+            content_type="application/sdp" if body else None,
+        )
         self.endpoint.respond(req, flow, resp)
 
     def later(self, delay: float, fn: Callable[..., object], *args: Any) -> asyncio.TimerHandle:
@@ -284,7 +318,14 @@ def create_service(central: CentralParts, settings: SipSettings | None = None) -
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(central.tls.cert_file, central.tls.key_file)
     host = central.host if central.host not in ("0.0.0.0", "", "::") else "127.0.0.1"
-    side = SipService(central.store, host=host, sockets=central.sip_sockets, ssl_context=ctx, faults=central.faults,
-                      clock_speed=central.clock_speed, settings=settings)
+    side = SipService(
+        central.store,
+        host=host,
+        sockets=central.sip_sockets,
+        ssl_context=ctx,
+        faults=central.faults,
+        clock_speed=central.clock_speed,
+        settings=settings,
+    )
     engine = SipCallEngine(central.store, side.c2c, clock_speed=central.clock_speed, faults=central.faults)
     return side, engine

@@ -102,8 +102,9 @@ class BlockingTcp:
         self.close()
 
 
-def register_once(conn: BlockingUdp | BlockingTcp, user: str, password: str, domain: str, *,
-                  expires: int = 90, timeout: float = 2.0) -> int:
+def register_once(
+    conn: BlockingUdp | BlockingTcp, user: str, password: str, domain: str, *, expires: int = 90, timeout: float = 2.0
+) -> int:
     """One complete registration on a blocking connection (REGISTER, 401, REGISTER with digest),
     run by the engine through the blocking runner (``sip.sync``): the final status, 0 when an answer
     did not come in ``timeout``. For Locust users and scripts; the asyncio ``UserAgent`` is the
@@ -118,8 +119,18 @@ def register_once(conn: BlockingUdp | BlockingTcp, user: str, password: str, dom
     tag = new_tag()
     auth: str | None = None
     for cseq in (1, 2):
-        req = make_register(domain, user, sent_by=conn.local, transport=conn.transport, call_id=call_id,
-                            cseq=cseq, from_tag=tag, expires=expires, authorization=auth, user_agent=None)
+        req = make_register(
+            domain,
+            user,
+            sent_by=conn.local,
+            transport=conn.transport,
+            call_id=call_id,
+            cseq=cseq,
+            from_tag=tag,
+            expires=expires,
+            authorization=auth,
+            user_agent=None,
+        )
         resp = sip.request(req, timeout)
         if resp is None:
             return 0

@@ -97,8 +97,11 @@ def write_pcap(entries: Iterable[Any], path: str | Path) -> int:
         else:
             n = seq.get((src, dst), 1)
             ack = seq.get((dst, src), 1)
-            pkt = IP(src=src[0], dst=dst[0]) / TCP(sport=src[1], dport=dst[1], flags="PA", seq=n, ack=ack) \
+            pkt = (
+                IP(src=src[0], dst=dst[0])
+                / TCP(sport=src[1], dport=dst[1], flags="PA", seq=n, ack=ack)
                 / Raw(load=e.data)
+            )
             seq[(src, dst)] = n + len(e.data)
         pkt.time = e.time
         packets.append(pkt)
@@ -115,12 +118,30 @@ def read_pcap_payloads(path: str | Path) -> list[bytes]:
     return [bytes(p[Raw].load) for p in rdpcap(str(path)) if p.haslayer(Raw)]
 
 
-def register_bytes(domain: str, user: str, local: Addr, call_id: str, cseq: int, *,
-                   authorization: str | None = None, expires: int = 90, transport: str = "UDP") -> bytes:
+def register_bytes(
+    domain: str,
+    user: str,
+    local: Addr,
+    call_id: str,
+    cseq: int,
+    *,
+    authorization: str | None = None,
+    expires: int = 90,
+    transport: str = "UDP",
+) -> bytes:
     """A REGISTER as exact bytes (a fresh branch each time, the From tag drawn from the Call-ID so a
     sequence on one Call-ID keeps it), for floods and replays: the core's one builder,
     ``sip.register.make_register``, serialised."""
     from ..register import register_bytes as build
 
-    return build(domain, user, sent_by=local, transport=transport, call_id=call_id, cseq=cseq,
-                 from_tag=call_id[:8], expires=expires, authorization=authorization)
+    return build(
+        domain,
+        user,
+        sent_by=local,
+        transport=transport,
+        call_id=call_id,
+        cseq=cseq,
+        from_tag=call_id[:8],
+        expires=expires,
+        authorization=authorization,
+    )

@@ -23,8 +23,9 @@ def _framer() -> object:
 
 
 class _StreamProtocol(asyncio.Protocol):
-    def __init__(self, handler: MessageHandler, on_flow: Callable[[Flow], None] | None = None,
-                 transport_name: str = "TCP") -> None:
+    def __init__(
+        self, handler: MessageHandler, on_flow: Callable[[Flow], None] | None = None, transport_name: str = "TCP"
+    ) -> None:
         self.handler = handler
         self.on_flow = on_flow
         self.transport_name = transport_name
@@ -37,8 +38,7 @@ class _StreamProtocol(asyncio.Protocol):
         self.tcp = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         local = transport.get_extra_info("sockname")
-        self.flow = Flow(self.transport_name, (local[0], local[1]), (peer[0], peer[1]),
-                         self._write, transport.close)
+        self.flow = Flow(self.transport_name, (local[0], local[1]), (peer[0], peer[1]), self._write, transport.close)
         if self.on_flow is not None:
             self.on_flow(self.flow)
 
@@ -77,8 +77,9 @@ class TcpServer:
         self.local: Addr = ("0.0.0.0", 0)
 
     @classmethod
-    async def start(cls, host: str, port: int, handler: MessageHandler, *,
-                    sock: socket.socket | None = None) -> TcpServer:
+    async def start(
+        cls, host: str, port: int, handler: MessageHandler, *, sock: socket.socket | None = None
+    ) -> TcpServer:
         """Listen on (host, port), or on ``sock`` already listening."""
         self = cls(handler)
         loop = asyncio.get_running_loop()
@@ -86,7 +87,8 @@ class TcpServer:
             self.server = await loop.create_server(lambda: _StreamProtocol(handler, self._track), sock=sock)
         else:
             self.server = await loop.create_server(
-                lambda: _StreamProtocol(handler, self._track), host, port, reuse_address=True)
+                lambda: _StreamProtocol(handler, self._track), host, port, reuse_address=True
+            )
         name = self.server.sockets[0].getsockname()
         self.local = (name[0], name[1])
         return self
@@ -106,13 +108,14 @@ class TcpServer:
             await self.server.wait_closed()
 
 
-async def tcp_connect(remote: Addr, handler: MessageHandler, *, local: Addr | None = None,
-                      timeout: float = 5.0) -> Flow:
+async def tcp_connect(
+    remote: Addr, handler: MessageHandler, *, local: Addr | None = None, timeout: float = 5.0
+) -> Flow:
     """Open a TCP connection to ``remote``; incoming messages go to ``handler``."""
     loop = asyncio.get_running_loop()
     proto: _StreamProtocol
     _, proto = await asyncio.wait_for(
-        loop.create_connection(lambda: _StreamProtocol(handler), remote[0], remote[1], local_addr=local),
-        timeout)
+        loop.create_connection(lambda: _StreamProtocol(handler), remote[0], remote[1], local_addr=local), timeout
+    )
     assert proto.flow is not None
     return proto.flow

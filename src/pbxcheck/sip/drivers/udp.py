@@ -30,8 +30,14 @@ class UdpEndpoint(asyncio.DatagramProtocol):
 
     @classmethod
     async def open(
-        cls, host: str, port: int, handler: MessageHandler, *, reuse_port: bool = False,
-        rcvbuf: int | None = None, sock: socket.socket | None = None,
+        cls,
+        host: str,
+        port: int,
+        handler: MessageHandler,
+        *,
+        reuse_port: bool = False,
+        rcvbuf: int | None = None,
+        sock: socket.socket | None = None,
     ) -> UdpEndpoint:
         """Bind (host, port), or adopt ``sock`` already bound (the central binds its ports up front)."""
         loop = asyncio.get_running_loop()

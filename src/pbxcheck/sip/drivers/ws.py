@@ -96,15 +96,30 @@ class WsServer:
         self.flows: dict[Addr, Flow] = {}
 
     @classmethod
-    async def start(cls, host: str, port: int, handler: MessageHandler, *, path: str = "/ws",
-                    ssl_context: ssl.SSLContext | None = None, sock: socket.socket | None = None) -> WsServer:
+    async def start(
+        cls,
+        host: str,
+        port: int,
+        handler: MessageHandler,
+        *,
+        path: str = "/ws",
+        ssl_context: ssl.SSLContext | None = None,
+        sock: socket.socket | None = None,
+    ) -> WsServer:
         """Listen on (host, port), or on ``sock`` already listening."""
         self = cls(handler, path, "WSS" if ssl_context is not None else "WS")
         where: dict[str, Any] = {"sock": sock} if sock is not None else {"host": host, "port": port}
         # close_timeout 1 s: a peer that vanished without a close frame must not hold a shutdown 10 s
-        self.server = await serve(self._serve, ssl=ssl_context, subprotocols=[Subprotocol(SUBPROTOCOL)],
-                                  process_request=self._check, compression=None, max_size=2**20,
-                                  close_timeout=1.0, **where)
+        self.server = await serve(
+            self._serve,
+            ssl=ssl_context,
+            subprotocols=[Subprotocol(SUBPROTOCOL)],
+            process_request=self._check,
+            compression=None,
+            max_size=2**20,
+            close_timeout=1.0,
+            **where,
+        )
         name = next(iter(self.server.sockets)).getsockname()
         self.local = (name[0], name[1])
         return self
@@ -119,8 +134,9 @@ class WsServer:
 
     async def _serve(self, conn: ServerConnection) -> None:
         sender = _WsFlowSender(conn)
-        flow = Flow(self.transport_name, _addr(conn.local_address), _addr(conn.remote_address),
-                    sender.send, sender.close)
+        flow = Flow(
+            self.transport_name, _addr(conn.local_address), _addr(conn.remote_address), sender.send, sender.close
+        )
         self.flows[flow.remote] = flow
         try:
             await _read_loop(conn, flow, self.handler)
@@ -134,16 +150,33 @@ class WsServer:
             await self.server.wait_closed()
 
 
-async def ws_connect(url: str, handler: MessageHandler, *, ssl_context: ssl.SSLContext | None = None,
-                     timeout: float = 5.0, subprotocols: tuple[str, ...] = (SUBPROTOCOL,)) -> Flow:
+async def ws_connect(
+    url: str,
+    handler: MessageHandler,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    timeout: float = 5.0,
+    subprotocols: tuple[str, ...] = (SUBPROTOCOL,),
+) -> Flow:
     """Connect to a SIP WebSocket server; returns the Flow (closed when the socket closes)."""
-    kwargs: dict[str, Any] = {"subprotocols": [Subprotocol(p) for p in subprotocols], "open_timeout": timeout,
-                              "compression": None, "max_size": 2**20, "close_timeout": 1.0}
+    kwargs: dict[str, Any] = {
+        "subprotocols": [Subprotocol(p) for p in subprotocols],
+        "open_timeout": timeout,
+        "compression": None,
+        "max_size": 2**20,
+        "close_timeout": 1.0,
+    }
     if url.startswith("wss:"):
         kwargs["ssl"] = ssl_context if ssl_context is not None else ssl.create_default_context()
     conn = await ws_connect_raw(url, **kwargs)
     sender = _WsFlowSender(conn)
-    flow = Flow("WSS" if url.startswith("wss:") else "WS", _addr(conn.local_address),
-                _addr(conn.remote_address), sender.send, sender.close, _aclose=sender.aclose)
+    flow = Flow(
+        "WSS" if url.startswith("wss:") else "WS",
+        _addr(conn.local_address),
+        _addr(conn.remote_address),
+        sender.send,
+        sender.close,
+        _aclose=sender.aclose,
+    )
     asyncio.get_running_loop().create_task(_read_loop(conn, flow, handler))
     return flow
