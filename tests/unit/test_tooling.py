@@ -40,3 +40,10 @@ def test_ruff_lint_is_clean() -> None:
 def test_mypy_strict_is_clean() -> None:
     done = _run(_tool("mypy"))  # files and strict = true come from pyproject.toml
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_no_two_test_modules_share_a_name() -> None:
+    """tests/unit and tests/integration are not packages: two modules with one basename stop pytest's
+    collection of the whole tree ('import file mismatch')."""
+    names = [p.name for p in (ROOT / "tests").rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
