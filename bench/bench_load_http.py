@@ -34,6 +34,8 @@ import textwrap
 import time
 from pathlib import Path
 
+from pbxcheck.contract import RAMAL_FIELDS
+
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 CREDS = {"login": "bench", "senha": "bench-senha-0000", "token": "0123456789abcdef0123456789abcdef"}
@@ -44,20 +46,6 @@ C2C = '["Status","CHAMADA OK","ID","2001_20261129120000_1"]'
 LISTING = json.dumps(
     [{"id": "1", "status": "AGUARDANDO", "cuje": "x"}, {"id": "2", "status": "CONCLUIDO", "cuje": "y"}],
     separators=(",", ":"),
-)
-RAMAL_FIELDS = (
-    "Ramal",
-    "Status",
-    "Direcao",
-    "Duracao",
-    "StatusCanal",
-    "Callerid",
-    "Extension",
-    "JSON1",
-    "JSON2",
-    "JSON3",
-    "GRAVACAO",
-    "IDCHAMADA",
 )
 RAMAIS = json.dumps([{f: ("2001" if f == "Ramal" else "") for f in RAMAL_FIELDS}], separators=(",", ":"))
 BARE = textwrap.dedent("""

@@ -83,36 +83,6 @@ def pin_group(pgid: int, cpu: str) -> None:
             subprocess.run(["taskset", "-a", "-p", "-c", cpu, entry], check=False, capture_output=True)
 
 
-def write_target(path: Path, kam: KamailioProcess) -> None:
-    """A target file naming only the registrar (the API url is never contacted by sip-register)."""
-    lines = [
-        'name = "kamailio-bench"',
-        "",
-        "[api]",
-        'url = "https://127.0.0.1:9"',
-        'plain_url = "http://127.0.0.1:9"',
-        'source_ip = "127.0.0.1"',
-        "",
-        "[credentials]",
-        'login = "bench"',
-        'senha = "unused-senha"',
-        'token = "unused-token-0000000000000000000"',
-        "",
-        "[disposable]",
-        'campaign = "900"',
-        'classe5_client = "teste"',
-        "",
-        "[sip]",
-        f'host = "{kam.host}"',
-        f"udp_port = {kam.port}",
-        f"tcp_port = {kam.port}",
-        "",
-    ]
-    for number, password in kam.users.items():
-        lines += ["[[extensions]]", f'number = "{number}"', f'password = "{password}"', ""]
-    path.write_text("\n".join(lines))
-
-
 def run_sipp(
     sipp: str,
     kam: KamailioProcess,
@@ -243,7 +213,7 @@ def main() -> int:
         assert kam.proc is not None
         pin_group(kam.proc.pid, KAMAILIO_CPU)
         tpath = work / "target.toml"
-        write_target(tpath, kam)
+        kam.write_target(tpath, name="kamailio-bench")
         print(
             f"kamailio on {kam.host}:{kam.port} (CPU {KAMAILIO_CPU}), generators on CPU {LOAD_CPU}, "
             f"{a.transport.upper()}, {a.extensions} extensions, pbxcheck mode {a.mode}, {a.seconds} s per phase"

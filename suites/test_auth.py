@@ -391,22 +391,17 @@ def test_acao_case_and_discador_php(api: ApiClient, check: Checker, observe: Any
     """AMB-2 and AMB-4: how the target takes an upper-case acao and the click-to-call example's path."""
     upper = api.call("STATUSRAMAIS")
     check.no_server_error(upper, ClauseId.AUTH_1)
-    observe(
-        ClauseId.AUTH_1,
-        "acao_upper_case",
-        "served"
-        if upper.answer and _success_shape(Acao.STATUSRAMAIS, upper.answer.value)
-        else (upper.answer.value if upper.answer else f"HTTP {upper.status_code}"),
-    )
+    observe(ClauseId.AUTH_1, "acao_upper_case", _served_or_answer(upper))
     alt = api.post({"acao": "statusramais", **api.credentials()}, path="/discador.php")
     check.no_server_error(alt, ClauseId.AUTH_1)
-    observe(
-        ClauseId.AUTH_1,
-        "discador_php",
-        "served"
-        if alt.answer and _success_shape(Acao.STATUSRAMAIS, alt.answer.value)
-        else (alt.answer.value if alt.answer else f"HTTP {alt.status_code}"),
-    )
+    observe(ClauseId.AUTH_1, "discador_php", _served_or_answer(alt))
+
+
+def _served_or_answer(ex: Exchange) -> Any:
+    """ "served" when a statusramais call got its listing, else what came back instead."""
+    if ex.answer and _success_shape(Acao.STATUSRAMAIS, ex.answer.value):
+        return "served"
+    return ex.answer.value if ex.answer else f"HTTP {ex.status_code}"
 
 
 # --- AUTH-6: hardening, reported as findings ---------------------------------------------------------------

@@ -33,34 +33,7 @@ PASSING = ("SIP-REG-1", "SIP-REG-2", "SIP-REG-3", "SIP-INV-1", "SIP-INV-2")
 
 
 def kamailio_target(kam: KamailioProcess, path: Path) -> Path:
-    unused = free_port(udp=False)
-    lines = [
-        'name = "kamailio"',
-        "",
-        "[api]",
-        f'url = "https://127.0.0.1:{unused}"',
-        f'plain_url = "http://127.0.0.1:{unused}"',
-        "timeout = 1.0",
-        "",
-        "[credentials]",
-        'login = "unused"',
-        f'senha = "{secrets.token_hex(6)}"',
-        f'token = "{secrets.token_hex(16)}"',
-        "",
-        "[disposable]",
-        'campaign = "0"',
-        'classe5_client = "none"',
-        "",
-        "[sip]",
-        f'host = "{kam.host}"',
-        f"udp_port = {kam.port}",
-        f"tcp_port = {kam.port}",
-        "",
-    ]
-    for user, password in kam.users.items():
-        lines += ["[[extensions]]", f'number = "{user}"', f'password = "{password}"', ""]
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return path
+    return kam.write_target(path, api_port=free_port(udp=False))
 
 
 def run_probes(kam: KamailioProcess, tmp: Path) -> tuple[int, dict[str, Any], str]:

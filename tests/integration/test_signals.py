@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from pbxcheck import runner, signals
+from pbxcheck.central.process import EPHEMERAL_PORTS
 from pbxcheck.target import load_target
 
 pytestmark = pytest.mark.slow
@@ -196,20 +197,7 @@ def test_load_stops_locust_and_the_central(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
 def test_central_prints_its_listeners_and_stops_cleanly(tmp_path: Path, sig: signal.Signals) -> None:
-    central = Spawned(
-        tmp_path,
-        "central",
-        "--api-port",
-        "0",
-        "--plain-port",
-        "0",
-        "--sip-port",
-        "0",
-        "--ws-port",
-        "0",
-        "--ws-plain-port",
-        "0",
-    )
+    central = Spawned(tmp_path, "central", *EPHEMERAL_PORTS)
     try:
         central.wait_for(lambda line: "to stop" in line, timeout=60)
         out = central.text()

@@ -40,6 +40,10 @@ def _tail(path: Path, lines: int = 30) -> str:
     return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
 
 
+# Every listener on a port the kernel picks, so centrals never collide with each other or a real one.
+EPHEMERAL_PORTS = ("--api-port", "0", "--plain-port", "0", "--sip-port", "0", "--ws-port", "0", "--ws-plain-port", "0")
+
+
 class CentralProcess:
     """``with CentralProcess(faults=["ignore-token"]) as target: ...``"""
 
@@ -74,16 +78,7 @@ class CentralProcess:
             "-m",
             "pbxcheck",
             "central",
-            "--api-port",
-            "0",
-            "--plain-port",
-            "0",
-            "--sip-port",
-            "0",
-            "--ws-port",
-            "0",
-            "--ws-plain-port",
-            "0",
+            *EPHEMERAL_PORTS,
             "--state-dir",
             str(self.state_dir),
             "--write-target",

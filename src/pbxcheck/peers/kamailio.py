@@ -121,6 +121,33 @@ class KamailioProcess(ManagedPeer):
     def aor(self, user: str) -> str:
         return f"sip:{user}@{self.host}:{self.port}"
 
+    def write_target(self, path: Path, *, name: str = "kamailio", api_port: int = 9) -> Path:
+        """A SIP-only target file for this registrar: its users as [[extensions]], and an API at
+        127.0.0.1:``api_port`` that nothing answers (the SIP probes and sip-register never call it;
+        senha and token are random, so nothing real sits in the file)."""
+        from ..sip.ids import random_hex
+        from ..target import Extension, Target, dump_target
+
+        api = f"127.0.0.1:{api_port}"
+        target = Target(
+            name=name,
+            api_url=f"https://{api}",
+            plain_url=f"http://{api}",
+            source_ip="127.0.0.1",
+            login="unused",
+            senha=random_hex(6),
+            token=random_hex(16),
+            disposable_campaign="0",
+            disposable_classe5="none",
+            timeout=1.0,
+            sip_host=self.host,
+            sip_udp_port=self.port,
+            sip_tcp_port=self.port,
+            extensions=tuple(Extension(number, password) for number, password in self.users.items()),
+        )
+        path.write_text(dump_target(target), encoding="utf-8")
+        return path
+
     def command_line(self) -> list[str]:
         """The kamailio command line (valid once started, or after ``_prepare``)."""
         assert self.workdir is not None
