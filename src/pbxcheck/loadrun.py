@@ -155,6 +155,16 @@ def _locustfile(scenario: str) -> tuple[Path, Scenario | None]:
     raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)} (or a locustfile path)")
 
 
+def _free_port(host: str) -> int:
+    """A TCP port nothing listens on at ``host`` right now (the kernel's pick)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
 def _seconds(run_time: str, what: str = "--run-time") -> int:
     if not _RUN_TIME.match(run_time):
         raise ValueError(f"{what} must be a bounded duration like 30s or 2m, not {run_time!r}")
@@ -374,7 +384,11 @@ def _locust(
             if weights:
                 cmd += ["--pbx-weights", ",".join(f"{k}={v}" for k, v in weights.items())]
         if o.web:
-            cmd += ["--web-host", o.web_host, "--autostart", "--autoquit", "0"]
+            # A port of its own: Locust's default 8089 is also the central's WSS default.
+            web_port = _free_port(o.web_host)
+            cmd += ["--web-host", o.web_host, "--web-port", str(web_port), "--autostart", "--autoquit", "0"]
+            host = f"[{o.web_host}]" if ":" in o.web_host else o.web_host
+            console.print(f"Locust's web UI: http://{host}:{web_port}/ (until the run ends)")
         else:
             cmd.append("--headless")
         if o.master:
