@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from pbxcheck import report
+from pbxcheck.checks.junit_clauses import unprefixed
 from pbxcheck.redact import scan_for_leaks, scan_text
 
 SENHA = "Sx9-senhaSecreta_Q7"
@@ -251,7 +252,7 @@ def test_no_outcome_crashes_the_run(run: tuple[subprocess.CompletedProcess[str],
     assert proc.returncode == 1
     assert "pbxcheck: clauses" in terminal  # the summary was written: the session reached its end
     suite = ET.parse(reports / "junit.xml").getroot()
-    cases = {c.get("name"): [ch.tag for ch in c] for c in suite.iter("testcase")}
+    cases = {unprefixed(c.get("name", "")): [ch.tag for ch in c] for c in suite.iter("testcase")}
     assert cases["test_passed"] == ["system-out", "system-err"] or "failure" not in cases["test_passed"]
     assert "skipped" in cases["test_skip_in_call"] and "skipped" in cases["test_skip_in_setup"]
     assert "skipped" in cases["test_skipif"] and "skipped" in cases["test_xfail"]
@@ -259,7 +260,7 @@ def test_no_outcome_crashes_the_run(run: tuple[subprocess.CompletedProcess[str],
     assert "error" in cases["test_error_in_setup"] and "error" in cases["test_error_in_teardown"]
     assert "skipped" in cases["test_blocked"]
     results = [json.loads(p.read_text(encoding="utf-8")) for p in (reports / "allure-results").glob("*-result.json")]
-    assert len({r["name"] for r in results}) == 16
+    assert len({r["name"] for r in results}) == 16 + 1  # and the result of the [gate] that failed SIP-WS-1
 
 
 def test_not_applicable_and_blocked_with_reasons_everywhere(run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
@@ -286,6 +287,7 @@ def test_not_applicable_and_blocked_with_reasons_everywhere(run: tuple[subproces
         "not applicable: the target file has no sip.ws_url" in allure["test_skip_in_call"]["statusDetails"]["message"]
     )
     assert "blocked by C2C-1" in allure["test_blocked"]["statusDetails"]["message"]
+    assert allure["[gate] require SIP-WS-1"]["status"] == "failed"
     terminal = proc.stdout
     assert "not applicable: no [foreign] source IP" in terminal and "blocked by C2C-1" in terminal
     assert "not checked" in terminal
@@ -325,6 +327,41 @@ def test_allure_texts_redacted_without_exception(run: tuple[subprocess.Completed
     assert any("zz[redacted]zz" in t for t in texts)
     for name, secret in SECRETS.items():
         assert not any(w in t for t in texts for w in _windows(secret)), f"part of the {name} in allure's texts"
+
+
+def _labels(result: dict[str, object]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for label in result["labels"]:  # type: ignore[attr-defined]
+        out.setdefault(label["name"], []).append(label["value"])
+    return out
+
+
+def test_a_check_of_two_clauses_fails_only_where_it_failed(run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    """test_exception_group (C5-1, REC-2) fails C5-1 only: Allure has it failed under C5-1 and
+    blocked (skipped) under REC-2, JUnit says so in its properties and name, as clauses.json does."""
+    _, reports = run
+    results = [json.loads(p.read_text(encoding="utf-8")) for p in (reports / "allure-results").glob("*-result.json")]
+    group = {_labels(r)["clause"][0]: r for r in results if r["name"] == "test_exception_group"}
+    assert sorted(group) == ["C5-1", "REC-2"]
+    assert group["C5-1"]["status"] == "broken" and _labels(group["C5-1"])["outcome"] == ["failed"]
+    assert group["REC-2"]["status"] == "skipped" and _labels(group["REC-2"])["outcome"] == ["blocked"]
+    assert group["REC-2"]["statusDetails"]["message"].startswith("blocked by C5-1: ")
+    assert group["C5-1"]["historyId"] != group["REC-2"]["historyId"]  # not retries of one test
+    for cid, r in group.items():
+        assert _labels(r)["suite"][0].startswith(cid + " ")
+    case = next(
+        c
+        for c in ET.parse(reports / "junit.xml").getroot().iter("testcase")
+        if "test_exception_group" in c.get("name", "")
+    )
+    assert case.get("name") == "[C5-1 REC-2] test_exception_group"
+    props = [(p.get("name"), p.get("value")) for p in case.iter("property")]
+    assert props == [
+        ("clause", "C5-1"),
+        ("clause", "REC-2"),
+        ("clause.C5-1", "failed"),
+        ("clause.REC-2", "blocked by C5-1"),
+    ]
 
 
 pytest_plugins = ["pytester"]
@@ -371,7 +408,7 @@ def test_each_outcome_alone(pytester: pytest.Pytester, name: str) -> None:
     )
     terminal = "\n".join(result.outlines + result.errlines)
     assert "INTERNALERROR" not in terminal and result.ret in (0, 1), terminal[-3000:].replace(TOKEN, "T")
-    assert [c.get("name") for c in ET.parse(reports / "junit.xml").getroot().iter("testcase")] == [name]
+    assert [unprefixed(c.get("name", "")) for c in ET.parse(reports / "junit.xml").getroot().iter("testcase")] == [name]
     table = json.loads((reports / report.CLAUSES_JSON).read_text(encoding="utf-8"))
     assert any(row["checks"] for row in table["clauses"].values())
     leaks = scan_for_leaks([reports], SECRETS) + scan_text(terminal, SECRETS, strict=True)

@@ -1,5 +1,6 @@
 """Clause bookkeeping: which clauses a check is marked with, its outcome per clause (passed, failed,
-blocked by another clause, not applicable), the Allure labels, and the clause table with its gate."""
+blocked by another clause, not applicable), the clause table with its gate. (Allure's labels are set
+per clause as each result is written: ``allure_clauses``; JUnit's in ``junit_clauses``.)"""
 
 from __future__ import annotations
 
@@ -11,19 +12,14 @@ from typing import Any
 import pytest
 
 from .. import report
-from ..contract import CLAUSES, ClauseId, ClauseKind
+from ..contract import CLAUSES, ClauseId
 from ..redact import Redactor
 from .checker import Blocked, ClauseFailure, failed_clauses_of
+from .junit_clauses import junit_properties
 from .redaction import redact_report
 from .session import CheckResult, Session
 
 NOT_APPLICABLE = "not applicable: "
-SEVERITY_OF_KIND = {
-    ClauseKind.AUTH: "blocker",
-    ClauseKind.CONTRACT: "critical",
-    ClauseKind.UNSPECIFIED: "normal",
-    ClauseKind.HARDENING: "minor",
-}
 RUN_LAST = (ClauseId.AUTH_6,)  # bursts of wrong credentials may get our IP blocked: after every other check
 
 
@@ -56,13 +52,8 @@ def marked_clauses(item: pytest.Item) -> tuple[str, ...]:
 
 
 def take_items(state: Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Every collected check with a clause marker gets a result (not-run until it reports) and its
-    Allure labels (epic = section, story = clause, severity by kind); an unknown ID is a usage error."""
-    allure: Any
-    try:
-        import allure  # untyped: its label functions are called through Any
-    except ImportError:  # allure-pytest is a dependency, but the labels are an extra
-        allure = None
+    """Every collected check with a clause marker gets a result (not-run until it reports); an
+    unknown ID is a usage error."""
     marked = []
     for item in items:
         ids = marked_clauses(item)
@@ -73,14 +64,6 @@ def take_items(state: Session, config: pytest.Config, items: list[pytest.Item]) 
             if cid not in CLAUSES:
                 raise pytest.UsageError(f"{item.nodeid}: unknown clause ID {cid!r} in @pytest.mark.clause")
         state.results[item.nodeid] = CheckResult(item.nodeid, ids)
-        if allure is not None:
-            first = CLAUSES[ClauseId(ids[0])]
-            item.add_marker(allure.epic(first.section))
-            for cid in ids:
-                item.add_marker(allure.story(cid))
-            kinds = [CLAUSES[ClauseId(c)].kind for c in ids]
-            best = min(kinds, key=list(SEVERITY_OF_KIND).index)
-            item.add_marker(allure.severity(SEVERITY_OF_KIND[best]))
     # --collect-only runs no check: it must not leave a clause report (of nothing) behind.
     state.active = bool(marked) and not config.option.collectonly
     items.sort(key=lambda it: any(c in marked_clauses(it) for c in RUN_LAST))
@@ -116,6 +99,8 @@ def count_report(state: Session, rep: pytest.TestReport) -> None:
             text = state.redactor.text(rep.longreprtext)
             result.message = headline(exc, text, state.redactor)
             result.failure_file = state.write_failure(rep.nodeid, result.clauses, text)
+    if rep.when == "teardown":  # the check's last report: junitxml reads its properties
+        rep.user_properties += junit_properties(result)
 
 
 def say_not_applicable(rep: pytest.TestReport, exc: BaseException | None) -> None:

@@ -22,9 +22,11 @@ import pytest
 from .. import report
 from ..errors import TargetError
 from . import fixtures, profiles
+from .allure_clauses import report_gate
 from .checker import Blocked
 from .clauses import clause_table, count_report, say_not_applicable, take_items
 from .failure import active_redactor, set_active_redactor
+from .junit_clauses import name_testcases
 from .redaction import redact_exception, redact_report
 from .session import STATE_KEY, Session, state
 
@@ -93,6 +95,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         set_active_redactor(None)
     if session.active and session.target is not None:
         # junitxml writes its file in pytest_sessionfinish and allure writes as it goes: both are done now.
+        xmlpath = getattr(config.option, "xmlpath", None)
+        if xmlpath:
+            name_testcases(Path(xmlpath))
         report.redact_tree(session.reports_dir, session.redactor)
 
 
@@ -136,7 +141,10 @@ class _ReportCounter:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logstart(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
+        self.session.current = nodeid  # whose Allure result comes next
+
+    @pytest.hookimpl(tryfirst=True)  # before junitxml reads the report (its clause properties)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         count_report(self.session, report)
 
@@ -148,6 +156,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     run.table = clause_table(run)
     report.write_clause_reports(run.reports_dir, run.table, run.redactor)
+    if run.target is not None:
+        report_gate(run.table)  # a clause [gate] require failed has no check: Allure gets one
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

@@ -34,16 +34,20 @@ def redact_allure(stack: ExitStack, redactor: Redactor) -> None:
     """allure-pytest writes each result as the check ends, with texts it took from the exception
     itself (``call.excinfo.exconly()``) and from fixtures' errors: they are redacted just before
     it writes them, as pytest's own texts are (redact_tree, afterwards, spares IDs)."""
+    register_allure_plugin(stack, _AllureScrubber(redactor), "pbxcheck-allure-scrubber")
+
+
+def register_allure_plugin(stack: ExitStack, plugin: object, name: str) -> None:
+    """An allure-commons plugin for this session, unregistered when ``stack`` closes."""
     try:
         import allure_commons
-    except ImportError:
+    except ImportError:  # allure-pytest is a dependency; without it nothing is written
         return
-    scrubber = _AllureScrubber(redactor)
     try:
-        allure_commons.plugin_manager.register(scrubber, "pbxcheck-allure-scrubber")
+        allure_commons.plugin_manager.register(plugin, name)
     except ValueError:  # already registered (a pytest run inside a pytest run)
         return
-    stack.callback(allure_commons.plugin_manager.unregister, scrubber)
+    stack.callback(allure_commons.plugin_manager.unregister, plugin)
 
 
 class _AllureScrubber:

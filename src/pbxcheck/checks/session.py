@@ -14,6 +14,7 @@ from .. import report
 from ..client import ApiClient, Exchange
 from ..redact import Redactor
 from ..target import Target, load_target
+from .allure_clauses import split_allure_results
 from .failure import set_active_redactor
 from .redaction import redact_allure, redact_terminal
 
@@ -48,6 +49,7 @@ class Session:
     exchanges: dict[str, list[tuple[ApiClient, int]]] = field(default_factory=dict)
     table: dict[str, Any] | None = None
     raised: dict[tuple[str, str], BaseException | None] = field(default_factory=dict)  # (nodeid, when)
+    current: str | None = None  # the check running (allure-pytest writes its result before the next starts)
 
     def load(self) -> Target:
         """The target: --target's file, or (the harness's own tests running pytest directly) the
@@ -64,6 +66,7 @@ class Session:
         set_active_redactor(self.redactor)
         redact_terminal(self.config, self.redactor)
         redact_allure(self.stack, self.redactor)
+        split_allure_results(self.stack, self)
         return self.target
 
     def watch(self, nodeid: str, client: ApiClient) -> ApiClient:
