@@ -78,6 +78,9 @@ def _options(parser: Any) -> None:
     parser.add_argument("--pbx-max-rate", type=float, default=0.0, help="closed model: requests/s cap")
     parser.add_argument("--pbx-weights", type=str, default="", help="action=weight,... (mixed profiles)")
     parser.add_argument("--pbx-destinations", type=str, default="", help="FIRST-LAST test number range")
+    parser.add_argument(
+        "--pbx-origins", type=str, default="", help="click-to-call origins: a,b,... (registered agents)"
+    )
     parser.add_argument("--pbx-out", type=str, default="", help="where the master writes its measurements")
 
 

@@ -12,6 +12,7 @@ first line, never a traceback per request.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import random
@@ -25,6 +26,7 @@ from locust import task
 from locust.contrib.fasthttp import FastHttpUser
 
 from pbxcheck.contract import CHAMADA_OK, ID, OK, RAMAL_FIELDS, STATUS
+from pbxcheck.loadkit.destinations import LOOPBACK_DESTINATIONS
 from pbxcheck.loadkit.recorder import LATE_S
 
 _HEADERS = {"Content-Type": "application/json"}
@@ -33,8 +35,6 @@ _C2C_ID = re.compile(r"^\d+_\d{14}_\d+$")
 _C2C_RAW = re.compile(
     re.escape(json.dumps([STATUS, CHAMADA_OK, ID], separators=(",", ":"))[:-1].encode()) + rb',"\d+_\d{14}_\d+"\]'
 )
-# A loopback central (the reference one) has no real phones: this range is never dialled anywhere.
-LOOPBACK_DESTINATIONS = ("1120000000", "1120009999")
 
 
 def _destinations() -> tuple[int, int, int]:
@@ -71,7 +71,7 @@ class PbxUser(FastHttpUser):
         t = target()
         self.creds = credentials()
         self.campaign = t.disposable_campaign
-        self.origins = [e.number for e in t.extensions] or ["2001"]
+        self.origins = o.pbx_origins.split(",") if o.pbx_origins else [e.number for e in t.extensions] or ["2001"]
         self.first, self.last, self.width = _destinations()
         # Bodies as json.dumps writes them, the constant part serialised once: per request only the
         # few changing values are formatted in (they are digits and idcrms, nothing to escape).
@@ -79,7 +79,7 @@ class PbxUser(FastHttpUser):
             {"acao": "insert", "idcampanha": self.campaign, **self.creds, "cpf": "52998224725"}
         )[:-1]
         self._c2c_head = json.dumps({"acao": "clicktocall", **self.creds})[:-1]
-        self._origins_json = [json.dumps(o) for o in self.origins]
+        self._next_origin = _origin_cycle(self.origins)
         self._listing_body = json.dumps({"acao": "statusdiscador", "idcampanha": self.campaign, **self.creds})
         self._ramais_body = json.dumps({"acao": "statusramais", **self.creds})
         self.open = o.pbx_rate > 0
@@ -132,7 +132,8 @@ class PbxUser(FastHttpUser):
 
     # --- actions ------------------------------------------------------------------------------
 
-    def _post(self, name: str, body: str, intended: float | None, check: Callable[[bytes], str | None]) -> bool:
+    def _post(self, name: str, body: str, intended: float | None, check: Callable[[bytes], str | None]) -> bytes | None:
+        """The answer when it passed ``check``, else None (a failure in Locust's table)."""
         ctx = {"pbx_t0": intended} if intended is not None else {}
         with self.client.post(
             "/api.php", data=body, name=name, headers=_HEADERS, catch_response=True, context=ctx
@@ -145,9 +146,9 @@ class PbxUser(FastHttpUser):
                     why = f"answer not understood ({type(exc).__name__}): {(resp.content or b'')[:80]!r}"
             if why is not None:
                 resp.failure(why)
-                return False
+                return None
             resp.success()
-            return True
+            return resp.content or b""
 
     def number(self) -> str:
         return str(self.first + int(random.random() * (self.last - self.first + 1))).zfill(self.width)
@@ -159,20 +160,33 @@ class PbxUser(FastHttpUser):
             f'{self._insert_head}, "idcrm": "{idcrm}", "cliente": "CARGA {idcrm}", '
             f'"ddd1": "{number[:2]}", "tel1": "{number[2:]}"}}'
         )
-        if self._post("insert", body, intended, _check_insert):
+        if self._post("insert", body, intended, _check_insert) is not None:
             recorder.acked.append(idcrm)
 
     def do_clicktocall(self, intended: float | None) -> None:
-        origins = self._origins_json
-        origem = origins[0] if len(origins) == 1 else random.choice(origins)
-        body = f'{self._c2c_head}, "origem": {origem}, "destino": "{self.number()}"}}'
-        self._post("clicktocall", body, intended, _check_c2c)
+        body = f'{self._c2c_head}, "origem": {self._next_origin()}, "destino": "{self.number()}"}}'
+        raw = self._post("clicktocall", body, intended, _check_c2c)
+        if raw is not None:  # its ID: the phones' rings are matched against it (loadkit.phones)
+            end = raw.rindex(b'"')  # the ID is the answer's last string (checked by _check_c2c)
+            recorder.calls.append(raw[raw.rindex(b'"', 0, end) + 1 : end].decode())
 
     def do_statusdiscador(self, intended: float | None) -> None:
         self._post("statusdiscador", self._listing_body, intended, _check_listing)
 
     def do_statusramais(self, intended: float | None) -> None:
         self._post("statusramais", self._ramais_body, intended, _check_ramais)
+
+
+_cycles: dict[tuple[str, ...], Callable[[], str]] = {}
+
+
+def _origin_cycle(origins: list[str]) -> Callable[[], str]:
+    """The next origin (JSON-quoted), in turn over this process's users: with N origins every N
+    click-to-calls ring each once (random picks would leave some unrung in a short run)."""
+    key = tuple(origins)
+    if key not in _cycles:
+        _cycles[key] = itertools.cycle([json.dumps(o) for o in origins]).__next__
+    return _cycles[key]
 
 
 def _check_insert(raw: bytes) -> str | None:

@@ -272,6 +272,12 @@ def load(
         bool, typer.Option(help="deletediscador on the disposable campaign after an inserting scenario.")
     ] = True,
     central_cpu: Annotated[int | None, typer.Option(hidden=True, help="Pin the embedded central to this CPU.")] = None,
+    agents: Annotated[
+        int | None,
+        typer.Option(
+            help="click-to-call: phones registered for the origins (default 20 on a loopback target, 0: none)."
+        ),
+    ] = None,
     reports: Annotated[Path, typer.Option(help="Directory for the results (reports/load/).")] = Path("reports"),
     list_scenarios: Annotated[bool, typer.Option("--list", help="List the scenarios and exit.")] = False,
 ) -> None:
@@ -333,6 +339,7 @@ def load(
                 cleanup=cleanup,
                 tolerance=tolerances,
                 central_cpu=central_cpu,
+                agents=agents,
             ),
         )
     except TargetError as exc:

@@ -52,6 +52,9 @@ from .client import ApiClient
 from .contract import Acao
 from .errors import PbxcheckError
 from .loadkit import result as results
+from .loadkit.destinations import LOOPBACK_DESTINATIONS
+from .loadkit.phones import PhonesError, PhonesProcess
+from .loadkit.phones import judge as judge_rings
 from .loadkit.png import timeline_png
 from .loadkit.recorder import LATE_S, unpack_ids
 from .target import Target, load_target
@@ -61,6 +64,7 @@ console = Console(highlight=False, soft_wrap=True)
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, signals.EXIT_INTERRUPTED
 DEFAULT_THINK_S = 1.0
 OPEN_GRACE_S = 2  # Locust runs this much past the open model's schedule, for the last answers
+AGENTS = 20  # click-to-call's phones on a loopback target (a real central's need --agents: they take bindings)
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,7 @@ class Scenario:
     inserts: bool = False  # check afterwards that every acknowledged insert is listed, then clean up
     profile: str | None = None  # default weights file (relative to load/)
     http: bool = True  # the API scenarios (destinations, weights); sip-register is its own User
+    phones: bool = False  # user agents registered for the origins: each CHAMADA OK must ring one
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -83,7 +88,10 @@ SCENARIOS: dict[str, Scenario] = {
             inserts=True,
         ),
         Scenario(
-            "click-to-call", "locustfile_c2c.py", "clicktocall from the target's extensions to [load] destinations"
+            "click-to-call",
+            "locustfile_c2c.py",
+            "clicktocall from registered, auto-answering agents to [load] destinations; each must ring its origin",
+            phones=True,
         ),
         Scenario(
             "status-polling",
@@ -140,6 +148,7 @@ class Options:
     cleanup: bool = True
     tolerance: dict[str, float] = field(default_factory=dict)  # --tolerance, over [load] tolerance
     central_cpu: int | None = None  # pin the embedded central (benchmarks)
+    agents: int | None = None  # click-to-call's phones (default: AGENTS on a loopback target, else none)
 
 
 def _locustfile(scenario: str) -> tuple[Path, Scenario | None]:
@@ -301,8 +310,32 @@ def _run(locustfile: Path, sc: Scenario | None, stem: str, out: Path, o: Options
             if problem:
                 console.print(f"[red]pbxcheck load: refused[/]: {escape(problem)}")
                 return EXIT_USAGE
-        with _target(o, Path(tmp)) as (t, tpath):
-            return _locust(locustfile, sc, stem, out, o, t, tpath, Path(tmp), duration, ramp, weights)
+        with _target(o, Path(tmp)) as (t, tpath), contextlib.ExitStack() as stack:
+            numbers = agent_numbers(o, sc, t)
+            try:
+                phones = stack.enter_context(PhonesProcess(tpath, numbers, Path(tmp))) if numbers else None
+            except PhonesError as exc:
+                console.print(
+                    f"[red]pbxcheck load: the phones did not register[/]: {escape(str(exc))} "
+                    "(--agents 0 runs click-to-call on the API alone)"
+                )
+                return EXIT_USAGE
+            if phones is not None:
+                console.print(f"{len(numbers)} agents registered and auto-answering: {', '.join(numbers)}")
+            return _locust(locustfile, sc, stem, out, o, t, tpath, Path(tmp), duration, ramp, weights, phones)
+
+
+def agent_numbers(o: Options, sc: Scenario | None, t: Target) -> list[str]:
+    """The extensions click-to-call registers phones for (and calls from); ValueError when the target
+    file lists fewer than ``--agents``."""
+    if o.worker or sc is None or not sc.phones:
+        return []
+    want = o.agents if o.agents is not None else AGENTS if is_loopback(t.api_url) else 0
+    # the ramal-web ones and the disposable classe5 client's (C5-1 blocks it) last
+    pool = sorted(t.extensions, key=lambda e: (e.ramal_web, e.classe5_client == t.disposable_classe5))
+    if o.agents is not None and len(pool) < want:
+        raise ValueError(f"--agents {want}: the target file lists {len(pool)} extensions ([[extensions]])")
+    return [e.number for e in pool[:want]]
 
 
 def _locust(
@@ -317,6 +350,7 @@ def _locust(
     duration: int,
     ramp: int,
     weights: dict[str, int] | None,
+    phones: PhonesProcess | None = None,
 ) -> int:
     ld = t.load
     open_model = bool(o.rate)
@@ -383,6 +417,8 @@ def _locust(
                 cmd += ["--pbx-destinations", "-".join(ld.destinations)]
             if weights:
                 cmd += ["--pbx-weights", ",".join(f"{k}={v}" for k, v in weights.items())]
+            if phones is not None:
+                cmd += ["--pbx-origins", ",".join(phones.numbers)]
         if o.web:
             # A port of its own: Locust's default 8089 is also the central's WSS default.
             web_port = _free_port(o.web_host)
@@ -440,6 +476,9 @@ def _locust(
         ramp=ramp,
         weights=weights,
     )
+    if phones is not None:
+        first, last = ld.destinations or LOOPBACK_DESTINATIONS
+        res["calls"] = judge_rings(unpack_ids(data["pbx"]["calls_z"]), phones.numbers, phones.stop(), first, last)
     if sc and sc.inserts:
         res["lost"] = _check_inserts(t, unpack_ids(data["pbx"]["acked_z"]))
         if o.cleanup:
@@ -541,6 +580,7 @@ def _result(
         "failures_by_message": loc["errors"],
         "generator": gen,
         "lost": None,
+        "calls": None,
         "cleanup": None,
         "timeline": pbx["timeline"],
         "environment": results.environment(),
@@ -642,6 +682,24 @@ def _judge(res: dict[str, Any], o: Options, t: Target) -> int:
                 )
         else:
             console.print(f"[red]could not check the acknowledged inserts[/]: {escape(lost['error'])}")
+            code = EXIT_FAILED
+    calls = res["calls"]
+    if calls is not None:
+        console.print(
+            f"click-to-call with {calls['agents']} agents: {calls['acknowledged']} CHAMADA OK, {calls['rung']} rang "
+            f"their origin, {calls['answered']} answered, {calls['failed']} failed; origins never rung: "
+            f"{', '.join(calls['origins_never_rung']) or 'none'}; numbers outside the destination range: "
+            f"{calls['destinations_outside_range']}"
+        )
+        if calls["failed"]:
+            console.print(
+                f"[red]click-to-calls acknowledged but not rung or not answered[/], e.g. {', '.join(calls['failed_examples'])}"
+            )
+        if calls["destinations_outside_range"]:
+            console.print(
+                f"[red]calls to numbers outside the destination range[/], e.g. {', '.join(calls['outside_examples'])}"
+            )
+        if calls["failed"] or calls["destinations_outside_range"]:
             code = EXIT_FAILED
     if res["cleanup"] is not None:
         c = res["cleanup"]

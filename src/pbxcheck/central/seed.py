@@ -10,7 +10,8 @@ What a check can rely on (timestamps are relative to the moment of seeding):
 * campaign **900** ``DESCARTAVEL``: the disposable campaign destructive checks may delete.
 * extensions 2001, 2002, 5545, 6961 (the main central's), 7777 (ramal-web enabled), and the classe5
   client **teste** (the disposable one) with its own extensions 3001, 3002, so that blocking it never
-  disturbs calls between 2001 and 2002; client ``acme`` with 4001 stays unblocked. Passwords random.
+  disturbs calls between 2001 and 2002; client ``acme`` with 4001 stays unblocked; 8101-8120, the
+  phones of `pbxcheck load click-to-call` (no call history). Passwords random.
 * call history: ``calls_today`` records spread from today 00:00:00 to now (more than 500, so the
   statusreport cap shows) and ``calls_per_previous_day`` on each of the previous days; operator
   login/pause/logout events on the same days (statusoperacoes).
@@ -60,6 +61,9 @@ def seed(store: Store, *, now: float | None = None, directory: Path | None = Non
             store.add_extension(
                 e["number"], secrets.token_urlsafe(9), ramal_web=e["ramal_web"], classe5=e["classe5"], nome=e["nome"]
             )
+        load = cfg.get("load_extensions") or {"first": 0, "count": 0}
+        for i in range(load["count"]):
+            store.add_extension(str(load["first"] + i), secrets.token_urlsafe(9), nome=f"CARGA {i + 1:02d}")
         for c in cfg["campaigns"]:
             store.add_campaign(c["id"], c["nome"], disposable=c["disposable"])
             camp = store.campaign(c["id"])

@@ -61,6 +61,7 @@ class Recorder:
         self.asked_window = 0.0  # slots due inside the steady window (after the ramp)
         self.sent_window = 0  # of them, sent inside the window
         self.acked: list[str] = []  # idcrms whose insert was answered OK
+        self.calls: list[str] = []  # IDs of the click-to-calls answered CHAMADA OK
 
     # --- recording (hot path) -------------------------------------------------------------------
 
@@ -116,6 +117,7 @@ class Recorder:
             "asked_window": self.asked_window,
             "sent_window": self.sent_window,
             "acked": list(self.acked),
+            "calls": list(self.calls),
         }
         if reset:
             self.hist = new_histogram()
@@ -123,6 +125,7 @@ class Recorder:
             self.late = self.backlog = self.scheduled = self.sent_window = self.asked_total = 0
             self.asked_window = 0.0
             self.acked = []
+            self.calls = []
         return data
 
     def merge(self, data: dict[str, Any]) -> None:
@@ -138,6 +141,7 @@ class Recorder:
         self.asked_window += data.get("asked_window", 0.0)
         self.sent_window += data.get("sent_window", 0)
         self.acked.extend(data.get("acked", []))
+        self.calls.extend(data.get("calls", []))
 
     def absorb_own(self) -> None:
         """Merge this process's own measurements into its merged view (local runner, or the master's)."""
@@ -168,6 +172,7 @@ class Recorder:
             "asked_window": self.asked_window,
             "sent_window": self.sent_window,
             "acked_z": pack_ids(self.acked),
+            "calls_z": pack_ids(self.calls),
         }
 
 
