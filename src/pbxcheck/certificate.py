@@ -195,8 +195,8 @@ def allure_evidence(reports_dir: Path) -> dict[str, list[dict[str, str]]]:
             module, _, _ = str(r.get("fullName", "")).partition("#")
             nodeid = module.replace(".", "/") + ".py::" + str(r.get("name", ""))
             nodeids[str(r.get("uuid"))] = nodeid
-            if found := wanted(r.get("attachments")):
-                out.setdefault(nodeid, []).extend(found)
+            if found := wanted(r.get("attachments")):  # a check of several clauses has one result per clause
+                out.setdefault(nodeid, []).extend(a for a in found if a not in out[nodeid])
     for f in folder.glob("*-container.json"):
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError, AttributeError):
             c = json.loads(f.read_text(encoding="utf-8"))
@@ -634,10 +634,17 @@ def _meta_rows(meta: list[tuple[str, str]]) -> str:
     return "".join(f"<tr>{r}</tr>" for r in rows)
 
 
-def render(reports_dir: Path, info: dict[str, Any] | None = None) -> str:
-    """The certificate for ``reports_dir`` (its clauses.json, failures/ and allure-results/)."""
+def render(
+    reports_dir: Path,
+    info: dict[str, Any] | None = None,
+    *,
+    table_file: str = report.CLAUSES_JSON,
+    title: str = "pbxcheck conformance certificate",
+) -> str:
+    """The certificate for ``reports_dir`` (its clauses.json, failures/ and allure-results/);
+    ``table_file`` (relative to it) and ``title`` let `pbxcheck audit` render a client's."""
     reports_dir = Path(reports_dir)
-    table_path = reports_dir / report.CLAUSES_JSON
+    table_path = reports_dir / table_file
     table = json.loads(table_path.read_text(encoding="utf-8"))
     if info is None:
         with contextlib.suppress(OSError, ValueError):
@@ -700,7 +707,7 @@ def render(reports_dir: Path, info: dict[str, Any] | None = None) -> str:
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>pbxcheck certificate: {_e(name)}: {_e(v)}</title><style>{CSS}</style></head>
 <body>
-<h1>pbxcheck conformance certificate</h1>
+<h1>{_e(title)}</h1>
 <p class="sub">{_e(name)} against “{_e(CONTRACT_DOCUMENT)}” {_e(CONTRACT_VERSION)} (API {_e(API_VERSION)})</p>
 <div id="verdict" class="banner {_BANNER_CLASS[v]}" data-verdict="{_e(v)}"><svg width="32" height="32" viewBox="0 0 32 32" aria-hidden="true"><circle cx="16" cy="16" r="14.5" fill="none" stroke="currentColor" stroke-width="2.5"/>{_ICONS[v]}</svg><span>{_e(sentence)}</span></div>
 <div class="counts">{_bar(counts)}<br>{_e(counts_line)}</div>

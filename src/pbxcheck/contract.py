@@ -255,8 +255,8 @@ GSM_FRAMES_PER_SECOND = 50
 class ClauseId(StrEnum):
     """Every clause ID the checks verify (the server-side rows of CLAUSES.md): ``ClauseId.AUTH_1`` is
     ``"AUTH-1"``, so mypy catches a typo that a string literal would only reveal as a KeyError at
-    failure time. The members are the keys of :data:`CLAUSES` (tests/unit check both ways, and against
-    CLAUSES.md when the spec is beside the tree)."""
+    failure time. The members are the keys of :data:`CLAUSES` and, for the client side (CL-*), of
+    :data:`CLIENT_CLAUSES` (tests/unit check both ways, and against CLAUSES.md when the spec is beside the tree)."""
 
     AUTH_1 = "AUTH-1"
     AUTH_2 = "AUTH-2"
@@ -293,6 +293,15 @@ class ClauseId(StrEnum):
     SIP_NAT_1 = "SIP-NAT-1"
     SIP_WS_1 = "SIP-WS-1"
     SIP_SEC_1 = "SIP-SEC-1"
+    # The client side (CLAUSES.md "Client side"): the keys of CLIENT_CLAUSES, judged by `pbxcheck
+    # audit` only, so they are kept out of CLAUSES (a server run neither checks nor lists them).
+    CL_TLS_1 = "CL-TLS-1"
+    CL_TLS_2 = "CL-TLS-2"
+    CL_REQ_1 = "CL-REQ-1"
+    CL_REQ_2 = "CL-REQ-2"
+    CL_REQ_3 = "CL-REQ-3"
+    CL_REP_1 = "CL-REP-1"
+    CL_ERR_1 = "CL-ERR-1"
 
 
 class ClauseKind(StrEnum):
@@ -409,6 +418,27 @@ CLAUSES: dict[str, Clause] = {
 
 HTTP_CLAUSES = tuple(c.id for c in CLAUSES.values() if not c.sip)
 SIP_CLAUSES = tuple(c.id for c in CLAUSES.values() if c.sip)
+
+_CL = "Client side (judged by pbxcheck audit)"
+_CLIENT = (
+    Clause(ClauseId.CL_TLS_1, _CL, "calls the API over HTTPS only, never over plain http"),
+    Clause(ClauseId.CL_TLS_2, _CL, "sends nothing to a server whose certificate API_CA did not sign", hardening=True),
+    Clause(
+        ClauseId.CL_REQ_1, _CL, "POST /api.php, one JSON object with acao, login, senha, token; credentials only there"
+    ),
+    Clause(ClauseId.CL_REQ_2, _CL, "each acao's fields as the contract names them; strings <= 254; DDD apart; dates"),
+    Clause(ClauseId.CL_REQ_3, _CL, "the body is valid UTF-8 JSON (no typographic quotes, AMB-5)"),
+    Clause(
+        ClauseId.CL_REP_1, _CL, "500 records from statusreport/statusoperacoes: asks again from the last one's instant"
+    ),
+    Clause(
+        ClauseId.CL_ERR_1,
+        _CL,
+        "a refused call is a failure: no silent loss of an insert, no tight retry loop",
+        hardening=True,
+    ),
+)
+CLIENT_CLAUSES: dict[str, Clause] = {c.id: c for c in _CLIENT}  # keyed like CLAUSES; not in it
 
 # SIP-INV-2: the codecs the document's device offers (RTP payload type -> name), in its order, and
 # the telephone-event payload type offered with them. The answer must pick from these.

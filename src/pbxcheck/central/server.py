@@ -56,6 +56,9 @@ class CentralConfig:
     state_dir: str | None = None
     faults: frozenset[str] = frozenset()
     clock_speed: float = 1.0
+    # `pbxcheck audit`: wraps the HTTPS app and the plain-HTTP app ("https", "http") to record every
+    # request and, in its chaos phase, answer some itself. None: the apps serve as they are.
+    wrap_app: Callable[[Any, str], Any] | None = None
 
 
 class Service(Protocol):
@@ -150,6 +153,8 @@ class Central:
         self.api_port = api_sock.getsockname()[1]
         self.plain_port = plain_sock.getsockname()[1]
         plain = api if "plain-http-accepted" in self.faults else plain_app
+        if cfg.wrap_app is not None:
+            api, plain = cfg.wrap_app(api, "https"), cfg.wrap_app(plain, "http")
         await self._serve(api, api_sock, tls=True)
         await self._serve(plain, plain_sock, tls=False)
         for service in self.services:
