@@ -66,8 +66,17 @@ def run(
     ] = None,
     profile: Annotated[str, typer.Option(help="Hypothesis profile: ci (fast, derandomised) or thorough.")] = "ci",
     select: Annotated[str | None, typer.Option("-k", help="pytest -k expression to run a subset of checks.")] = None,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "-v", "--verbose", help="Show pytest's own output (tracebacks) too; it is always in REPORTS/pytest.log."
+        ),
+    ] = False,
 ) -> None:
     """Check a central clause by clause; write reports/; exit 1 on any failed clause.
+
+    Prints a banner (target, endpoints, TLS verification, profile, contract), progress by clause, then
+    one line per failed clause with its failure file, the verdict and where certificate.html is.
 
     SIGTERM and SIGHUP are handled like Ctrl-C: pytest and the embedded central are stopped, the
     temp folders removed, clauses.json/clauses.md marked incomplete; the exit code is 130."""
@@ -89,7 +98,12 @@ def run(
 
     extra = ["-k", select] if select else []
     code = runner.run(
-        str(target) if target else None, str(reports), faults=faults, extra_args=extra, hypothesis_profile=profile
+        str(target) if target else None,
+        str(reports),
+        faults=faults,
+        extra_args=extra,
+        hypothesis_profile=profile,
+        verbose=verbose,
     )
     raise typer.Exit(code)
 

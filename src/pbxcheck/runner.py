@@ -6,6 +6,11 @@ embedded reference central itself and hands pytest the target file it wrote: tha
 knows the secrets, and redacts them from every line pytest prints and from every file under the
 reports folder once pytest is done.
 
+What it prints (``console``): a banner (target, endpoints, TLS verification, profile, contract),
+progress by clause (``run_progress``, fed by the ``checks.progress`` plugin through a pipe), then one
+line per failed clause, the verdict and where the certificate is. pytest's own stream, redacted, goes
+to reports/pytest.log, and to the terminal too when ``verbose`` (``pbxcheck run -v``).
+
 Exit codes: 0 every checked clause passed (findings and [unspecified] observations included), 1 a
 clause failed (or a check broke), 2 usage or setup error (bad usage, a bad target file, or a target
 that fails the preflight: one line per problem, no clause checked), 130 interrupted.
@@ -16,25 +21,36 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import selectors
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
+from collections import deque
 from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import IO, TextIO
+from typing import IO, Any, TextIO, cast
+
+from rich.console import Console
+from rich.markup import escape
+from rich.text import Text
 
 from . import report, signals
 from .bundled import bundled_dir
 from .checks.profiles import validate_profile
+from .console import RunStream, failed_clause_lines, header_line, run_console, summary_line, target_lines
 from .errors import PbxcheckError, TargetError
 from .redact import Redactor, scan_for_leaks, scan_text
+from .run_progress import ProgressDisplay
 from .target import Target, load_target
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = signals.EXIT_INTERRUPTED  # 128 + SIGINT; for SIGTERM and SIGHUP too
+PYTEST_LOG = "pytest.log"  # pytest's own stream, redacted, in the reports folder
+TAIL_LINES = 15  # pytest's last lines, shown when it ended without a clause table (without -v)
+_TABLE_CHARS = tuple(chr(c) for c in range(0x2500, 0x2580))  # the plugin's summary table: no news there
 
 
 def check_dirs() -> list[Path]:
@@ -66,8 +82,15 @@ def _resolve(paths: Sequence[str]) -> list[str]:
 
 
 def pytest_command(
-    target_file: str, reports: Path, *, paths: list[str], extra_args: Sequence[str], hypothesis_profile: str
+    target_file: str,
+    reports: Path,
+    *,
+    paths: list[str],
+    extra_args: Sequence[str],
+    hypothesis_profile: str,
+    progress_fd: int | None = None,
 ) -> list[str]:
+    progress = ["-p", "pbxcheck.checks.progress", "--progress-fd", str(progress_fd)] if progress_fd is not None else []
     return [
         sys.executable,
         "-m",
@@ -92,18 +115,49 @@ def pytest_command(
         str(bundled_dir("suites").parent),
         "-q",
         "-rfE",
+        *progress,
         *extra_args,
     ]
 
 
-def _stream(proc: subprocess.Popen[bytes], redactor: Redactor, out: TextIO, shown: list[str]) -> None:
-    """pytest's output, redacted, to ``out``; ``shown`` keeps what was written for the last pass."""
+def _pump(
+    proc: subprocess.Popen[bytes],
+    progress: IO[bytes],
+    redactor: Redactor,
+    log: TextIO,
+    display: ProgressDisplay,
+    tail: deque[str],
+) -> None:
+    """Until pytest's stream and its progress pipe both end: pytest's lines, redacted, to the log
+    (and to the display, which shows them with -v); the progress plugin's events to the display.
+
+    Whole lines only: a secret cut in two by a read would slip past the redactor."""
     assert proc.stdout is not None
-    for raw in iter(proc.stdout.readline, b""):
-        line = redactor.text(raw.decode("utf-8", "replace"))
-        shown.append(line)
-        out.write(line)
-        out.flush()
+    out_fd, events_fd = proc.stdout.fileno(), progress.fileno()
+    pending = {out_fd: b"", events_fd: b""}
+    with selectors.DefaultSelector() as sel:
+        sel.register(out_fd, selectors.EVENT_READ)
+        sel.register(events_fd, selectors.EVENT_READ)
+        while sel.get_map():
+            for key, _ in sel.select():
+                chunk = os.read(key.fd, 65536)
+                if chunk:
+                    *lines, pending[key.fd] = (pending[key.fd] + chunk).split(b"\n")
+                    lines = [raw + b"\n" for raw in lines]
+                else:  # the end of this stream
+                    sel.unregister(key.fd)
+                    lines = [pending[key.fd]] if pending[key.fd] else []
+                for raw in lines:
+                    if key.fd == events_fd:
+                        with contextlib.suppress(ValueError):
+                            event = json.loads(raw)
+                            if isinstance(event, dict):
+                                display.event(event)
+                        continue
+                    line = redactor.text(raw.decode("utf-8", "replace"))
+                    log.write(line)
+                    tail.append(line)
+                    display.pytest_line(line)
 
 
 LEAK_LINES = 20  # the leak report names this many places, then counts the rest
@@ -160,12 +214,18 @@ def run(
     extra_args: Sequence[str] = (),
     hypothesis_profile: str = "ci",
     out: TextIO | None = None,
+    verbose: bool = True,
 ) -> int:
     """Run the checks against ``target`` (a TOML path) or the embedded central; the exit code.
 
+    ``verbose``: pytest's own stream (its tracebacks) on ``out`` too, not only in reports/pytest.log;
+    the CLI's ``-v``. The default suits callers that read the output for a check's details (the
+    harness's own tests).
+
     SIGINT, SIGTERM and SIGHUP, wherever they land, stop pytest (its whole process tree), then the
     embedded central; every temp folder goes, the reports say they are incomplete, the code is 130."""
-    out = out or sys.stdout
+    stream = RunStream(out or sys.stdout)
+    out = cast(TextIO, stream)  # everything shown is redacted and recorded for the last pass
     reports_dir = Path(reports)
     with signals.interrupts() as seen:
         try:
@@ -176,7 +236,8 @@ def run(
                 paths=paths,
                 extra_args=extra_args,
                 hypothesis_profile=hypothesis_profile,
-                out=out,
+                stream=stream,
+                verbose=verbose,
             )
         except KeyboardInterrupt:
             reason = f"interrupted by {seen.name}"
@@ -200,8 +261,11 @@ def _run(
     paths: Sequence[str] | None = None,
     extra_args: Sequence[str] = (),
     hypothesis_profile: str = "ci",
-    out: TextIO,
+    stream: RunStream,
+    verbose: bool,
 ) -> int:
+    out = cast(TextIO, stream)
+    console = run_console(stream)
     try:
         validate_profile(hypothesis_profile)
     except ValueError as exc:
@@ -221,7 +285,9 @@ def _run(
             if target is not None:
                 loaded = load_target(target)
                 target_file = str(Path(target).resolve())
-            else:
+            else:  # the first seconds are the central's: say so, with what is about to be checked
+                console.print(header_line(hypothesis_profile))
+                console.print("starting the embedded reference central…")
                 loaded, target_file = start_central(stack, list(faults))
         except TargetError as exc:
             _say(str(exc), out)
@@ -233,8 +299,10 @@ def _run(
             _say(str(exc).splitlines()[0], out)
             return EXIT_FAILED
         redactor = Redactor(loaded.secrets)
+        stream.redactor = redactor
         reports_dir.mkdir(parents=True, exist_ok=True)
-        for stale in (report.CLAUSES_JSON, report.CLAUSES_MD, "junit.xml", "certificate.html", "run-info.json"):
+        stale_files = (report.CLAUSES_JSON, report.CLAUSES_MD, "junit.xml", "certificate.html", "run-info.json")
+        for stale in (*stale_files, PYTEST_LOG):
             (reports_dir / stale).unlink(missing_ok=True)
         failures = reports_dir / report.FAILURES_DIR
         if failures.is_dir():
@@ -250,59 +318,101 @@ def _run(
                 return EXIT_USAGE
             if problems:  # a chosen subset (a SIP-only target, say) may not need what is missing
                 _say(f"{len(problems)} setup problem(s) in {target}: running the chosen checks anyway", out)
+            console.print(header_line(hypothesis_profile))  # after the preflight: its problems come first
+        _banner(console, loaded, reports_dir, profile=hypothesis_profile, faults=faults, embedded=target is None)
+        events_fd, progress_fd = os.pipe()
+        progress = stack.enter_context(open(events_fd, "rb", buffering=0))
         cmd = pytest_command(
-            target_file, reports_dir, paths=chosen, extra_args=list(extra_args), hypothesis_profile=hypothesis_profile
+            target_file,
+            reports_dir,
+            paths=chosen,
+            extra_args=list(extra_args),
+            hypothesis_profile=hypothesis_profile,
+            progress_fd=progress_fd,
         )
         # Every temp folder pytest or what it starts makes (peers' work dirs, tmp_path) lands in
         # this one, removed whatever happens; its own session lets us stop pytest's tree as a whole.
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="pbxcheck-run-"))
         env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1", TMPDIR=tmp)
         (reports_dir / _RUN_MARK).touch()
-        proc = subprocess.Popen(
-            cmd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            start_new_session=True,
-        )
+        try:
+            proc = subprocess.Popen(
+                cmd,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+                pass_fds=(progress_fd,),
+            )
+        finally:
+            os.close(progress_fd)  # pytest's copy alone keeps the pipe open: its end is pytest's end
         assert proc.stdout is not None
         stack.callback(proc.stdout.close)  # after pytest is gone (a ResourceWarning otherwise)
-        shown: list[str] = []
+        log = stack.enter_context(open(reports_dir / PYTEST_LOG, "w", encoding="utf-8"))
+        tail: deque[str] = deque(maxlen=TAIL_LINES * 8)
         try:
-            _stream(proc, redactor, out, shown)
+            with ProgressDisplay(console, show_pytest=verbose) as display:
+                _pump(proc, progress, redactor, log, display, tail)
             code = proc.wait()
         except BaseException:
             # A signal reached us (SIGINT, SIGTERM, SIGHUP; alone, if it came by kill): pytest must
             # stop too, then the central (the ExitStack), and the reports be redacted all the same.
-            _interrupt(proc)
+            _interrupt(proc, progress)
+            log.close()
             report.redact_tree(reports_dir, redactor)
             raise
+        log.close()
         report.redact_tree(reports_dir, redactor)
         (reports_dir / _RUN_MARK).unlink(missing_ok=True)
         from .certificate import write_for_run  # reports/certificate.html, scanned by the last pass below
 
-        _say(
-            write_for_run(
-                reports_dir,
-                loaded,
-                profile=hypothesis_profile,
-                faults=faults,
-                embedded=target is None,
-                redactor=redactor,
-            ),
-            out,
+        written = write_for_run(
+            reports_dir, loaded, profile=hypothesis_profile, faults=faults, embedded=target is None, redactor=redactor
         )
-    leaked = last_pass(reports_dir, "".join(shown), loaded, out)
+        _closing(console, reports_dir, pytest_code=code, tail=None if verbose else list(tail))
+        _say(written, out)
+    leaked = last_pass(reports_dir, stream.text(), loaded, out)
     code = exit_code(code, reports_dir, out)
     return EXIT_FAILED if leaked and code == EXIT_OK else code
 
 
-def _interrupt(proc: subprocess.Popen[bytes]) -> None:
+def _banner(
+    console: Console, target: Target, reports_dir: Path, *, profile: str, faults: Sequence[str], embedded: bool
+) -> None:
+    """What is checked and how, from the certificate's header fields (never a credential)."""
+    from .certificate import run_info
+
+    for line in target_lines(run_info(target, profile=profile, faults=faults, embedded=embedded), reports_dir):
+        console.print(line)
+
+
+def _closing(console: Console, reports_dir: Path, *, pytest_code: int, tail: list[str] | None) -> None:
+    """One line per failed clause, then the verdict and counts. Without a clause table (pytest
+    stopped early: a usage error, nothing collected) and without -v (``tail`` given), pytest's last
+    lines instead: why it stopped is there."""
+    table: dict[str, Any] | None = None
+    with contextlib.suppress(OSError, ValueError):
+        table = json.loads((reports_dir / report.CLAUSES_JSON).read_text(encoding="utf-8"))
+    if tail is not None and (table is None or pytest_code not in (0, 1)):
+        console.print(f"pytest's last lines (all of them in {escape(str(reports_dir / PYTEST_LOG))}):")
+        for line in [ln for ln in tail if not ln.lstrip().startswith(_TABLE_CHARS)][-TAIL_LINES:]:
+            console.print(Text("  " + line.rstrip("\n")), soft_wrap=True)
+    if table is None:
+        return
+    for line in failed_clause_lines(table):
+        console.print(line)
+    console.print(summary_line(table))
+    if tail is not None:
+        console.print(f"pytest's output: {escape(str(reports_dir / PYTEST_LOG))} (-v shows it here)")
+
+
+def _interrupt(proc: subprocess.Popen[bytes], progress: IO[bytes]) -> None:
     """What Ctrl-C would have done to pytest's process group (its finalizers undo BLOQUEAR and stop
     the SIP peers), then SIGKILL to the group and to anything it started if it hangs."""
-    if proc.stdout is not None:  # keep reading what it prints meanwhile, or a full pipe would block it
-        threading.Thread(target=_drain, args=(proc.stdout,), daemon=True).start()
+    for stream in (proc.stdout, progress):  # keep reading meanwhile, or a full pipe would block it
+        if stream is not None:
+            threading.Thread(target=_drain, args=(stream,), daemon=True).start()
     signals.stop_tree(proc, first=signal.SIGINT, grace=10.0)
 
 
