@@ -5,8 +5,9 @@
 * ``sip.run(coro)`` runs the probe's asyncio scenario with a hard time bound, closing every channel;
 * ``await sip.channel("UDP")`` opens a logged channel to the target (``local=`` picks the source
   address, e.g. ``("127.0.0.3", 5070)`` for a second device behind another public IP);
-* ``await sip.phone(ext, "TCP")`` gives a :class:`sipkit.Phone` (a ``sip.ua.UserAgent``) for one
-  extension of the target file; ``beside=`` puts it on another phone's socket (one NAT mapping);
+* ``await sip.phone(ext, "TCP")`` gives a ``sip.ua.UserAgent`` for one extension of the target file
+  (``sipkit.register`` and ``sipkit.call`` drive it); ``beside=`` puts it on another phone's socket
+  (one NAT mapping);
 * ``sip.fail(clause, what)`` / ``sip.check(cond, clause, what)`` fail one clause with the ladder of the
   exchange and its raw messages in the failure text.
 
@@ -24,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from pbxcheck.checks.sipkit import SipSession
+from pbxcheck.checks.sipsession import SipSession
 from pbxcheck.contract import ClauseId
 from pbxcheck.redact import Redactor
 from pbxcheck.target import Target

@@ -16,13 +16,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
 from pbxcheck.checks import Checker, sipkit
-from pbxcheck.checks.sipkit import SipSession
+from pbxcheck.checks.sipsession import SipSession
 from pbxcheck.checks.support import click_to_call, find_call, now_text
 from pbxcheck.client import ApiClient
 from pbxcheck.contract import (
@@ -37,7 +38,9 @@ from pbxcheck.contract import (
     Acao,
     ClauseId,
 )
+from pbxcheck.errors import SipError
 from pbxcheck.redact import Redactor
+from pbxcheck.sip.ua import UserAgent
 from pbxcheck.target import Target
 
 RING_WAIT_S = 6.0  # bounded wait for the central to ring a phone
@@ -61,19 +64,23 @@ async def _wait(condition: Callable[[], bool], timeout: float) -> bool:
     return True
 
 
-def _answered(phone: sipkit.Phone) -> bool:
+def _answered(phone: UserAgent) -> bool:
     """A call to the phone was answered (200 sent, ACKed)."""
-    return any(c.answered.is_set() for c in phone.incoming())
+    return any(c.answered.is_set() for c in phone.calls_in())
 
 
-def _got_bye(phone: sipkit.Phone) -> bool:
-    return any(c.end_reason == "remote BYE" for c in phone.incoming())
+def _got_bye(phone: UserAgent) -> bool:
+    return any(c.end_reason == "remote BYE" for c in phone.calls_in())
 
 
-async def _hang_up(phone: sipkit.Phone) -> list[sipkit.Msg]:
-    """BYE for the newest call the phone answered."""
-    calls = phone.incoming()
-    return await phone.bye(calls[-1]) if calls else []
+async def _hang_up(phone: UserAgent) -> str:
+    """BYE for the newest call the phone answered: the answer's status line, or silence."""
+    calls = phone.calls_in()
+    if calls:
+        with suppress(SipError):
+            await calls[-1].hangup(timeout=2.0)
+    bye = sipkit.final(calls[-1].answers_to("BYE")) if calls else None
+    return bye.start_line if bye else "silence"
 
 
 async def _in_thread(fn: Any, *args: Any, **kw: Any) -> Any:
@@ -99,19 +106,23 @@ def test_clicktocall_rings_origin_then_destination(
         pa = await sip.phone(a, "UDP", answer_delay=0.05)
         pb = await sip.phone(b, "UDP", answer_delay=0.05)
         for p in (pa, pb):
-            r = await p.register(90)
-            sip.check(r.status == 200, ClauseId.C2C_2, f"extension {p.number} could not register ({r.status})")
+            r = await sipkit.register(p, 90)
+            sip.check(
+                r and r.status == 200,
+                ClauseId.C2C_2,
+                f"extension {p.config.user} could not register ({r and r.status})",
+            )
         call_id: str
         _, call_id = await _in_thread(click_to_call, api, check, a.number, b.number)
         rang = await _wait(lambda: _answered(pa), RING_WAIT_S)
         sip.check(
-            pa.invites,
+            pa.calls_in(),
             ClauseId.C2C_2,
             f"clicktocall {a.number} → {b.number} answered CHAMADA OK (ID {call_id}) but the origin "
             f"{a.number}'s registered phone received no INVITE within {RING_WAIT_S:.0f} s",
         )
         sip.check(rang, ClauseId.C2C_2, f"our phone {a.number} answered the click-to-call but the call did not proceed")
-        observe(ClauseId.C2C_2, "origin-invite-from", pa.invites[0].get("from"))
+        observe(ClauseId.C2C_2, "origin-invite-from", str(pa.calls_in()[0].remote_uri))
         deadline = time.monotonic() + 4.0
         while not evidence and time.monotonic() < deadline:
             if _answered(pb):
@@ -128,14 +139,12 @@ def test_clicktocall_rings_origin_then_destination(
                 break
             await _wait(lambda: _answered(pb), 0.3)
         if not _got_bye(pa):
-            bye = await _hang_up(pa)
-            f = sipkit.final(bye)
-            observe(ClauseId.C2C_2, "origin-hangup", f.first_line if f else "silence")
-        await _wait(lambda: _got_bye(pb), 1.0 if pb.invites else 0.01)
-        if not _got_bye(pb) and pb.invites:
+            observe(ClauseId.C2C_2, "origin-hangup", await _hang_up(pa))
+        await _wait(lambda: _got_bye(pb), 1.0 if pb.calls_in() else 0.01)
+        if not _got_bye(pb) and pb.calls_in():
             await _hang_up(pb)
         for p in (pa, pb):
-            await p.register(0)
+            await sipkit.register(p, 0)
         return call_id
 
     call_id = sip.run(scenario(), timeout=30)
@@ -202,29 +211,28 @@ def live_call(target: Target, redactor: Redactor) -> Iterator[LiveCall]:
         pa = await session.phone(a, "UDP")
         pb = await session.phone(b, "UDP", answer_delay=0.1)
         for p in (pa, pb):
-            if (await p.register(90)).status != 200:
-                live.problem = f"{p.number} could not register"
+            if (r := await sipkit.register(p, 90)) is None or r.status != 200:
+                live.problem = f"{p.config.user} could not register"
                 return
-        res = await pa.call(b.number, hangup=False)
-        if not res.ok:
-            live.problem = f"the call {a.number} → {b.number} failed: {res.problem}"
+        call = await sipkit.call(pa, b.number, hangup=False)
+        if not call.answered.is_set():
+            live.problem = f"the call {a.number} → {b.number} failed: {call.failure or 'no final answer'}"
             return
         live.ok = True
-        assert res.call is not None
         # "digits typed in the IVR": DTMF as SIP INFO (application/dtmf-relay), the usual out-of-band form
-        for digit in DTMF_DIGITS:
-            info = res.call.info(f"Signal={digit}\r\nDuration=160\r\n".encode(), "application/dtmf-relay")
-            got = await sipkit.answers(res.call, info)
-            f = sipkit.final(got)
-            live.info_answers.append(f.first_line if f else "silence")
+        try:
+            live.info_answers = [str(s) for s in await call.send_dtmf(DTMF_DIGITS)]
+        except SipError:
+            live.info_answers.append("silence")
         for i in range(2):
             await asyncio.sleep(TALK_S if i == 0 else 1.1)
             ex = await _in_thread(api.call, Acao.STATUSRAMAIS)
             rows = ex.answer.value if ex.answer is not None and isinstance(ex.answer.value, list) else []
             live.snapshots.append((time.time(), {str(r.get("Ramal")): r for r in rows if isinstance(r, dict)}))
-        await pa.bye(res.call)
+        with suppress(SipError):
+            await call.hangup(timeout=2.0)
         for p in (pa, pb):
-            await p.register(0)
+            await sipkit.register(p, 0)
 
     try:
         session.run(scenario(), timeout=25)
@@ -393,19 +401,20 @@ def test_classe5_block_refuses_register(
 
     async def register(label: str) -> int | None:
         phone = await sip.phone(ext, "UDP")
-        r = await phone.register(60)
-        observe(ClauseId.C5_1, f"sip.register-{label}", r.status)
-        if r.status == 200:
-            await phone.register(0)
-        return r.status
+        r = await sipkit.register(phone, 60)
+        status = r.status if r else None
+        observe(ClauseId.C5_1, f"sip.register-{label}", status)
+        if status == 200:
+            await sipkit.register(phone, 0)
+        return status
 
     async def invite(label: str) -> int | None:
         if not others:
             return None
         phone = await sip.phone(ext, "UDP")
-        res = await phone.call(others[0].number, hold=0.05, ring_timeout=2.0)
-        f = sipkit.final(res.invite2 or res.invite1)
-        observe(ClauseId.C5_1, f"sip.invite-{label}", f.first_line if f else "silence")
+        call = await sipkit.call(phone, others[0].number, hold=0.05, ring_timeout=2.0)
+        f = sipkit.final(call.answers_to("INVITE"))
+        observe(ClauseId.C5_1, f"sip.invite-{label}", f.start_line if f else "silence")
         return f.status if f else None
 
     before = sip.run(register("before"))

@@ -29,9 +29,10 @@ import socket
 import pytest
 
 from pbxcheck.checks import Observe, sipkit
-from pbxcheck.checks.sipkit import SipSession
+from pbxcheck.checks.sipsession import SipSession
 from pbxcheck.contract import ClauseId
 from pbxcheck.sip.message import Request
+from pbxcheck.sip.ua import UserAgent
 from pbxcheck.target import Extension
 
 NAT_IPS = ("127.0.0.2", "127.0.0.3")
@@ -61,17 +62,17 @@ def _user_of(uri: str) -> str:
 
 
 async def _call_each(
-    sip: SipSession, caller: sipkit.Phone, devices: list[tuple[Extension, sipkit.Phone]], seen: list[Request]
+    sip: SipSession, caller: UserAgent, devices: list[tuple[Extension, UserAgent]], seen: list[Request]
 ) -> dict[str, str]:
     """Call every device's extension; for each, delivered / crossed / lost."""
     outcome: dict[str, str] = {}
     for ext, _phone in devices:
         before = len(seen)
-        res = await caller.call(ext.number, hold=0.05, ring_timeout=2.0)
+        call = await sipkit.call(caller, ext.number, hold=0.05, ring_timeout=2.0)
         await asyncio.sleep(0.05)
         arrived = [m for m in seen[before:] if m.method == "INVITE"]
         if not arrived:
-            outcome[ext.number] = "lost" + (f" ({res.problem})" if res.problem else "")
+            outcome[ext.number] = "lost" + (f" ({call.failure})" if call.failure else "")
         elif any(_user_of(m.uri) == ext.number for m in arrived):
             outcome[ext.number] = "delivered"
         else:
@@ -85,8 +86,12 @@ def test_same_port_behind_one_and_two_ips(sip: SipSession, observe: Observe) -> 
 
     async def scenario() -> None:
         caller = await sip.phone(c, "UDP")
-        reg = await caller.register(90)
-        sip.check(reg.status == 200, ClauseId.SIP_NAT_1, f"the caller {c.number} could not register ({reg.status})")
+        reg = await sipkit.register(caller, 90)
+        sip.check(
+            reg and reg.status == 200,
+            ClauseId.SIP_NAT_1,
+            f"the caller {c.number} could not register ({reg and reg.status})",
+        )
 
         # 1. one public IP and one source port for both devices: one socket, two registrations
         port = _free_port(("127.0.0.1",))
@@ -95,11 +100,15 @@ def test_same_port_behind_one_and_two_ips(sip: SipSession, observe: Observe) -> 
         seen_same: list[Request] = []
         _record(seen_same, pa)
         for p in (pa, pb):
-            r = await p.register(90)
-            sip.check(r.status == 200, ClauseId.SIP_NAT_1, f"{p.number} could not register from 127.0.0.1:{port}")
+            r = await sipkit.register(p, 90)
+            sip.check(
+                r and r.status == 200,
+                ClauseId.SIP_NAT_1,
+                f"{p.config.user} could not register from 127.0.0.1:{port}",
+            )
         same = await _call_each(sip, caller, [(a, pa), (b, pb)], seen_same)
         for p in (pa, pb):
-            await p.register(0)
+            await sipkit.register(p, 0)
 
         # 2. two public IPs, the same source port
         port2 = _free_port(NAT_IPS)
@@ -108,28 +117,28 @@ def test_same_port_behind_one_and_two_ips(sip: SipSession, observe: Observe) -> 
         for ext, ip in zip((a, b), NAT_IPS, strict=True):
             p = await sip.phone(ext, "UDP", local=(ip, port2))
             _record(seen_two, p)
-            r = await p.register(90)
-            sip.check(r.status == 200, ClauseId.SIP_NAT_1, f"{ext.number} could not register from {ip}:{port2}")
+            r = await sipkit.register(p, 90)
+            sip.check(r and r.status == 200, ClauseId.SIP_NAT_1, f"{ext.number} could not register from {ip}:{port2}")
             devices.append((ext, p))
         two = await _call_each(sip, caller, devices, seen_two)
         for _, p in devices:
-            await p.register(0)
-        await caller.register(0)
+            await sipkit.register(p, 0)
+        await sipkit.register(caller, 0)
 
         # 3. two independent devices behind one IP (different ports) registering in the same instant,
         #    each counting its own nonce uses from 1: both must be able to register (recorded)
         devs = []
         for ext in (a, b):
             devs.append(await sip.phone(ext, "UDP"))  # a user agent counts its own nonce uses
-        both = await asyncio.gather(*(p.register(90) for p in devs))
+        both = await asyncio.gather(*(sipkit.register(p, 90) for p in devs))
         for p in devs:
-            await p.register(0)
+            await sipkit.register(p, 0)
         sip.check(
-            all(r.status == 200 for r in both),
+            all(r and r.status == 200 for r in both),
             ClauseId.SIP_NAT_1,
             "two devices behind one public IP (different source ports), each counting its own nonce uses, "
             "registered at the same instant: "
-            + ", ".join(f"{p.number} got {r.status}" for p, r in zip(devs, both, strict=True))
+            + ", ".join(f"{p.config.user} got {r and r.status}" for p, r in zip(devs, both, strict=True))
             + " (a nonce shared between clients makes the second one's nc=1 look like a replay)",
         )
 
@@ -147,7 +156,7 @@ def test_same_port_behind_one_and_two_ips(sip: SipSession, observe: Observe) -> 
     sip.run(scenario(), timeout=25)
 
 
-def _record(seen: list[Request], phone: sipkit.Phone) -> None:
+def _record(seen: list[Request], phone: UserAgent) -> None:
     """Every request that reaches the phone's socket, before its agents answer it."""
-    assert phone.ua.port is not None
-    phone.ua.port.on_message = lambda req, flow: seen.append(req)
+    assert phone.port is not None
+    phone.port.on_message = lambda req, flow: seen.append(req)

@@ -25,10 +25,12 @@ import pytest
 
 from pbxcheck.bundled import bundled_dir
 from pbxcheck.checks import Finding, Observe, sipkit
-from pbxcheck.checks.sipkit import SipSession
+from pbxcheck.checks.sipsession import SipSession
 from pbxcheck.contract import ClauseId
+from pbxcheck.sip import digest
 from pbxcheck.sip.dialog import Dialog
-from pbxcheck.sip.message import Headers, Request, Response, to_bytes
+from pbxcheck.sip.message import Headers, Request, Response
+from pbxcheck.sip.scan import RawMessage, scan
 from pbxcheck.sip.sdp import make_offer
 from pbxcheck.wrong import answers_delayed
 
@@ -40,9 +42,9 @@ GUESS_IP = "127.0.0.5"
 TORTURE_SRC = ("127.0.0.6", 0)
 
 
-def _first(responses: list[sipkit.Msg]) -> str:
+def _first(responses: list[RawMessage]) -> str:
     f = sipkit.final(responses)
-    return f.first_line if f else "(silence)"
+    return f.start_line if f else "(silence)"
 
 
 # --- svmap -------------------------------------------------------------------------------------------
@@ -54,23 +56,14 @@ def test_options_fingerprint(sip: SipSession, observe: Observe, finding: Finding
 
     async def scenario() -> None:
         ch = await sip.channel("UDP")
-        d = sipkit.Dialogish()
-        got = await ch.request(
-            ch.build(
-                "OPTIONS",
-                ch.server_uri,
-                from_user="probe",
-                to_user="probe",
-                d=d,
-                headers=[("Accept", "application/sdp")],
-            ),
-            timeout=1.5,
+        _, options = ch.dialog("probe", ch.server_uri).make_request_in_dialog(
+            "OPTIONS", via=ch.via, headers=[*sipkit.HEADERS, ("Accept", "application/sdp")]
         )
-        f = sipkit.final(got)
+        f = sipkit.final(await ch.request(options, timeout=1.5))
         print_ = {
-            "answer": f.first_line if f else "silence",
-            "server": (f.get("server") or f.get("user-agent")) if f else None,
-            "allow": f.get("allow") if f else None,
+            "answer": f.start_line if f else "silence",
+            "server": (f.header("Server") or f.header("User-Agent")) if f else None,
+            "allow": f.header("Allow") if f else None,
         }
         observe(ClauseId.SIP_SEC_1, "svmap.options", print_)
         banner = print_["server"] or ""
@@ -83,10 +76,10 @@ def test_options_fingerprint(sip: SipSession, observe: Observe, finding: Finding
 # --- svwar -------------------------------------------------------------------------------------------
 
 
-def _shape(m: sipkit.Msg | None) -> tuple[object, ...]:
+def _shape(m: RawMessage | None) -> tuple[object, ...]:
     if m is None:
         return ("silence",)
-    chal = sipkit.challenge_params(m.get("www-authenticate") or m.get("proxy-authenticate") or "")
+    chal = sipkit.challenge_params(m.header("WWW-Authenticate") or m.header("Proxy-Authenticate") or "")
     return (m.status, m.reason, tuple(sorted(k for k in chal if k != "nonce")))
 
 
@@ -101,28 +94,26 @@ def test_extension_enumeration(sip: SipSession, observe: Observe, finding: Findi
         leaks: list[str] = []
         seen: dict[str, dict[str, str]] = {}
         for method in ("REGISTER", "INVITE", "OPTIONS"):
-            answers: dict[str, sipkit.Msg | None] = {}
+            answers: dict[str, RawMessage | None] = {}
             for user in (ext.number, baseline):
-                d = sipkit.Dialogish()
-                uri = ch.server_uri if method == "REGISTER" else ch.uri_for(user)
-                body = make_offer(ch.local[0], 10_000).to_bytes() if method == "INVITE" else b""
-                req = ch.build(
-                    method,
-                    uri,
-                    from_user=user,
-                    to_user=user,
-                    d=d,
-                    body=body,
-                    headers=[("Expires", "60")] if method == "REGISTER" else [],
-                )
-                got = await ch.request(req, timeout=1.0)
-                f = sipkit.final(got)
+                if method == "REGISTER":
+                    req = ch.register(user, 60)
+                else:
+                    body = make_offer(ch.local[0], 10_000).to_bytes() if method == "INVITE" else b""
+                    _, req = ch.dialog(user).make_request_in_dialog(
+                        method,
+                        via=ch.via,
+                        headers=sipkit.HEADERS,
+                        body=body,
+                        content_type="application/sdp" if body else None,
+                    )
+                f = sipkit.final(await ch.request(req, timeout=1.0))
                 answers[user] = f
                 await _clean_up(ch, req, f)
             a, b = answers[ext.number], answers[baseline]
             seen[method] = {
-                "existing": a.first_line if a else "silence",
-                "never-valid": b.first_line if b else "silence",
+                "existing": a.start_line if a else "silence",
+                "never-valid": b.start_line if b else "silence",
             }
             if _shape(a) != _shape(b):
                 leaks.append(
@@ -140,22 +131,14 @@ def test_extension_enumeration(sip: SipSession, observe: Observe, finding: Findi
     sip.run(scenario())
 
 
-def _parsed(m: sipkit.Msg) -> Request | Response:
-    """The core's message of what was read (for ``sip.dialog.Dialog``)."""
-    if m.is_response:
-        return Response(m.status or 0, m.reason, Headers(m.headers), m.body)
-    return Request(m.method or "", m.uri or "", Headers(m.headers), m.body)
-
-
-async def _clean_up(ch: sipkit.Channel, req: bytes, f: sipkit.Msg | None) -> None:
+async def _clean_up(ch: sipkit.Channel, sent: Request, f: RawMessage | None) -> None:
     """ACK and BYE an INVITE that was accepted, so no call is left behind (the engine ACKs an error)."""
-    sent = _parsed(sipkit.Msg.read(req))
-    if isinstance(sent, Request) and sent.method == "INVITE" and f is not None and f.status == 200:
+    if sent.method == "INVITE" and f is not None and f.status == 200:
         assert ch.flow is not None
-        via = f"SIP/2.0/{ch.transport} {ch.via_host};rport"
-        d, ack = Dialog.uac(sent, _parsed(f)).make_request_in_dialog("ACK", via=via)  # type: ignore[arg-type]
+        accepted = Response(200, f.reason, Headers(f.headers), f.body)  # the core's message of what was read
+        d, ack = Dialog.uac(sent, accepted).make_request_in_dialog("ACK", via=ch.via)
         ch.endpoint.send_ack(ack, ch.flow)  # the engine answers the 2xx's retransmissions with it
-        await ch.request(to_bytes(d.make_request_in_dialog("BYE", via=via)[1]), timeout=1.0)
+        await ch.request(d.make_request_in_dialog("BYE", via=ch.via)[1], timeout=1.0)
 
 
 # --- svcrack -----------------------------------------------------------------------------------------
@@ -174,7 +157,7 @@ def test_password_guessing(sip: SipSession, observe: Observe, finding: Finding) 
     (ext,) = sip.extensions(1)
 
     async def scenario() -> None:
-        ch, d = await sip.channel("UDP", local=(GUESS_IP, 0)), sipkit.Dialogish()
+        ch = await sip.channel("UDP", local=(GUESS_IP, 0))
         results: dict[str, list[str]] = {"fresh-nonce": [], "reused-nonce": []}
         times: list[float] = []
         got_in: list[str] = []
@@ -182,7 +165,7 @@ def test_password_guessing(sip: SipSession, observe: Observe, finding: Finding) 
         # mode 1: REGISTER → 401 → REGISTER with a wrong password, a fresh challenge every time
         for i in range(GUESSES):
             t0 = time.monotonic()
-            ex = await sipkit.register_as(ch, ext.number, sipkit.wrong_password(ext.password), 60, d=d, timeout=1.0)
+            ex = await sipkit.register_as(ch, ext.number, sipkit.wrong_password(ext.password), 60, timeout=1.0)
             line = _first(ex.second or ex.first)
             results["fresh-nonce"].append(line)
             if ex.status is not None:
@@ -192,21 +175,14 @@ def test_password_guessing(sip: SipSession, observe: Observe, finding: Finding) 
             if results["fresh-nonce"].count("(silence)") >= MAX_SILENT:
                 break
         # mode 2: one challenge, then every guess reuses its nonce with a growing nc (svcrack -n)
-        ex = await sipkit.register_as(ch, ext.number, sipkit.wrong_password(ext.password), 60, d=d, timeout=1.0)
-        chal = ex.challenge
-        if chal:
+        ex = await sipkit.register_as(ch, ext.number, sipkit.wrong_password(ext.password), 60, timeout=1.0)
+        if (chal := ex.challenge) is not None:
             for i in range(GUESSES):
-                auth = sipkit.digest_header(
-                    chal,
-                    method="REGISTER",
-                    uri=ch.server_uri,
-                    username=ext.number,
-                    password=sipkit.wrong_password(ext.password),
-                )
+                auth = sipkit.authorization(chal, ext.number, sipkit.wrong_password(ext.password), ch.server_uri)
                 t0 = time.monotonic()
-                req = sipkit.register_request(ch, ext.number, d, 60, [("Authorization", auth)])
+                req = ch.register(ext.number, 60, [("Authorization", auth)])
                 f = sipkit.final(await ch.request(req, timeout=1.0))
-                results["reused-nonce"].append(f.first_line if f else "(silence)")
+                results["reused-nonce"].append(f.start_line if f else "(silence)")
                 if f is not None:
                     times.append(time.monotonic() - t0)
                 if f is not None and f.status == 200:
@@ -215,7 +191,7 @@ def test_password_guessing(sip: SipSession, observe: Observe, finding: Finding) 
                     break
         elapsed = time.monotonic() - start
         # the right password, from the guessing address: refused now = a lockout (then timed until lifted)
-        right_after, lockout_s = await _right_password_after(ch, d, ext.number, ext.password)
+        right_after, lockout_s = await _right_password_after(ch, ext.number, ext.password)
         lines = results["fresh-nonce"] + results["reused-nonce"]
         dropped = lines.count("(silence)")
         delayed = answers_delayed(times)
@@ -254,19 +230,17 @@ def test_password_guessing(sip: SipSession, observe: Observe, finding: Finding) 
     sip.run(scenario())
 
 
-async def _right_password_after(
-    ch: sipkit.Channel, d: sipkit.Dialogish, user: str, password: str
-) -> tuple[str, float | None]:
+async def _right_password_after(ch: sipkit.Channel, user: str, password: str) -> tuple[str, float | None]:
     """REGISTER with the right password right after the burst; while refused, again every second (at most
     LOCKOUT_WAIT_S). Returns (the first answer, how long it stayed refused or None). Unregisters after."""
     started = time.monotonic()
     first = ""
     refused_for: float | None = None
     while True:
-        ex = await sipkit.register_as(ch, user, password, 60, d=d, timeout=1.0)
+        ex = await sipkit.register_as(ch, user, password, 60, timeout=1.0)
         first = first or _first(ex.second or ex.first)
         if ex.status == 200:
-            await sipkit.register_as(ch, user, password, 0, d=d, timeout=1.0)
+            await sipkit.register_as(ch, user, password, 0, timeout=1.0)
             return first, refused_for
         refused_for = time.monotonic() - started
         if refused_for >= LOCKOUT_WAIT_S:
@@ -296,62 +270,43 @@ def test_nonce_replay_and_wrong_nc(sip: SipSession, observe: Observe, finding: F
 
     async def scenario() -> None:
         phone, ch = await sip.phone(ext, "UDP"), await sip.channel("UDP")
-        ex = await phone.register(60)
-        sip.check(ex.status == 200, ClauseId.SIP_SEC_1, f"could not register {ext.number} to start: {ex.status}")
-        chal = ex.challenge
-        sent = [sipkit.Msg.read(e.data) for e in sip.log.entries if e.direction == "out"]
-        captured = next((m.get("authorization") for m in reversed(sent) if m.get("authorization")), "") or ""
+        reg = await sipkit.register(phone, 60)
+        sip.check(
+            reg and reg.status == 200 and reg.challenges,
+            ClauseId.SIP_SEC_1,
+            f"could not register {ext.number} after a challenge to start: {reg and reg.response.start_line}",
+        )
+        assert reg is not None
+        chal = digest.Challenge.parse(reg.first.headers.get(digest.challenge_header(reg.first.status)) or "")
+        sent = [scan(e.data) for e in sip.log.entries if e.direction == "out"]
+        captured = next((a for m in reversed(sent) if (a := m.header("Authorization"))), "")
         outcomes: dict[str, str] = {}
         breaches: list[str] = []
 
         async def attempt(name: str, auth: str, channel: sipkit.Channel = ch) -> None:
-            req = channel.build(
-                "REGISTER",
-                channel.server_uri,
-                from_user=ext.number,
-                d=sipkit.Dialogish(),
-                headers=[("Expires", "60"), ("Authorization", auth)],
-            )
+            req = channel.register(ext.number, 60, [("Authorization", auth)])
             f = sipkit.final(await channel.request(req, timeout=1.0))
-            outcomes[name] = f.first_line if f else "(silence)"
+            outcomes[name] = f.start_line if f else "(silence)"
             if f is not None and f.status == 200:
                 breaches.append(name)
+
+        def knob(nc: int | None = None, nonce: str | None = None) -> str:  # the right password, one thing wrong
+            return sipkit.authorization(chal, ext.number, ext.password, ch.server_uri, nc=nc, nonce=nonce)
 
         # 1. the exact captured header, replayed in a new request (an eavesdropper's replay)
         await attempt("replayed-authorization", captured)
         # 2. a correct response (fresh cnonce), but the nc the successful REGISTER already spent
-        spent = int(sipkit.challenge_params(captured).get("nc", "1"), 16)
-        await attempt(
-            "reused-nc",
-            sipkit.digest_header(
-                chal, method="REGISTER", uri=ch.server_uri, username=ext.number, password=ext.password, nc=spent
-            ),
-        )
+        await attempt("reused-nc", knob(nc=int(sipkit.challenge_params(captured).get("nc", "1"), 16)))
         # 3. nc = 0, which no client may send (counts start at 1)
-        await attempt(
-            "nc-zero",
-            sipkit.digest_header(
-                chal, method="REGISTER", uri=ch.server_uri, username=ext.number, password=ext.password, nc=0
-            ),
-        )
+        await attempt("nc-zero", knob(nc=0))
         # 4. the document's years-old nonce, with a correct response for it (stale / never issued here)
-        await attempt(
-            "stale-nonce",
-            sipkit.digest_header(
-                chal, method="REGISTER", uri=ch.server_uri, username=ext.number, password=ext.password, nonce=DOC_NONCE
-            ),
-        )
+        await attempt("stale-nonce", knob(nonce=DOC_NONCE))
         # 5. a fresh nonce issued to 127.0.0.1, used from 127.0.0.7 (a nonce captured and carried away)
         other = await sip.channel("UDP", local=("127.0.0.7", 0))
-        fresh = sipkit.final(
-            await ch.request(sipkit.register_request(ch, ext.number, sipkit.Dialogish(), 60), timeout=1.0)
-        )
-        fresh_chal = sipkit.challenge_params((fresh.get("www-authenticate") or "") if fresh else "")
+        fresh = await sipkit.register_as(ch, ext.number, None, 60, timeout=1.0)
         foreign = ""
-        if fresh_chal.get("nonce"):
-            auth = sipkit.digest_header(
-                fresh_chal, method="REGISTER", uri=other.server_uri, username=ext.number, password=ext.password
-            )
+        if fresh.challenge is not None:
+            auth = sipkit.authorization(fresh.challenge, ext.number, ext.password, other.server_uri)
             await attempt("nonce-from-other-ip", auth, other)
             foreign = outcomes["nonce-from-other-ip"]
         observe(ClauseId.SIP_SEC_1, "nonce-handling", outcomes)
@@ -364,7 +319,7 @@ def test_nonce_replay_and_wrong_nc(sip: SipSession, observe: Observe, finding: F
             )
         if "nonce-from-other-ip" in breaches:
             finding(ClauseId.SIP_SEC_1, "low", f"a nonce issued to one source IP is accepted from another ({foreign})")
-        await phone.register(0)
+        await sipkit.register(phone, 0)
 
     sip.run(scenario())
 
@@ -415,12 +370,12 @@ def test_torture_then_register(sip: SipSession, observe: Observe, finding: Findi
             sender.close()
         await asyncio.sleep(0.4)  # answers (or silence) to the last messages
         for m in sink.received:
-            answers.setdefault(m.call_id or "?", m.first_line)
+            answers.setdefault(m.call_id or "?", m.start_line)
         observe(ClauseId.SIP_SEC_1, "torture", {"sent": len(files), "answered": len(sink.received), "via": how})
         # the proof of life: a well-formed REGISTER, from our usual address, must still be answered
         phone = await sip.phone(ext, "UDP")
-        ex = await phone.register(60, timeout=2.0)
-        if ex.first_status is None:
+        ex = await sipkit.register(phone, 60)
+        if ex is None:
             finding(
                 ClauseId.SIP_SEC_1,
                 "critical",
@@ -434,6 +389,6 @@ def test_torture_then_register(sip: SipSession, observe: Observe, finding: Findi
                 f"after the torture messages a correct REGISTER is answered {ex.status}, not 200",
             )
         else:
-            await phone.register(0)
+            await sipkit.register(phone, 0)
 
     sip.run(scenario())

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from pbxcheck.checks import Observe, sipkit
-from pbxcheck.checks.sipkit import SipSession
+from pbxcheck.checks.sipsession import SipSession
 from pbxcheck.contract import ClauseId
 from pbxcheck.target import Target
 
@@ -30,57 +30,59 @@ def test_websocket_register_call_and_refusal(sip: SipSession, observe: Observe, 
 
     async def scenario() -> None:
         phone = await sip.phone(web, transport)
-        reg = await phone.register(90)
+        reg = await sipkit.register(phone, 90)
         sip.check(
-            reg.first_status == 401,
+            reg and reg.first.status == 401,
             ClauseId.SIP_WS_1,
-            f"REGISTER over {transport} without credentials must get 401; got {reg.first_status}",
+            f"REGISTER over {transport} without credentials must get 401; got {reg and reg.first.status}",
         )
         sip.check(
-            reg.status == 200,
+            reg and reg.status == 200,
             ClauseId.SIP_WS_1,
-            f"ramal-web extension {web.number} must register over {url}; got {reg.status}",
+            f"ramal-web extension {web.number} must register over {url}; got {reg and reg.status}",
         )
         # the INVITE flow over the WebSocket, to a callee of ours on UDP
         callee = await sip.phone(plain, "UDP")
-        creg = await callee.register(90)
-        sip.check(creg.status == 200, ClauseId.SIP_WS_1, f"the callee {plain.number} could not register over UDP")
-        res = await phone.call(plain.number)
-        codes = [r.status for r in res.invite2]
-        first = sipkit.final(res.invite1)
+        creg = await sipkit.register(callee, 90)
+        sip.check(
+            creg and creg.status == 200, ClauseId.SIP_WS_1, f"the callee {plain.number} could not register over UDP"
+        )
+        call = await sipkit.call(phone, plain.number)
+        authenticated = call.answers_to("INVITE")
+        first = sipkit.final(call.answers_to("INVITE", 0))
         sip.check(
             first is not None and first.status in (401, 407),
             ClauseId.SIP_WS_1,
             f"an INVITE over {transport} without credentials must be challenged; got "
-            f"{first.first_line if first else 'silence'}",
+            f"{first.start_line if first else 'silence'}",
         )
-        sip.check(res.ok, ClauseId.SIP_WS_1, f"the call over {transport} failed: {res.problem}")
         sip.check(
-            183 in codes and (final := sipkit.final(res.invite2)) is not None and final.has_sdp,
+            call.answered.is_set(),
             ClauseId.SIP_WS_1,
-            f"the call over {transport} did not go 183 (SDP) then 200 (SDP): {codes}",
+            f"the call over {transport} failed: {call.failure or 'no final answer'}",
         )
-        bye = sipkit.final(res.bye)
+        sip.check(
+            183 in [r.status for r in authenticated]
+            and (ok := sipkit.final(authenticated)) is not None
+            and sipkit.has_sdp(ok),
+            ClauseId.SIP_WS_1,
+            f"the call over {transport} did not go 183 (SDP) then 200 (SDP): {[r.status for r in authenticated]}",
+        )
+        bye = sipkit.final(call.answers_to("BYE"))
         sip.check(bye is not None and bye.status == 200, ClauseId.SIP_WS_1, f"BYE over {transport} must get 200")
-        await phone.register(0)
-        await callee.register(0)
+        await sipkit.register(phone, 0)
+        await sipkit.register(callee, 0)
         # an extension without ramal-web cannot register over the WebSocket
         other = await sip.phone(plain, transport)
-        refused = await other.register(90)
+        refused = await sipkit.register(other, 90)
         sip.check(
-            refused.status != 200,
+            refused is None or refused.status != 200,
             ClauseId.SIP_WS_1,
             f"extension {plain.number} has ramal-web disabled but registered over {url}",
         )
-        observe(
-            ClauseId.SIP_WS_1,
-            f"no-ramal-web.{transport}",
-            sipkit.final(refused.second or refused.first).first_line  # type: ignore[union-attr]
-            if refused.status is not None
-            else "silence",
-        )
-        if refused.status == 200:
-            await other.register(0)
+        observe(ClauseId.SIP_WS_1, f"no-ramal-web.{transport}", refused.response.start_line if refused else "silence")
+        if refused and refused.status == 200:
+            await sipkit.register(other, 0)
         # RFC 7118 §4: the handshake must carry the sip subprotocol
         from pbxcheck.sip.drivers.ws import ws_connect
 

@@ -251,7 +251,7 @@ def test_clause_ids_are_the_clause_table_and_the_spec() -> None:
 
 def test_suites_and_probes_import_package_modules_only() -> None:
     """No sys.path insert in suites/ or sip_probes/, and no test module imports another test module
-    (shared helpers live in pbxcheck.checks: support, strategies, sipkit)."""
+    (shared helpers live in pbxcheck.checks: support, strategies, sipkit, sipsession)."""
     import ast
 
     for folder in ("suites", "sip_probes"):
@@ -268,7 +268,9 @@ def test_suites_and_probes_import_package_modules_only() -> None:
                 bad = [
                     n
                     for n in names
-                    if n.split(".")[-1].startswith(("test_", "conftest", "sipkit", "support", "strategies"))
+                    if n.split(".")[-1].startswith(
+                        ("test_", "conftest", "sipkit", "sipsession", "support", "strategies")
+                    )
                     and not n.startswith("pbxcheck.")
                 ]
                 assert not bad, f"{path.name} imports {bad}: import shared code from pbxcheck.checks"
@@ -277,7 +279,7 @@ def test_suites_and_probes_import_package_modules_only() -> None:
 def test_http_and_sip_failures_share_one_formatter() -> None:
     """Checker.fail (HTTP) and SipSession.fail (SIP) both read '[ID] summary', the section, what went
     wrong, then the reproduction (curl line / ladder and raw messages); headline '[ID] what'."""
-    from pbxcheck.checks.sipkit import SipSession
+    from pbxcheck.checks.sipsession import SipSession
 
     r = Redactor(TARGET.secrets)
     http = Checker(TARGET, r)

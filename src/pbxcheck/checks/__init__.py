@@ -15,6 +15,7 @@ redaction      secrets out of pytest's reports, exceptions, terminal and Allure 
 support        HTTP suite helpers (insert, listing, report, click-to-call)
 strategies     Hypothesis strategies of the suites
 sipkit         the SIP probe kit (import it as ``pbxcheck.checks.sipkit``)
+sipsession     ``SipSession``: a SIP probe's channels and phones, failing a clause with its exchange
 =============  ==================================================================================
 """
 

@@ -3,7 +3,7 @@
 A failed check reads the same whichever side it probed: the clause (ID, summary, the document's
 section), what went wrong, then what was sent and what came back with a way to reproduce it: the
 request, the answer and a curl line for HTTP (``Exchange.describe``), the ladder and the raw
-messages for SIP (``sipkit.SipSession``). Every text goes through the run's redactor here, whoever
+messages for SIP (``sipsession.SipSession``). Every text goes through the run's redactor here, whoever
 built it, before pytest formats anything.
 """
 

@@ -109,6 +109,11 @@ class RegisterResult:
     attempts: int  # requests sent (2 for the usual 401 + authenticated REGISTER)
     challenges: tuple[Response, ...] = ()
 
+    @property
+    def first(self) -> Response:
+        """The answer to the first REGISTER: its challenge, or the response when none was answered."""
+        return self.challenges[0] if self.challenges else self.response
+
 
 class UaPort:
     """One local transport to the server (socket or connection), shared by one or more agents."""
@@ -370,13 +375,15 @@ class UserAgent:
             break
         granted: int | None = None
         if resp.status == 200:
-            granted = self._granted_expires(resp, exp)
-            self.registered_until = time.monotonic() + granted if granted else None
+            granted = self._granted_expires(resp)
+            lifetime = exp if granted is None else granted  # a registrar that says nothing granted what we asked
+            self.registered_until = time.monotonic() + lifetime if lifetime else None
             if self.port is not None and exp > 0:
                 self.port.last_registrant = self
         return RegisterResult(resp.status, resp.reason, resp, granted, attempts, tuple(challenges))
 
-    def _granted_expires(self, resp: Response, asked: int) -> int:
+    def _granted_expires(self, resp: Response) -> int | None:
+        """Our Contact's ``expires``, else the Expires header; None when the registrar says neither."""
         mine = self.contact().uri
         try:
             for c in resp.contacts:
@@ -390,7 +397,7 @@ class UserAgent:
                         return int(v)
         except SipParseError:
             pass
-        return resp.expires if resp.expires is not None else asked
+        return resp.expires
 
     async def unregister(self) -> RegisterResult:
         result = await self.register(0)
@@ -426,6 +433,10 @@ class UserAgent:
         call = self.invite(number, headers=headers, ring_timeout=timeout)
         await call.wait_answered(timeout + 1)
         return call
+
+    def calls_in(self) -> list[Call]:
+        """The calls we received, oldest first."""
+        return [c for c in self.calls.values() if c.direction == "in"]
 
     async def next_incoming(self, timeout: float = 10.0) -> Call:
         try:
@@ -526,6 +537,14 @@ class Call:
         if d is DialogState.EARLY:
             return CallState.EARLY
         return CallState.CONFIRMED if self.answered.is_set() else CallState.ANSWERING
+
+    def answers_to(self, method: str, nth: int = -1) -> list[Response]:
+        """The responses to our ``nth`` ``method`` request in this call that got any (INVITE: 0 the
+        first, challenged one; -1 the last, the one with credentials), in order; [] when none."""
+        numbers = sorted({r.cseq.number for r in self.responses if r.cseq.method == method})
+        if not -len(numbers) <= nth < len(numbers):
+            return []
+        return [r for r in self.responses if r.cseq == (numbers[nth], method)]
 
     # --- waiting ----------------------------------------------------------------------------------
 
