@@ -40,7 +40,12 @@ class ClauseVerdict:
         return report.PASSED
 
     def fail(self, check: str, message: str, *exchanges: Exchange) -> None:
-        self.failures.append(Failure(check, message, list(exchanges)))
+        """One failure per (check, message): the same problem again adds its requests to it."""
+        same = next((f for f in self.failures if f.check == check and f.message == message), None)
+        if same is None:
+            self.failures.append(Failure(check, message, list(exchanges)))
+        else:
+            same.exchanges += exchanges
 
     def deviation(self, name: str) -> None:
         if name not in self.deviations:

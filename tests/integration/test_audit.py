@@ -1,0 +1,133 @@
+"""`pbxcheck audit`: three client integrations in three languages, each judged on the right clauses.
+
+Each audit starts its own in-process reference central and runs the client five times (normal,
+impostor certificate, four chaos answers), all on loopback and bounded by --timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CLIENTS = ROOT / "fixtures" / "clients"
+ALL = {"CL-TLS-1", "CL-TLS-2", "CL-REQ-1", "CL-REQ-2", "CL-REQ-3", "CL-REP-1", "CL-ERR-1"}
+
+
+def audit(reports: Path, *command: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pbxcheck.audit", "--reports", str(reports), "--timeout", "30", "--", *command],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def table(reports: Path) -> dict[str, Any]:
+    return dict(json.loads((reports / "audit" / "client-clauses.json").read_text(encoding="utf-8")))
+
+
+def statuses(reports: Path) -> dict[str, str]:
+    return {cid: row["status"] for cid, row in table(reports)["clauses"].items()}
+
+
+def secrets_of(reports: Path) -> list[str]:
+    env = (reports / "audit" / "client.env").read_text(encoding="utf-8")
+    pairs = dict(line.split("=", 1) for line in env.splitlines() if "=" in line and not line.startswith("#"))
+    return [pairs["API_SENHA"].strip("'"), pairs["API_TOKEN"].strip("'")]
+
+
+def assert_no_secret(reports: Path, proc: subprocess.CompletedProcess[str]) -> None:
+    written = [reports / "audit" / "client-clauses.json", reports / "client-certificate.html"]
+    written += sorted((reports / "failures").glob("audit-*.txt"))
+    for secret in secrets_of(reports):
+        assert secret[:6] not in proc.stdout + proc.stderr
+        for path in written:
+            assert secret[:6] not in path.read_text(encoding="utf-8"), path
+
+
+def test_correct_python_client_conforms(tmp_path: Path) -> None:
+    proc = audit(tmp_path, sys.executable, str(CLIENTS / "correct_client.py"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert statuses(tmp_path) == dict.fromkeys(ALL, "passed")
+    assert "Conforms: all 7 clauses checked" in proc.stdout
+    env_file = tmp_path / "audit" / "client.env"
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+    names = [line.split("=", 1)[0] for line in env_file.read_text(encoding="utf-8").splitlines()[1:]]
+    assert names == ["API_URL", "API_LOGIN", "API_SENHA", "API_TOKEN", "API_CA"]
+    html = (tmp_path / "client-certificate.html").read_text(encoding="utf-8")
+    assert 'data-verdict="conforms"' in html and all(cid in html for cid in ALL)
+    phases = {p["phase"]: p for p in table(tmp_path)["audit"]["phases"]}
+    assert phases["normal"]["exit_code"] == 0 and phases["impostor"]["exit_code"] != 0
+    assert all(phases[f"chaos-{k}"]["exit_code"] == 1 for k in ("denial", "requisicao-invalida", "html-500", "timeout"))
+    assert_no_secret(tmp_path, proc)
+
+
+@pytest.mark.skipif(shutil.which("node") is None and not os.environ.get("CI"), reason="node is not installed")
+def test_node_client_skipping_tls_verification_fails_cl_tls_2_only(tmp_path: Path) -> None:
+    proc = audit(tmp_path, "node", str(CLIENTS / "insecure_client.js"))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    got = statuses(tmp_path)
+    assert got == {**dict.fromkeys(ALL, "passed"), "CL-TLS-2": "failed"}
+    (failure,) = {f["message"] for f in table(tmp_path)["clauses"]["CL-TLS-2"]["failures"]}
+    assert "certificate API_CA did not sign (its credentials in it)" in failure
+    assert "CL-TLS-2  failed" in proc.stdout
+    evidence = (tmp_path / "failures" / "audit-CL-TLS-2.txt").read_text(encoding="utf-8")
+    assert "[impostor, impostor] POST /api.php" in evidence and '"senha":"[redacted]"' in evidence
+    assert_no_secret(tmp_path, proc)
+
+
+@pytest.mark.skipif(shutil.which("curl") is None and not os.environ.get("CI"), reason="curl is not installed")
+def test_bash_client_ignoring_answers_fails_cl_err_1_and_cl_req_2_with_inicio(tmp_path: Path) -> None:
+    proc = audit(tmp_path, str(CLIENTS / "careless_client.sh"))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    got = statuses(tmp_path)
+    assert got == {**dict.fromkeys(ALL, "passed"), "CL-ERR-1": "failed", "CL-REQ-2": "failed"}
+    rows = table(tmp_path)["clauses"]
+    assert rows["CL-REQ-2"]["deviations"] == ["AMB-3: `inicio` instead of `datainicial` (statusreport)"]
+    silent = {f["check"] for f in rows["CL-ERR-1"]["failures"] if "silent loss" in f["message"]}
+    assert silent == {"chaos-denial", "chaos-requisicao-invalida", "chaos-html-500", "chaos-timeout"}
+    # it pages statusreport from the last record's instant (as `inicio`): CL-REP-1 holds all the same
+    assert rows["CL-REP-1"]["checks"] and rows["CL-REP-1"]["status"] == "passed"
+    html = (tmp_path / "client-certificate.html").read_text(encoding="utf-8")
+    assert html.index('data-clause="CL-REQ-2"') < html.index('data-clause="CL-TLS-1"')  # failed first
+    assert_no_secret(tmp_path, proc)
+
+
+def test_a_clause_never_exercised_is_not_applicable(tmp_path: Path) -> None:
+    proc = audit(tmp_path, sys.executable, str(CLIENTS / "correct_client.py"), "--insert-only")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    row = table(tmp_path)["clauses"]["CL-REP-1"]
+    assert row["status"] == "not-applicable"
+    assert "never read statusreport" in row["not_applicable"][0]["reason"]
+    assert "Incomplete: 1 clause not checked (CL-REP-1)" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        ((), "no command"),
+        (("no-such-client-xyz",), "command not found: no-such-client-xyz"),
+    ],
+)
+def test_bad_usage_is_one_line_and_exit_2(tmp_path: Path, command: tuple[str, ...], message: str) -> None:
+    proc = audit(tmp_path, *command)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and message in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "audit").exists()
+
+
+def test_a_command_that_makes_no_call_is_a_setup_error(tmp_path: Path) -> None:
+    proc = audit(tmp_path, "true")
+    assert proc.returncode == 2
+    assert "made no call to $API_URL (exit code 0): nothing to audit" in proc.stdout
