@@ -11,6 +11,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from clause_verdicts import agree
 
 from pbxcheck import report
 from pbxcheck.checks.junit_clauses import unprefixed
@@ -259,6 +260,7 @@ def test_no_outcome_crashes_the_run(run: tuple[subprocess.CompletedProcess[str],
     assert "failure" in cases["test_failed_assert"] and "failure" in cases["test_xpass_strict"]
     assert "error" in cases["test_error_in_setup"] and "error" in cases["test_error_in_teardown"]
     assert "skipped" in cases["test_blocked"]
+    assert "failure" in cases["[gate] require SIP-WS-1"]  # the gate fails a clause no check failed
     results = [json.loads(p.read_text(encoding="utf-8")) for p in (reports / "allure-results").glob("*-result.json")]
     assert len({r["name"] for r in results}) == 16 + 1  # and the result of the [gate] that failed SIP-WS-1
 
@@ -364,6 +366,15 @@ def test_a_check_of_two_clauses_fails_only_where_it_failed(run: tuple[subprocess
     ]
 
 
+def test_allure_and_junit_agree_with_clauses_json(run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    """Every outcome pytest has, the gate's failure included: per clause, Allure's results and
+    JUnit's properties give the verdict clauses.json gives."""
+    _, reports = run
+    table = json.loads((reports / report.CLAUSES_JSON).read_text(encoding="utf-8"))
+    results = [json.loads(p.read_text(encoding="utf-8")) for p in (reports / "allure-results").glob("*-result.json")]
+    assert agree(table, results, ET.parse(reports / "junit.xml").getroot()) == {}
+
+
 pytest_plugins = ["pytester"]
 ONE_EACH = [
     "test_passed",
@@ -408,7 +419,8 @@ def test_each_outcome_alone(pytester: pytest.Pytester, name: str) -> None:
     )
     terminal = "\n".join(result.outlines + result.errlines)
     assert "INTERNALERROR" not in terminal and result.ret in (0, 1), terminal[-3000:].replace(TOKEN, "T")
-    assert [unprefixed(c.get("name", "")) for c in ET.parse(reports / "junit.xml").getroot().iter("testcase")] == [name]
+    cases = ET.parse(reports / "junit.xml").getroot().iter("testcase")
+    assert [unprefixed(c.get("name", "")) for c in cases if c.get("classname") != "pbxcheck.gate"] == [name]
     table = json.loads((reports / report.CLAUSES_JSON).read_text(encoding="utf-8"))
     assert any(row["checks"] for row in table["clauses"].values())
     leaks = scan_for_leaks([reports], SECRETS) + scan_text(terminal, SECRETS, strict=True)

@@ -27,6 +27,7 @@ from .. import report
 from ..contract import CLAUSES, ClauseId, ClauseKind
 from ..redact import Redactor
 from .checker import short
+from .junit_clauses import gate_failures
 from .redaction import register_allure_plugin
 
 if TYPE_CHECKING:
@@ -194,10 +195,8 @@ def report_gate(table: dict[str, Any]) -> None:
         from allure_commons import plugin_manager
     except ImportError:
         return
-    for cid, row in table["clauses"].items():
-        for failure in row["failures"]:
-            if failure.get("check") is None:
-                plugin_manager.hook.report_result(result=gate_result(ClauseId(cid), failure["message"]))
+    for cid, message in gate_failures(table):
+        plugin_manager.hook.report_result(result=gate_result(ClauseId(cid), message))
 
 
 class ClauseSplitter:

@@ -26,7 +26,7 @@ from .allure_clauses import report_gate
 from .checker import Blocked
 from .clauses import clause_table, count_report, say_not_applicable, take_items
 from .failure import active_redactor, set_active_redactor
-from .junit_clauses import name_testcases
+from .junit_clauses import gate_failures, name_testcases
 from .redaction import redact_exception, redact_report
 from .session import STATE_KEY, Session, state
 
@@ -97,7 +97,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         # junitxml writes its file in pytest_sessionfinish and allure writes as it goes: both are done now.
         xmlpath = getattr(config.option, "xmlpath", None)
         if xmlpath:
-            name_testcases(Path(xmlpath))
+            name_testcases(Path(xmlpath), gate_failures(session.table))
         report.redact_tree(session.reports_dir, session.redactor)
 
 
