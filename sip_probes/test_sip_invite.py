@@ -89,7 +89,8 @@ def test_invite_call_flow(sip: SipSession, observe: Observe, transport: str) -> 
         sip.check(
             call.answered.is_set(),
             ClauseId.SIP_INV_1,
-            f"the authenticated INVITE did not end in 200 OK: {call.failure or 'no final answer'}; answers {_lines(authenticated)}",
+            f"the authenticated INVITE did not end in 200 OK: {call.failure or 'no final answer'}; "
+            f"answers {_lines(authenticated)}",
         )
         sip.check(
             100 in codes, ClauseId.SIP_INV_1, f"no 100 Trying to the authenticated INVITE: {_lines(authenticated)}"

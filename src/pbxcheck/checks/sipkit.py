@@ -70,16 +70,9 @@ _NONCE_COUNTS: dict[str, int] = {}
 
 
 def authorization(
-    chal: digest.Challenge,
-    user: str,
-    password: str,
-    uri: str,
-    *,
-    method: str = "REGISTER",
-    nc: int | None = None,
-    nonce: str | None = None,
+    chal: digest.Challenge, user: str, password: str, uri: str, *, nc: int | None = None, nonce: str | None = None
 ) -> str:
-    """``digest.build_authorization`` with the probes' knobs: ``nc`` defaults to the next count for the
+    """A REGISTER's ``digest.build_authorization`` with the probes' knobs: ``nc`` defaults to the next count for the
     nonce, an explicit one is sent as is (replays, wrong counts); ``nonce`` replaces the challenge's
     (stale, foreign)."""
     chal = dataclasses.replace(chal, nonce=nonce) if nonce is not None else chal
@@ -88,7 +81,7 @@ def authorization(
     if len(_NONCE_COUNTS) > 10_000:
         _NONCE_COUNTS.clear()
     _NONCE_COUNTS[chal.nonce] = max(_NONCE_COUNTS.get(chal.nonce, 0), nc)
-    return str(digest.build_authorization(chal, user, password, method, uri, nc=nc))
+    return str(digest.build_authorization(chal, user, password, "REGISTER", uri, nc=nc))
 
 
 # --- the channel: the engine's transactions, requests built as the probe picks ------------------------
@@ -111,7 +104,6 @@ class Channel(UaPort):
 
     def __init__(self, transport: str, log: MessageLog) -> None:
         super().__init__(transport, log)
-        self.target: Target
         self.domain = self.via_host = ""  # the target's SIP host; our sent-by (an ``.invalid`` host on a WebSocket)
         self.received: list[RawMessage] = []  # everything that came in, read leniently
         self._lenient: dict[tuple[str | None, str], Callable[[RawMessage], None]] = {}
@@ -122,7 +114,7 @@ class Channel(UaPort):
         cfg = ua_config_for(target, None, transport=transport, local_host=local[0], local_port=local[1], timeout=3.0)
         self = await cls.open(cfg, log)
         assert isinstance(self, Channel)
-        self.target, self.domain = target, target.sip_host
+        self.domain = target.sip_host
         self.via_host = new_instance_host() if self.is_ws else f"{self.local[0]}:{self.local[1]}"
         return self
 
