@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
+import signal
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -131,3 +134,41 @@ def test_a_command_that_makes_no_call_is_a_setup_error(tmp_path: Path) -> None:
     proc = audit(tmp_path, "true")
     assert proc.returncode == 2
     assert "made no call to $API_URL (exit code 0): nothing to audit" in proc.stdout
+
+
+def test_serve_keeps_the_central_up_for_a_client_run_another_way(tmp_path: Path) -> None:
+    """--serve: the env file is enough to run a client by hand; Ctrl-C (here SIGINT) judges what came."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "pbxcheck.audit", "--serve", "--reports", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        env_file = tmp_path / "audit" / "client.env"
+        deadline = time.monotonic() + 60
+        while not env_file.exists() and server.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert env_file.exists(), "the audit central did not start"
+        time.sleep(0.5)  # past the env file: the Ctrl-C handler is in place
+        env = dict(os.environ)
+        for line in env_file.read_text(encoding="utf-8").splitlines()[1:]:
+            name, _, value = line.partition("=")
+            env[name] = shlex.split(value)[0]
+        client = subprocess.run(
+            [sys.executable, str(CLIENTS / "correct_client.py")], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert client.returncode == 0, client.stderr
+    finally:
+        server.send_signal(signal.SIGINT)
+        out, _ = server.communicate(timeout=60)
+    assert server.returncode == 0, out
+    got = statuses(tmp_path)
+    assert got == {
+        **dict.fromkeys(ALL, "passed"),
+        "CL-TLS-2": "not-applicable",
+        "CL-ERR-1": "not-applicable",
+    }
+    assert "Incomplete: 2 clauses not checked (CL-TLS-2, CL-ERR-1)" in out

@@ -82,6 +82,9 @@ def _row(v: ClauseVerdict, evidence_file: str | None) -> dict[str, Any]:
     c = CLIENT_CLAUSES[v.clause.value]
     failed = {f.check for f in v.failures}
     observations = [("deviation", d) for d in v.deviations] + v.observations
+    first: dict[str, int] = {}
+    for i, f in enumerate(v.failures):
+        first.setdefault(f.message, i)
     return {
         "section": c.section,
         "summary": c.summary,
@@ -91,7 +94,11 @@ def _row(v: ClauseVerdict, evidence_file: str | None) -> dict[str, Any]:
         "checks": [{"check": ch, "outcome": "failed" if ch in failed else "passed"} for ch in v.checked],
         "observations": [{"what": w, "value": val, "check": "audit", "checks": ["audit"]} for w, val in observations],
         "findings": [],
-        "failures": [{"check": f.check, "message": f.message, "file": evidence_file} for f in v.failures],
+        # the evidence file linked once per distinct failure (the certificate lists each link)
+        "failures": [
+            {"check": f.check, "message": f.message, "file": evidence_file if i == first[f.message] else None}
+            for i, f in enumerate(v.failures)
+        ],
         "not_applicable": [{"reason": v.not_applicable, "checks": []}] if v.not_applicable else [],
         "blocked_by": [],
         "deviations": list(v.deviations),
