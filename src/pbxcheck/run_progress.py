@@ -74,15 +74,15 @@ class ClauseTally:
         n, bad, good = self.checks_of[cid], self.failed[cid], self.passed[cid]
         other = n - good - bad
         if bad:
-            word, how = "[bold red]FAILED[/]", f"{bad} of {n} check{'s' if n != 1 else ''} failed"
+            word, style, how = "FAILED", "bold red", f"{bad} of {n} check{'s' if n != 1 else ''} failed"
         elif good:
-            word = "[green]ok[/]    "
+            word, style = "ok", "green"
             how = f"{good} check{'s' if good != 1 else ''} passed" + (
                 f", {other} not applicable or blocked" if other > 0 else ""
             )
         else:
-            word, how = "[yellow]not checked[/]", f"{n} check{'s' if n != 1 else ''} not applicable or blocked"
-        return f"{escape(cid):<10} {word} {how}"
+            word, style, how = "not checked", "yellow", f"{n} check{'s' if n != 1 else ''} not applicable or blocked"
+        return f"{escape(cid):<10} [{style}]{word:<11}[/] {how}"
 
 
 class ProgressDisplay:
