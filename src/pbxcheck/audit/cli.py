@@ -62,8 +62,11 @@ def audit_command(
         why = find_command(argv)
         if why is not None:
             _fail(why)
+    from ..signals import interrupts
+
     try:
-        code = audit(argv, reports, serve=serve, timeout=timeout, hold_s=chaos_hold)
+        with interrupts():  # SIGTERM and SIGHUP stop the command and the central like Ctrl-C
+            code = audit(argv, reports, serve=serve, timeout=timeout, hold_s=chaos_hold)
     except KeyboardInterrupt:
         _fail("interrupted: the command and the audit central were stopped", EXIT_INTERRUPTED)
     except (OSError, RuntimeError) as exc:
