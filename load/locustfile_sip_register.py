@@ -171,7 +171,7 @@ class SipRegisterUser(User):
             "expires": EXPIRES,
             "contact": f"<sip:{self.number}@{sent_by};transport={TRANSPORT}>",
         }
-        self.sip = BlockingEndpoint(conn)
+        self.sip = BlockingEndpoint(conn, lazy_responses=True)
         return self.sip
 
     def _exchange(self, authorization: str | None) -> Response:

@@ -33,7 +33,7 @@ from pbxcheck.sip import events as ev
 from pbxcheck.sip.errors import SipParseError
 from pbxcheck.sip.flow import Flow
 from pbxcheck.sip.message import Headers, Message, Request, Response, to_bytes
-from pbxcheck.sip.parser import parse_message
+from pbxcheck.sip.parser import parse_message, response_key
 from pbxcheck.sip.transaction import T1, T2, T4, ClientTransaction, ServerTransaction, State, client_key, server_key
 from pbxcheck.sip.uas_core import AckWait
 
@@ -57,6 +57,11 @@ SERVER_MAX = 60_000
 # second after they are due, never earlier: a registrar then wakes once a second for all of them,
 # not once per REGISTER (retransmission timers A, E, G and the time-outs B, F, H stay exact).
 _COARSE = frozenset({"D", "I", "J", "K", "abandon", "forget"})
+# The time-outs B, F and H are nearly always cancelled (a final response came), yet a cancelled
+# timer's slot stays in the heap until its deadline (64*T1 later): rounded up to 1/64 s they share
+# a few thousand slots instead of one each (a client at 2,000 transactions/s: 64,000 heap entries).
+_TIMEOUTS = frozenset({"B", "F", "H"})
+_TICK = 64.0
 
 # What a server transaction holds as its final response once that went out: every transaction's
 # resend then maps (by this one object's id) to its own entry's bytes. A registrar keeps 64*T1 of
@@ -74,6 +79,7 @@ class ClientHandle:
 
     request: Request
     flow: Flow
+    key: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +150,7 @@ class _Entry:
     machine: ClientTransaction | ServerTransaction | AckWait | None
     flow: Flow
     handle: ClientHandle | None = None
+    handle_id: int = 0  # id() of the handle, kept when a completed client transaction lets go of it
     timers: dict[str, float] = field(default_factory=dict)
     wire: dict[int, bytes] = field(default_factory=dict)  # id(message) -> bytes: serialise once
     alive: bool = True
@@ -160,9 +167,21 @@ class Engine:
     """All transactions of one SIP endpoint. ``t1``/``t2``/``t4``: RFC 3261 table 4 (a test or a
     time-compressed run may shrink them; the rules scale with them)."""
 
-    def __init__(self, *, t1: float = T1, t2: float = T2, t4: float = T4, server_max: int = SERVER_MAX) -> None:
+    def __init__(
+        self,
+        *,
+        t1: float = T1,
+        t2: float = T2,
+        t4: float = T4,
+        server_max: int = SERVER_MAX,
+        lazy_responses: bool = False,
+    ) -> None:
         self.t1, self.t2, self.t4 = t1, t2, t4
         self.server_max = server_max
+        # lazy_responses: a response whose top-Via branch and CSeq match a client transaction is
+        # handed up without parsing From, To, Contact or the Via (its properties parse on first use,
+        # and a malformed one raises then, not here); one matching nothing is parsed in full as before
+        self.lazy_responses = lazy_responses
         self._clients: dict[tuple[str, ...], _Entry] = {}
         self._servers: dict[tuple[str, ...], _Entry] = {}
         self._ack_waits: dict[tuple[str, int], _Entry] = {}
@@ -182,6 +201,8 @@ class Engine:
         self._advance(now)
         if data.strip(b"\r\n"):  # else a CRLF keep-alive (RFC 5626 §4.4.1): nothing to match
             try:
+                if self.lazy_responses and data[:4] == b"SIP/" and self._on_lazy_response(data, flow):
+                    return self._take_events()
                 msg = parse_message(data)
                 if isinstance(msg, Response):
                     self._on_response(msg, flow)
@@ -190,6 +211,17 @@ class Engine:
             except SipParseError as exc:  # the parse, or a header matching needed (a bad Via)
                 self._events.append(Unparseable(data, flow, exc))
         return self._take_events()
+
+    def _on_lazy_response(self, data: bytes, flow: Flow) -> bool:
+        """The fast path for a response to one of our transactions; False: take the full one."""
+        resp = parse_message(data, validate=False)
+        key = response_key(resp)
+        entry = self._clients.get(key) if key is not None else None
+        if entry is None or not isinstance(resp, Response):
+            return False
+        assert isinstance(entry.machine, ClientTransaction)
+        self._apply(entry, entry.machine.handle(ev.ResponseIn(resp)))
+        return True
 
     def _on_response(self, resp: Response, flow: Flow) -> None:
         entry = self._clients.get(client_key(resp))
@@ -241,8 +273,8 @@ class Engine:
         """Start a client transaction (§17.1); its responses come back as IncomingResponse."""
         self._advance(now)
         tx = ClientTransaction(req, reliable=flow.reliable, t1=self.t1, t2=self.t2, t4=self.t4)
-        handle = ClientHandle(req, flow)
-        entry = _Entry(tx, flow, handle)
+        handle = ClientHandle(req, flow, tx.key)
+        entry = _Entry(tx, flow, handle, id(handle))
         old = self._clients.get(tx.key)
         if old is not None:
             self._drop(old)
@@ -295,9 +327,9 @@ class Engine:
 
     def forget(self, handle: ClientHandle) -> None:
         """Drop a client transaction the TU gave up on (its timers too)."""
-        key = client_key(handle.request)
+        key = handle.key or client_key(handle.request)
         entry = self._clients.get(key)
-        if entry is not None and entry.handle is handle:
+        if entry is not None and entry.handle_id == id(handle):
             del self._clients[key]
             self._drop(entry)
 
@@ -307,8 +339,8 @@ class Engine:
 
     def client_state(self, handle: ClientHandle) -> State | None:
         """The client transaction's state, None once it is over (for tests and diagnostics)."""
-        entry = self._clients.get(client_key(handle.request))
-        if entry is None or entry.handle is not handle:
+        entry = self._clients.get(handle.key or client_key(handle.request))
+        if entry is None or entry.handle_id != id(handle):
             return None
         assert isinstance(entry.machine, ClientTransaction)
         return entry.machine.state
@@ -385,6 +417,8 @@ class Engine:
         deadline = self._now + seconds
         if name in _COARSE:
             deadline = float(math.ceil(deadline))
+        elif name in _TIMEOUTS:
+            deadline = math.ceil(deadline * _TICK) / _TICK
         entry.timers[str(name)] = deadline  # plain str (a Timer member would make the dict a GC container)
         bucket = self._buckets.get(deadline)
         if bucket is None:
@@ -403,6 +437,17 @@ class Engine:
             elif isinstance(a, ev.ResponseReceived):
                 assert entry.handle is not None
                 self._events.append(IncomingResponse(entry.handle, a.response))
+                machine = entry.machine
+                if (
+                    a.response.status >= 200
+                    and isinstance(machine, ClientTransaction)
+                    and not machine.is_invite
+                    and machine.state is State.COMPLETED
+                ):
+                    # Timer K only absorbs retransmissions: keep the key, not the messages (GC, caches)
+                    machine.release()
+                    entry.handle = None
+                    entry.wire.clear()
             elif isinstance(a, ev.RequestReceived):
                 self._events.append(IncomingRequest(a.request, entry.flow))
             elif isinstance(a, ev.Timeout):
@@ -437,5 +482,8 @@ class Engine:
 
     @staticmethod
     def _drop(entry: _Entry) -> None:
+        # a cancelled timer's heap slot still holds the entry until its deadline: hold nothing then
         entry.alive = False
         entry.timers.clear()
+        entry.wire.clear()
+        entry.machine = entry.handle = None

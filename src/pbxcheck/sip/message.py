@@ -86,13 +86,14 @@ class Headers:
     def _init(self, items: HeaderPairs) -> None:
         # _lower keeps positions for the editing methods; _index (lower name -> values in order)
         # makes every lookup one dict access.
-        lower = tuple(n.lower() for n, _ in items)
-        index: dict[str, list[str]] = {}
+        lower = tuple([n.lower() for n, _ in items])
+        index: dict[str, tuple[str, ...]] = {}
+        get = index.get
         for low, (_, v) in zip(lower, items, strict=True):
-            index.setdefault(low, []).append(v)
-        object.__setattr__(self, "items", items)
-        object.__setattr__(self, "_lower", lower)
-        object.__setattr__(self, "_index", {k: tuple(v) for k, v in index.items()})
+            seen = get(low)
+            index[low] = (v,) if seen is None else (*seen, v)
+        d = self.__dict__
+        d["items"], d["_lower"], d["_index"] = items, lower, index
 
     @classmethod
     def _trusted(cls, items: HeaderPairs) -> Headers:
@@ -361,10 +362,11 @@ def make_request(
     ]
     if contact is not None:
         pairs.append(("Contact", _hv(contact)))
-    pairs.extend(headers)
+    pairs.extend((canonical_name(n), v) for n, v in headers)
     if content_type is not None:
         pairs.append(("Content-Type", content_type))
-    return Request(method, str(uri), Headers(tuple(pairs)), body)
+    # the names written above are canonical already: only the caller's extra ones were normalised
+    return Request(method, str(uri), Headers._trusted(tuple(pairs)), body)
 
 
 def make_response(

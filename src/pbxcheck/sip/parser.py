@@ -71,10 +71,16 @@ def _header_lines(lines: list[str]) -> Headers:
             colon = line.find(":")
             if colon < 0:
                 raise BadHeader("header line without ':'", line)
-            name = line[:colon].rstrip(" \t")
-            if not TOKEN_RE.fullmatch(name):
-                raise BadHeader("header name is not a token", line)
-            pair = (canonical_name(name), line[colon + 1 :].strip(" \t"))
+            name = line[:colon]
+            canonical = _NAMES.get(name)
+            if canonical is None:
+                name = name.rstrip(" \t")
+                if not TOKEN_RE.fullmatch(name):
+                    raise BadHeader("header name is not a token", line)
+                canonical = canonical_name(name)
+                if len(_NAMES) < _LINES_MAX:
+                    _NAMES[line[:colon]] = canonical
+            pair = (canonical, line[colon + 1 :].strip(" \t"))
             if len(_LINES) < _LINES_MAX:
                 _LINES[line] = pair
         items.append(pair)
@@ -84,6 +90,9 @@ def _header_lines(lines: list[str]) -> Headers:
 # Most header lines of a device's requests repeat byte for byte (Max-Forwards, User-Agent, Allow,
 # Expires, To, Contact...): each is split and checked once. Bounded; junk from the wire only fills it.
 _LINES: dict[str, tuple[str, str]] = {}
+# Lines that differ each time (a Via's branch, a To tag, a nonce) still repeat their names: a name
+# as written (before the colon) -> its canonical form, checked to be a token once.
+_NAMES: dict[str, str] = {}
 _LINES_MAX = 8192
 
 
@@ -129,10 +138,12 @@ def _body(data: bytes, body_start: int, headers: Headers) -> bytes:
     return data[body_start : body_start + length]
 
 
-def parse_message(data: bytes) -> Message:
+def parse_message(data: bytes, *, validate: bool = True) -> Message:
     """One SIP message from a datagram, a WebSocket frame or a framed stream chunk.
 
-    Raises a ``SipParseError`` subclass saying what is wrong; never anything else.
+    Raises a ``SipParseError`` subclass saying what is wrong; never anything else. ``validate=False``
+    skips the eager parse of Via, CSeq, From, To and Contact (``_validate``): the properties then
+    parse on first use and raise there (the engine's lazy responses, see ``response_key``).
     """
     start, head_end, body_start = _split_head(data)
     head = data[start:head_end].decode("utf-8", "surrogateescape")
@@ -150,8 +161,25 @@ def parse_message(data: bytes) -> Message:
             raise BadUri("Request-URI carries headers", b)
         msg = Request(a, b, headers, body, c)
         msg.__dict__["parsed_uri"] = uri
-    _validate(msg)
+    if validate:
+        _validate(msg)
     return msg
+
+
+# the branch parameter of a Via value (RFC 3261 §20.42: via-branch = "branch" EQUAL token)
+_BRANCH_RE = re.compile(r";[ \t]*branch[ \t]*=[ \t]*([^;, \t]+)", re.IGNORECASE)
+
+
+def response_key(msg: Message) -> tuple[str, str] | None:
+    """``transaction.client_key`` read off the header text (top Via's branch, CSeq's method) without
+    parsing Via or CSeq; None when either is missing or does not look like one."""
+    h = msg.headers
+    via = h.get("Via")
+    cseq = (h.get("CSeq") or "").split()
+    if via is None or len(cseq) != 2 or not cseq[0].isdigit():
+        return None
+    m = _BRANCH_RE.search(via.split(",", 1)[0])
+    return (m.group(1), cseq[1]) if m is not None else None
 
 
 def _validate(msg: Message) -> None:

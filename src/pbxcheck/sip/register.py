@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from pbxcheck.sip.headers import NameAddr
 from pbxcheck.sip.ids import new_branch, new_call_id, new_tag
 from pbxcheck.sip.message import Request, make_request, to_bytes
+from pbxcheck.sip.transaction import remember_client_key
 
 __all__ = ["make_register", "register_bytes"]
 
@@ -73,17 +74,20 @@ def make_register(
         extra.extend(authorization)
     tag = from_tag or new_tag()
     from_ = aor.with_tag(tag) if isinstance(aor, NameAddr) else f"{aor};tag={tag}"
-    return make_request(
+    branch = branch or new_branch()
+    request = make_request(
         "REGISTER",
         uri or f"sip:{domain}",
         from_=from_,
         to=aor,
         call_id=call_id or new_call_id(),
         cseq=cseq,
-        via=f"SIP/2.0/{t} {host};rport;branch={branch or new_branch()}",
+        via=f"SIP/2.0/{t} {host};rport;branch={branch}",
         contact=contact or None,
         headers=extra,
     )
+    # the branch is the Via's last parameter, as written: the engine's matching needs no parse of it
+    return remember_client_key(request, branch)
 
 
 def register_bytes(domain: str, user: str, *, sent_by: str | tuple[str, int], **kw: object) -> bytes:

@@ -49,9 +49,10 @@ class BlockingEndpoint:
         t1: float = T1,
         log: MessageLog | None = None,
         clock: Callable[[], float] = time.monotonic,
+        lazy_responses: bool = False,
     ) -> None:
         self.conn = conn
-        self.engine = Engine(t1=t1)
+        self.engine = Engine(t1=t1, lazy_responses=lazy_responses)
         self.log = log
         self.clock = clock
         self.flow = Flow(conn.transport, conn.local, conn.remote, conn.send)
