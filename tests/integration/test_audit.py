@@ -64,6 +64,9 @@ def test_correct_python_client_conforms(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert statuses(tmp_path) == dict.fromkeys(ALL, "passed")
     assert "Conforms: all 7 clauses checked" in proc.stdout
+    # both report acoes answered exactly 500 records, and it paged past each from the last instant
+    rep = table(tmp_path)["clauses"]["CL-REP-1"]["checks"]
+    assert {c["check"] for c in rep} == {"normal/statusreport", "normal/statusoperacoes"}
     env_file = tmp_path / "audit" / "client.env"
     assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
     names = [line.split("=", 1)[0] for line in env_file.read_text(encoding="utf-8").splitlines()[1:]]

@@ -9,8 +9,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TextIO
 
 from .. import contract as C
@@ -19,14 +19,22 @@ from ..central.process import CentralThread
 from ..central.server import Central, CentralConfig
 from ..redact import Redactor
 from .command import CommandRun, run_command
+from .history import add_operator_events
 from .impostor import Impostor
 from .recorder import Chaos, Recorder
 from .verdicts import CHAOS_PREFIX, IMPOSTOR_PHASE, NORMAL, Evidence
 
 
-def audit_central(recorder: Recorder) -> AbstractContextManager[Central]:
+@contextmanager
+def audit_central(recorder: Recorder) -> Iterator[Central]:
+    """The reference central on a thread of this process, its apps wrapped by ``recorder``."""
     config = CentralConfig(api_port=0, plain_port=0, sip_port=0, ws_port=0, ws_plain_port=0, wrap_app=recorder.wrap)
-    return CentralThread(config, services=[])
+    thread = CentralThread(config, services=[])
+    with thread as central:
+        assert central.store is not None
+        store = central.store
+        thread.call(lambda: add_operator_events(store))  # the store belongs to the loop's thread
+        yield central
 
 
 Say = Callable[[str], None]
