@@ -51,7 +51,8 @@ def secrets_of(reports: Path) -> list[str]:
 
 
 def assert_no_secret(reports: Path, proc: subprocess.CompletedProcess[str]) -> None:
-    written = [reports / "audit" / "client-clauses.json", reports / "client-certificate.html"]
+    written = [reports / "audit" / n for n in ("client-clauses.json", "requests.jsonl")]
+    written.append(reports / "client-certificate.html")
     written += sorted((reports / "failures").glob("audit-*.txt"))
     for secret in secrets_of(reports):
         assert secret[:6] not in proc.stdout + proc.stderr
@@ -76,6 +77,12 @@ def test_correct_python_client_conforms(tmp_path: Path) -> None:
     phases = {p["phase"]: p for p in table(tmp_path)["audit"]["phases"]}
     assert phases["normal"]["exit_code"] == 0 and phases["impostor"]["exit_code"] != 0
     assert all(phases[f"chaos-{k}"]["exit_code"] == 1 for k in ("denial", "requisicao-invalida", "html-500", "timeout"))
+    requests = [json.loads(line) for line in (tmp_path / "audit" / "requests.jsonl").read_text().splitlines()]
+    assert {(r["phase"], r["port"], r["method"], r["path"]) for r in requests} >= {
+        ("normal", "https", "POST", "/api.php"),
+        ("chaos-timeout", "https", "POST", "/api.php"),
+    }
+    assert all('"senha": "[redacted]"' in r["body"] for r in requests)
     assert_no_secret(tmp_path, proc)
 
 

@@ -30,7 +30,7 @@ def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
 def audit_command(
     command: Annotated[
         list[str] | None,
-        typer.Argument(help="The client to audit and its arguments (after --).", show_default=False),
+        typer.Argument(help="The client to audit and its arguments (after --).", metavar="CMD", show_default=False),
     ] = None,
     reports: Annotated[Path, typer.Option(help="Reports folder: audit/, client-certificate.html.")] = Path("reports"),
     serve: Annotated[
@@ -76,7 +76,11 @@ def audit_command(
 
 def register(app: typer.Typer) -> None:
     """``pbxcheck audit`` on the main app."""
-    app.command("audit", context_settings=CONTEXT_SETTINGS, epilog=HELP_EPILOG)(audit_command)
+    doc = audit_command.__doc__ or ""
+    paragraphs = [" ".join(part.split()) for part in doc.split("\n\n")]  # rich keeps single newlines
+    app.command("audit", context_settings=CONTEXT_SETTINGS, epilog=HELP_EPILOG, help="\n\n".join(paragraphs))(
+        audit_command
+    )
 
 
 def main() -> None:

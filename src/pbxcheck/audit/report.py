@@ -1,6 +1,7 @@
-"""The audit's verdict on paper: reports/audit/client-clauses.json (the shape of clauses.json), one
-evidence file per failed clause under reports/failures/ (the requests that show it, the command's
-output), and reports/client-certificate.html rendered by certificate.py. Everything redacted."""
+"""The audit's verdict on paper: reports/audit/client-clauses.json (the shape of clauses.json),
+reports/audit/requests.jsonl (every request recorded), one evidence file per failed clause under
+reports/failures/ (the requests that show it, the command's output), and
+reports/client-certificate.html rendered by certificate.py. Everything redacted."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from .verdicts import ClauseVerdict, Evidence
 AUDIT_DIR = "audit"
 CLIENT_CLAUSES_JSON = "client-clauses.json"
 CLIENT_CERTIFICATE = "client-certificate.html"
+REQUESTS_JSONL = "requests.jsonl"  # every request recorded, redacted
 EVIDENCE_PREFIX = "audit-"
 TITLE = "pbxcheck client-integration certificate"
 EXCHANGES_SHOWN = 5
@@ -119,6 +121,23 @@ def _phases(ev: Evidence) -> list[dict[str, Any]]:
     ]
 
 
+def request_record(ex: Exchange) -> dict[str, Any]:
+    """One line of requests.jsonl: the request as it came (the body cut at 4 KB), the answer's start."""
+    return {
+        "phase": ex.phase,
+        "port": ex.port,
+        "method": ex.method,
+        "path": ex.path,
+        "query": ex.query,
+        "headers": [[k, v] for k, v in ex.headers],
+        "body": ex.body[:4096].decode("utf-8", "replace"),
+        "body_bytes": len(ex.body),
+        "status": ex.status,
+        "chaos": ex.chaos,
+        "answer": ex.answer[:200].decode("utf-8", "replace"),
+    }
+
+
 def write_reports(
     reports: Path, verdicts: list[ClauseVerdict], ev: Evidence, *, argv: Sequence[str], api_url: str, redactor: Redactor
 ) -> tuple[Path, Path]:
@@ -148,6 +167,9 @@ def write_reports(
     }
     audit_dir = reports / AUDIT_DIR
     audit_dir.mkdir(parents=True, exist_ok=True)
+    with open(audit_dir / REQUESTS_JSONL, "w", encoding="utf-8") as log:
+        for ex in sorted([*ev.exchanges, *ev.impostor], key=lambda e: e.at):
+            log.write(redactor.text(json.dumps(request_record(ex), ensure_ascii=False)) + "\n")
     table_path = audit_dir / CLIENT_CLAUSES_JSON
     table_path.write_text(json.dumps(redactor.data(table), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     phases = " · ".join(f"{p}: {'stopped' if r.timed_out else f'exit {r.exit_code}'}" for p, r in ev.runs.items())
@@ -171,6 +193,6 @@ def write_reports(
 
 def leaks(reports: Path, named: dict[str, str]) -> list[str]:
     """Any piece of a secret in what the audit wrote (the env file aside: it holds them on purpose)."""
-    paths = [reports / AUDIT_DIR / CLIENT_CLAUSES_JSON, reports / CLIENT_CERTIFICATE]
+    paths = [reports / AUDIT_DIR / n for n in (CLIENT_CLAUSES_JSON, REQUESTS_JSONL)] + [reports / CLIENT_CERTIFICATE]
     paths += sorted((reports / report.FAILURES_DIR).glob(EVIDENCE_PREFIX + "*.txt"))
     return [str(leak) for leak in scan_for_leaks([p for p in paths if p.exists()], named)]
