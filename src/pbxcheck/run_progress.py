@@ -111,6 +111,7 @@ class ProgressDisplay:
                 console=self.console,
                 redirect_stdout=False,
                 redirect_stderr=False,
+                refresh_per_second=4,  # every frame is kept for the leak scan: a long run stays small
             )
             self.progress.start()
             self.task = self.progress.add_task(
