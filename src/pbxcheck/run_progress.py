@@ -17,6 +17,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Column
 from rich.text import Text
 
 from .checks.progress import COLLECTED, DONE, FAILED_OUTCOMES, START
@@ -100,15 +101,18 @@ class ProgressDisplay:
 
     def __enter__(self) -> ProgressDisplay:
         if self.live:
+            fixed = Column(no_wrap=True)
             self.progress = Progress(
                 SpinnerColumn(),
-                TextColumn("{task.fields[clauses]}"),
-                BarColumn(),
-                TextColumn("{task.fields[checks]}"),
-                TextColumn("{task.fields[failures]}"),
+                TextColumn("{task.fields[clauses]}", table_column=fixed),
+                BarColumn(bar_width=20),
+                TextColumn("{task.fields[checks]}", table_column=fixed),
+                TextColumn("{task.fields[failures]}", table_column=fixed),
                 TimeElapsedColumn(),
-                TextColumn("{task.description}"),
+                # the check running takes what width is left, cut short on a narrow terminal
+                TextColumn("{task.description}", table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis")),
                 console=self.console,
+                expand=True,
                 redirect_stdout=False,
                 redirect_stderr=False,
                 refresh_per_second=4,  # every frame is kept for the leak scan: a long run stays small
