@@ -25,9 +25,19 @@ CLIENTS = ROOT / "fixtures" / "clients"
 ALL = {"CL-TLS-1", "CL-TLS-2", "CL-REQ-1", "CL-REQ-2", "CL-REQ-3", "CL-REP-1", "CL-ERR-1"}
 
 
-def audit(reports: Path, *command: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def audit(reports: Path, *command: str, timeout: float = 120, run_bound: int = 30) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pbxcheck.audit", "--reports", str(reports), "--timeout", "30", "--", *command],
+        [
+            sys.executable,
+            "-m",
+            "pbxcheck.audit",
+            "--reports",
+            str(reports),
+            "--timeout",
+            str(run_bound),
+            "--",
+            *command,
+        ],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -115,6 +125,32 @@ def test_bash_client_ignoring_answers_fails_cl_err_1_and_cl_req_2_with_inicio(tm
     html = (tmp_path / "client-certificate.html").read_text(encoding="utf-8")
     assert html.index('data-clause="CL-REQ-2"') < html.index('data-clause="CL-TLS-1"')  # failed first
     assert_no_secret(tmp_path, proc)
+
+
+RETRY_LOOP = r"""#!/usr/bin/env bash
+# retries a refused insert at once, again and again (300 tries at most)
+body="{\"acao\":\"insert\",\"login\":\"$API_LOGIN\",\"senha\":\"$API_SENHA\",\"token\":\"$API_TOKEN\",\"idcampanha\":\"900\",\"cliente\":\"Loop\"}"
+for _ in $(seq 1 300); do
+  answer="$(curl -s --max-time 1 --cacert "$API_CA" -d "$body" "${API_URL%/}/api.php")"
+  [ "$answer" = '["Status","OK"]' ] && exit 0
+done
+exit 1
+"""
+
+
+@pytest.mark.skipif(shutil.which("curl") is None and not os.environ.get("CI"), reason="curl is not installed")
+def test_a_client_retrying_a_refused_call_in_a_tight_loop_fails_cl_err_1(tmp_path: Path) -> None:
+    client = tmp_path / "retry_loop.sh"
+    client.write_text(RETRY_LOOP, encoding="utf-8")
+    client.chmod(0o755)
+    proc = audit(tmp_path / "reports", str(client), run_bound=8)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    rows = table(tmp_path / "reports")["clauses"]
+    assert {cid for cid, row in rows.items() if row["status"] == "failed"} == {"CL-ERR-1"}
+    loops = {f["check"] for f in rows["CL-ERR-1"]["failures"] if "tight retry loop" in f["message"]}
+    assert loops == {"chaos-denial", "chaos-requisicao-invalida", "chaos-html-500"}
+    assert not any("silent loss" in f["message"] for f in rows["CL-ERR-1"]["failures"])
+    assert rows["CL-REP-1"]["status"] == "not-applicable"
 
 
 def test_a_clause_never_exercised_is_not_applicable(tmp_path: Path) -> None:

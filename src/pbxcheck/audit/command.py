@@ -8,7 +8,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -17,13 +17,14 @@ from ..redact import Redactor
 from ..signals import stop_tree
 
 OUTPUT_LINES = 200  # the tail kept as evidence
+POLL_S = 0.2
 
 
 @dataclass
 class CommandRun:
     phase: str
     exit_code: int | None  # None: stopped by the audit (timed out or interrupted)
-    timed_out: bool
+    timed_out: bool  # stopped by the audit: the time bound, or ``enough`` said so
     seconds: float
     output: list[str] = field(default_factory=list)  # the last OUTPUT_LINES lines, redacted
 
@@ -53,9 +54,11 @@ def run_command(
     timeout: float,
     redactor: Redactor,
     out: TextIO | None,
+    enough: Callable[[], bool] | None = None,
 ) -> CommandRun:
-    """Run ``argv`` with ``env`` over this environment, at most ``timeout`` seconds (then its whole
-    process group is stopped). Each line it prints is redacted before it is shown or kept."""
+    """Run ``argv`` with ``env`` over this environment, at most ``timeout`` seconds, or until
+    ``enough()`` (polled) says the verdict is clear; then its whole process group is stopped. Each
+    line it prints is redacted before it is shown or kept."""
     started = time.monotonic()
     proc = subprocess.Popen(
         list(argv),
@@ -81,10 +84,13 @@ def run_command(
     reader.start()
     timed_out = False
     code: int | None = None
+    deadline = started + timeout
     try:
-        code = proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
+        while code is None and not timed_out:
+            try:
+                code = proc.wait(min(POLL_S, max(deadline - time.monotonic(), 0.0)))
+            except subprocess.TimeoutExpired:
+                timed_out = time.monotonic() >= deadline or (enough is not None and enough())
     finally:  # what it left running in its group goes too (and all of it on a timeout or Ctrl-C)
         stop_tree(proc, first=signal.SIGTERM, grace=3.0)
         reader.join(5.0)

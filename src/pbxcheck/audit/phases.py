@@ -38,6 +38,7 @@ def audit_central(recorder: Recorder) -> Iterator[Central]:
 
 
 Say = Callable[[str], None]
+LOOP_ENOUGH = 200  # refused calls in one chaos run: a retry loop is plain, the run is stopped
 
 
 def run_phases(
@@ -53,12 +54,14 @@ def run_phases(
     """Every phase in turn; after a normal run that made no call at all, none of the others."""
     runs: dict[str, CommandRun] = {}
 
-    def run(phase: str, extra: dict[str, str] | None = None) -> CommandRun:
+    def run(phase: str, extra: dict[str, str] | None = None, enough: Callable[[], bool] | None = None) -> CommandRun:
         recorder.phase = phase
-        result = run_command(argv, {**env, **(extra or {})}, phase=phase, timeout=timeout, redactor=redactor, out=out)
+        result = run_command(
+            argv, {**env, **(extra or {})}, phase=phase, timeout=timeout, redactor=redactor, out=out, enough=enough
+        )
         runs[phase] = result
         calls = len(recorder.exchanges(phase))
-        ended = f"stopped after {timeout:g} s" if result.timed_out else f"exit {result.exit_code}"
+        ended = f"stopped after {result.seconds:.1f} s" if result.timed_out else f"exit {result.exit_code}"
         say(f"phase {phase}: {ended}, {calls} request(s) to the audit central")
         return result
 
@@ -77,7 +80,7 @@ def run_phases(
     try:
         for kind in Chaos:
             recorder.chaos = kind
-            run(CHAOS_PREFIX + kind.value)
+            run(CHAOS_PREFIX + kind.value, enough=lambda: len(recorder.exchanges(recorder.phase)) > LOOP_ENOUGH)
     finally:
         recorder.chaos = None
     return Evidence(
