@@ -320,22 +320,22 @@ def _run(
                 _say(f"{len(problems)} setup problem(s) in {target}: running the chosen checks anyway", out)
             console.print(header_line(hypothesis_profile))  # after the preflight: its problems come first
         _banner(console, loaded, reports_dir, profile=hypothesis_profile, faults=faults, embedded=target is None)
-        events_fd, progress_fd = os.pipe()
-        progress = stack.enter_context(open(events_fd, "rb", buffering=0))
-        cmd = pytest_command(
-            target_file,
-            reports_dir,
-            paths=chosen,
-            extra_args=list(extra_args),
-            hypothesis_profile=hypothesis_profile,
-            progress_fd=progress_fd,
-        )
         # Every temp folder pytest or what it starts makes (peers' work dirs, tmp_path) lands in
         # this one, removed whatever happens; its own session lets us stop pytest's tree as a whole.
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="pbxcheck-run-"))
         env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1", TMPDIR=tmp)
         (reports_dir / _RUN_MARK).touch()
+        events_fd, progress_fd = os.pipe()  # the progress plugin's events: pytest writes, we read
+        progress = stack.enter_context(open(events_fd, "rb", buffering=0))
         try:
+            cmd = pytest_command(
+                target_file,
+                reports_dir,
+                paths=chosen,
+                extra_args=list(extra_args),
+                hypothesis_profile=hypothesis_profile,
+                progress_fd=progress_fd,
+            )
             proc = subprocess.Popen(
                 cmd,
                 stdout=subprocess.PIPE,
