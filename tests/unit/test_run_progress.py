@@ -1,13 +1,14 @@
-"""The run's display, fed synthetic progress events: clause tally, plain lines, the live bar, and the
-redacting stream everything shown goes through."""
+"""The run's terminal, offline: the display fed synthetic progress events (clause tally, plain lines,
+the live bar), the redacting stream everything shown goes through, the banner and closing lines."""
 
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import Any
 
 from pbxcheck.checks.progress import COLLECTED, DONE, START
-from pbxcheck.console import RunStream, run_console
+from pbxcheck.console import RunStream, failed_clause_lines, run_console, summary_line, target_lines
 from pbxcheck.redact import Redactor
 from pbxcheck.run_progress import ClauseTally, ProgressDisplay
 
@@ -90,3 +91,46 @@ def test_what_is_shown_is_redacted_and_recorded() -> None:
     run_console(stream).print("token s3cr3t-t0ken-value and a piece: t0ken-val")
     assert "s3cr3t" not in out.getvalue() and "t0ken-val" not in out.getvalue()
     assert stream.text() == out.getvalue()
+
+
+def _plain(markup: str) -> str:
+    out = io.StringIO()
+    run_console(RunStream(out)).print(markup)
+    return out.getvalue().rstrip("\n")
+
+
+def test_the_banner_says_tls_verification_per_service() -> None:
+    info = {
+        "target": "staging",
+        "embedded": False,
+        "endpoints": [{"name": "API", "url": "https://pbx.example/api.php"}, {"name": "SIP WSS", "url": "wss://x/ws"}],
+        "tls_verify_api": True,
+        "tls_verify_sip": False,
+        "faults": [],
+    }
+    lines = [_plain(line) for line in target_lines(info, Path("reports"))]
+    assert lines == [
+        "  target      staging",
+        "  API         https://pbx.example/api.php  TLS verified",
+        "  SIP WSS     wss://x/ws  TLS verification OFF (insecure = true)",
+        "  reports     reports",
+    ]
+
+
+def test_a_failed_clause_without_a_failure_file_says_why() -> None:
+    table = {
+        "clauses": {
+            "SIP-WS-1": {
+                "status": "failed",
+                "failures": [{"check": None, "file": None, "message": "[gate] require: SIP-WS-1 must be checked"}],
+            },
+            "AUTH-1": {"status": "passed", "failures": []},
+        },
+        "counts": {"failed": 1, "passed": 1},
+    }
+    (line,) = [_plain(x) for x in failed_clause_lines(table)]
+    assert line.startswith("FAILED SIP-WS-1 ") and line.endswith(
+        "1 distinct failure  [gate] require: SIP-WS-1 must be checked"
+    )
+    summary = _plain(summary_line(table))
+    assert summary.startswith("Does not conform: 1 clause failed (SIP-WS-1)") and "1 passed, 1 failed" in summary
