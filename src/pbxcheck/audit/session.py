@@ -3,6 +3,7 @@ reports, the exit code."""
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,17 +12,12 @@ from typing import TextIO
 from .. import certificate, report
 from ..central.process import CentralStartError
 from ..redact import Redactor
+from .cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from .env import ENV_FILE, client_env, keep_ca, write_env_file
 from .phases import audit_central, run_phases, serve_until_interrupted
 from .recorder import Recorder
 from .report import AUDIT_DIR, judge, leaks, write_reports
 from .verdicts import NORMAL
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-class NothingToAudit(RuntimeError):
-    """The command made no call to the audit central."""
 
 
 def audit(
@@ -33,6 +29,8 @@ def audit(
     hold_s: float = 20.0,
     out: TextIO | None = None,
 ) -> int:
+    """The audit's exit code: 0 conforms (or clauses not applicable), 1 a clause failed or a secret
+    leaked into the reports, 2 the command made no call. The central is stopped before judging."""
     out = out or sys.stdout
 
     def say(message: str) -> None:
@@ -63,14 +61,13 @@ def audit(
     if not ev.of(NORMAL):
         run = ev.runs.get(NORMAL)
         ended = "" if run is None else (" (stopped: time bound)" if run.timed_out else f" (exit code {run.exit_code})")
-        say(f"the command made no call to $API_URL{ended}: nothing to audit")
+        who = "no client" if serve else "the command"
+        say(f"{who} made no call to $API_URL{ended}: nothing to audit")
         return EXIT_USAGE
     verdicts = judge(ev, secrets)
     table_path, cert_path = write_reports(reports, verdicts, ev, argv=argv, api_url=env["API_URL"], redactor=redactor)
     for v in verdicts:
         out.write(redactor.text(v.line()) + "\n")
-    import json
-
     table = json.loads(table_path.read_text(encoding="utf-8"))
     _, sentence = certificate.verdict(table)
     say(sentence)
