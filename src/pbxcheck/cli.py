@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from .audit.cli import register as register_audit
 from .errors import PbxcheckError, TargetError
 from .signals import EXIT_INTERRUPTED
 
@@ -393,6 +394,9 @@ def report_command(
         except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
             _fail(f"printing to PDF failed: {exc}", 1)
         print(f"pdf: {out}")
+
+
+register_audit(app)  # `pbxcheck audit`: src/pbxcheck/audit/cli.py
 
 
 def main() -> None:

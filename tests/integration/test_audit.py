@@ -218,3 +218,18 @@ def test_serve_keeps_the_central_up_for_a_client_run_another_way(tmp_path: Path)
         "CL-ERR-1": "not-applicable",
     }
     assert "Incomplete: 2 clauses not checked (CL-TLS-2, CL-ERR-1)" in out
+
+
+def test_pbxcheck_audit_is_a_command_of_the_main_cli(tmp_path: Path) -> None:
+    main = [sys.executable, "-m", "pbxcheck"]
+    helped = subprocess.run([*main, "--help"], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert "audit" in helped.stdout
+    proc = subprocess.run(
+        [*main, "audit", "--reports", str(tmp_path), "--", "no-such-client-xyz", "-v"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr == "pbxcheck: command not found: no-such-client-xyz (not on PATH)\n"
