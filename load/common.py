@@ -9,6 +9,7 @@ process) writes them, with Locust's final stats, to ``--pbx-out`` for `pbxcheck 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gc
 import io
@@ -17,17 +18,18 @@ import json
 import os
 import time
 import uuid
+from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
 
 from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
-from pbxcheck.loadkit.recorder import Recorder
+from pbxcheck.loadkit.recorder import LATE_S, Recorder
 from pbxcheck.loadkit.schedule import Pacer, Schedule
 from pbxcheck.target import Target, load_target
 
-_seq = itertools.count(1)
+sequence = itertools.count(1)  # unique()'s numbers
 RUN_ID = os.environ.get("PBXCHECK_RUN_ID") or uuid.uuid4().hex[:8]
 recorder = Recorder()
 _env: Any = None
@@ -61,9 +63,14 @@ def credentials() -> dict[str, str]:
     return {"login": t.login, "senha": t.senha, "token": t.token}
 
 
+def unique_prefix(prefix: str) -> str:
+    """What :func:`unique` values of this process start with (taken after Locust's --processes fork)."""
+    return f"{prefix}-{RUN_ID}-{os.getpid()}-"
+
+
 def unique(prefix: str) -> str:
     """A value unique to this run and this process, for finding our own rows afterwards."""
-    return f"{prefix}-{RUN_ID}-{os.getpid()}-{next(_seq)}"
+    return f"{unique_prefix(prefix)}{next(sequence)}"
 
 
 # --- options (master -> workers) -----------------------------------------------------------------
@@ -117,42 +124,97 @@ def pacer() -> Pacer:
 
 
 class Dispatcher:
-    """One greenlet per process hands the due slots to whichever users are free: a user parks on a
-    queue instead of arming a timer of its own, so the hub wakes about once a millisecond, not once
-    per request. A slot nobody is free to take waits in the queue (its latency counts the wait)."""
+    """Hands this process's due slots to its users. A user that finishes a request takes the next
+    slot at once if it is already due (no park, no wake-up: at a high rate most are); otherwise it
+    parks until one greenlet, waking about once a millisecond, hands it the slot as it comes due
+    (no timer armed per request). Parked users are woken last-parked first, so the few users the
+    rate needs stay hot (their greenlets and connections) while the rest of the pool sleeps."""
 
     TICK_S = 0.001
+    EARLY_S = TICK_S / 2  # a slot this close to due is sent now, not a tick late
 
-    def __init__(self, p: Pacer) -> None:
+    BEGIN_WITHIN_S = 15.0  # the schedule starts at the latest this long after the first user
+
+    def __init__(self) -> None:
         import gevent
-        from gevent.queue import Queue
 
-        self.pacer = p
-        self.queue: Any = Queue()
+        self._pacer: Pacer | None = None  # set when the schedule starts
+        self.backlog = False  # the last slot taken waited because no user was free
+        self.due: float | None = None  # the next slot not yet handed out; None: before or after the schedule
+        self.parked: list[Any] = []  # greenlets waiting for a slot, the last parked last
+        self.hub = gevent.get_hub()
         self.finished = False
         self.greenlet = gevent.spawn(self._run)
 
     def _run(self) -> None:
         import gevent
 
-        nxt = self.pacer.next()
-        while nxt is not None:
+        run_callback = self.hub.loop.run_callback
+        # The schedule starts once every user is spawned and has opened its connection: slots due
+        # while the pool is still starting would all be late, a backlog of the generator's own making.
+        give_up = time.perf_counter() + self.BEGIN_WITHIN_S
+        while not (_spawned and not _warming) and time.perf_counter() < give_up:
+            gevent.sleep(0.01)
+        p = self._pacer = pacer()
+        self.due = p.next()
+        while self.due is not None:
             now = time.perf_counter()
-            while nxt is not None and nxt <= now + self.TICK_S / 2:
-                self.queue.put(nxt)
-                nxt = self.pacer.next()
-            if nxt is not None:
-                gevent.sleep(min(self.TICK_S, nxt - now))
+            while self.parked and self.due is not None and self.due <= now + self.EARLY_S:
+                slot, self.due = self.due, p.next()
+                run_callback(self.parked.pop().switch, slot)
+            if self.due is not None:
+                # a slot already due with nobody parked waits for the next user to finish
+                gevent.sleep(self.TICK_S if self.due <= now else min(self.TICK_S, self.due - now))
         self.finished = True
-        self.queue.put(None)  # the end: each user that gets it passes it on
+        while self.parked:  # the end: every parked user gets None
+            run_callback(self.parked.pop().switch, None)
+
+    @property
+    def pacer(self) -> Pacer:
+        """The schedule's pacer (there is one once a slot was taken)."""
+        if self._pacer is None:
+            raise RuntimeError("the open model's schedule has not started")
+        return self._pacer
+
+    @property
+    def queue(self) -> Any:
+        """Its ``qsize()`` is 1 after a slot taken when no user was free, else 0 (what the former
+        queue-based dispatcher's callers test; :attr:`backlog` says it directly)."""
+        return _Backlog(self)
 
     def take(self) -> float | None:
-        """The next due slot (blocks until one is; no timer armed per take); None once the schedule
-        is over."""
-        slot: float | None = self.queue.get()
-        if slot is None:
-            self.queue.put(None)
+        """The next slot (a ``time.perf_counter()`` time), None once the schedule is over; blocks
+        until one is due. :attr:`backlog` then says whether it waited because no user was free."""
+        due = self.due
+        if due is None and self.finished:
+            self.backlog = False
+            return None
+        now = time.perf_counter()
+        if due is not None and due <= now + self.EARLY_S:
+            self.due = self.pacer.next()
+            # late with nobody parked: every user was busy when it came due (not the generator's lag)
+            self.backlog = now - due > LATE_S and not self.parked
+            return due
+        from gevent import getcurrent
+
+        me = getcurrent()
+        self.parked.append(me)
+        try:
+            slot: float | None = self.hub.switch()
+        except BaseException:  # stopped while parked
+            if me in self.parked:
+                self.parked.remove(me)
+            raise
+        self.backlog = False
         return slot
+
+
+class _Backlog:
+    def __init__(self, d: Dispatcher) -> None:
+        self.d = d
+
+    def qsize(self) -> int:
+        return int(self.d.backlog)
 
 
 _dispatcher: Dispatcher | None = None
@@ -161,8 +223,29 @@ _dispatcher: Dispatcher | None = None
 def dispatcher() -> Dispatcher:
     global _dispatcher
     if _dispatcher is None:
-        _dispatcher = Dispatcher(pacer())
+        _dispatcher = Dispatcher()
     return _dispatcher
+
+
+_spawned = False  # Locust spawned every user (of every worker)
+_warming = 0  # users of this process still opening their connection (PbxUser._warm_up)
+
+
+@events.spawning_complete.add_listener
+def _spawning_complete(**_: Any) -> None:
+    global _spawned
+    _spawned = True
+
+
+@contextlib.contextmanager
+def warming_up() -> Iterator[None]:
+    """Around a user's warm-up: the open model's schedule waits for every one of them."""
+    global _warming
+    _warming += 1
+    try:
+        yield
+    finally:
+        _warming -= 1
 
 
 # --- measuring ------------------------------------------------------------------------------------

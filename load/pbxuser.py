@@ -6,8 +6,9 @@ dispatcher (common.Dispatcher), sends it at once, and the latency is measured fr
 waited for a free user still counts its wait. Closed model: think time ``--pbx-think`` (uniform 0.5x
 to 1.5x), capped at ``--pbx-max-rate`` requests/s over the process's users when one is set.
 
-A transport error (refused, reset, TLS) is one failure line in Locust's table, named by its type and
-first line, never a traceback per request.
+Each answer is judged inside Locust's own request path (CheckedResponse): a wrong answer and a
+transport error (refused, reset, TLS) alike are one failure line in Locust's table, never a traceback
+per request.
 """
 
 from __future__ import annotations
@@ -19,15 +20,25 @@ import random
 import re
 import time
 from collections.abc import Callable
-from typing import Any
+from functools import lru_cache
 
-from common import credentials, dispatcher, options, recorder, ssl_context_factory, target, unique, workers
+from common import (
+    credentials,
+    dispatcher,
+    options,
+    recorder,
+    sequence,
+    ssl_context_factory,
+    target,
+    unique_prefix,
+    warming_up,
+    workers,
+)
 from locust import task
-from locust.contrib.fasthttp import FastHttpUser
+from locust.contrib.fasthttp import FastHttpUser, FastResponse
 
 from pbxcheck.contract import CHAMADA_OK, ID, OK, RAMAL_FIELDS, STATUS
 from pbxcheck.loadkit.destinations import LOOPBACK_DESTINATIONS
-from pbxcheck.loadkit.recorder import LATE_S
 
 _HEADERS = {"Content-Type": "application/json"}
 _OK = json.dumps([STATUS, OK], separators=(",", ":")).encode()
@@ -43,13 +54,32 @@ def _destinations() -> tuple[int, int, int]:
     return int(first), int(last), len(first)
 
 
-def transport_error(resp: Any) -> str | None:
-    """One line for a request that got no HTTP answer (refused, reset, TLS), else None."""
-    err = getattr(resp, "error", None)
-    if err is None or getattr(resp, "status_code", None):
-        return None
-    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
-    return f"{type(err).__name__}: {text[:120]}"
+class WrongAnswer(ConnectionError):
+    """An HTTP answer that fails the contract's check. A ConnectionError like Locust's own
+    LocustBadStatusCode: Locust's request() then records it as the request's failure."""
+
+
+class CheckedResponse(FastResponse):
+    """Locust's response, judged where Locust asks it for its status (``raise_for_status``) by the
+    check its user set for this request: no catch_response context manager per request, and one
+    request event, fired by Locust itself with the verdict. Each user has its own subclass
+    (:meth:`PbxUser.on_start`), so the check is a class attribute its user sets before each request."""
+
+    check: Callable[[bytes], str | None] = staticmethod(lambda raw: None)
+    passed = False
+
+    def raise_for_status(self) -> None:
+        error = getattr(self, "error", None)  # a bad status or a broken connection, as FastResponse's
+        if error is not None:
+            raise error
+        raw = self.content or b""
+        try:
+            why = type(self).check(raw)
+        except Exception as exc:  # a malformed answer is a failure, not a dead user
+            why = f"answer not understood ({type(exc).__name__}): {raw[:80]!r}"
+        if why is not None:
+            raise WrongAnswer(why)
+        self.passed = True
 
 
 class PbxUser(FastHttpUser):
@@ -72,21 +102,26 @@ class PbxUser(FastHttpUser):
         self.creds = credentials()
         self.campaign = t.disposable_campaign
         self.origins = o.pbx_origins.split(",") if o.pbx_origins else [e.number for e in t.extensions] or ["2001"]
-        self.first, self.last, self.width = _destinations()
         # Bodies as json.dumps writes them, the constant part serialised once: per request only the
         # few changing values are formatted in (they are digits and idcrms, nothing to escape).
         self._insert_head = json.dumps(
             {"acao": "insert", "idcampanha": self.campaign, **self.creds, "cpf": "52998224725"}
         )[:-1]
-        self._c2c_head = json.dumps({"acao": "clicktocall", **self.creds})[:-1]
-        self._next_origin = _origin_cycle(self.origins)
+        c2c_head = json.dumps({"acao": "clicktocall", **self.creds})[:-1]
+        self._next_c2c = _c2c_bodies(c2c_head, tuple(self.origins))
+        self._next_phone = _phone_fields()
+        self._idcrm_prefix = unique_prefix("load")  # in on_start: after Locust's --processes fork
         self._listing_body = json.dumps({"acao": "statusdiscador", "idcampanha": self.campaign, **self.creds})
         self._ramais_body = json.dumps({"acao": "statusramais", **self.creds})
+        # this user's answers are judged by the check its request sets (CheckedResponse)
+        self._responses: type[CheckedResponse] = type("Checked", (CheckedResponse,), {})
+        vars(self.client.client)["response_type"] = self._responses  # this user's agent only, not the class's
         self.open = o.pbx_rate > 0
         self.done = False
         self._last_start = 0.0
         if self.open:
-            self._warm_up()
+            with warming_up():
+                self._warm_up()
 
     def _warm_up(self) -> None:
         """Open this user's connection (TCP, TLS) before the schedule starts, with a GET the central
@@ -113,59 +148,50 @@ class PbxUser(FastHttpUser):
 
     @task
     def step(self) -> None:
-        intended = None
-        if self.open:
-            d = dispatcher()
-            p = d.pacer
-            intended = d.take()
+        actions = self.actions
+        one = actions[0] if len(actions) == 1 else None
+        if not self.open:
+            self._last_start = time.perf_counter()
+            (one or random.choice(actions))(None)
+            return
+        # Open model: slot after slot in one task until the schedule is over (Locust's per-task
+        # bookkeeping and its sleep(0) once per run, not once per request).
+        d = dispatcher()
+        take, sent, perf_counter = d.take, recorder.sent, time.perf_counter
+        intended = take()  # the first slot: the schedule has started once it comes
+        if intended is None:
+            self.done = True
+            return
+        start, ramp, duration = d.pacer.start, d.pacer.schedule.ramp, d.pacer.schedule.duration
+        while True:
+            now = perf_counter()
+            rel = max(now, intended) - start  # a slot sent a fraction of a tick early counts at its time
+            sent(now - intended, ramp <= rel < duration, backlog=d.backlog)
+            (one or random.choice(actions))(intended)
+            intended = take()
             if intended is None:
                 self.done = True
                 return
-            now = time.perf_counter()
-            # late, and more slots already queued: no user was free when this one came due
-            delay = -1.0 if now - intended > LATE_S and d.queue.qsize() else 0.0
-            rel = max(now, intended) - p.start  # a slot sent a fraction of a tick early counts at its time
-            recorder.sent(now - intended, p.schedule.ramp <= rel < p.schedule.duration, backlog=delay < -LATE_S)
-        self._last_start = time.perf_counter()
-        actions = self.actions
-        (actions[0] if len(actions) == 1 else random.choice(actions))(intended)
 
     # --- actions ------------------------------------------------------------------------------
 
     def _post(self, name: str, body: str, intended: float | None, check: Callable[[bytes], str | None]) -> bytes | None:
         """The answer when it passed ``check``, else None (a failure in Locust's table)."""
-        ctx = {"pbx_t0": intended} if intended is not None else {}
-        with self.client.post(
-            "/api.php", data=body, name=name, headers=_HEADERS, catch_response=True, context=ctx
-        ) as resp:
-            why = transport_error(resp)
-            if why is None:
-                try:
-                    why = check(resp.content or b"")
-                except Exception as exc:  # a malformed answer is a failure, not a dead user
-                    why = f"answer not understood ({type(exc).__name__}): {(resp.content or b'')[:80]!r}"
-            if why is not None:
-                resp.failure(why)
-                return None
-            resp.success()
-            return resp.content or b""
-
-    def number(self) -> str:
-        return str(self.first + int(random.random() * (self.last - self.first + 1))).zfill(self.width)
+        self._responses.check = check
+        if intended is None:
+            resp = self.client.post("/api.php", data=body, name=name, headers=_HEADERS)
+        else:
+            resp = self.client.post("/api.php", data=body, name=name, headers=_HEADERS, context={"pbx_t0": intended})
+        return resp.content if getattr(resp, "passed", False) else None
 
     def do_insert(self, intended: float | None) -> None:
-        idcrm = unique("load")
-        number = self.number()
-        body = (
-            f'{self._insert_head}, "idcrm": "{idcrm}", "cliente": "CARGA {idcrm}", '
-            f'"ddd1": "{number[:2]}", "tel1": "{number[2:]}"}}'
-        )
+        idcrm = f"{self._idcrm_prefix}{next(sequence)}"
+        body = f'{self._insert_head}, "idcrm": "{idcrm}", "cliente": "CARGA {idcrm}", {self._next_phone()}}}'
         if self._post("insert", body, intended, _check_insert) is not None:
             recorder.acked.append(idcrm)
 
     def do_clicktocall(self, intended: float | None) -> None:
-        body = f'{self._c2c_head}, "origem": {self._next_origin()}, "destino": "{self.number()}"}}'
-        raw = self._post("clicktocall", body, intended, _check_c2c)
+        raw = self._post("clicktocall", self._next_c2c(), intended, _check_c2c)
         if raw is not None:  # its ID: the phones' rings are matched against it (loadkit.phones)
             end = raw.rindex(b'"')  # the ID is the answer's last string (checked by _check_c2c)
             recorder.calls.append(raw[raw.rindex(b'"', 0, end) + 1 : end].decode())
@@ -177,16 +203,34 @@ class PbxUser(FastHttpUser):
         self._post("statusramais", self._ramais_body, intended, _check_ramais)
 
 
-_cycles: dict[tuple[str, ...], Callable[[], str]] = {}
+_POOL = 4096  # random destinations drawn once per process; requests take them in turn
 
 
-def _origin_cycle(origins: list[str]) -> Callable[[], str]:
-    """The next origin (JSON-quoted), in turn over this process's users: with N origins every N
-    click-to-calls ring each once (random picks would leave some unrung in a short run)."""
-    key = tuple(origins)
-    if key not in _cycles:
-        _cycles[key] = itertools.cycle([json.dumps(o) for o in origins]).__next__
-    return _cycles[key]
+@lru_cache(maxsize=1)
+def _numbers() -> tuple[str, ...]:
+    first, last, width = _destinations()
+    return tuple(str(first + int(random.random() * (last - first + 1))).zfill(width) for _ in range(_POOL))
+
+
+@lru_cache(maxsize=1)
+def _phone_fields() -> Callable[[], str]:
+    """The next insert's ddd1/tel1 fields, from the process's pool of destinations."""
+    return itertools.cycle([f'"ddd1": "{n[:2]}", "tel1": "{n[2:]}"' for n in _numbers()]).__next__
+
+
+@lru_cache(maxsize=4)
+def _c2c_bodies(head: str, origins: tuple[str, ...]) -> Callable[[], str]:
+    """The next clicktocall body, built whole once: one ring of bodies per process, shared by its
+    users, so the origins come in turn (with N origins every N click-to-calls ring each once; random
+    picks would leave some unrung in a short run)."""
+    numbers = _numbers()
+    n = len(origins) * max(1, _POOL // len(origins))
+    return itertools.cycle(
+        [
+            f'{head}, "origem": {json.dumps(origins[i % len(origins)])}, "destino": "{numbers[i % _POOL]}"}}'
+            for i in range(n)
+        ]
+    ).__next__
 
 
 def _check_insert(raw: bytes) -> str | None:
