@@ -61,6 +61,8 @@ def test_worker_snapshots_merge_into_the_same_percentiles() -> None:
     a.sent(LATE_S * 2, True)
     b.sent(0.0, True, backlog=True)
     b.acked += ["x-1", "x-2"]
+    a.calls.append("8101_20261129120000_1")
+    b.calls.append("8102_20261129120000_2")
     a.asked_total, b.asked_total = 3, 4
     master = Recorder()
     master.merge(a.snapshot())
@@ -72,6 +74,8 @@ def test_worker_snapshots_merge_into_the_same_percentiles() -> None:
     out = master.export()
     assert (out["late"], out["backlog"], out["scheduled"], out["sent_window"], out["asked_total"]) == (1, 1, 2, 2, 7)
     assert unpack_ids(out["acked_z"]) == ["x-1", "x-2"]
+    assert unpack_ids(out["calls_z"]) == ["8101_20261129120000_1", "8102_20261129120000_2"]
+    assert not a.calls and not b.calls  # shipped with the snapshot, not twice
     assert sum(row[1] for row in out["timeline"]) == 1000
     assert sum(row[2] for row in out["timeline"]) == 100
 
