@@ -40,7 +40,6 @@ from common import dispatcher, options, recorder, target
 from locust import User, events, task
 from pbxuser import PbxUser
 
-from pbxcheck.loadkit.recorder import LATE_S
 from pbxcheck.sip.digest import Challenge, build_authorization
 from pbxcheck.sip.drivers.blocking import BlockingTcp
 from pbxcheck.sip.ids import new_call_id, new_tag
@@ -140,7 +139,10 @@ class SipRegisterUser(User):
         self.domain = t.sip_host
         self.remote = (t.sip_host, t.sip_udp_port if TRANSPORT == "udp" else t.sip_tcp_port)
         self.uri = f"sip:{self.domain}"
-        self.open = options().pbx_rate > 0
+        o = options()
+        self.open = o.pbx_rate > 0
+        self._no_wait = not o.pbx_think and not o.pbx_max_rate  # closed, no think time (PbxUser's flag)
+        self._fire = self.environment.events.request.fire
         self.done = False
         self._last_start = 0.0
         self.cseq = 0
@@ -216,19 +218,35 @@ class SipRegisterUser(User):
 
     @task
     def step(self) -> None:
-        intended = None
-        if self.open:
-            d = dispatcher()
-            intended = d.take()
+        """Open model: slot after slot in this one task until the schedule is over; closed with no
+        think time: registration after registration. Locust's per-task bookkeeping and its sleep(0)
+        then come once per run, not once per registration (as ``PbxUser.step``)."""
+        if not self.open:
+            self._last_start = time.perf_counter()
+            self._measured(None)
+            while self._no_wait:
+                self._measured(None)
+            return
+        d = dispatcher()
+        take, sent, perf_counter = d.take, recorder.sent, time.perf_counter
+        intended = take()
+        if intended is None:
+            self.done = True
+            return
+        start, ramp, duration = d.pacer.start, d.pacer.schedule.ramp, d.pacer.schedule.duration
+        while True:
+            now = perf_counter()
+            rel = max(now, intended) - start  # a slot sent a fraction of a tick early counts at its time
+            sent(now - intended, ramp <= rel < duration, backlog=d.backlog)
+            self._measured(intended)
+            intended = take()
             if intended is None:
                 self.done = True
                 return
-            now = time.perf_counter()
-            p = d.pacer
-            delay = -1.0 if now - intended > LATE_S and d.queue.qsize() else 0.0
-            rel = max(now, intended) - p.start
-            recorder.sent(now - intended, p.schedule.ramp <= rel < p.schedule.duration, backlog=delay < -LATE_S)
-        started = self._last_start = time.perf_counter()
+
+    def _measured(self, intended: float | None) -> None:
+        """One registration, fired as one Locust request event (latency from ``intended`` if open)."""
+        started = time.perf_counter()
         exc: Exception | None = None
         try:
             self.register()
@@ -239,7 +257,7 @@ class SipRegisterUser(User):
                 self.sip, self.challenge = None, None
         except Exception as e:  # a malformed answer (the parser's SipParseError, a bad challenge)
             exc = RegistrationFailed(f"answer not understood ({type(e).__name__})")
-        self.environment.events.request.fire(
+        self._fire(
             request_type="SIP",
             name=NAME,
             response_time=(time.perf_counter() - started) * 1000,

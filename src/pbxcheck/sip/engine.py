@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from pbxcheck.sip import events as ev
 from pbxcheck.sip.errors import SipParseError
@@ -143,18 +143,31 @@ def server_key_of(req: Request) -> tuple[str, ...]:
 # --- what the engine keeps per machine -----------------------------------------------------------
 
 
-@dataclass(eq=False, slots=True)
 class _Entry:
-    """A machine (transaction or AckWait) with the flow it talks on and its pending deadlines."""
+    """A machine (transaction or AckWait) with the flow it talks on and its pending deadlines.
+    (A plain slotted class: one is made per transaction, and a dataclass's default factories cost
+    a REGISTER flood a microsecond each.)"""
 
-    machine: ClientTransaction | ServerTransaction | AckWait | None
-    flow: Flow
-    handle: ClientHandle | None = None
-    handle_id: int = 0  # id() of the handle, kept when a completed client transaction lets go of it
-    timers: dict[str, float] = field(default_factory=dict)
-    wire: dict[int, bytes] = field(default_factory=dict)  # id(message) -> bytes: serialise once
-    alive: bool = True
-    memo_key: tuple[str, int] | None = None  # an ACK memo's (Call-ID, CSeq number)
+    __slots__ = ("machine", "flow", "handle", "handle_id", "timers", "wire", "alive", "memo_key")
+
+    def __init__(
+        self,
+        machine: ClientTransaction | ServerTransaction | AckWait | None,
+        flow: Flow,
+        handle: ClientHandle | None = None,
+        handle_id: int = 0,
+        *,
+        wire: dict[int, bytes] | None = None,
+        memo_key: tuple[str, int] | None = None,
+    ) -> None:
+        self.machine = machine
+        self.flow = flow
+        self.handle = handle
+        self.handle_id = handle_id  # id() of the handle, kept when a completed client transaction lets go of it
+        self.timers: dict[str, float] = {}
+        self.wire: dict[int, bytes] = {} if wire is None else wire  # id(message) -> bytes: serialise once
+        self.alive = True
+        self.memo_key = memo_key  # an ACK memo's (Call-ID, CSeq number)
 
     def bytes_of(self, msg: Message) -> bytes:
         data = self.wire.get(id(msg))
@@ -199,7 +212,7 @@ class Engine:
     def receive(self, data: bytes, flow: Flow, now: float) -> list[Event]:
         """One complete message (a datagram, a framed stream message, a WebSocket frame) from ``flow``."""
         self._advance(now)
-        if data.strip(b"\r\n"):  # else a CRLF keep-alive (RFC 5626 §4.4.1): nothing to match
+        if data[:1] not in b"\r\n" or data.strip(b"\r\n"):  # else a CRLF keep-alive (RFC 5626 §4.4.1)
             try:
                 if self.lazy_responses and data[:4] == b"SIP/" and self._on_lazy_response(data, flow):
                     return self._take_events()

@@ -365,8 +365,7 @@ def make_request(
     pairs.extend((canonical_name(n), v) for n, v in headers)
     if content_type is not None:
         pairs.append(("Content-Type", content_type))
-    # the names written above are canonical already: only the caller's extra ones were normalised
-    return Request(method, str(uri), Headers._trusted(tuple(pairs)), body)
+    return Request(method, str(uri), Headers._trusted(tuple(pairs)), body)  # names canonical, as above
 
 
 def make_response(
@@ -378,11 +377,15 @@ def make_response(
     headers: Iterable[tuple[str, str]] = (),
     body: bytes = b"",
     content_type: str | None = None,
+    via: Iterable[str] | None = None,
 ) -> Response:
     """A response per RFC 3261 8.2.6.2: Via (all, in order), From, To, Call-ID, CSeq copied from the
     request; ``to_tag`` added to To when it has none; Timestamp echoed into a 100 (8.2.6.1).
-    Values are copied byte-for-byte, not re-serialised, so the UAC's matching sees what it sent."""
-    pairs: list[tuple[str, str]] = [("Via", v) for v in request.headers.get_raw("Via")]
+    Values are copied byte-for-byte, not re-serialised, so the UAC's matching sees what it sent.
+    ``via``: the Via header lines to echo instead of the request's (a server that stamped
+    ``received``/``rport`` into the top one, RFC 3581 §4)."""
+    vias = request.headers.get_raw("Via") if via is None else via
+    pairs: list[tuple[str, str]] = [("Via", v) for v in vias]
     for name in ("From", "To", "Call-ID", "CSeq"):
         value = request.headers.get(name)
         if value is None:
@@ -392,12 +395,11 @@ def make_response(
         pairs.append((name, value))
     if status == 100 and "Timestamp" in request.headers:
         pairs.append(("Timestamp", request.headers.get("Timestamp") or ""))
-    pairs.extend(headers)
+    pairs.extend((canonical_name(n), v) for n, v in headers)
     if content_type is not None:
         pairs.append(("Content-Type", content_type))
-    return Response(
-        status, reason if reason is not None else REASONS.get(status, "Unknown"), Headers(tuple(pairs)), body
-    )
+    reason = reason if reason is not None else REASONS.get(status, "Unknown")
+    return Response(status, reason, Headers._trusted(tuple(pairs)), body)  # names canonical, as above
 
 
 def _lacks_tag(request: Request) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pbxcheck.central.sip.service import answered_as
+from pbxcheck.central.sip.service import answer_vias, answered_as
 from pbxcheck.sip.drivers.base import Flow
 from pbxcheck.sip.message import make_response
 from pbxcheck.sip.parser import parse_message
@@ -41,3 +41,17 @@ def test_name_or_other_ip_gets_received_and_a_given_rport_is_kept():
         req = parse_message(_req(f"SIP/2.0/UDP {host}:5060;rport=5060;branch=z9hG4bKa"))
         top = make_response(answered_as(req, _flow()), 200).top_via  # type: ignore[arg-type]
         assert (top.host, top.received, top.rport) == (host, "127.0.0.1", 5060)
+
+
+def test_answer_vias_give_the_same_answer_as_answered_as_without_a_second_request():
+    for via in (
+        "SIP/2.0/UDP 127.0.0.1:5060;rport;branch=z9hG4bKa",
+        "SIP/2.0/UDP phone.example:5060;rport=5060;branch=z9hG4bKa",
+        "SIP/2.0/UDP 127.0.0.1:40000;branch=z9hG4bKa",
+        "SIP/2.0/UDP 127.0.0.1:5060;rport;branch=z9hG4bKa, SIP/2.0/UDP 10.0.0.2;branch=z9hG4bKb",
+    ):
+        req = parse_message(_req(via))
+        vias = answer_vias(req, _flow(port=40001))  # type: ignore[arg-type]
+        direct = make_response(req, 200, to_tag="t", via=vias)
+        assert direct.headers.items == make_response(answered_as(req, _flow(port=40001)), 200, to_tag="t").headers.items  # type: ignore[arg-type]
+        assert (vias is None) == (via.endswith(":40000;branch=z9hG4bKa"))

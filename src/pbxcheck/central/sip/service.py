@@ -210,13 +210,14 @@ class SipService:
     ) -> None:
         pairs = [("Server", SERVER), *(headers or [])]
         resp = make_response(
-            answered_as(req, flow),
+            req,
             status,
             reason,
             to_tag=new_tag() if to_tag is NEW_TAG else to_tag,
             headers=pairs,
             body=body,
             content_type="application/sdp" if body else None,
+            via=answer_vias(req, flow),
         )
         self.endpoint.respond(req, flow, resp)
 
@@ -248,7 +249,33 @@ def answered_as(req: Request, flow: Flow) -> Request:
     cached = req.__dict__.get("_answered_as")
     if cached is not None:
         return cached  # type: ignore[no-any-return]
+    vias = answer_vias(req, flow)
     out = req
+    if vias is not None:
+        raw = req.headers.get_raw("Via")
+        if len(raw) == 1:
+            headers = req.headers.with_("Via", vias[0])
+        else:
+            items = list(req.headers.items)
+            i = next(k for k, (n, _) in enumerate(items) if n == "Via")
+            items[i] = ("Via", vias[0])
+            headers = Headers(tuple(items))
+        out = Request(req.method, req.uri, headers, req.body, req.version)
+        for name in ("to", "from_", "call_id", "cseq"):  # already parsed: do not parse again
+            if name in req.__dict__:
+                out.__dict__[name] = req.__dict__[name]
+    req.__dict__["_answered_as"] = out
+    return out
+
+
+def answer_vias(req: Request, flow: Flow) -> list[str] | None:
+    """The Via header lines ``req``'s answers echo (``make_response(..., via=)``): the request's with
+    ``received``/``rport`` stamped into the top one (see ``answered_as``); None when nothing is to
+    be added. Memoised on the request; what ``respond`` uses, so an answer costs no second request."""
+    cached = req.__dict__.get("_answer_vias", False)
+    if cached is not False:
+        return cached  # type: ignore[no-any-return]
+    out: list[str] | None = None
     try:
         via = req.top_via
     except SipParseError:
@@ -268,18 +295,8 @@ def answered_as(req: Request, flow: Flow) -> Request:
                 if empty_rport:
                     stamped = stamped.with_param("rport", str(port))
                 top = ", ".join([str(stamped), *split_commas(raw[0])[1:]])
-            if len(raw) == 1:
-                headers = req.headers.with_("Via", top)
-            else:
-                items = list(req.headers.items)
-                i = next(k for k, (n, _) in enumerate(items) if n == "Via")
-                items[i] = ("Via", top)
-                headers = Headers(tuple(items))
-            out = Request(req.method, req.uri, headers, req.body, req.version)
-            for name in ("to", "from_", "call_id", "cseq"):  # already parsed: do not parse again
-                if name in req.__dict__:
-                    out.__dict__[name] = req.__dict__[name]
-    req.__dict__["_answered_as"] = out
+            out = [top, *raw[1:]]
+    req.__dict__["_answer_vias"] = out
     return out
 
 
