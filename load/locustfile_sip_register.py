@@ -228,21 +228,12 @@ class SipRegisterUser(User):
                 self._measured(None)
             return
         d = dispatcher()
-        take, sent, perf_counter = d.take, recorder.sent, time.perf_counter
-        intended = take()
-        if intended is None:
-            self.done = True
-            return
-        start, ramp, duration = d.pacer.start, d.pacer.schedule.ramp, d.pacer.schedule.duration
-        while True:
-            now = perf_counter()
-            rel = max(now, intended) - start  # a slot sent a fraction of a tick early counts at its time
-            sent(now - intended, ramp <= rel < duration, backlog=d.backlog)
+        while (intended := d.take()) is not None:  # blocks until the slot is due; None: schedule over
+            p, now = d.pacer, time.perf_counter()
+            in_window = p.schedule.ramp <= max(now, intended) - p.start < p.schedule.duration
+            recorder.sent(now - intended, in_window, backlog=d.backlog)
             self._measured(intended)
-            intended = take()
-            if intended is None:
-                self.done = True
-                return
+        self.done = True
 
     def _measured(self, intended: float | None) -> None:
         """One registration, fired as one Locust request event (latency from ``intended`` if open)."""
