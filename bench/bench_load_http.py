@@ -2,6 +2,7 @@
 open model's rate keeping, against a canned nginx target; then the reference-central run.
 
     .venv/bin/python bench/bench_load_http.py [--seconds 15] [--users 32] [--central-seconds 60] [--central-rate 1000]
+    .venv/bin/python bench/bench_load_http.py --sweep-only [--seconds 15]
 
 1. Debian ``nginx`` starts on 127.0.0.1 (one worker, pinned to CPU 1) with a config answering
    ``POST /api.php`` like the central: ``["Status","OK"]`` to an insert and, told apart by the
@@ -12,8 +13,10 @@ open model's rate keeping, against a canned nginx target; then the reference-cen
    posting one fixed insert body with no check, and each HTTP scenario (closed model, no think time,
    the same users, every answer validated), in pairs run back to back (bare then scenario, scenario
    then bare). Ratio = scenario req/s / its neighbouring bare loop's (target >= 0.9).
-3. The open model (dialer-insert, ``--rate``) at 50 % and 80 % of the bare loop's ceiling (the mean of
-   its runs) (achieved rate within 1 % of the asked one) and at 130 % (it must say it could not keep up).
+3. The open model (dialer-insert, ``--rate``) at 50, 70, 80 and 90 % of the bare loop's ceiling (the
+   mean of its runs: achieved rate within 1 % of the asked one up to 80 %, requests sent >10 ms late
+   counted per step) and at 130 % (it must say it could not keep up). ``--sweep-only``: the bare loop
+   twice for the ceiling, then this sweep alone (no closed-model pairs, no central).
 4. The reference central (pinned to CPU 1, the generator to CPU 0): a ``--central-seconds`` open-model
    dialer-insert at ``--central-rate`` inserts/s; every acknowledged insert must be listed (lost 0).
 
@@ -64,11 +67,15 @@ BARE = textwrap.dedent("""
         _t["cpu"] = time.process_time()
         gc.collect(); gc.freeze(); gc.set_threshold(50_000, 20, 1000)  # as load/common.py: same footing
 
+    @events.test_stop.add_listener
+    def _stop(**_):
+        _t["cpu_stop"] = time.process_time()  # as load/common.py: the run's CPU, not the reports'
+
     @events.quit.add_listener
     def _quit(**_):
         total = _t["env"].runner.stats.total
         with open(os.environ["BARE_OUT"], "w") as f:
-            json.dump({"cpu_s": time.process_time() - _t["cpu"], "requests": total.num_requests}, f)
+            json.dump({"cpu_s": _t["cpu_stop"] - _t["cpu"], "requests": total.num_requests}, f)
 
     BODY = json.dumps({"acao": "insert", "idcampanha": "900", "login": "bench", "senha": "bench-senha-0000",
                        "token": "0123456789abcdef0123456789abcdef", "idcrm": "load-bench-1-1",
@@ -79,6 +86,11 @@ BARE = textwrap.dedent("""
         def post(self):
             self.client.post("/api.php", data=BODY, headers={"Content-Type": "application/json"})
 """)
+
+
+def loadavg() -> str:
+    """The 1-minute load average now: the machine is shared, every figure says how busy it was."""
+    return Path("/proc/loadavg").read_text().split()[0]
 
 
 def body_length(body: dict[str, str]) -> int:
@@ -221,6 +233,7 @@ def main() -> int:
     ap.add_argument("--central-seconds", type=int, default=60)
     ap.add_argument("--central-rate", type=float, default=1000)
     ap.add_argument("--skip-central", action="store_true")
+    ap.add_argument("--sweep-only", action="store_true", help="the bare ceiling, then the open-model sweep only")
     a = ap.parse_args()
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     rows: list[str] = []
@@ -239,17 +252,20 @@ def main() -> int:
             if srv.poll() is not None:
                 raise SystemExit(f"nginx did not start: {srv.stderr.read().decode() if srv.stderr else ''}")
             tfile = target_file(tmp, port)
-            common = ["--target", str(tfile), "--no-cleanup", "--max-lost", "1000000000"]
+            # nginx has no SIP side: click-to-call runs on the API alone (no phones to register)
+            common = ["--target", str(tfile), "--no-cleanup", "--max-lost", "1000000000", "--agents", "0"]
             scen: dict[str, float] = {}
             # Pairs run back to back (bare, scenario, then scenario, bare): this machine's other load
             # drifts, and a ratio of neighbours is what stays comparable.
             bares: list[float] = []
-            for name in ("dialer-insert", "click-to-call", "status-polling", "mixed"):
+            for name in () if a.sweep_only else ("dialer-insert", "click-to-call", "status-polling", "mixed"):
                 ratios, rates, cpu_ratios, cpus = [], [], [], []
                 for order in ("bare-first", "scenario-first"):
                     if order == "bare-first":
                         b, b_us = bare_rps(tmp, port, a.users, a.seconds)
-                    code, res = pbx_load(tmp, [name, *common, "--users", str(a.users), "--think-time", "0"], a.seconds)
+                    # all users at once, as the bare loop's -r
+                    args = [name, *common, "--users", str(a.users), "--spawn-rate", str(a.users), "--think-time", "0"]
+                    code, res = pbx_load(tmp, args, a.seconds)
                     assert res["failures"] == 0, (name, res["failures_by_message"])
                     if order == "scenario-first":
                         b, b_us = bare_rps(tmp, port, a.users, a.seconds)
@@ -261,7 +277,7 @@ def main() -> int:
                     cpu_ratios.append(b_us / us)
                     print(
                         f"{name} ({order}): {rates[-1]:.0f} req/s, bare {b:.0f}: {ratios[-1]:.2f}x; CPU "
-                        f"{us:.0f} vs bare {b_us:.0f} µs/req: {cpu_ratios[-1]:.2f}x",
+                        f"{us:.0f} vs bare {b_us:.0f} µs/req: {cpu_ratios[-1]:.2f}x; load average {loadavg()}",
                         flush=True,
                     )
                 scen[name] = sum(rates) / len(rates)
@@ -269,11 +285,14 @@ def main() -> int:
                     f"| {name}, closed model, full validation | {rates[0]:,.0f} / {rates[1]:,.0f} | "
                     f"{bares[-2]:,.0f} / {bares[-1]:,.0f} | {ratios[0]:.2f} / {ratios[1]:.2f} | "
                     f"{cpus[0][1]:.0f} / {cpus[1][1]:.0f} | {cpus[0][0]:.0f} / {cpus[1][0]:.0f} | "
-                    f"**{cpu_ratios[0]:.2f} / {cpu_ratios[1]:.2f}** |"
+                    f"**{cpu_ratios[0]:.2f} / {cpu_ratios[1]:.2f}** | {loadavg()} |"
                 )
+            if a.sweep_only:
+                bares = [bare_rps(tmp, port, a.users, a.seconds)[0] for _ in range(2)]
             own = sum(bares) / len(bares)  # the bare loop's ceiling on this core
+            print(f"bare loop ceiling {own:,.0f} req/s (runs: {', '.join(f'{b:,.0f}' for b in bares)})", flush=True)
             open_rows = []
-            for frac in (0.5, 0.8, 1.3):
+            for frac in (0.5, 0.7, 0.8, 0.9, 1.3):
                 rate = round(own * frac)
                 code, res = pbx_load(tmp, ["dialer-insert", *common, "--rate", str(rate)], a.seconds)
                 g = res["generator"]
@@ -281,15 +300,15 @@ def main() -> int:
                 open_rows.append(
                     f"| {frac:.0%} of {own:,.0f} | {rate:,} | {g['achieved_rate']:,.1f} | "
                     f"{g['cpu_us_per_request']:.0f} | "
-                    f"{g['achieved_ratio']:.4f} | {g['late_ratio']:.2%} | "
-                    f"{res['latency_ms']['p99']:.1f} | {said} (exit {code}) |"
+                    f"{g['achieved_ratio']:.4f} | {g['late'] + g['backlog'] + g['unsent']:,} ({g['late_ratio']:.2%}) | "
+                    f"{res['latency_ms']['p99']:.1f} | {said} (exit {code}) | {loadavg()} |"
                 )
                 print(open_rows[-1], flush=True)
         finally:
             srv.terminate()
             srv.wait(timeout=10)
         central_row = ""
-        if not a.skip_central:
+        if not (a.skip_central or a.sweep_only):
             code, res = pbx_load(
                 tmp,
                 [
@@ -310,24 +329,25 @@ def main() -> int:
                 f"| {a.central_rate:,.0f}/s, {a.central_seconds} s (5 s ramp) | {res['requests']:,} | "
                 f"{res['failures']} | {lost['acknowledged']:,} | **{lost['missing']}** | "
                 f"{g['achieved_rate']:,.1f} | {g['late_ratio']:.2%} | {lat['p50']:.1f} / {lat['p99']:.1f} / "
-                f"{lat['max']:.0f} | {code} |"
+                f"{lat['max']:.0f} | {code} | {loadavg()} |"
             )
             print(central_row, flush=True)
     print(
         "\n| generator (one process, CPU 0) | scenario req/s (two runs) | neighbouring bare loop req/s | x bare "
-        "(req/s) | scenario CPU µs/req | bare CPU µs/req | x bare (CPU: bare µs / scenario µs) |"
-        "\n|---|---|---|---|---|---|---|"
+        "(req/s) | scenario CPU µs/req | bare CPU µs/req | x bare (CPU: bare µs / scenario µs) | load average |"
+        "\n|---|---|---|---|---|---|---|---|"
     )
     print("\n".join(rows))
     print(
         "\n| open model, dialer-insert | asked/s | achieved/s (after ramp) | CPU µs/req | achieved/asked "
-        "| sent >10 ms late (or never) | p99 ms (corrected) | verdict |\n|---|---|---|---|---|---|---|---|"
+        "| sent >10 ms late (or never) | p99 ms (corrected) | verdict | load average |"
+        "\n|---|---|---|---|---|---|---|---|---|"
     )
     print("\n".join(open_rows))
     if central_row:
         print(
             "\n| reference central, open-model dialer-insert | requests | failed | acknowledged | lost "
-            "| achieved/s | late | p50 / p99 / max ms | exit |\n|---|---|---|---|---|---|---|---|---|"
+            "| achieved/s | late | p50 / p99 / max ms | exit | load average |\n|---|---|---|---|---|---|---|---|---|---|"
         )
         print(central_row)
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")

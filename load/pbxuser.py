@@ -117,6 +117,7 @@ class PbxUser(FastHttpUser):
         self._responses: type[CheckedResponse] = type("Checked", (CheckedResponse,), {})
         vars(self.client.client)["response_type"] = self._responses  # this user's agent only, not the class's
         self.open = o.pbx_rate > 0
+        self._no_wait = not o.pbx_think and not o.pbx_max_rate  # closed, no think time: Locust's constant(0)
         self.done = False
         self._last_start = 0.0
         if self.open:
@@ -137,6 +138,8 @@ class PbxUser(FastHttpUser):
     # --- pacing -------------------------------------------------------------------------------
 
     def wait_time(self) -> float:
+        if self._no_wait and not self.open:
+            return 0.0
         if self.open:
             return 0.5 if self.done else 0.0
         o = options()
