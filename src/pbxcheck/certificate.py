@@ -670,8 +670,11 @@ def render(
         ("contract", f"“{CONTRACT_DOCUMENT}” version {CONTRACT_VERSION}, API {API_VERSION} ({CONTRACT_FILE})"),
         ("pbxcheck", info.get("pbxcheck") or __version__),
         ("profile", info.get("profile") or "?"),
-        ("TLS verification", tls),
     ]
+    # A client audit judges the client's TLS (CL-TLS-*), not ours: the run's TLS line would mislead.
+    client_audit = bool(info.get("client_audit"))
+    if not client_audit:
+        meta.append(("TLS verification", tls))
     if info.get("faults"):
         meta.append(("faults switched on", ", ".join(info["faults"])))
     if table.get("require"):
@@ -694,7 +697,7 @@ def render(
         body.append(_clause_html(cid, row, files, evidence))
     counts_line = ", ".join(f"{counts.get(s, 0)} {s.replace('-', ' ')}" for s in ORDER if counts.get(s, 0))
     notes = []
-    if any(r.get("failures") for _, r in rows):
+    if not client_audit and any(r.get("failures") for _, r in rows):
         notes.append(
             "Reproductions read the secrets from the environment: <code>export PBX_SENHA=… PBX_TOKEN=…</code> "
             "(the values in the target file; a check run with the [foreign] token used that one), then paste the curl line."

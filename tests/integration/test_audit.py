@@ -124,6 +124,8 @@ def test_bash_client_ignoring_answers_fails_cl_err_1_and_cl_req_2_with_inicio(tm
     assert rows["CL-REP-1"]["checks"] and rows["CL-REP-1"]["status"] == "passed"
     html = (tmp_path / "client-certificate.html").read_text(encoding="utf-8")
     assert html.index('data-clause="CL-REQ-2"') < html.index('data-clause="CL-TLS-1"')  # failed first
+    # the run certificate's own TLS line and its curl-reproduction note say nothing of a client
+    assert "TLS verification" not in html and "PBX_SENHA" not in html
     assert_no_secret(tmp_path, proc)
 
 

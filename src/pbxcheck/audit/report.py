@@ -181,7 +181,7 @@ def write_reports(
             {"name": "audit central", "url": api_url},
             *([{"name": "phases", "url": phases}] if phases else []),
         ],
-        "tls_verify_api": True,
+        "client_audit": True,
         "profile": "client audit",
         "pbxcheck": __version__,
     }
