@@ -441,14 +441,15 @@ class Engine:
 
     def _apply(self, entry: _Entry, actions: list[ev.Action]) -> None:
         for a in actions:
-            if isinstance(a, ev.Send):
-                self._out.append((entry.bytes_of(a.message), entry.flow))
-            elif isinstance(a, ev.StartTimer):
-                self._set_timer(entry, a.name, a.seconds)
-            elif isinstance(a, ev.CancelTimer):
-                entry.timers.pop(a.name, None)
-            elif isinstance(a, ev.ResponseReceived):
-                assert entry.handle is not None
+            kind = type(a)  # the action classes are final: one identity test each, not isinstance
+            if kind is ev.Send:
+                self._out.append((entry.bytes_of(a.message), entry.flow))  # type: ignore[union-attr]
+            elif kind is ev.StartTimer:
+                self._set_timer(entry, a.name, a.seconds)  # type: ignore[union-attr]
+            elif kind is ev.CancelTimer:
+                entry.timers.pop(a.name, None)  # type: ignore[union-attr]
+            elif kind is ev.ResponseReceived:
+                assert isinstance(a, ev.ResponseReceived) and entry.handle is not None
                 self._events.append(IncomingResponse(entry.handle, a.response))
                 machine = entry.machine
                 if (
@@ -461,16 +462,17 @@ class Engine:
                     machine.release()
                     entry.handle = None
                     entry.wire.clear()
-            elif isinstance(a, ev.RequestReceived):
-                self._events.append(IncomingRequest(a.request, entry.flow))
-            elif isinstance(a, ev.Timeout):
+            elif kind is ev.RequestReceived:
+                self._events.append(IncomingRequest(a.request, entry.flow))  # type: ignore[union-attr]
+            elif kind is ev.Timeout:
+                assert isinstance(a, ev.Timeout)
                 machine = entry.machine
                 if entry.handle is not None:
                     self._events.append(ClientTimedOut(entry.handle, a.timer))
                 elif isinstance(machine, AckWait):
                     self._events.append(AckTimedOut(machine.invite, machine.response))
                 # Timer H (no ACK for our non-2xx final): nothing for the TU to do
-            elif isinstance(a, ev.TransactionTerminated):
+            elif kind is ev.TransactionTerminated:
                 self._remove(entry)
             # TransportFailed: the drivers report no send errors (Flow.send drops on a closed flow)
 

@@ -77,15 +77,23 @@ class Headers:
     lookups are case-insensitive and accept compact forms. Values are unfolded and trimmed."""
 
     items: HeaderPairs = ()
-    _lower: tuple[str, ...] = field(default=(), init=False, repr=False, compare=False)
-    _index: dict[str, tuple[str, ...]] = field(default_factory=dict, init=False, repr=False, compare=False)
+    # built on first lookup (``__getattr__``): a message built only to be sent (a REGISTER, the
+    # central's answers) is serialised from ``items`` and never looked up
+    _lower: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    _index: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._init(tuple((canonical_name(n), v) for n, v in self.items))
 
     def _init(self, items: HeaderPairs) -> None:
-        # _lower keeps positions for the editing methods; _index (lower name -> values in order)
-        # makes every lookup one dict access.
+        self.__dict__["items"] = items
+
+    def __getattr__(self, name: str) -> object:
+        # only for attributes not set: the lookup tables. _lower keeps positions for the editing
+        # methods; _index (lower name -> values in order) makes every lookup one dict access.
+        if name != "_lower" and name != "_index":
+            raise AttributeError(name)
+        items = self.items
         lower = tuple([n.lower() for n, _ in items])
         index: dict[str, tuple[str, ...]] = {}
         get = index.get
@@ -93,7 +101,8 @@ class Headers:
             seen = get(low)
             index[low] = (v,) if seen is None else (*seen, v)
         d = self.__dict__
-        d["items"], d["_lower"], d["_index"] = items, lower, index
+        d["_lower"], d["_index"] = lower, index
+        return d[name]
 
     @classmethod
     def _trusted(cls, items: HeaderPairs) -> Headers:

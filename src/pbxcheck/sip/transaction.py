@@ -222,6 +222,7 @@ _CANCEL = {t: CancelTimer(t) for t in Timer}
 _TIMEOUT = {t: Timeout(t) for t in Timer}
 _FIRED = {t: TimerFired(t) for t in Timer}
 _STARTED: dict[tuple[Timer, float], StartTimer] = {}
+_PLAIN = {t: str(t.value) for t in Timer}  # Timer.X.value goes through the enum's descriptor each time
 
 
 def _status_class(status: int) -> Kind:
@@ -311,7 +312,7 @@ class _Transaction:
             return []
         if seconds == 0:
             return self._run(_TIMER_KIND[name], _FIRED[name])
-        self._interval[name.value] = seconds  # type: ignore[index]  # plain str key: an enum member would make the dict a GC container
+        self._interval[_PLAIN[name]] = seconds  # type: ignore[index]  # plain str key: an enum member would make the dict a GC container
         started = _STARTED.get((name, seconds))
         if started is None:
             started = StartTimer(name, seconds)
