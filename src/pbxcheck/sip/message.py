@@ -77,10 +77,6 @@ class Headers:
     lookups are case-insensitive and accept compact forms. Values are unfolded and trimmed."""
 
     items: HeaderPairs = ()
-    # built on first lookup (``__getattr__``): a message built only to be sent (a REGISTER, the
-    # central's answers) is serialised from ``items`` and never looked up
-    _lower: tuple[str, ...] = field(init=False, repr=False, compare=False)
-    _index: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._init(tuple((canonical_name(n), v) for n, v in self.items))
@@ -88,21 +84,22 @@ class Headers:
     def _init(self, items: HeaderPairs) -> None:
         self.__dict__["items"] = items
 
-    def __getattr__(self, name: str) -> object:
-        # only for attributes not set: the lookup tables. _lower keeps positions for the editing
-        # methods; _index (lower name -> values in order) makes every lookup one dict access.
-        if name != "_lower" and name != "_index":
-            raise AttributeError(name)
-        items = self.items
-        lower = tuple([n.lower() for n, _ in items])
+    # The lookup tables are built on first lookup: a message built only to be sent (a REGISTER, the
+    # central's answers) is serialised from ``items`` and never looked up.
+    @cached_property
+    def _lower(self) -> tuple[str, ...]:
+        """Lower-case names by position, for the editing methods."""
+        return tuple([n.lower() for n, _ in self.items])
+
+    @cached_property
+    def _index(self) -> dict[str, tuple[str, ...]]:
+        """Lower name -> values in order: every lookup is one dict access."""
         index: dict[str, tuple[str, ...]] = {}
         get = index.get
-        for low, (_, v) in zip(lower, items, strict=True):
+        for low, (_, v) in zip(self._lower, self.items, strict=True):
             seen = get(low)
             index[low] = (v,) if seen is None else (*seen, v)
-        d = self.__dict__
-        d["_lower"], d["_index"] = lower, index
-        return d[name]
+        return index
 
     @classmethod
     def _trusted(cls, items: HeaderPairs) -> Headers:
