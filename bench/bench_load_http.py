@@ -30,6 +30,7 @@ import csv
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -233,6 +234,7 @@ def main() -> int:
     ap.add_argument("--central-seconds", type=int, default=60)
     ap.add_argument("--central-rate", type=float, default=1000)
     ap.add_argument("--skip-central", action="store_true")
+    ap.add_argument("--pairs", type=int, default=1, help="bare/scenario pairs per scenario (each pair two runs)")
     ap.add_argument("--sweep-only", action="store_true", help="the bare ceiling, then the open-model sweep only")
     a = ap.parse_args()
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -260,7 +262,7 @@ def main() -> int:
             bares: list[float] = []
             for name in () if a.sweep_only else ("dialer-insert", "click-to-call", "status-polling", "mixed"):
                 ratios, rates, cpu_ratios, cpus = [], [], [], []
-                for order in ("bare-first", "scenario-first"):
+                for order in ("bare-first", "scenario-first") * a.pairs:
                     if order == "bare-first":
                         b, b_us = bare_rps(tmp, port, a.users, a.seconds)
                     # all users at once, as the bare loop's -r
@@ -281,11 +283,16 @@ def main() -> int:
                         flush=True,
                     )
                 scen[name] = sum(rates) / len(rates)
+                n = len(rates)
+
+                def each(values: list[float], fmt: str) -> str:
+                    return " / ".join(format(v, fmt) for v in values)
+
                 rows.append(
-                    f"| {name}, closed model, full validation | {rates[0]:,.0f} / {rates[1]:,.0f} | "
-                    f"{bares[-2]:,.0f} / {bares[-1]:,.0f} | {ratios[0]:.2f} / {ratios[1]:.2f} | "
-                    f"{cpus[0][1]:.0f} / {cpus[1][1]:.0f} | {cpus[0][0]:.0f} / {cpus[1][0]:.0f} | "
-                    f"**{cpu_ratios[0]:.2f} / {cpu_ratios[1]:.2f}** | {loadavg()} |"
+                    f"| {name}, closed model, full validation | {each(rates, ',.0f')} | {each(bares[-n:], ',.0f')} | "
+                    f"{each(ratios, '.2f')} (median {statistics.median(ratios):.2f}) | "
+                    f"{each([c[1] for c in cpus], '.0f')} | {each([c[0] for c in cpus], '.0f')} | "
+                    f"**{each(cpu_ratios, '.2f')} (median {statistics.median(cpu_ratios):.2f})** | {loadavg()} |"
                 )
             if a.sweep_only:
                 bares = [bare_rps(tmp, port, a.users, a.seconds)[0] for _ in range(2)]
@@ -333,7 +340,7 @@ def main() -> int:
             )
             print(central_row, flush=True)
     print(
-        "\n| generator (one process, CPU 0) | scenario req/s (two runs) | neighbouring bare loop req/s | x bare "
+        "\n| generator (one process, CPU 0) | scenario req/s (each run) | neighbouring bare loop req/s | x bare "
         "(req/s) | scenario CPU µs/req | bare CPU µs/req | x bare (CPU: bare µs / scenario µs) | load average |"
         "\n|---|---|---|---|---|---|---|---|"
     )
