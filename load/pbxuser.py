@@ -21,6 +21,7 @@ import re
 import time
 from collections.abc import Callable
 from functools import lru_cache
+from typing import Any
 
 from common import (
     credentials,
@@ -34,6 +35,7 @@ from common import (
     warming_up,
     workers,
 )
+from gevent import getcurrent
 from locust import task
 from locust.contrib.fasthttp import FastHttpUser, FastResponse
 
@@ -59,13 +61,17 @@ class WrongAnswer(ConnectionError):
     LocustBadStatusCode: Locust's request() then records it as the request's failure."""
 
 
+# the check of the request each user greenlet has in flight (a one-item list per user)
+_checks: dict[Any, list[Callable[[bytes], str | None]]] = {}
+
+
 class CheckedResponse(FastResponse):
     """Locust's response, judged where Locust asks it for its status (``raise_for_status``) by the
     check its user set for this request: no catch_response context manager per request, and one
-    request event, fired by Locust itself with the verdict. Each user has its own subclass
-    (:meth:`PbxUser.on_start`), so the check is a class attribute its user sets before each request."""
+    request event, fired by Locust itself with the verdict. The check is found by the greenlet that
+    sent the request (the user's own, where Locust also reads the answer): one class for every user,
+    never changed per request, so the interpreter's specialised attribute lookups on responses hold."""
 
-    check: Callable[[bytes], str | None] = staticmethod(lambda raw: None)
     passed = False
 
     def raise_for_status(self) -> None:
@@ -74,7 +80,7 @@ class CheckedResponse(FastResponse):
             raise error
         raw = self.content or b""
         try:
-            why = type(self).check(raw)
+            why = _checks[getcurrent()][0](raw)
         except Exception as exc:  # a malformed answer is a failure, not a dead user
             why = f"answer not understood ({type(exc).__name__}): {raw[:80]!r}"
         if why is not None:
@@ -114,8 +120,9 @@ class PbxUser(FastHttpUser):
         self._listing_body = json.dumps({"acao": "statusdiscador", "idcampanha": self.campaign, **self.creds})
         self._ramais_body = json.dumps({"acao": "statusramais", **self.creds})
         # this user's answers are judged by the check its request sets (CheckedResponse)
-        self._responses: type[CheckedResponse] = type("Checked", (CheckedResponse,), {})
-        vars(self.client.client)["response_type"] = self._responses  # this user's agent only, not the class's
+        self._check: list[Callable[[bytes], str | None]] = [_check_insert]
+        _checks[getcurrent()] = self._check  # on_start runs in the user's greenlet, as its requests
+        vars(self.client.client)["response_type"] = CheckedResponse  # this user's agent only, not the class's
         self.open = o.pbx_rate > 0
         self._no_wait = not o.pbx_think and not o.pbx_max_rate  # closed, no think time: Locust's constant(0)
         self.done = False
@@ -123,6 +130,9 @@ class PbxUser(FastHttpUser):
         if self.open:
             with warming_up():
                 self._warm_up()
+
+    def on_stop(self) -> None:
+        _checks.pop(getcurrent(), None)
 
     def _warm_up(self) -> None:
         """Open this user's connection (TCP, TLS) before the schedule starts, with a GET the central
@@ -180,7 +190,7 @@ class PbxUser(FastHttpUser):
 
     def _post(self, name: str, body: str, intended: float | None, check: Callable[[bytes], str | None]) -> bytes | None:
         """The answer when it passed ``check``, else None (a failure in Locust's table)."""
-        self._responses.check = check
+        self._check[0] = check
         if intended is None:
             resp = self.client.post("/api.php", data=body, name=name, headers=_HEADERS)
         else:
@@ -248,6 +258,8 @@ def _check_c2c(raw: bytes) -> str | None:
     a = json.loads(raw)
     if isinstance(a, list) and len(a) == 4 and a[:2] == [STATUS, CHAMADA_OK] and _C2C_ID.match(str(a[3])):
         return None
+    if isinstance(a, list) and len(a) == 4:  # the ID differs per call: one failure line per kind, not per call
+        return f"answer {a[:3]!r} with an ID, expected {[STATUS, CHAMADA_OK, ID]!r}"
     return f"answer {raw[:80]!r}"
 
 
