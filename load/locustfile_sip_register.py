@@ -38,6 +38,7 @@ from typing import Any
 
 from common import dispatcher, options, recorder, target
 from locust import User, events, task
+from locust.user.task import LOCUST_STATE_RUNNING
 from pbxuser import PbxUser
 
 from pbxcheck.sip.digest import Challenge, build_authorization
@@ -224,7 +225,7 @@ class SipRegisterUser(User):
         if not self.open:
             self._last_start = time.perf_counter()
             self._measured(None)
-            while self._no_wait:
+            while self._no_wait and self._state == LOCUST_STATE_RUNNING:  # a graceful stop ends it
                 self._measured(None)
             return
         d = dispatcher()

@@ -8,10 +8,9 @@ allows). The parser fills those caches for the headers it validates, so nothing 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Generic, TypeVar, overload
 
 from pbxcheck.sip.errors import BadHeader, BadUri, MissingHeader
 from pbxcheck.sip.grammar import CANONICAL, MULTI_VALUED, canonical_name, split_commas
@@ -69,29 +68,46 @@ REASONS: dict[int, str] = {
 }
 
 HeaderPairs = tuple[tuple[str, str], ...]
-_T = TypeVar("_T")
-
-
-class _once(Generic[_T]):  # noqa: N801 (used as a decorator, like cached_property)
-    """``functools.cached_property`` without its lock (Python 3.11 takes an RLock on every first
-    access: a microsecond per message for the lookup tables of ``Headers``)."""
-
-    def __init__(self, fn: Callable[[Any], _T]) -> None:
-        self.fn = fn
-        self.name = fn.__name__
-
-    @overload
-    def __get__(self, obj: None, owner: type | None = None) -> _once[_T]: ...
-    @overload
-    def __get__(self, obj: object, owner: type | None = None) -> _T: ...
-    def __get__(self, obj: object | None, owner: type | None = None) -> _T | _once[_T]:
-        if obj is None:
-            return self
-        value = obj.__dict__[self.name] = self.fn(obj)
-        return value
-
 
 _KEYS: dict[str, str] = {}  # header name as written -> lookup key (lower-case canonical name)
+
+
+def _build_index(items: HeaderPairs) -> dict[str, tuple[str, ...]]:
+    index: dict[str, tuple[str, ...]] = {}
+    get = index.get
+    for n, v in items:
+        low = n.lower()
+        seen = get(low)
+        index[low] = (v,) if seen is None else (*seen, v)
+    return index
+
+
+class _LazyIndex(Mapping[str, tuple[str, ...]]):
+    """A built message's lookup index, made on first use (it holds the items, not the Headers: no
+    reference cycle for the collector)."""
+
+    __slots__ = ("_items", "_built")
+
+    def __init__(self, items: HeaderPairs) -> None:
+        self._items = items
+        self._built: dict[str, tuple[str, ...]] | None = None
+
+    def _dict(self) -> dict[str, tuple[str, ...]]:
+        if self._built is None:
+            self._built = _build_index(self._items)
+        return self._built
+
+    def __getitem__(self, key: str) -> tuple[str, ...]:
+        return self._dict()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._dict())
+
+    def __len__(self) -> int:
+        return len(self._dict())
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._dict()
 
 
 @dataclass(frozen=True)
@@ -100,36 +116,30 @@ class Headers:
     lookups are case-insensitive and accept compact forms. Values are unfolded and trimmed."""
 
     items: HeaderPairs = ()
+    # lower-case name -> values in order: every lookup is one dict access. A message built to be sent
+    # (a REGISTER, the central's answers) gets a _LazyIndex instead: serialised from ``items``, it is
+    # mostly never looked up, and a parsed one always is (a plain dict, no indirection per lookup).
+    _index: Mapping[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        self._init(tuple((canonical_name(n), v) for n, v in self.items))
-
-    def _init(self, items: HeaderPairs) -> None:
-        self.__dict__["items"] = items
-
-    # The lookup tables are built on first lookup: a message built only to be sent (a REGISTER, the
-    # central's answers) is serialised from ``items`` and never looked up.
-    @_once
-    def _lower(self) -> tuple[str, ...]:
-        """Lower-case names by position, for the editing methods."""
-        return tuple([n.lower() for n, _ in self.items])
-
-    @_once
-    def _index(self) -> dict[str, tuple[str, ...]]:
-        """Lower name -> values in order: every lookup is one dict access."""
-        index: dict[str, tuple[str, ...]] = {}
-        get = index.get
-        for low, (_, v) in zip(self._lower, self.items, strict=True):
-            seen = get(low)
-            index[low] = (v,) if seen is None else (*seen, v)
-        return index
+        items = tuple((canonical_name(n), v) for n, v in self.items)
+        # object.__setattr__, not __dict__[...]: touching __dict__ gives up CPython 3.11's inline
+        # attribute values, and every lookup's attribute loads get slower (~15 ns each)
+        object.__setattr__(self, "items", items)
+        object.__setattr__(self, "_index", _LazyIndex(items))
 
     @classmethod
-    def _trusted(cls, items: HeaderPairs) -> Headers:
-        """For the parser: names already canonical, skip the normalisation pass."""
+    def _trusted(cls, items: HeaderPairs, *, to_send: bool = False) -> Headers:
+        """Names already canonical, skip the normalisation pass. ``to_send``: for the builders, the
+        index made only if someone looks something up (the parser's messages always are)."""
         h = object.__new__(cls)
-        h._init(items)
+        object.__setattr__(h, "items", items)
+        object.__setattr__(h, "_index", _LazyIndex(items) if to_send else _build_index(items))
         return h
+
+    def _positions(self) -> list[str]:
+        """Lower-case names by position, for the editing methods."""
+        return [n.lower() for n, _ in self.items]
 
     @staticmethod
     def _key(name: str) -> str:
@@ -173,7 +183,7 @@ class Headers:
         key = self._key(name)
         out: list[tuple[str, str]] = []
         done = False
-        for (n, v), low in zip(self.items, self._lower, strict=True):
+        for (n, v), low in zip(self.items, self._positions(), strict=True):
             if low == key:
                 if not done:
                     out.append((canonical_name(name), value))
@@ -186,14 +196,14 @@ class Headers:
 
     def without(self, name: str) -> Headers:
         key = self._key(name)
-        return Headers._trusted(tuple(p for p, low in zip(self.items, self._lower, strict=True) if low != key))
+        return Headers._trusted(tuple(p for p, low in zip(self.items, self._positions(), strict=True) if low != key))
 
     def add(self, name: str, value: str, *, first: bool = False) -> Headers:
         """Append a line; ``first=True`` puts it before the first line of the same name (a proxy's Via)."""
         pair = (canonical_name(name), value)
         if first:
             key = self._key(name)
-            for i, low in enumerate(self._lower):
+            for i, low in enumerate(self._positions()):
                 if low == key:
                     return Headers._trusted(self.items[:i] + (pair,) + self.items[i:])
         return Headers._trusted(self.items + (pair,))
@@ -394,7 +404,7 @@ def make_request(
     pairs.extend((canonical_name(n), v) for n, v in headers)
     if content_type is not None:
         pairs.append(("Content-Type", content_type))
-    return Request(method, str(uri), Headers._trusted(tuple(pairs)), body)  # names canonical, as above
+    return Request(method, str(uri), Headers._trusted(tuple(pairs), to_send=True), body)  # names canonical, as above
 
 
 def make_response(
@@ -428,7 +438,7 @@ def make_response(
     if content_type is not None:
         pairs.append(("Content-Type", content_type))
     reason = reason if reason is not None else REASONS.get(status, "Unknown")
-    return Response(status, reason, Headers._trusted(tuple(pairs)), body)  # names canonical, as above
+    return Response(status, reason, Headers._trusted(tuple(pairs), to_send=True), body)  # names canonical, as above
 
 
 def _lacks_tag(request: Request) -> bool:
