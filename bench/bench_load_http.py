@@ -13,10 +13,10 @@ open model's rate keeping, against a canned nginx target; then the reference-cen
    posting one fixed insert body with no check, and each HTTP scenario (closed model, no think time,
    the same users, every answer validated), in pairs run back to back (bare then scenario, scenario
    then bare). Ratio = scenario req/s / its neighbouring bare loop's (target >= 0.9).
-3. The open model (dialer-insert, ``--rate``) at 50, 70, 80 and 90 % of the bare loop's ceiling (the
-   mean of its runs: achieved rate within 1 % of the asked one up to 80 %, requests sent >10 ms late
-   counted per step) and at 130 % (it must say it could not keep up). ``--sweep-only``: the bare loop
-   twice for the ceiling, then this sweep alone (no closed-model pairs, no central).
+3. The open model (dialer-insert, ``--rate``) at 50, 70, 80 and 90 % of the bare loop's ceiling (a
+   bare run just before each step: achieved rate within 1 % of the asked one up to 80 %, requests
+   sent >10 ms late counted per step) and at 130 % (it must say it could not keep up). ``--sweep-only``: this sweep
+   alone (no closed-model pairs, no central).
 4. The reference central (pinned to CPU 1, the generator to CPU 0): a ``--central-seconds`` open-model
    dialer-insert at ``--central-rate`` inserts/s; every acknowledged insert must be listed (lost 0).
 
@@ -235,7 +235,7 @@ def main() -> int:
     ap.add_argument("--central-rate", type=float, default=1000)
     ap.add_argument("--skip-central", action="store_true")
     ap.add_argument("--pairs", type=int, default=1, help="bare/scenario pairs per scenario (each pair two runs)")
-    ap.add_argument("--sweep-only", action="store_true", help="the bare ceiling, then the open-model sweep only")
+    ap.add_argument("--sweep-only", action="store_true", help="the open-model sweep only (a bare run before each step)")
     a = ap.parse_args()
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     rows: list[str] = []
@@ -294,12 +294,10 @@ def main() -> int:
                     f"{each([c[1] for c in cpus], '.0f')} | {each([c[0] for c in cpus], '.0f')} | "
                     f"**{each(cpu_ratios, '.2f')} (median {statistics.median(cpu_ratios):.2f})** | {loadavg()} |"
                 )
-            if a.sweep_only:
-                bares = [bare_rps(tmp, port, a.users, a.seconds)[0] for _ in range(2)]
-            own = sum(bares) / len(bares)  # the bare loop's ceiling on this core
-            print(f"bare loop ceiling {own:,.0f} req/s (runs: {', '.join(f'{b:,.0f}' for b in bares)})", flush=True)
             open_rows = []
             for frac in (0.5, 0.7, 0.8, 0.9, 1.3):
+                # the ceiling measured just before each step: the machine's other load drifts within minutes
+                own = bare_rps(tmp, port, a.users, a.seconds)[0]
                 rate = round(own * frac)
                 code, res = pbx_load(tmp, ["dialer-insert", *common, "--rate", str(rate)], a.seconds)
                 g = res["generator"]
