@@ -16,7 +16,9 @@ drives 64*T1 of retransmissions in microseconds. Every public call first fires t
 ``now``: a transaction whose Timer J ran out is gone *before* a new request is matched (§17.2.2),
 even if the runner had not yet woken up for that timer.
 
-Matching (§17.1.3, §17.2.3) is ``transaction.client_key`` / ``server_key``. What the engine hands
+Matching (§17.1.3, §17.2.3) is ``transaction.client_key`` / ``server_key``; a lazy engine
+(``lazy_responses=True``, the load generator's) reads a response's key off its header text
+(``parser.response_key``) and parses the rest only when the TU asks. What the engine hands
 up (frozen dataclasses below): a new request (:class:`IncomingRequest`, including the ACK of a 2xx
 and CANCEL), a response a client transaction passes up (:class:`IncomingResponse`), a client
 transaction's Timer B/F (:class:`ClientTimedOut`), a 2xx never ACKed (:class:`AckTimedOut`), a
