@@ -253,7 +253,7 @@ class Engine:
         self._events.append(StrayResponse(resp, flow))
 
     def _on_request(self, req: Request, flow: Flow) -> None:
-        key = server_key_of(req)
+        key = server_key(req)
         entry = self._servers.get(key)
         if entry is not None:
             # a retransmission, or the ACK of a non-2xx (§17.2.3: ACK matches as INVITE)
@@ -301,7 +301,7 @@ class Engine:
         """Answer ``req`` through its server transaction (statelessly when it is gone); a 2xx to an
         INVITE is then retransmitted by the UAS core until the ACK (§13.3.1.4)."""
         self._advance(now)
-        entry = self._servers.get(server_key_of(req)) if req.method != "ACK" else None
+        entry = self._servers.get(server_key(req)) if req.method != "ACK" else None
         if entry is not None and entry.alive:
             assert isinstance(entry.machine, ServerTransaction)
             entry.timers.pop("abandon", None)  # answered: the table's own timers take over

@@ -38,6 +38,7 @@ from pbxcheck.sip.events import (
     TransportError,
     TransportFailed,
 )
+from pbxcheck.sip.headers import MAGIC_COOKIE
 from pbxcheck.sip.ids import new_branch as new_branch  # alias: the one generator is ids.py
 from pbxcheck.sip.message import Headers, Message, Request, Response, make_response
 
@@ -490,8 +491,9 @@ def server_key(request: Request, method: str | None = None) -> tuple[str, ...]:
             return cached  # type: ignore[no-any-return]
     via = request.top_via
     m = method or ("INVITE" if request.method == "ACK" else request.method)
-    if via.rfc3261_branch:
-        key: tuple[str, ...] = ("3261", via.branch or "", via.host.lower(), str(via.port or ""), m)
+    branch = via.branch  # read once: Via.rfc3261_branch's test, inlined
+    if branch is not None and branch.startswith(MAGIC_COOKIE) and len(branch) > len(MAGIC_COOKIE):
+        key: tuple[str, ...] = ("3261", branch, via.host.lower(), str(via.port or ""), m)
     else:
         key = ("2543", request.uri, request.from_.tag or "", request.call_id, str(request.cseq.number), str(via), m)
     if method is None:
