@@ -227,6 +227,30 @@ def pbx_load(tmp: Path, args: list[str], seconds: int, cpu: str = "0") -> tuple[
     return proc.returncode, json.loads(path.read_text())
 
 
+def concurrent_rows(tmp: Path, port: int, common: list[str], a: argparse.Namespace) -> list[str]:
+    """``--concurrent``: the bare loop and a scenario at the same time on CPU 0. The core's share is
+    split between them whatever else runs, so their CPU per request (each process's own time over
+    its own requests) meet the same interference; the req/s of the two are not comparable (the
+    scenario's Locust starts about a second later and has the core alone at its end)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rows = []
+    for name in ("dialer-insert", "click-to-call", "status-polling", "mixed"):
+        for _ in range(a.pairs):
+            args = [name, *common, "--users", str(a.users), "--spawn-rate", str(a.users), "--think-time", "0"]
+            with ThreadPoolExecutor(2) as pool:
+                bare = pool.submit(bare_rps, tmp, port, a.users, a.seconds)
+                scenario = pool.submit(pbx_load, tmp, args, a.seconds)
+                b_us, res = bare.result()[1], scenario.result()[1]
+            assert res["failures"] == 0, (name, res["failures_by_message"])
+            us = res["generator"]["cpu_us_per_request"]
+            rows.append(
+                f"| {name}, concurrent with the bare loop on CPU 0 | {us:.0f} | {b_us:.0f} | **{b_us / us:.2f}** | {loadavg()} |"
+            )
+            print(rows[-1], flush=True)
+    return rows
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=int, default=15)
@@ -235,6 +259,11 @@ def main() -> int:
     ap.add_argument("--central-rate", type=float, default=1000)
     ap.add_argument("--skip-central", action="store_true")
     ap.add_argument("--pairs", type=int, default=1, help="bare/scenario pairs per scenario (each pair two runs)")
+    ap.add_argument(
+        "--concurrent",
+        action="store_true",
+        help="each scenario at the same time as a bare loop on CPU 0 (CPU per request)",
+    )
     ap.add_argument("--sweep-only", action="store_true", help="the open-model sweep only (a bare run before each step)")
     a = ap.parse_args()
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -260,7 +289,11 @@ def main() -> int:
             # Pairs run back to back (bare, scenario, then scenario, bare): this machine's other load
             # drifts, and a ratio of neighbours is what stays comparable.
             bares: list[float] = []
-            for name in () if a.sweep_only else ("dialer-insert", "click-to-call", "status-polling", "mixed"):
+            if a.concurrent:
+                rows += concurrent_rows(tmp, port, common, a)
+            for name in (
+                () if a.sweep_only or a.concurrent else ("dialer-insert", "click-to-call", "status-polling", "mixed")
+            ):
                 ratios, rates, cpu_ratios, cpus = [], [], [], []
                 for order in ("bare-first", "scenario-first") * a.pairs:
                     if order == "bare-first":
@@ -295,7 +328,7 @@ def main() -> int:
                     f"**{each(cpu_ratios, '.2f')} (median {statistics.median(cpu_ratios):.2f})** | {loadavg()} |"
                 )
             open_rows = []
-            for frac in (0.5, 0.7, 0.8, 0.9, 1.3):
+            for frac in () if a.concurrent else (0.5, 0.7, 0.8, 0.9, 1.3):
                 # the ceiling measured just before each step: the machine's other load drifts within minutes
                 own = bare_rps(tmp, port, a.users, a.seconds)[0]
                 rate = round(own * frac)
@@ -313,7 +346,7 @@ def main() -> int:
             srv.terminate()
             srv.wait(timeout=10)
         central_row = ""
-        if not (a.skip_central or a.sweep_only):
+        if not (a.skip_central or a.sweep_only or a.concurrent):
             code, res = pbx_load(
                 tmp,
                 [
@@ -337,6 +370,13 @@ def main() -> int:
                 f"{lat['max']:.0f} | {code} | {loadavg()} |"
             )
             print(central_row, flush=True)
+    if a.concurrent:
+        print(
+            "\n| generator | scenario CPU µs/req | bare CPU µs/req | x bare (CPU: bare µs / scenario µs) | load average |"
+            "\n|---|---|---|---|---|"
+        )
+        print("\n".join(rows))
+        return 0
     print(
         "\n| generator (one process, CPU 0) | scenario req/s (each run) | neighbouring bare loop req/s | x bare "
         "(req/s) | scenario CPU µs/req | bare CPU µs/req | x bare (CPU: bare µs / scenario µs) | load average |"
