@@ -36,7 +36,20 @@ from pbxcheck.sip.errors import SipParseError
 from pbxcheck.sip.flow import Flow
 from pbxcheck.sip.message import Headers, Message, Request, Response, to_bytes
 from pbxcheck.sip.parser import parse_message, response_key
-from pbxcheck.sip.transaction import T1, T2, T4, ClientTransaction, ServerTransaction, State, client_key, server_key
+from pbxcheck.sip.transaction import (
+    SERVER_NON_INVITE,
+    T1,
+    T2,
+    T4,
+    ClientTransaction,
+    Kind,
+    ServerTransaction,
+    State,
+    Timer,
+    client_key,
+    duration,
+    server_key,
+)
 from pbxcheck.sip.uas_core import AckWait
 
 __all__ = [
@@ -70,6 +83,36 @@ _TICK = 64.0
 # completed transactions (Timer J); with the parsed Response and its Headers each kept four more
 # objects for the garbage collector to walk (bench_sip_register: ~20 µs CPU per REGISTER).
 _SENT = Response(0, "sent", Headers(()), b"")
+
+
+def _answered_at_once_rows() -> bool:
+    """Whether figure 8's table still says what the engine's short path for a non-INVITE server
+    transaction does (checked at import: change a row and the engine runs every one on the table).
+
+    The short path, for the common request a TU answers with a final response before anything else
+    happens (every REGISTER, OPTIONS, BYE...): Init -> Trying passes the request up; a retransmission
+    in Trying is absorbed; the final response is sent and Timer J started (Completed); in Completed a
+    retransmission gets the final response's bytes again, an answer is ignored, and Timer J ends it.
+    The engine then keeps a key, the flow, those bytes and Timer J (``_Entry.lite``), not a machine;
+    anything else (a provisional first) turns it into a real ``ServerTransaction`` in Trying."""
+    S, K = State, Kind
+    final = (S.COMPLETED, ["send_response", "start:J"])
+    return (
+        _row(S.INIT, K.START) == (S.TRYING, ["pass_request"])
+        and _row(S.TRYING, K.REQUEST) == (S.TRYING, [])
+        and _row(S.TRYING, K.SEND_2XX) == _row(S.TRYING, K.SEND_FINAL) == final
+        and _row(S.COMPLETED, K.REQUEST) == (S.COMPLETED, ["resend_response"])
+        and _row(S.COMPLETED, K.TIMER_J) == (S.TERMINATED, ["terminated"])
+        and all(_row(S.COMPLETED, k) is None for k in (K.SEND_1XX, K.SEND_2XX, K.SEND_FINAL))
+    )
+
+
+def _row(state: State, kind: Kind) -> tuple[State, list[str]] | None:
+    row = SERVER_NON_INVITE.get((state, kind))
+    return None if row is None else (row[0], [str(op) for op in row[1]])
+
+
+_SHORT_PATH = _answered_at_once_rows()
 
 
 # --- events out -----------------------------------------------------------------------------------
@@ -150,7 +193,7 @@ class _Entry:
     (A plain slotted class: one is made per transaction, and a dataclass's default factories cost
     a REGISTER flood a microsecond each.)"""
 
-    __slots__ = ("machine", "flow", "handle", "handle_id", "timers", "wire", "alive", "memo_key")
+    __slots__ = ("machine", "flow", "handle", "handle_id", "timers", "wire", "alive", "memo_key", "lite", "key")
 
     def __init__(
         self,
@@ -170,6 +213,10 @@ class _Entry:
         self.wire: dict[int, bytes] = {} if wire is None else wire  # id(message) -> bytes: serialise once
         self.alive = True
         self.memo_key = memo_key  # an ACK memo's (Call-ID, CSeq number)
+        # a non-INVITE server transaction on the short path (see _answered_at_once_rows): its
+        # state (Trying or Completed) and server key; None for every machine-backed entry
+        self.lite: State | None = None
+        self.key: tuple[str, ...] = ()
 
     def bytes_of(self, msg: Message) -> bytes:
         data = self.wire.get(id(msg))
@@ -190,6 +237,7 @@ class Engine:
         t4: float = T4,
         server_max: int = SERVER_MAX,
         lazy_responses: bool = False,
+        short_path: bool = True,
     ) -> None:
         self.t1, self.t2, self.t4 = t1, t2, t4
         self.server_max = server_max
@@ -197,6 +245,10 @@ class Engine:
         # handed up without parsing From, To, Contact or the Via (its properties parse on first use,
         # and a malformed one raises then, not here); one matching nothing is parsed in full as before
         self.lazy_responses = lazy_responses
+        # short_path: a non-INVITE server transaction answered with a final response at once is
+        # held as its key, flow, response bytes and Timer J until something else happens (False:
+        # a ServerTransaction from the start, what a test compares the short path against)
+        self.short_path = short_path and _SHORT_PATH
         self._clients: dict[tuple[str, ...], _Entry] = {}
         self._servers: dict[tuple[str, ...], _Entry] = {}
         self._ack_waits: dict[tuple[str, int], _Entry] = {}
@@ -256,6 +308,10 @@ class Engine:
         key = server_key(req)
         entry = self._servers.get(key)
         if entry is not None:
+            if entry.lite is not None:  # figure 8 on the short path: Trying absorbs, Completed resends
+                if entry.lite is State.COMPLETED:
+                    self._out.append((entry.wire[0], entry.flow))
+                return
             # a retransmission, or the ACK of a non-2xx (§17.2.3: ACK matches as INVITE)
             assert isinstance(entry.machine, ServerTransaction)
             self._apply(entry, entry.machine.handle(ev.RequestIn(req)))
@@ -269,18 +325,30 @@ class Engine:
             if req.method == "ACK":
                 self._events.append(IncomingRequest(req, flow))  # no one waits: the TU decides
                 return
+        if self.short_path and req.method != "INVITE":
+            # Init -> Trying (pass the request up) without a machine; the TU's answer decides
+            entry = _Entry(None, flow)
+            entry.lite = State.TRYING
+            entry.key = key
+            self._add_server(key, entry)
+            self._set_timer(entry, "abandon", 64 * self.t1)
+            self._events.append(IncomingRequest(req, flow))
+            return
         tx = ServerTransaction(req, reliable=flow.reliable, t1=self.t1, t2=self.t2, t4=self.t4, auto_trying=False)
         entry = _Entry(tx, flow)
-        self._servers[key] = entry
-        if len(self._servers) > self.server_max:
-            for old in list(self._servers)[: self.server_max // 4]:
-                self._drop(self._servers.pop(old))
+        self._add_server(key, entry)
         if not tx.is_invite:
             # not an RFC timer: a request the TU never answers is forgotten after 64*T1, as every
             # other transaction is by then (an INVITE is in Proceeding and waits for its answer)
             self._set_timer(entry, "abandon", 64 * self.t1)
         self._apply(entry, tx.start())
         tx.release_request()  # the TU has it; only the key and the last response stay (GC cost)
+
+    def _add_server(self, key: tuple[str, ...], entry: _Entry) -> None:
+        self._servers[key] = entry
+        if len(self._servers) > self.server_max:
+            for old in list(self._servers)[: self.server_max // 4]:
+                self._drop(self._servers.pop(old))
 
     # --- output -------------------------------------------------------------------------------------
 
@@ -302,6 +370,17 @@ class Engine:
         INVITE is then retransmitted by the UAS core until the ACK (§13.3.1.4)."""
         self._advance(now)
         entry = self._servers.get(server_key(req)) if req.method != "ACK" else None
+        if entry is not None and entry.lite is not None:
+            if entry.lite is State.COMPLETED:
+                return  # figure 8 has no answer in Completed: ignored
+            if resp.status >= 200:
+                self._complete_lite(entry, to_bytes(resp))
+                return
+            # a provisional first: from here on the table runs it, in Trying as the short path left it
+            entry.machine = ServerTransaction.answerless(
+                entry.key, reliable=entry.flow.reliable, t1=self.t1, t2=self.t2, t4=self.t4
+            )
+            entry.lite = None
         if entry is not None and entry.alive:
             assert isinstance(entry.machine, ServerTransaction)
             entry.timers.pop("abandon", None)  # answered: the table's own timers take over
@@ -321,6 +400,22 @@ class Engine:
             w = _Entry(wait, flow)
             self._ack_waits[wait.key] = w
             self._apply(w, wait.start())
+
+    def _complete_lite(self, entry: _Entry, data: bytes) -> None:
+        """Trying -> Completed on the TU's final answer: send it, start Timer J (figure 8)."""
+        self._out.append((data, entry.flow))
+        abandon = entry.timers.pop("abandon", None)
+        seconds = duration(Timer.J, reliable=entry.flow.reliable, t1=self.t1, t4=self.t4)
+        if not seconds:  # reliable: J is zero, Completed ends at once
+            self._remove(entry)
+            return
+        entry.lite = State.COMPLETED
+        entry.wire = {0: data}
+        deadline = self._deadline("J", seconds)
+        if deadline == abandon:  # the entry already sits in that deadline's bucket
+            entry.timers["J"] = deadline
+        else:
+            self._set_timer(entry, "J", seconds)
 
     def send_ack(self, ack: Request, flow: Flow, now: float) -> None:
         """Send the ACK for a 2xx (a transaction of its own, §17.1.1.3) and answer the 2xx's
@@ -423,17 +518,23 @@ class Engine:
         if name == "forget":  # an ACK memo ran out
             self._forget_ack(entry)
         elif name == "abandon":
-            if isinstance(machine, ServerTransaction) and machine.state is State.TRYING:
+            if entry.lite is State.TRYING or (isinstance(machine, ServerTransaction) and machine.state is State.TRYING):
                 self._remove(entry)
+        elif entry.lite is not None:  # Timer J in Completed: Terminated
+            self._remove(entry)
         elif machine is not None:
             self._apply(entry, machine.handle(ev.TimerFired(name)))
 
-    def _set_timer(self, entry: _Entry, name: str, seconds: float) -> None:
+    def _deadline(self, name: str, seconds: float) -> float:
         deadline = self._now + seconds
         if name in _COARSE:
-            deadline = float(math.ceil(deadline))
-        elif name in _TIMEOUTS:
-            deadline = math.ceil(deadline * _TICK) / _TICK
+            return float(math.ceil(deadline))
+        if name in _TIMEOUTS:
+            return math.ceil(deadline * _TICK) / _TICK
+        return deadline
+
+    def _set_timer(self, entry: _Entry, name: str, seconds: float) -> None:
+        deadline = self._deadline(name, seconds)
         entry.timers[str(name)] = deadline  # plain str (a Timer member would make the dict a GC container)
         bucket = self._buckets.get(deadline)
         if bucket is None:
@@ -480,7 +581,9 @@ class Engine:
 
     def _remove(self, entry: _Entry) -> None:
         machine = entry.machine
-        if isinstance(machine, ClientTransaction):
+        if entry.lite is not None:
+            table, key = self._servers, entry.key
+        elif isinstance(machine, ClientTransaction):
             table, key = self._clients, machine.key
         elif isinstance(machine, ServerTransaction):
             table, key = self._servers, machine.key

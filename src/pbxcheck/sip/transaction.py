@@ -235,6 +235,22 @@ def _status_class(status: int) -> Kind:
 _SEND_CLASS = {K.R1XX: K.SEND_1XX, K.R2XX: K.SEND_2XX, K.FINAL: K.SEND_FINAL}
 
 
+def duration(name: Timer, *, reliable: bool, t1: float = T1, t4: float = T4) -> float | None:
+    """How long timer ``name`` runs. None: not started (retransmission timers on reliable
+    transports); 0: fires at once. RFC 3261 17.1.1.2 (A, B, D), 17.1.2.2 (E, F, K), 17.2.1 (G, H,
+    I), 17.2.2 (J); table 4."""
+    unreliable = not reliable
+    if name in (Tm.B, Tm.F, Tm.H):
+        return 64 * t1
+    if name in (Tm.A, Tm.E, Tm.G):
+        return t1 if unreliable else None
+    if name is Tm.D:
+        return 32.0 if unreliable else 0.0  # "at least 32 seconds for unreliable transports"
+    if name is Tm.J:
+        return 64 * t1 if unreliable else 0.0
+    return t4 if unreliable else 0.0  # I, K
+
+
 class _Transaction:
     # slots: a registrar keeps 64*T1 of completed transactions; no per-object dict for the GC to walk
     __slots__ = ("table", "request", "reliable", "t1", "t2", "t4", "state", "last_response", "_interval", "is_invite")
@@ -295,18 +311,7 @@ class _Transaction:
 
     # --- timers ---
     def _duration(self, name: Timer) -> float | None:
-        """None: not started (retransmission timers on reliable transports); 0: fires at once.
-        RFC 3261 17.1.1.2 (A, B, D), 17.1.2.2 (E, F, K), 17.2.1 (G, H, I), 17.2.2 (J); table 4."""
-        unreliable = not self.reliable
-        if name in (Tm.B, Tm.F, Tm.H):
-            return 64 * self.t1
-        if name in (Tm.A, Tm.E, Tm.G):
-            return self.t1 if unreliable else None
-        if name is Tm.D:
-            return 32.0 if unreliable else 0.0  # "at least 32 seconds for unreliable transports"
-        if name is Tm.J:
-            return 64 * self.t1 if unreliable else 0.0
-        return self.t4 if unreliable else 0.0  # I, K
+        return duration(name, reliable=self.reliable, t1=self.t1, t4=self.t4)
 
     def _start_timer(self, name: Timer, seconds: float | None) -> list[Action]:
         if seconds is None:
@@ -419,6 +424,26 @@ class ServerTransaction(_Transaction):
     @property
     def key(self) -> tuple[str, ...]:
         return self._key
+
+    @classmethod
+    def answerless(
+        cls, key: tuple[str, ...], *, reliable: bool, t1: float = T1, t2: float = T2, t4: float = T4
+    ) -> ServerTransaction:
+        """A non-INVITE server transaction in Trying whose request was already passed up and let go
+        of (as ``start()`` then ``release_request()`` leave it): the engine makes one only when its
+        TU's first answer is a provisional, having kept the unanswered request as a key alone."""
+        tx = cls.__new__(cls)
+        tx.request = None  # type: ignore[assignment]
+        tx.reliable = reliable
+        tx.t1, tx.t2, tx.t4 = t1, t2, t4
+        tx.state = State.TRYING
+        tx.last_response = None
+        tx._interval = {}
+        tx.is_invite = False
+        tx.table = SERVER_NON_INVITE
+        tx.auto_trying = False
+        tx._key = key
+        return tx
 
     def release_request(self) -> None:
         """Let go of the request once started: from then on the machine needs only its key and its
