@@ -1,7 +1,8 @@
 """The SIP load generator's own CPU per authenticated registration, against SIPp's (issue 11).
 
     /work/main/.venv/bin/python bench/bench_sip_load.py --sipp /tmp/sippbuild/src/build/sipp
-        [--seconds 15] [--rate 1000] [--saturate-users 64] [--runs 1] [--transport udp] [--markdown]
+        [--seconds 15] [--rate 1000] [--saturate-users 64] [--runs 1] [--transport udp]
+        [--driver multiplex|per-user] [--markdown]
 
 Both generators run the same flow against the same Kamailio registrar (``pbxcheck.peers.kamailio``,
 digest auth, MD5 qop=auth, a fresh nonce per 401) on loopback, in the same run, one after the other,
@@ -12,7 +13,8 @@ pinned to the same core (``taskset -c 1``) with every Kamailio process pinned to
   and passwords from an injection file, one UDP socket (``-t u1``) or one TCP connection (``-t t1``);
   its CPU is the process's user+system time from ``wait4`` (its start-up included: a few ms);
 - ``pbxcheck load sip-register`` in fresh mode (``$PBXCHECK_SIP_MODE=fresh``), headless, one
-  process; its CPU is ``generator.cpu_s`` of result.json (the Locust process's time from the test's
+  process, on the multiplexed driver (one socket and one engine for every registration; ``--driver
+  per-user`` for the former socket and blocking runner per user, ``$PBXCHECK_SIP_DRIVER``); its CPU is ``generator.cpu_s`` of result.json (the Locust process's time from the test's
   start to its quit, Locust's imports and start-up excluded).
 
 Two phases, each bounded (``--seconds``), each for both generators:
@@ -144,9 +146,11 @@ def run_sipp(
     return Figures("SIPp", ok, failed + missing, wall, usage.ru_utime + usage.ru_stime)
 
 
-def run_pbxcheck(tpath: Path, work: Path, transport: str, mode: str, args: list[str], seconds: int) -> Figures:
+def run_pbxcheck(
+    tpath: Path, work: Path, transport: str, mode: str, args: list[str], seconds: int, driver: str = "multiplex"
+) -> Figures:
     reports = work / "reports"
-    env = {**os.environ, "PBXCHECK_SIP_MODE": mode, "PBXCHECK_SIP_TRANSPORT": transport}
+    env = {**os.environ, "PBXCHECK_SIP_MODE": mode, "PBXCHECK_SIP_TRANSPORT": transport, "PBXCHECK_SIP_DRIVER": driver}
     cmd = [
         "taskset",
         "-c",
@@ -173,7 +177,8 @@ def run_pbxcheck(tpath: Path, work: Path, transport: str, mode: str, args: list[
     span = res["settings"]["run_time_s"] if res["model"] == "open" else res["requests"] / res["locust"]["rps"]
     for message in res["failures_by_message"][:3]:
         print(f"    pbxcheck failure: {message}")
-    return Figures(f"pbxcheck {mode}", res["requests"], res["failures"], span, gen["cpu_s"])
+    who = f"pbxcheck {mode}" if driver == "multiplex" else f"pbxcheck {mode} {driver}"
+    return Figures(who, res["requests"], res["failures"], span, gen["cpu_s"])
 
 
 def show(phase: str, sipp: Figures, pbx: Figures, rows: list[str]) -> None:
@@ -198,6 +203,12 @@ def main() -> int:
     ap.add_argument("--saturate-users", type=int, default=64, help="saturation phase: in flight (0: skip)")
     ap.add_argument("--transport", choices=("udp", "tcp"), default="udp")
     ap.add_argument("--mode", choices=("fresh", "refresh"), default="fresh", help="pbxcheck's mode")
+    ap.add_argument(
+        "--driver",
+        choices=("multiplex", "per-user"),
+        default="multiplex",
+        help="pbxcheck's SIP driver ($PBXCHECK_SIP_DRIVER; TCP is always per-user)",
+    )
     ap.add_argument("--extensions", type=int, default=200)
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--markdown", action="store_true", help="also print a table for bench/RESULTS.md")
@@ -230,7 +241,7 @@ def main() -> int:
                     limit=max(100, int(a.rate)),
                     timeout=a.seconds + 30,
                 )
-                p = run_pbxcheck(tpath, work, a.transport, a.mode, ["--rate", f"{a.rate:g}"], a.seconds)
+                p = run_pbxcheck(tpath, work, a.transport, a.mode, ["--rate", f"{a.rate:g}"], a.seconds, a.driver)
                 show(f"run {run}: {a.rate:g}/s", s, p, rows)
                 failures += s.failures + p.failures
             if a.saturate_users:
@@ -253,6 +264,7 @@ def main() -> int:
                     a.mode,
                     ["--users", str(n), "--spawn-rate", str(n), "--think-time", "0"],
                     a.seconds,
+                    a.driver,
                 )
                 show(f"run {run}: saturated, {n} in flight", s, p, rows)
                 failures += s.failures + p.failures

@@ -1,11 +1,19 @@
 """SIP registration load: each Locust user is one extension registering with digest over UDP or TCP.
 
-A custom User (not HTTP) on the one SIP engine: its transactions run in ``sip.engine`` through the
-blocking runner ``sip.sync.BlockingEndpoint`` (retransmissions over UDP, Timer F, response
-matching), which gevent makes cooperative; its REGISTERs come from the core's one builder
-(``sip.register.make_register``) and its Authorization from ``sip.digest``. Each registration fires
-one Locust request event, so SIP shows in the same stats, thresholds and result.json (the
-generator's CPU per registration included) as the HTTP scenarios.
+Two drivers (``$PBXCHECK_SIP_DRIVER``), both on the one SIP engine (``sip.engine``: retransmissions
+over UDP, Timer F, response matching), REGISTERs from the core's one builder
+(``sip.register.make_register``), Authorization from ``sip.digest``:
+
+- ``multiplex`` (default, UDP only; ``sip_driver``): SIPp's architecture. One UDP socket and one
+  engine serve every user of the process; one greenlet reads the socket in batches and hands each
+  final response to its extension's callback state machine (``sip_driver.Binding``). In the closed
+  model with no think time a registration's end starts the next one from that callback (no greenlet
+  switch per registration); otherwise the user parks until its registration ends.
+- ``per-user`` (and always over TCP): each user has its own connection and blocking runner
+  (``sip.sync.BlockingEndpoint``), which gevent makes cooperative, and waits per message.
+
+Each registration fires one Locust request event, so SIP shows in the same stats, thresholds and
+result.json (the generator's CPU per registration included) as the HTTP scenarios.
 
 Two modes (``$PBXCHECK_SIP_MODE``):
 
@@ -22,9 +30,9 @@ process's dispatcher and measures latency from each slot, the closed model think
 
 Per-registration cost is kept low without leaving the engine (bench/bench_sip_load.py measures it
 against SIPp): everything constant for a user (Request-URI, address of record, Contact, Call-ID,
-From tag) is made once and handed to the builder as its options, a UDP user's
-socket is connected (the kernel filters other senders), nothing is logged per message, and what the
-engines keep alive is frozen out of the collector's sight once a second.
+From tag) is made once and handed to the builder as its options, a UDP socket is connected (the
+kernel filters other senders), nothing is logged per message, and what the engine keeps alive is
+frozen out of the collector's sight once a second.
 """
 
 from __future__ import annotations
@@ -40,31 +48,46 @@ from common import dispatcher, options, recorder, target
 from locust import User, events, task
 from locust.user.task import LOCUST_STATE_RUNNING
 from pbxuser import PbxUser
+from sip_driver import Binding, Multiplexer, RegistrationFailed, authorization, challenge_of, register_options
 
-from pbxcheck.sip.digest import Challenge, build_authorization
+from pbxcheck.sip.digest import Challenge
 from pbxcheck.sip.drivers.blocking import BlockingTcp
-from pbxcheck.sip.ids import new_call_id, new_tag
 from pbxcheck.sip.message import Response
 from pbxcheck.sip.register import make_register
 from pbxcheck.sip.sync import BlockingEndpoint
 
 MODES = ("fresh", "refresh")
 TRANSPORTS = ("udp", "tcp")
+DRIVERS = ("multiplex", "per-user")
 MODE = os.environ.get("PBXCHECK_SIP_MODE", "fresh").lower()
 TRANSPORT = os.environ.get("PBXCHECK_SIP_TRANSPORT", "udp").lower()
+DRIVER = os.environ.get("PBXCHECK_SIP_DRIVER", "multiplex").lower()
 if MODE not in MODES:
     raise RuntimeError(f"PBXCHECK_SIP_MODE={MODE!r}: one of {', '.join(MODES)}")
 if TRANSPORT not in TRANSPORTS:
     raise RuntimeError(f"PBXCHECK_SIP_TRANSPORT={TRANSPORT!r}: one of {', '.join(TRANSPORTS)}")
+if DRIVER not in DRIVERS:
+    raise RuntimeError(f"PBXCHECK_SIP_DRIVER={DRIVER!r}: one of {', '.join(DRIVERS)}")
+MULTIPLEX = DRIVER == "multiplex" and TRANSPORT == "udp"  # the multiplexed driver is UDP-only
 
 EXPIRES = 300  # the binding's asked lifetime (refresh mode re-registers long before it runs out)
 ANSWER_TIMEOUT_S = 8.0  # the caller's bound on one transaction (the engine's Timer F is 32 s)
 NAME = {"fresh": "REGISTER (digest)", "refresh": "REGISTER (refresh nc)"}[MODE]
+NO_CONTEXT: dict[str, Any] = {}  # read only (common's listener): no dict per closed-model event
 
 FREEZE_EVERY_S = 1.0
 
 _users = itertools.count()
 _freezer: Any = None
+_mux: Multiplexer | None = None
+
+
+def multiplexer(remote: tuple[str, int]) -> Multiplexer:
+    """This process's one socket and engine, made by its first user."""
+    global _mux
+    if _mux is None:
+        _mux = Multiplexer(remote, answer_timeout=ANSWER_TIMEOUT_S)
+    return _mux
 
 
 @events.test_start.add_listener
@@ -90,8 +113,12 @@ def _stop_freezing(**_: Any) -> None:
         _freezer.kill(block=False)
 
 
-class RegistrationFailed(Exception):
-    """One registration that did not end in 200 (its message names the step, never a nonce)."""
+@events.quit.add_listener
+def _close_multiplexer(**_: Any) -> None:
+    global _mux
+    if _mux is not None:
+        _mux.close()
+        _mux = None
 
 
 class ConnectedUdp:
@@ -126,96 +153,110 @@ class ConnectedUdp:
         self.sock.close()
 
 
-class SipRegisterUser(User):
-    # the HTTP users' pacing, as is (it reads open, done, _last_start; PbxUser is abstract, so
-    # Locust does not run it from this file)
-    wait_time = PbxUser.wait_time
+class PerUserRegistration:
+    """The per-user driver: one extension's own connection and blocking runner (TCP, or
+    ``PBXCHECK_SIP_DRIVER=per-user``); ``attempt`` blocks for one registration."""
 
-    def on_start(self) -> None:
-        t = target()
-        if not t.extensions:
-            raise RuntimeError("the target lists no [[extensions]] to register")
-        ext = t.extensions[next(_users) % len(t.extensions)]
-        self.number, self.password = ext.number, ext.password
-        self.domain = t.sip_host
-        self.remote = (t.sip_host, t.sip_udp_port if TRANSPORT == "udp" else t.sip_tcp_port)
-        self.uri = f"sip:{self.domain}"
-        o = options()
-        self.open = o.pbx_rate > 0
-        self._no_wait = not o.pbx_think and not o.pbx_max_rate  # closed, no think time (PbxUser's flag)
-        self._fire = self.environment.events.request.fire
-        self.done = False
-        self._last_start = 0.0
+    def __init__(self, number: str, password: str, domain: str, remote: tuple[str, int]) -> None:
+        self.number, self.password, self.domain, self.remote = number, password, domain, remote
+        self.uri = f"sip:{domain}"
         self.cseq = 0
         self.challenge: Challenge | None = None  # refresh mode: the nonce in use and its count
         self.nc = 0
         self.sip: BlockingEndpoint | None = None
         self.conn: Any = None
+        self.fixed: dict[str, Any] = {}
 
-    def on_stop(self) -> None:
+    def close(self) -> None:
         if self.conn is not None:
             self.conn.close()
             self.conn = None
 
     def _connect(self) -> BlockingEndpoint:
-        """This user's connection, its engine and the builder's fixed options (once per connection:
-        the Contact names the local port)."""
+        """The connection, its engine and the builder's fixed options (once per connection: the
+        Contact names the local port)."""
         conn = ConnectedUdp(self.remote) if TRANSPORT == "udp" else BlockingTcp(self.remote, timeout=ANSWER_TIMEOUT_S)
         self.conn = conn
-        sent_by = f"{conn.local[0]}:{conn.local[1]}"
-        # RFC 3261 §10.2.4: one Call-ID and From tag for every REGISTER to this registrar, CSeq up
-        self.fixed: dict[str, Any] = {
-            "sent_by": sent_by,
-            "transport": conn.transport,
-            "call_id": new_call_id(),
-            "from_tag": new_tag(),
-            "uri": self.uri,
-            "aor": f"<sip:{self.number}@{self.domain}>",
-            "expires": EXPIRES,
-            "contact": f"<sip:{self.number}@{sent_by};transport={TRANSPORT}>",
-        }
+        self.fixed = register_options(self.number, self.domain, conn.local, TRANSPORT, EXPIRES)
         self.sip = BlockingEndpoint(conn, lazy_responses=True)
         return self.sip
 
-    def _exchange(self, authorization: str | None) -> Response:
+    def _exchange(self, auth: str | None) -> Response:
         sip = self.sip or self._connect()
         self.cseq += 1
-        req = make_register(self.domain, self.number, cseq=self.cseq, authorization=authorization, **self.fixed)
+        req = make_register(self.domain, self.number, cseq=self.cseq, authorization=auth, **self.fixed)
         resp = sip.request(req, ANSWER_TIMEOUT_S)
         if resp is None:
             raise RegistrationFailed(f"no final answer to REGISTER within {ANSWER_TIMEOUT_S:g} s")
         return resp
 
-    def _authorization(self, challenge: Challenge) -> str:
-        # fresh: nc 1 on a new nonce every time; refresh: the next nc on the nonce in use
-        return str(build_authorization(challenge, self.number, self.password, "REGISTER", self.uri, nc=self.nc))
-
-    def _challenged(self, resp: Response) -> Challenge:
-        if resp.status != 401:
-            raise RegistrationFailed(f"REGISTER answered {resp.status}, expected 401 or 200")
-        value = resp.headers.get("WWW-Authenticate")
-        if value is None:
-            raise RegistrationFailed("401 without WWW-Authenticate")
-        return Challenge.parse(value)
-
     def register(self) -> None:
         """One registration: 200 or RegistrationFailed (ConnectionError over TCP)."""
         if MODE == "refresh" and self.challenge is not None:
             self.nc += 1
-            resp = self._exchange(self._authorization(self.challenge))
+            resp = self._exchange(authorization(self.challenge, self.number, self.password, self.uri, self.nc))
             if resp.status == 200:
                 return
             self.challenge = None  # stale or refused: one fresh round below
             first = resp
         else:
             first = self._exchange(None)
-        challenge = self._challenged(first)
+        challenge = challenge_of(first)
         self.nc = 1
-        final = self._exchange(self._authorization(challenge))
+        final = self._exchange(authorization(challenge, self.number, self.password, self.uri, self.nc))
         if final.status != 200:
             raise RegistrationFailed(f"authenticated REGISTER answered {final.status}, expected 200")
         if MODE == "refresh":
             self.challenge = challenge
+
+    def attempt(self) -> Exception | None:
+        """One registration; what went wrong, as a failed request for the stats (not a dead user)."""
+        try:
+            self.register()
+        except (RegistrationFailed, OSError) as e:
+            if isinstance(e, OSError):  # the connection is gone: a new one (and a new challenge) next time
+                self.close()
+                self.sip, self.challenge = None, None
+            return e.with_traceback(None)  # no frame cycle for the frozen collector to miss
+        except Exception as e:  # a malformed answer (the parser's SipParseError, a bad challenge)
+            return RegistrationFailed(f"answer not understood ({type(e).__name__})")
+        return None
+
+
+class SipRegisterUser(User):
+    # the HTTP users' pacing, as is (it reads open, done, _last_start; PbxUser is abstract, so
+    # Locust does not run it from this file)
+    wait_time = PbxUser.wait_time
+
+    def on_start(self) -> None:
+        import gevent
+
+        t = target()
+        if not t.extensions:
+            raise RuntimeError("the target lists no [[extensions]] to register")
+        ext = t.extensions[next(_users) % len(t.extensions)]
+        remote = (t.sip_host, t.sip_udp_port if TRANSPORT == "udp" else t.sip_tcp_port)
+        o = options()
+        self.open = o.pbx_rate > 0
+        self._no_wait = not o.pbx_think and not o.pbx_max_rate  # closed, no think time (PbxUser's flag)
+        self._fire = self.environment.events.request.fire
+        self.done = False
+        self._last_start = 0.0
+        self._hub = gevent.get_hub()
+        self._waiter: Any = None  # the greenlet parked until its registration ends
+        self._started = 0.0
+        self.binding: Binding | None = None
+        self.per_user: PerUserRegistration | None = None
+        if MULTIPLEX:
+            self.binding = Binding(
+                multiplexer(remote), ext.number, ext.password, t.sip_host, expires=EXPIRES, refresh=MODE == "refresh"
+            )
+        else:
+            self.per_user = PerUserRegistration(ext.number, ext.password, t.sip_host, remote)
+
+    def on_stop(self) -> None:
+        if self.per_user is not None:
+            self.per_user.close()
 
     @task
     def step(self) -> None:
@@ -224,6 +265,9 @@ class SipRegisterUser(User):
         then come once per run, not once per registration (as ``PbxUser.step``)."""
         if not self.open:
             self._last_start = time.perf_counter()
+            if self._no_wait and self.binding is not None:
+                self._chain()
+                return
             self._measured(None)
             while self._no_wait and self._state == LOCUST_STATE_RUNNING:  # a graceful stop ends it
                 self._measured(None)
@@ -239,21 +283,62 @@ class SipRegisterUser(User):
     def _measured(self, intended: float | None) -> None:
         """One registration, fired as one Locust request event (latency from ``intended`` if open)."""
         started = time.perf_counter()
-        exc: Exception | None = None
+        if self.per_user is not None:
+            exc = self.per_user.attempt()
+        else:
+            assert self.binding is not None
+            self._waiter = me = _current()
+            self.binding.start(self._wake)
+            try:
+                exc = self._hub.switch()
+            finally:
+                if self._waiter is me:
+                    self._waiter = None
+        self._report(started, intended, exc)
+
+    def _wake(self, exc: Exception | None) -> None:
+        # from the reader greenlet: resume the parked user from the hub, never switch to it directly
+        # (the reader would stay suspended mid-batch)
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            self._hub.loop.run_callback(waiter.switch, exc)
+
+    def _chain(self) -> None:
+        """Closed model, no think time, multiplexed: each registration's end starts the next from the
+        reader greenlet; this greenlet only waits for the graceful stop (or is killed)."""
+        assert self.binding is not None
+        me = self._waiter = _current()
+        self._started = time.perf_counter()
+        self.binding.start(self._chained)
         try:
-            self.register()
-        except (RegistrationFailed, OSError) as e:  # a failed request in the stats, not a dead user
-            exc = e.with_traceback(None)  # no frame cycle for the frozen collector to miss
-            if isinstance(e, OSError):  # the connection is gone: a new one (and a new challenge) next time
-                self.on_stop()
-                self.sip, self.challenge = None, None
-        except Exception as e:  # a malformed answer (the parser's SipParseError, a bad challenge)
-            exc = RegistrationFailed(f"answer not understood ({type(e).__name__})")
+            self._hub.switch()
+        finally:
+            if self._waiter is me:  # killed while parked: the chain ends with its registration
+                self._waiter = None
+
+    def _chained(self, exc: Exception | None) -> None:
+        if self._waiter is None:  # the user was killed: nothing to report to
+            return
+        self._report(self._started, None, exc)
+        if self._state == LOCUST_STATE_RUNNING:
+            assert self.binding is not None
+            self._started = time.perf_counter()
+            self.binding.start(self._chained)
+        else:
+            self._wake(None)
+
+    def _report(self, started: float, intended: float | None, exc: Exception | None) -> None:
         self._fire(
             request_type="SIP",
             name=NAME,
             response_time=(time.perf_counter() - started) * 1000,
             response_length=0,
             exception=exc,
-            context={"pbx_t0": intended} if intended is not None else {},
+            context={"pbx_t0": intended} if intended is not None else NO_CONTEXT,
         )
+
+
+def _current() -> Any:
+    from gevent import getcurrent
+
+    return getcurrent()
