@@ -103,6 +103,7 @@ class SipEndpoint:
         self.handler_errors = 0
         self.last_error: BaseException | None = None
         self.closed = False
+        self._depth = 0  # > 0 while handlers run: their calls leave the flush and re-arm to the outer one
 
     # --- the loop -----------------------------------------------------------------------------------
 
@@ -113,15 +114,24 @@ class SipEndpoint:
 
     def _after(self, events: list[Event]) -> None:
         """Hand the engine's events to the TU, send what it queued, re-arm the one timer."""
-        for event in events:
+        if events:
+            self._depth += 1
             try:
-                self._dispatch(event)
-            except SipParseError as exc:  # a header the TU needed turned out malformed
-                if self.on_parse_error is not None and isinstance(event, IncomingRequest):
-                    self.on_parse_error(to_bytes(event.request), event.flow, exc)
-            except Exception as exc:  # a bug in a handler must not take the socket down
-                self.handler_errors += 1
-                self.last_error = exc
+                for event in events:
+                    try:
+                        self._dispatch(event)
+                    except SipParseError as exc:  # a header the TU needed turned out malformed
+                        if self.on_parse_error is not None and isinstance(event, IncomingRequest):
+                            self.on_parse_error(to_bytes(event.request), event.flow, exc)
+                    except Exception as exc:  # a bug in a handler must not take the socket down
+                        self.handler_errors += 1
+                        self.last_error = exc
+            finally:
+                self._depth -= 1
+        if self._depth:
+            # a handler answering within the dispatch (a REGISTER's 401/200): the outer call sends
+            # it and re-arms once, not once per answer (the engine's queue keeps the order)
+            return
         self._flush()
         self._arm()
 
