@@ -3,7 +3,8 @@
 
 One greenlet reads the socket in batches (non-blocking ``recv`` until EAGAIN, then one wait for
 readability on a reused watcher: no gevent Timeout per message) and feeds ``engine.receive``; a
-second wakes at ``engine.next_deadline()`` (at most every ``TICK_S``) for ``engine.timer_fired``.
+second sleeps until ``engine.next_deadline()`` and calls ``engine.timer_fired`` (a send whose first
+retransmission would come before that wake-up wakes it sooner), a few times a second under load.
 Each extension is a :class:`Binding`, a callback state machine for one registration at a time::
 
     fresh:   sent REGISTER -> 401 -> sent REGISTER with Authorization -> 200 -> done(None)
@@ -32,8 +33,7 @@ __all__ = ["Binding", "Multiplexer", "RegistrationFailed", "authorization", "cha
 
 Done = Callable[[Exception | None], None]
 
-TICK_S = 0.01  # the timer greenlet's longest sleep: a retransmission (Timer E, 500 ms) is <= 10 ms late
-GIVE_UP_EVERY_S = 1.0  # how often transactions older than the caller's bound are given up
+GIVE_UP_EVERY_S = 1.0  # the timer greenlet's longest sleep: transactions past the caller's bound are given up
 
 
 class RegistrationFailed(Exception):
@@ -77,6 +77,7 @@ class Multiplexer:
 
     def __init__(self, remote: tuple[str, int], *, answer_timeout: float) -> None:
         import gevent
+        import gevent.event
 
         # the C-level socket, not gevent's: a non-blocking recv/send is one system call, and the
         # one wait for readability is done on the hub below
@@ -91,6 +92,8 @@ class Multiplexer:
         self.pending: dict[ClientHandle, Binding] = {}  # transactions in flight -> who waits
         self.clock = time.monotonic
         self._hub = gevent.get_hub()
+        self._kick = gevent.event.Event()  # wakes the timer greenlet before _wake_at
+        self._wake_at = 0.0
         self._greenlets = [gevent.spawn(self._read), gevent.spawn(self._tick)]
 
     def send(self, binding: Binding, req: Request) -> None:
@@ -99,6 +102,8 @@ class Multiplexer:
         binding.sent_at = now
         self.pending[self.engine.send_request(req, self.flow, now)] = binding
         self._flush()
+        if now + self.engine.t1 < self._wake_at:  # its Timer E (T1, the shortest) is due before then
+            self._kick.set()
 
     def close(self) -> None:
         for g in self._greenlets:
@@ -133,15 +138,18 @@ class Multiplexer:
             wait(watcher)
 
     def _tick(self) -> None:
-        import gevent
-
         give_up_at = self.clock() + GIVE_UP_EVERY_S
+        engine, kick = self.engine, self._kick
         while True:
             now = self.clock()
-            deadline = self.engine.next_deadline()
-            gevent.sleep(TICK_S if deadline is None else min(max(deadline - now, 0.0), TICK_S))
+            deadline = engine.next_deadline()
+            wait = GIVE_UP_EVERY_S if deadline is None else min(max(deadline - now, 0.0), GIVE_UP_EVERY_S)
+            self._wake_at = now + wait
+            if wait > 0:
+                kick.wait(wait)
+                kick.clear()
             now = self.clock()
-            events = self.engine.timer_fired(now)
+            events = engine.timer_fired(now)
             if events:
                 self._dispatch(events)
             if now >= give_up_at:
