@@ -148,58 +148,50 @@ class _Registrar:
         self.sock.close()
 
 
-def _registrations(registrar: _Registrar, password: str, count: int, *, refresh: bool, timeout: float = 8.0) -> list:
+def _registrations(
+    password: str, count: int, *, refresh: bool = False, silent: bool = False, timeout: float = 8.0
+) -> tuple[list[str | None], list[tuple[str, str]]]:
+    """``count`` registrations of one binding, one after another: each outcome (None or the failure's
+    message) and the (nonce, nc) of every authorised REGISTER the registrar saw."""
     import gevent.event
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "load"))
     from sip_driver import Binding, Multiplexer
 
+    registrar = _Registrar("s3cret", silent=silent)
     mux = Multiplexer(registrar.addr, answer_timeout=timeout)
     try:
         binding = Binding(mux, "6001", password, "127.0.0.1", expires=60, refresh=refresh)
-        outcomes = []
+        outcomes: list[str | None] = []
         for _ in range(count):
             done = gevent.event.AsyncResult()
             binding.start(done.set)
-            outcomes.append(done.get(timeout=timeout + 3))
-        return outcomes
+            exc = done.get(timeout=timeout + 3)
+            outcomes.append(None if exc is None else str(exc))
+        return outcomes, registrar.seen
     finally:
         mux.close()
-
-
-def test_the_multiplexed_driver_registers_afresh_each_time() -> None:
-    registrar = _Registrar("s3cret")
-    try:
-        outcomes = _registrations(registrar, "s3cret", 3, refresh=False)
-    finally:
         registrar.close()
-    assert outcomes == [None, None, None]
-    assert registrar.seen == [("n1", "00000001"), ("n2", "00000001"), ("n3", "00000001")]
 
 
-def test_the_multiplexed_driver_refreshes_with_the_next_nonce_count() -> None:
-    registrar = _Registrar("s3cret")
-    try:
-        outcomes = _registrations(registrar, "s3cret", 3, refresh=True)
-    finally:
-        registrar.close()
-    assert outcomes == [None, None, None]
-    assert registrar.seen == [("n1", "00000001"), ("n1", "00000002"), ("n1", "00000003")]
+@pytest.mark.parametrize(
+    ("refresh", "seen"),
+    [
+        (False, [("n1", "00000001"), ("n2", "00000001"), ("n3", "00000001")]),  # a new nonce every time
+        (True, [("n1", "00000001"), ("n1", "00000002"), ("n1", "00000003")]),  # the next nc on the first
+    ],
+)
+def test_the_multiplexed_driver_registers_fresh_or_refreshing(refresh: bool, seen: list[tuple[str, str]]) -> None:
+    assert _registrations("s3cret", 3, refresh=refresh) == ([None, None, None], seen)
 
 
-def test_a_refused_registration_fails_with_the_status_and_the_next_one_still_runs() -> None:
-    registrar = _Registrar("s3cret")
-    try:
-        outcomes = _registrations(registrar, "wrong", 2, refresh=False)
-    finally:
-        registrar.close()
-    assert [str(o) for o in outcomes] == ["authenticated REGISTER answered 403, expected 200"] * 2
-
-
-def test_an_unanswered_registration_is_given_up_after_the_callers_bound() -> None:
-    registrar = _Registrar("s3cret", silent=True)
-    try:
-        outcomes = _registrations(registrar, "s3cret", 1, refresh=False, timeout=0.5)
-    finally:
-        registrar.close()
-    assert [str(o) for o in outcomes] == ["no final answer to REGISTER within 0.5 s"]
+@pytest.mark.parametrize(
+    ("password", "silent", "failure"),
+    [
+        ("wrong", False, "authenticated REGISTER answered 403, expected 200"),
+        ("s3cret", True, "no final answer to REGISTER within 0.5 s"),
+    ],
+)
+def test_a_failed_registration_says_why_and_the_next_one_still_runs(password: str, silent: bool, failure: str) -> None:
+    outcomes, _ = _registrations(password, 2, silent=silent, timeout=0.5)
+    assert outcomes == [failure, failure]
