@@ -249,6 +249,8 @@ class Engine:
         # held as its key, flow, response bytes and Timer J until something else happens (False:
         # a ServerTransaction from the start, what a test compares the short path against)
         self.short_path = short_path and _SHORT_PATH
+        # Timer J by reliable/unreliable, from the table's durations (looked up once, not per answer)
+        self._timer_j = {r: duration(Timer.J, reliable=r, t1=t1, t4=t4) for r in (False, True)}
         self._clients: dict[tuple[str, ...], _Entry] = {}
         self._servers: dict[tuple[str, ...], _Entry] = {}
         self._ack_waits: dict[tuple[str, int], _Entry] = {}
@@ -405,7 +407,7 @@ class Engine:
         """Trying -> Completed on the TU's final answer: send it, start Timer J (figure 8)."""
         self._out.append((data, entry.flow))
         abandon = entry.timers.pop("abandon", None)
-        seconds = duration(Timer.J, reliable=entry.flow.reliable, t1=self.t1, t4=self.t4)
+        seconds = self._timer_j[entry.flow.reliable]
         if not seconds:  # reliable: J is zero, Completed ends at once
             self._remove(entry)
             return
