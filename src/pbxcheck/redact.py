@@ -9,6 +9,7 @@ the real one is 31 of its 32 characters. So :class:`Redactor` replaces every run
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -63,6 +64,14 @@ def _pattern(secrets: Sequence[Any], n: int, *, as_bytes: bool) -> re.Pattern[An
     sep, head, tail = (b"|", b"(?=(", b"))") if as_bytes else ("|", "(?=(", "))")
     body: Any = sep.join(re.escape(a) for a in alts)
     return re.compile(head + body + tail)
+
+
+@functools.lru_cache(maxsize=64)
+def _secret_pattern(value: str, min_len: int, as_bytes: bool) -> re.Pattern[Any] | None:
+    """One secret's pattern, built once: a run's last pass scans some 1,600 files (allure results,
+    failures) and building the regex per file and secret was most of its ~1 s."""
+    forms = secret_forms(value)
+    return _pattern([f.encode() for f in forms] if as_bytes else forms, min_len, as_bytes=as_bytes)
 
 
 def _is_word(text: Any, i: int) -> bool:
@@ -188,8 +197,7 @@ def _scan(
     for index, (kind, value) in enumerate(secrets):
         if not value:
             continue
-        forms = secret_forms(value)
-        pattern = _pattern([f.encode() for f in forms] if as_bytes else forms, min_len, as_bytes=as_bytes)
+        pattern = _secret_pattern(value, min_len, as_bytes)
         for start, end in _covered(data, pattern, bounded=not strict):
             leaks.append(Leak(where, data.count(newline, 0, start) + 1, start, index, kind, end - start))
     leaks.sort(key=lambda k: (k.offset, k.secret))

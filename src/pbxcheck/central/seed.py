@@ -46,6 +46,12 @@ def load_config(directory: Path | None = None) -> dict[str, Any]:
     return dict(json.loads((d / "central.json").read_text(encoding="utf-8")))
 
 
+def load_phone_numbers(directory: Path | None = None) -> frozenset[str]:
+    """The extensions seeded for `pbxcheck load click-to-call`'s phones (``load_extensions``)."""
+    load = load_config(directory).get("load_extensions") or {"first": 0, "count": 0}
+    return frozenset(str(load["first"] + i) for i in range(load["count"]))
+
+
 def seed(store: Store, *, now: float | None = None, directory: Path | None = None) -> bool:
     """Fill a fresh database; False when it was seeded before (a restart keeps its data)."""
     if store.meta("seeded"):
@@ -61,9 +67,8 @@ def seed(store: Store, *, now: float | None = None, directory: Path | None = Non
             store.add_extension(
                 e["number"], secrets.token_urlsafe(9), ramal_web=e["ramal_web"], classe5=e["classe5"], nome=e["nome"]
             )
-        load = cfg.get("load_extensions") or {"first": 0, "count": 0}
-        for i in range(load["count"]):
-            store.add_extension(str(load["first"] + i), secrets.token_urlsafe(9), nome=f"CARGA {i + 1:02d}")
+        for i, number in enumerate(sorted(load_phone_numbers(d), key=int)):
+            store.add_extension(number, secrets.token_urlsafe(9), nome=f"CARGA {i + 1:02d}")
         for c in cfg["campaigns"]:
             store.add_campaign(c["id"], c["nome"], disposable=c["disposable"])
             camp = store.campaign(c["id"])
