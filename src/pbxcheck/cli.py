@@ -138,8 +138,17 @@ def central(
     Prints its listeners and the target file describing it (credentials included; without
     --write-target it is target.toml in the state dir) once it listens. SIGTERM and SIGHUP stop it
     like Ctrl-C: the temp folder it made is removed and it exits 0 (1: it could not start)."""
-    from .central.faults import FAULTS
+    import signal
 
+    from .central.faults import FAULTS
+    from .signals import HANDLED
+
+    # CentralProcess starts us with these blocked (so that its Popen is never cut short): a stop
+    # asked meanwhile is delivered here, before anything was made.
+    try:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED)
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
     if list_faults:
         from rich.table import Table
 

@@ -21,7 +21,7 @@ from types import TracebackType
 from typing import IO, TypeVar
 
 from ..errors import PbxcheckError
-from ..signals import stop_tree
+from ..signals import HANDLED, stop_tree
 from ..target import Target, load_target
 from .server import Central, CentralConfig, ServiceFactory, new_loop, serve
 
@@ -102,9 +102,20 @@ class CentralProcess:
         self._log = open(self.log_path, "ab")
         # Its own session: a Ctrl-C typed in the terminal reaches only the harness, which stops
         # the central after pytest (whose finalizers still need it), not at the same moment.
-        self.proc = subprocess.Popen(
-            self.command(), stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-        )
+        # A signal raised inside Popen would leave a child we hold no handle on, which then refills
+        # the state folder after it was removed: the handled signals wait until self.proc is set
+        # (the child inherits the mask; `pbxcheck central` unblocks them first thing).
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED)
+        try:
+            self.proc = subprocess.Popen(
+                self.command(),
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
             if self.target_path.exists():
