@@ -25,7 +25,7 @@ from pbxcheck.sip_target import ua_config_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
-NONCE = re.compile(r"^\d{10}/[0-9a-f]{32}$")  # Asterisk style <epoch>/<hex>
+NONCE = re.compile(r"^\d{10}/[0-9a-f]{40}$")  # Asterisk style <epoch>/<hex>
 
 
 def challenge_of(resp: Response) -> digest.Challenge:
