@@ -45,7 +45,7 @@ from .console import RunStream, failed_clause_lines, header_line, run_console, s
 from .errors import PbxcheckError, TargetError
 from .redact import Redactor, scan_for_leaks, scan_text
 from .run_progress import ProgressDisplay
-from .target import Target, dump_target, load_target
+from .target import Target, load_target
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = signals.EXIT_INTERRUPTED  # 128 + SIGINT; for SIGTERM and SIGHUP too
@@ -457,6 +457,7 @@ def start_central(stack: ExitStack, faults: Sequence[str]) -> tuple[Target, str]
     from .central.faults import validate
     from .central.process import CentralProcess
     from .central.seed import load_phone_numbers
+    from .central.server import write_target_file
 
     validate(list(faults))
     central = CentralProcess(faults=list(faults))
@@ -469,8 +470,7 @@ def start_central(stack: ExitStack, faults: Sequence[str]) -> tuple[Target, str]
         return loaded, str(central.target_path)
     checks = dataclasses.replace(loaded, extensions=tuple(e for e in loaded.extensions if e.number not in phones))
     path = central.target_path.with_name("checks-target.toml")
-    path.touch(mode=0o600)
-    path.write_text(dump_target(checks), encoding="utf-8")
+    write_target_file(checks, str(path))
     return load_target(path), str(path)
 
 
