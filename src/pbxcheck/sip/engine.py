@@ -37,6 +37,7 @@ from pbxcheck.sip.flow import Flow
 from pbxcheck.sip.message import Headers, Message, Request, Response, to_bytes
 from pbxcheck.sip.parser import parse_message, response_key
 from pbxcheck.sip.transaction import (
+    CLIENT_NON_INVITE,
     SERVER_NON_INVITE,
     T1,
     T2,
@@ -45,6 +46,7 @@ from pbxcheck.sip.transaction import (
     Kind,
     ServerTransaction,
     State,
+    Table,
     Timer,
     client_key,
     duration,
@@ -107,12 +109,33 @@ def _answered_at_once_rows() -> bool:
     )
 
 
-def _row(state: State, kind: Kind) -> tuple[State, list[str]] | None:
-    row = SERVER_NON_INVITE.get((state, kind))
+def _answered_rows() -> bool:
+    """Whether figure 6's table still says what the engine's short path for a non-INVITE client
+    transaction does (checked at import, as figure 8's above). The short path, for the common
+    request answered with a final response before its first retransmission (a load generator's
+    REGISTER): Init -> Trying sends the request and starts Timers E (unreliable only) and F; a final
+    response in Trying cancels both, is passed up and starts Timer K (Completed; at once Terminated
+    when K is zero); in Completed every response is absorbed and Timer K ends it. The engine then
+    keeps a key, the flow, the request's bytes and those timers (``_Entry.client_lite``); anything
+    else in Trying (Timer E or F firing, a provisional) turns it into a real ``ClientTransaction``
+    in Trying with E and F running, which the table takes from there."""
+    S, K, t = State, Kind, CLIENT_NON_INVITE
+    final = (S.COMPLETED, ["cancel:E", "cancel:F", "pass_response", "start:K"])
+    return (
+        _row(S.INIT, K.START, t) == (S.TRYING, ["send_request", "start:E", "start:F"])
+        and _row(S.TRYING, K.R2XX, t) == _row(S.TRYING, K.FINAL, t) == final
+        and all(_row(S.COMPLETED, k, t) is None for k in (K.R1XX, K.R2XX, K.FINAL))
+        and _row(S.COMPLETED, K.TIMER_K, t) == (S.TERMINATED, ["terminated"])
+    )
+
+
+def _row(state: State, kind: Kind, table: Table | None = None) -> tuple[State, list[str]] | None:
+    row = (SERVER_NON_INVITE if table is None else table).get((state, kind))
     return None if row is None else (row[0], [str(op) for op in row[1]])
 
 
 _SHORT_PATH = _answered_at_once_rows()
+_CLIENT_SHORT_PATH = _answered_rows()
 
 
 # --- events out -----------------------------------------------------------------------------------
@@ -193,7 +216,9 @@ class _Entry:
     (A plain slotted class: one is made per transaction, and a dataclass's default factories cost
     a REGISTER flood a microsecond each.)"""
 
-    __slots__ = ("machine", "flow", "handle", "handle_id", "timers", "wire", "alive", "memo_key", "lite", "key")
+    __slots__ = (
+        "machine", "flow", "handle", "handle_id", "timers", "wire", "alive", "memo_key", "lite", "client_lite", "key",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -216,6 +241,9 @@ class _Entry:
         # a non-INVITE server transaction on the short path (see _answered_at_once_rows): its
         # state (Trying or Completed) and server key; None for every machine-backed entry
         self.lite: State | None = None
+        # a non-INVITE client transaction on the short path (see _answered_rows): Trying or
+        # Completed; its client key is ``key``
+        self.client_lite: State | None = None
         self.key: tuple[str, ...] = ()
 
     def bytes_of(self, msg: Message) -> bytes:
@@ -246,11 +274,17 @@ class Engine:
         # and a malformed one raises then, not here); one matching nothing is parsed in full as before
         self.lazy_responses = lazy_responses
         # short_path: a non-INVITE server transaction answered with a final response at once is
-        # held as its key, flow, response bytes and Timer J until something else happens (False:
-        # a ServerTransaction from the start, what a test compares the short path against)
+        # held as its key, flow, response bytes and Timer J until something else happens, and a
+        # non-INVITE client transaction as its key, flow, request bytes and timers until a final
+        # response or anything else (False: a ServerTransaction / ClientTransaction from the start,
+        # what the tests compare the short paths against)
         self.short_path = short_path and _SHORT_PATH
-        # Timer J by reliable/unreliable, from the table's durations (looked up once, not per answer)
+        self.client_short_path = short_path and _CLIENT_SHORT_PATH
+        # Timers J, E, F, K by reliable/unreliable, from the table's durations (looked up once)
         self._timer_j = {r: duration(Timer.J, reliable=r, t1=t1, t4=t4) for r in (False, True)}
+        self._timer_e = {r: duration(Timer.E, reliable=r, t1=t1, t4=t4) for r in (False, True)}
+        self._timer_f = {r: duration(Timer.F, reliable=r, t1=t1, t4=t4) for r in (False, True)}
+        self._timer_k = {r: duration(Timer.K, reliable=r, t1=t1, t4=t4) for r in (False, True)}
         self._clients: dict[tuple[str, ...], _Entry] = {}
         self._servers: dict[tuple[str, ...], _Entry] = {}
         self._ack_waits: dict[tuple[str, int], _Entry] = {}
@@ -288,15 +322,13 @@ class Engine:
         entry = self._clients.get(key) if key is not None else None
         if entry is None or not isinstance(resp, Response):
             return False
-        assert isinstance(entry.machine, ClientTransaction)
-        self._apply(entry, entry.machine.handle(ev.ResponseIn(resp)))
+        self._to_client(entry, resp)
         return True
 
     def _on_response(self, resp: Response, flow: Flow) -> None:
         entry = self._clients.get(client_key(resp))
         if entry is not None:
-            assert isinstance(entry.machine, ClientTransaction)
-            self._apply(entry, entry.machine.handle(ev.ResponseIn(resp)))
+            self._to_client(entry, resp)
             return
         if resp.cseq.method == "INVITE" and 200 <= resp.status < 300:
             sent = self._acks_sent.get((resp.call_id, resp.cseq.number))
@@ -305,6 +337,42 @@ class Engine:
                 self._out.append((sent.wire[0], sent.flow))
                 return
         self._events.append(StrayResponse(resp, flow))
+
+    def _to_client(self, entry: _Entry, resp: Response) -> None:
+        """A response matched to a client transaction: figure 6 on the short path, else its table."""
+        state = entry.client_lite
+        if state is None:
+            assert isinstance(entry.machine, ClientTransaction)
+            self._apply(entry, entry.machine.handle(ev.ResponseIn(resp)))
+        elif state is State.COMPLETED:
+            return  # absorbed
+        elif resp.status < 200:  # a provisional: the table from here
+            self._apply(entry, self._client_machine(entry).handle(ev.ResponseIn(resp)))
+        else:  # Trying -> Completed: cancel E and F, pass up, start K
+            timers = entry.timers
+            timers.pop("E", None)
+            timers.pop("F", None)
+            assert entry.handle is not None
+            self._events.append(IncomingResponse(entry.handle, resp))
+            k = self._timer_k[entry.flow.reliable]
+            if not k:  # reliable: Timer K is zero, Terminated at once
+                self._remove(entry)
+                return
+            entry.client_lite = State.COMPLETED
+            entry.handle = None  # Timer K only absorbs retransmissions: keep the key, not the messages
+            entry.wire.clear()
+            self._set_timer(entry, "K", k)
+
+    def _client_machine(self, entry: _Entry) -> ClientTransaction:
+        """The short path's Trying as a ``ClientTransaction`` (its request sent, E and F running)."""
+        assert entry.handle is not None
+        reliable = entry.flow.reliable
+        started = {name: self._timer_e[reliable] if name == "E" else self._timer_f[reliable] for name in entry.timers}
+        tx = ClientTransaction.trying(
+            entry.handle.request, entry.key, started, reliable=reliable, t1=self.t1, t2=self.t2, t4=self.t4
+        )
+        entry.machine, entry.client_lite = tx, None
+        return tx
 
     def _on_request(self, req: Request, flow: Flow) -> None:
         key = server_key(req)
@@ -357,6 +425,8 @@ class Engine:
     def send_request(self, req: Request, flow: Flow, now: float) -> ClientHandle:
         """Start a client transaction (§17.1); its responses come back as IncomingResponse."""
         self._advance(now)
+        if self.client_short_path and req.method != "INVITE" and req.method != "ACK":
+            return self._send_lite(req, flow)
         tx = ClientTransaction(req, reliable=flow.reliable, t1=self.t1, t2=self.t2, t4=self.t4)
         handle = ClientHandle(req, flow, tx.key)
         entry = _Entry(tx, flow, handle, id(handle))
@@ -365,6 +435,25 @@ class Engine:
             self._drop(old)
         self._clients[tx.key] = entry
         self._apply(entry, tx.start())
+        return handle
+
+    def _send_lite(self, req: Request, flow: Flow) -> ClientHandle:
+        """Init -> Trying on the short path: send, start E (unreliable) and F (figure 6)."""
+        key = client_key(req)
+        handle = ClientHandle(req, flow, key)
+        data = to_bytes(req)
+        entry = _Entry(None, flow, handle, id(handle), wire={id(req): data})
+        entry.client_lite = State.TRYING
+        entry.key = key
+        old = self._clients.get(key)
+        if old is not None:
+            self._drop(old)
+        self._clients[key] = entry
+        self._out.append((data, flow))
+        e = self._timer_e[flow.reliable]
+        if e is not None:
+            self._set_timer(entry, "E", e)
+        self._set_timer(entry, "F", self._timer_f[flow.reliable])  # type: ignore[arg-type]
         return handle
 
     def send_response(self, req: Request, resp: Response, flow: Flow, now: float) -> None:
@@ -454,6 +543,8 @@ class Engine:
         entry = self._clients.get(handle.key or client_key(handle.request))
         if entry is None or entry.handle_id != id(handle):
             return None
+        if entry.client_lite is not None:
+            return entry.client_lite
         assert isinstance(entry.machine, ClientTransaction)
         return entry.machine.state
 
@@ -524,6 +615,10 @@ class Engine:
                 self._remove(entry)
         elif entry.lite is not None:  # Timer J in Completed: Terminated
             self._remove(entry)
+        elif entry.client_lite is State.COMPLETED:  # Timer K: Terminated
+            self._remove(entry)
+        elif entry.client_lite is not None:  # Timer E or F in Trying: the table from here
+            self._apply(entry, self._client_machine(entry).handle(ev.TimerFired(name)))
         elif machine is not None:
             self._apply(entry, machine.handle(ev.TimerFired(name)))
 
@@ -585,6 +680,8 @@ class Engine:
         machine = entry.machine
         if entry.lite is not None:
             table, key = self._servers, entry.key
+        elif entry.client_lite is not None:
+            table, key = self._clients, entry.key
         elif isinstance(machine, ClientTransaction):
             table, key = self._clients, machine.key
         elif isinstance(machine, ServerTransaction):

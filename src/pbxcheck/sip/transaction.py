@@ -368,6 +368,32 @@ class ClientTransaction(_Transaction):
     def key(self) -> tuple[str, ...]:
         return self._key
 
+    @classmethod
+    def trying(
+        cls,
+        request: Request,
+        key: tuple[str, ...],
+        started: dict[str, float | None],
+        *,
+        reliable: bool,
+        t1: float = T1,
+        t2: float = T2,
+        t4: float = T4,
+    ) -> ClientTransaction:
+        """A non-INVITE client transaction in Trying whose request went out and whose timers
+        ``started`` run (as ``start()`` leaves it): the engine makes one only when something other
+        than a final response comes first, having kept the transaction as a key until then."""
+        tx = cls.__new__(cls)
+        _Transaction.__init__(tx, request, reliable=reliable, t1=t1, t2=t2, t4=t4)
+        if tx.is_invite:
+            raise TransactionError("only a non-INVITE client transaction resumes in Trying")
+        tx.table = CLIENT_NON_INVITE
+        tx.ack = None
+        tx._key = key
+        tx.state = State.TRYING
+        tx._interval = {name: seconds for name, seconds in started.items() if seconds}  # type: ignore[misc]
+        return tx
+
     def release(self) -> None:
         """Let go of the request and the final response once Completed (non-INVITE): figure 6 never
         looks at them again, only Timer K's firing and absorbed retransmissions come. A load

@@ -8,29 +8,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
+from engine_scripts import register, steps  # tests/unit/sip is on sys.path (as engine_pair)
 
 from pbxcheck.sip import engine as engine_module
 from pbxcheck.sip.engine import Engine, Event, IncomingRequest
 from pbxcheck.sip.flow import Flow
-from pbxcheck.sip.message import Request, make_request, make_response, to_bytes
+from pbxcheck.sip.message import Request, make_response, to_bytes
 
 T1 = 0.5
 
 
 def _register(transport: str, branch: str = "z9hG4bK-short-1") -> bytes:
-    return to_bytes(
-        make_request(
-            "REGISTER",
-            "sip:pbx.example",
-            from_="<sip:2001@pbx.example>;tag=ft",
-            to="<sip:2001@pbx.example>",
-            call_id="cid-short",
-            cseq=7,
-            via=f"SIP/2.0/{transport} 10.0.0.1:5060;branch={branch}",
-            contact="<sip:2001@10.0.0.1:5060>",
-            headers=[("Expires", "300")],
-        )
-    )
+    return to_bytes(register(transport, branch))
 
 
 @dataclass
@@ -84,12 +73,7 @@ SCRIPTS = {
 }
 
 
-def _steps(script: str) -> list[tuple[float, str, int]]:
-    steps = []
-    for step in script.split(", "):
-        now, what, *status = step.split()
-        steps.append((float(now), what, int(status[0]) if status else 0))
-    return steps
+_steps = steps
 
 
 @pytest.mark.parametrize("transport", ["UDP", "TCP"])
