@@ -15,11 +15,11 @@ def test_every_identifier_has_its_form() -> None:
     assert re.fullmatch(r"[0-9a-f]{24}", ids.new_call_id())
     assert re.fullmatch(r"[0-9a-f]{16}", ids.new_cnonce())
     assert re.fullmatch(r"[0-9a-f]{12}\.invalid", ids.new_instance_host())
-    assert len(ids.random_bytes(ids.POOL_BYTES + 1)) == ids.POOL_BYTES + 1
+    assert [len(ids.random_hex(n)) for n in (1, 8, 9, 12, ids.POOL_BYTES)] == [2, 16, 18, 24, 2 * ids.POOL_BYTES]
 
 
 def test_no_value_is_handed_out_twice_across_pool_refills() -> None:
-    draws = 20 * ids.POOL_BYTES // 8  # twenty refills
+    draws = 20 * ids.POOL_BYTES // ids.CHUNK  # twenty refills
     values = {ids.new_tag() for _ in range(draws)}
     assert len(values) == draws
 
