@@ -265,6 +265,16 @@ def main() -> int:
         help="each scenario at the same time as a bare loop on CPU 0 (CPU per request)",
     )
     ap.add_argument("--sweep-only", action="store_true", help="the open-model sweep only (a bare run before each step)")
+    ap.add_argument(
+        "--scenarios",
+        default="dialer-insert,click-to-call,status-polling,mixed",
+        help="the closed-model scenarios to pair with the bare loop (comma-separated)",
+    )
+    ap.add_argument(
+        "--fractions",
+        default="0.5,0.7,0.8,0.9,1.3",
+        help="the open model's steps, as fractions of the bare ceiling (comma-separated; empty: none)",
+    )
     a = ap.parse_args()
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     rows: list[str] = []
@@ -291,9 +301,7 @@ def main() -> int:
             bares: list[float] = []
             if a.concurrent:
                 rows += concurrent_rows(tmp, port, common, a)
-            for name in (
-                () if a.sweep_only or a.concurrent else ("dialer-insert", "click-to-call", "status-polling", "mixed")
-            ):
+            for name in () if a.sweep_only or a.concurrent else [n for n in a.scenarios.split(",") if n]:
                 ratios, rates, cpu_ratios, cpus = [], [], [], []
                 for order in ("bare-first", "scenario-first") * a.pairs:
                     if order == "bare-first":
@@ -328,7 +336,7 @@ def main() -> int:
                     f"**{each(cpu_ratios, '.2f')} (median {statistics.median(cpu_ratios):.2f})** | {loadavg()} |"
                 )
             open_rows = []
-            for frac in () if a.concurrent else (0.5, 0.7, 0.8, 0.9, 1.3):
+            for frac in () if a.concurrent else [float(f) for f in a.fractions.split(",") if f]:
                 # the ceiling measured just before each step: the machine's other load drifts within minutes
                 own = bare_rps(tmp, port, a.users, a.seconds)[0]
                 rate = round(own * frac)

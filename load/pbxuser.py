@@ -6,9 +6,12 @@ dispatcher (common.Dispatcher), sends it at once, and the latency is measured fr
 waited for a free user still counts its wait. Closed model: think time ``--pbx-think`` (uniform 0.5x
 to 1.5x), capped at ``--pbx-max-rate`` requests/s over the process's users when one is set.
 
-Each answer is judged inside Locust's own request path (CheckedResponse): a wrong answer and a
-transport error (refused, reset, TLS) alike are one failure line in Locust's table, never a traceback
-per request.
+Each request goes straight to the geventhttpclient ``HTTPClient`` Locust's FastHttpUser holds for
+the host (its connection pool, TLS context and timeouts), its answer read whole and judged, and is
+then reported as one Locust request event, as FastHttpSession.request would: Locust's generic layer
+(URL parsing, cookie jar, redirects, a response wrapper per request) cost a third of the generator's
+CPU per request and served nothing here. A wrong answer, a bad status and a transport error
+(refused, reset, TLS) alike are one failure line in Locust's table, never a traceback per request.
 """
 
 from __future__ import annotations
@@ -35,9 +38,10 @@ from common import (
     warming_up,
     workers,
 )
-from gevent import getcurrent
+from geventhttpclient.url import URL
 from locust import task
-from locust.contrib.fasthttp import FastHttpUser, FastResponse
+from locust.contrib.fasthttp import FAILURE_EXCEPTIONS, FastHttpUser, LocustBadStatusCode
+from locust.user.task import LOCUST_STATE_RUNNING
 
 from pbxcheck.contract import CHAMADA_OK, ID, OK, RAMAL_FIELDS, STATUS
 from pbxcheck.loadkit.destinations import LOOPBACK_DESTINATIONS
@@ -57,35 +61,11 @@ def _destinations() -> tuple[int, int, int]:
 
 
 class WrongAnswer(ConnectionError):
-    """An HTTP answer that fails the contract's check. A ConnectionError like Locust's own
-    LocustBadStatusCode: Locust's request() then records it as the request's failure."""
+    """An HTTP answer that fails the contract's check (a ConnectionError, as Locust's own
+    LocustBadStatusCode): one failure line per kind in Locust's table."""
 
 
-# the check of the request each user greenlet has in flight (a one-item list per user)
-_checks: dict[Any, list[Callable[[bytes], str | None]]] = {}
-
-
-class CheckedResponse(FastResponse):
-    """Locust's response, judged where Locust asks it for its status (``raise_for_status``) by the
-    check its user set for this request: no catch_response context manager per request, and one
-    request event, fired by Locust itself with the verdict. The check is found by the greenlet that
-    sent the request (the user's own, where Locust also reads the answer): one class for every user,
-    never changed per request, so the interpreter's specialised attribute lookups on responses hold."""
-
-    passed = False
-
-    def raise_for_status(self) -> None:
-        error = getattr(self, "error", None)  # a bad status or a broken connection, as FastResponse's
-        if error is not None:
-            raise error
-        raw = self.content or b""
-        try:
-            why = _checks[getcurrent()][0](raw)
-        except Exception as exc:  # a malformed answer is a failure, not a dead user
-            why = f"answer not understood ({type(exc).__name__}): {raw[:80]!r}"
-        if why is not None:
-            raise WrongAnswer(why)
-        self.passed = True
+_NO_CONTEXT: dict[str, Any] = {}  # the closed model's request context (read-only for listeners)
 
 
 class PbxUser(FastHttpUser):
@@ -119,10 +99,11 @@ class PbxUser(FastHttpUser):
         self._idcrm_prefix = unique_prefix("load")  # in on_start: after Locust's --processes fork
         self._listing_body = json.dumps({"acao": "statusdiscador", "idcampanha": self.campaign, **self.creds})
         self._ramais_body = json.dumps({"acao": "statusramais", **self.creds})
-        # this user's answers are judged by the check its request sets (CheckedResponse)
-        self._check: list[Callable[[bytes], str | None]] = [_check_insert]
-        _checks[getcurrent()] = self._check  # on_start runs in the user's greenlet, as its requests
-        vars(self.client.client)["response_type"] = CheckedResponse  # this user's agent only, not the class's
+        url = URL(f"{self.host}/api.php")
+        self._url = str(url)
+        self._uri: str = getattr(url, "quoted_uri", url.request_uri)  # as Locust's _urlopen sends it
+        self._http = self.client.client.clientpool.get_client(url)  # the user's own pool: its connection
+        self._fire = self.environment.events.request.fire
         self.open = o.pbx_rate > 0
         self._no_wait = not o.pbx_think and not o.pbx_max_rate  # closed, no think time: Locust's constant(0)
         self.done = False
@@ -131,17 +112,12 @@ class PbxUser(FastHttpUser):
             with warming_up():
                 self._warm_up()
 
-    def on_stop(self) -> None:
-        _checks.pop(getcurrent(), None)
-
     def _warm_up(self) -> None:
         """Open this user's connection (TCP, TLS) before the schedule starts, with a GET the central
         answers Requisicao Invalida to (no credentials, no effect), outside Locust's stats: a first
         second of handshakes would otherwise read as the target's latency."""
         try:
-            resp = self.client.client.urlopen(f"{self.host}/api.php", method="GET")
-            resp.read()
-            resp.release()
+            self._http.request("GET", self._uri).read()  # read whole: the connection goes back to the pool
         except Exception:  # the measured requests will say what is wrong, once per kind
             pass
 
@@ -166,6 +142,10 @@ class PbxUser(FastHttpUser):
         if not self.open:
             self._last_start = time.perf_counter()
             (one or random.choice(actions))(None)
+            # no think time: request after request in this one task (Locust's per-task bookkeeping
+            # and its sleep(0) once per run, not once per request) until a graceful stop
+            while self._no_wait and self._state == LOCUST_STATE_RUNNING:
+                (one or random.choice(actions))(None)
             return
         # Open model: slot after slot in one task until the schedule is over (Locust's per-task
         # bookkeeping and its sleep(0) once per run, not once per request).
@@ -189,13 +169,38 @@ class PbxUser(FastHttpUser):
     # --- actions ------------------------------------------------------------------------------
 
     def _post(self, name: str, body: str, intended: float | None, check: Callable[[bytes], str | None]) -> bytes | None:
-        """The answer when it passed ``check``, else None (a failure in Locust's table)."""
-        self._check[0] = check
-        if intended is None:
-            resp = self.client.post("/api.php", data=body, name=name, headers=_HEADERS)
-        else:
-            resp = self.client.post("/api.php", data=body, name=name, headers=_HEADERS, context={"pbx_t0": intended})
-        return resp.content if getattr(resp, "passed", False) else None
+        """The answer when it passed ``check``, else None (a failure in Locust's table). One Locust
+        request event either way, its response time from the send to the answer read whole (as
+        FastHttpSession's); the open model's latency from ``intended`` is taken by common's listener."""
+        raw, status = b"", 0
+        exc: Exception | None = None
+        started = time.perf_counter()
+        try:
+            resp = self._http.request("POST", self._uri, body=body, headers=_HEADERS)
+            raw = resp.read()  # the whole answer: the connection returns to the pool
+            status = resp.status_code
+        except FAILURE_EXCEPTIONS as e:
+            exc = e
+        ms = (time.perf_counter() - started) * 1000.0
+        if exc is None:
+            if not 200 <= status < 300:
+                exc = LocustBadStatusCode(self._url, code=status)
+            else:
+                try:
+                    why = check(raw)
+                except Exception as e:  # a malformed answer is a failure, not a dead user
+                    why = f"answer not understood ({type(e).__name__}): {raw[:80]!r}"
+                if why is not None:
+                    exc = WrongAnswer(why)
+        self._fire(
+            request_type="POST",
+            name=name,
+            response_time=ms,
+            response_length=len(raw),
+            exception=exc,
+            context=_NO_CONTEXT if intended is None else {"pbx_t0": intended},
+        )
+        return raw if exc is None else None
 
     def do_insert(self, intended: float | None) -> None:
         idcrm = f"{self._idcrm_prefix}{next(sequence)}"

@@ -182,6 +182,30 @@ def test_a_tls_error_is_one_failure_line_not_a_traceback_per_request(tmp_path: P
 
 
 @pytest.mark.parametrize(
+    ("scenario", "fault", "expected"),
+    [
+        ("dialer-insert", "status-string-changed", """POST insert: answer b'["Status","Ok"]'"""),
+        ("click-to-call", "c2c-wrong-status", "POST clicktocall: answer ['Status', "),
+    ],
+)
+def test_a_wrong_answer_is_a_failure_one_line_per_kind(
+    tmp_path: Path, scenario: str, fault: str, expected: str
+) -> None:
+    """Every answer is judged against the contract: a central answering wrongly fails every request,
+    under one failure line (not one per request, nor per call ID), never a traceback."""
+    reports = tmp_path / "reports"
+    args = ["--users", "2", "--spawn-rate", "2", "--think-time", "0.05", "--run-time", "2s", "--fault", fault]
+    proc = _load(tmp_path, scenario, *args, "--agents", "0", "--reports", str(reports))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "Traceback" not in out
+    res = _result(reports, scenario)
+    assert res["failures"] == res["requests"] > 0
+    assert len(res["failures_by_message"]) == 1, res["failures_by_message"]
+    assert res["failures_by_message"][0][1].startswith(expected), res["failures_by_message"]
+
+
+@pytest.mark.parametrize(
     ("args", "message"),
     [
         (["dialer-insert", "--worker"], "a --worker needs --target"),
