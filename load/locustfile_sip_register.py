@@ -244,6 +244,7 @@ class SipRegisterUser(User):
         self._last_start = 0.0
         self._hub = gevent.get_hub()
         self._waiter: Any = None  # the greenlet parked until its registration ends
+        self._in_flight = False  # open model, multiplexed: a registration started and not ended
         self._started = 0.0
         self.binding: Binding | None = None
         self.per_user: PerUserRegistration | None = None
@@ -277,8 +278,37 @@ class SipRegisterUser(User):
             p, now = d.pacer, time.perf_counter()
             in_window = p.schedule.ramp <= max(now, intended) - p.start < p.schedule.duration
             recorder.sent(now - intended, in_window, backlog=d.backlog)
-            self._measured(intended)
+            if self.binding is None:
+                self._measured(intended)
+            else:
+                self._start_open(intended)
+        if self._in_flight:
+            self._park()  # the last registration's end
         self.done = True
+
+    def _start_open(self, intended: float) -> None:
+        """Open model, multiplexed: start this slot's registration and go back for the next slot;
+        its end is reported from the reader greenlet (one greenlet switch per slot, not two). A
+        user whose previous registration is still in flight waits for its end first."""
+        assert self.binding is not None
+        if self._in_flight:
+            self._park()
+        self._in_flight = True
+        started = time.perf_counter()
+        self.binding.start(lambda exc: self._ended_open(started, intended, exc))
+
+    def _ended_open(self, started: float, intended: float, exc: Exception | None) -> None:
+        self._in_flight = False
+        self._report(started, intended, exc)
+        self._wake(None)
+
+    def _park(self) -> None:
+        self._waiter = me = _current()
+        try:
+            self._hub.switch()
+        finally:
+            if self._waiter is me:
+                self._waiter = None
 
     def _measured(self, intended: float | None) -> None:
         """One registration, fired as one Locust request event (latency from ``intended`` if open)."""

@@ -37,7 +37,7 @@ Done = Callable[[Exception | None], None]
 # Datagrams read per turn: at saturation the socket is never empty (each answer sends the next
 # request), and a reader that drained it to EAGAIN would starve every other greenlet (Locust's
 # time limit and stats, the open model's dispatcher) for seconds; 16 is ~1.5 ms of work.
-BATCH = 16
+BATCH = 64
 GIVE_UP_EVERY_S = 1.0  # the timer greenlet's longest sleep: transactions past the caller's bound are given up
 # Its shortest: under load the engine's deadlines are the Timer E of every transaction in flight
 # (T1 after each send, a new one every few hundred µs), nearly all cancelled by their answer, and
@@ -104,6 +104,7 @@ class Multiplexer:
         self._hub = gevent.get_hub()
         self._kick = gevent.event.Event()  # wakes the timer greenlet before _wake_at
         self._wake_at = 0.0
+        self._reading = False  # inside the reader's batch
         self._greenlets = [gevent.spawn(self._read), gevent.spawn(self._tick)]
 
     def send(self, binding: Binding, req: Request) -> None:
@@ -111,7 +112,8 @@ class Multiplexer:
         now = self.clock()
         binding.sent_at = now
         self.pending[self.engine.send_request(req, self.flow, now)] = binding
-        self._flush()
+        if not self._reading:  # the reader sends what its batch started at the batch's end
+            self._flush()
         if now + self.engine.t1 < self._wake_at:  # its Timer E (T1, the shortest) is due before then
             self._kick.set()
 
@@ -136,6 +138,7 @@ class Multiplexer:
         wait = self._hub.wait
         batch = range(BATCH)
         while True:
+            self._reading = True
             try:
                 for _ in batch:
                     events = receive(recv(65535), flow, clock())
@@ -145,6 +148,8 @@ class Multiplexer:
                 pass
             except ConnectionRefusedError:  # an ICMP port unreachable: as good as no answer
                 pass
+            finally:
+                self._reading = False
             self._flush()
             wait(watcher)  # at once if more is queued, after the hub ran what else is due
 

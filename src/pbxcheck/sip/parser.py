@@ -49,7 +49,7 @@ def _split_head(data: bytes) -> tuple[int, int, int]:
     return framing
 
 
-def _header_lines(lines: list[str]) -> Headers:
+def _header_lines(lines: list[str], *, index: bool = True) -> Headers:
     # message-header = (header-name HCOLON header-value) CRLF ;  HCOLON = *( SP / HTAB ) ":" SWS
     # A line starting with SP/HTAB continues the previous one (RFC 3261 7.3.1: folding = one SP).
     items: list[tuple[str, str]] = []
@@ -81,10 +81,11 @@ def _header_lines(lines: list[str]) -> Headers:
                 if len(_NAMES) < _LINES_MAX:
                     _NAMES[line[:colon]] = canonical
             pair = (canonical, line[colon + 1 :].strip(" \t"))
-            if len(_LINES) < _LINES_MAX:
+            if len(_LINES) < _LINES_MAX and canonical not in _NEW_EACH_TIME:
                 _LINES[line] = pair
         items.append(pair)
-    return Headers._trusted(tuple(items))
+    # index=False (a lazy parse): the lookup index is made on the first lookup, if any comes
+    return Headers._trusted(tuple(items), to_send=not index)
 
 
 # Most header lines of a device's requests repeat byte for byte (Max-Forwards, User-Agent, Allow,
@@ -94,6 +95,10 @@ _LINES: dict[str, tuple[str, str]] = {}
 # as written (before the colon) -> its canonical form, checked to be a token once.
 _NAMES: dict[str, str] = {}
 _LINES_MAX = 8192
+# Lines that are new in every message (a branch, a sequence number, a nonce) never enter _LINES: under
+# load they filled it within a second, and lines that do repeat but came later were never cached.
+_NEW_EACH_TIME = frozenset({"Via", "CSeq", "WWW-Authenticate", "Proxy-Authenticate", "Authorization",
+                            "Proxy-Authorization", "Timestamp", "Date"})  # fmt: skip
 
 
 def _start_line(line: str) -> tuple[str, str, str, bool]:
@@ -123,8 +128,8 @@ def _start_line(line: str) -> tuple[str, str, str, bool]:
     return method, uri, version, False
 
 
-def _body(data: bytes, body_start: int, headers: Headers) -> bytes:
-    values = headers.get_raw("Content-Length")
+def _body(data: bytes, body_start: int, values: list[str]) -> bytes:
+    """The body ``values`` (every Content-Length line's) delimit; ``data`` ends with it on a datagram."""
     if not values:
         return data[body_start:]  # allowed on datagrams (RFC 3261 18.3 / 20.14)
     lengths = {parse_uint(v, BadContentLength, "Content-Length", MAX_CONTENT_LENGTH) for v in values}
@@ -132,6 +137,8 @@ def _body(data: bytes, body_start: int, headers: Headers) -> bytes:
         # RFC 4475 mcl01: ambiguous; keep the whole datagram and let uas_precheck answer 400.
         return data[body_start:]
     length = lengths.pop()
+    if not length:
+        return b""
     if len(data) - body_start < length:
         raise BadContentLength(f"Content-Length {length} but only {len(data) - body_start} body bytes", values[0])
     # RFC 3261 18.3: bytes beyond Content-Length in a datagram are discarded (RFC 4475 dblreq).
@@ -149,8 +156,13 @@ def parse_message(data: bytes, *, validate: bool = True) -> Message:
     head = data[start:head_end].decode("utf-8", "surrogateescape")
     lines = head.split("\n")
     a, b, c, is_response = _start_line(lines[0])
-    headers = _header_lines(lines[1:])
-    body = _body(data, body_start, headers)
+    if validate:
+        headers = _header_lines(lines[1:])
+        lengths = headers.get_raw("Content-Length")
+    else:
+        headers = _header_lines(lines[1:], index=False)
+        lengths = [v for n, v in headers.items if n == "Content-Length"]
+    body = _body(data, body_start, lengths)
     msg: Message
     if is_response:
         msg = Response(int(b), c, headers, body, a)
@@ -173,9 +185,14 @@ _BRANCH_RE = re.compile(r";[ \t]*branch[ \t]*=[ \t]*([^;, \t]+)", re.IGNORECASE)
 def response_key(msg: Message) -> tuple[str, str] | None:
     """``transaction.client_key`` read off the header text (top Via's branch, CSeq's method) without
     parsing Via or CSeq; None when either is missing or does not look like one."""
-    h = msg.headers
-    via = h.get("Via")
-    cseq = (h.get("CSeq") or "").split()
+    via = cseq_value = None
+    for name, value in msg.headers.items:  # the first of each, without the lookup index
+        if name == "Via":
+            if via is None:
+                via = value
+        elif name == "CSeq" and cseq_value is None:
+            cseq_value = value
+    cseq = (cseq_value or "").split()
     if via is None or len(cseq) != 2 or not cseq[0].isdigit():
         return None
     m = _BRANCH_RE.search(via.split(",", 1)[0])
