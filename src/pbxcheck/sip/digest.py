@@ -6,6 +6,7 @@ nonces. ``verify`` compares in constant time.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from dataclasses import dataclass
@@ -152,6 +153,13 @@ def compute_ha1(algorithm: str, username: str, realm: str, password: str, nonce:
     return ha1
 
 
+@functools.lru_cache(maxsize=4096)
+def _plain_ha1(algorithm: str, username: str, realm: str, password: str) -> str:
+    """H(username:realm:password): the same for every challenge of one realm (a load generator's
+    registrations, a registrar's verifications), so hashed once per account."""
+    return _h(algorithm, f"{username}:{realm}:{password}")
+
+
 def compute_response(
     *,
     algorithm: str = "MD5",
@@ -173,7 +181,7 @@ def compute_response(
     if ha1 is None:
         if password is None:
             raise DigestError("compute_response needs password or ha1")
-        ha1 = _h(algorithm, f"{username}:{realm}:{password}")
+        ha1 = _plain_ha1(algorithm, username, realm, password)
     if algorithm.endswith("-sess"):
         ha1 = _h(algorithm, f"{ha1}:{nonce}:{cnonce or ''}")
     if qop == "auth-int":

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections import deque
 from dataclasses import dataclass
 
 from pbxcheck.sip import events as ev
@@ -294,6 +295,8 @@ class Engine:
         self._heap: list[float] = []
         self._buckets: dict[float, list[_Entry]] = {}
         self._out: list[tuple[bytes, Flow]] = []
+        # (deadline, entry): Timer K of the short path's Completed client transactions, in order
+        self._timer_k_fifo: deque[tuple[float, _Entry]] = deque()
         self._events: list[Event] = []
         self._now = 0.0
 
@@ -361,13 +364,18 @@ class Engine:
             entry.client_lite = State.COMPLETED
             entry.handle = None  # Timer K only absorbs retransmissions: keep the key, not the messages
             entry.wire.clear()
-            self._set_timer(entry, "K", k)
+            # Timer K: its one effect is the entry's removal, and every K is the same length from a
+            # later now, so a FIFO holds them in deadline order (no heap, bucket or timers slot)
+            self._timer_k_fifo.append((self._deadline("K", k), entry))
 
     def _client_machine(self, entry: _Entry) -> ClientTransaction:
         """The short path's Trying as a ``ClientTransaction`` (its request sent, E and F running)."""
         assert entry.handle is not None
         reliable = entry.flow.reliable
         started = {name: self._timer_e[reliable] if name == "E" else self._timer_f[reliable] for name in entry.timers}
+        f = entry.timers.get("F")
+        if f is not None and not reliable:  # over UDP Timer F was only noted at the send: it runs from now on
+            self._schedule(entry, "F", f)
         tx = ClientTransaction.trying(
             entry.handle.request, entry.key, started, reliable=reliable, t1=self.t1, t2=self.t2, t4=self.t4
         )
@@ -451,9 +459,16 @@ class Engine:
         self._clients[key] = entry
         self._out.append((data, flow))
         e = self._timer_e[flow.reliable]
-        if e is not None:
+        f = self._timer_f[flow.reliable]
+        assert f is not None
+        if e is None:
+            self._set_timer(entry, "F", f)
+        else:
+            # Over UDP, Timer F's deadline is only noted: Timer E comes first, and a transaction still
+            # without its final answer then leaves the short path, which schedules F. Nearly every
+            # one is answered before, and its F never enters the heap (nor its cancelled slot).
             self._set_timer(entry, "E", e)
-        self._set_timer(entry, "F", self._timer_f[flow.reliable])  # type: ignore[arg-type]
+            entry.timers["F"] = self._deadline("F", f)
         return handle
 
     def send_response(self, req: Request, resp: Response, flow: Flow, now: float) -> None:
@@ -562,6 +577,10 @@ class Engine:
 
     def next_deadline(self) -> float | None:
         """When ``timer_fired`` must next be called (same clock as ``now``); None: no timer runs."""
+        fifo = self._timer_k_fifo
+        while fifo and not (fifo[0][1].alive and fifo[0][1].client_lite is State.COMPLETED):
+            fifo.popleft()
+        k = fifo[0][0] if fifo else None
         heap, buckets = self._heap, self._buckets
         while heap:
             deadline = heap[0]
@@ -569,11 +588,11 @@ class Engine:
             while bucket:
                 entry = bucket[-1]
                 if entry.alive and deadline in entry.timers.values():
-                    return deadline
+                    return deadline if k is None else min(deadline, k)
                 bucket.pop()  # cancelled, restarted or fired: a stale slot
             heapq.heappop(heap)
             del buckets[deadline]
-        return None
+        return k
 
     @property
     def counts(self) -> dict[str, int]:
@@ -604,6 +623,11 @@ class Engine:
                     if entry.alive and entry.timers.get(name) == deadline:
                         del entry.timers[name]
                         self._fire(entry, name)
+        fifo = self._timer_k_fifo
+        while fifo and fifo[0][0] <= now:
+            entry = fifo.popleft()[1]
+            if entry.alive and entry.client_lite is State.COMPLETED:  # else dropped or replaced before
+                self._remove(entry)
         self._now = now
 
     def _fire(self, entry: _Entry, name: str) -> None:
@@ -631,8 +655,10 @@ class Engine:
         return deadline
 
     def _set_timer(self, entry: _Entry, name: str, seconds: float) -> None:
-        deadline = self._deadline(name, seconds)
-        entry.timers[str(name)] = deadline  # plain str (a Timer member would make the dict a GC container)
+        self._schedule(entry, str(name), self._deadline(name, seconds))  # plain str: see _schedule
+
+    def _schedule(self, entry: _Entry, name: str, deadline: float) -> None:
+        entry.timers[name] = deadline  # a plain str key (a Timer member would make the dict a GC container)
         bucket = self._buckets.get(deadline)
         if bucket is None:
             bucket = self._buckets[deadline] = []

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 from pbxcheck.sip.errors import BadHeader, BadUri, MissingHeader
 from pbxcheck.sip.grammar import CANONICAL, MULTI_VALUED, canonical_name, split_commas
@@ -99,6 +100,9 @@ class _LazyIndex(Mapping[str, tuple[str, ...]]):
 
     def __getitem__(self, key: str) -> tuple[str, ...]:
         return self._dict()[key]
+
+    def get(self, key: str, default: Any = None) -> Any:  # Mapping.get's try/except, skipped
+        return self._dict().get(key, default)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._dict())
@@ -368,7 +372,16 @@ Message = Request | Response
 
 def to_bytes(msg: Message) -> bytes:
     """The wire form, with a Content-Length matching the body."""
+    wire: bytes | None = msg.__dict__.get("_wire")
+    if wire is not None:
+        return wire
     return serialize(msg.start_line, msg.headers.items, msg.body)
+
+
+def remember_wire(msg: Message, wire: bytes) -> None:
+    """For a builder that wrote ``msg``'s wire form itself (exactly ``serialize``'s, from the same
+    pairs): ``to_bytes`` returns it as is (messages are frozen: it cannot go stale)."""
+    msg.__dict__["_wire"] = wire
 
 
 def _hv(value: object) -> str:

@@ -132,13 +132,13 @@ def _body(data: bytes, body_start: int, values: list[str]) -> bytes:
     """The body ``values`` (every Content-Length line's) delimit; ``data`` ends with it on a datagram."""
     if not values:
         return data[body_start:]  # allowed on datagrams (RFC 3261 18.3 / 20.14)
+    if values == ["0"]:  # nearly every REGISTER and its answers
+        return b""
     lengths = {parse_uint(v, BadContentLength, "Content-Length", MAX_CONTENT_LENGTH) for v in values}
     if len(lengths) > 1:
         # RFC 4475 mcl01: ambiguous; keep the whole datagram and let uas_precheck answer 400.
         return data[body_start:]
     length = lengths.pop()
-    if not length:
-        return b""
     if len(data) - body_start < length:
         raise BadContentLength(f"Content-Length {length} but only {len(data) - body_start} body bytes", values[0])
     # RFC 3261 18.3: bytes beyond Content-Length in a datagram are discarded (RFC 4475 dblreq).

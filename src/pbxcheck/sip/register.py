@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from pbxcheck.sip.grammar import canonical_name
 from pbxcheck.sip.headers import NameAddr
 from pbxcheck.sip.ids import new_branch, new_call_id, new_tag
-from pbxcheck.sip.message import Request, make_request, to_bytes
+from pbxcheck.sip.message import Headers, Request, make_request, remember_wire, to_bytes
 from pbxcheck.sip.transaction import remember_client_key
 
 __all__ = ["make_register", "register_bytes"]
@@ -57,6 +58,13 @@ def make_register(
       ``headers``: extra pairs written after Contact (Allow, Supported...).
     """
     host = sent_by if isinstance(sent_by, str) else f"{sent_by[0]}:{sent_by[1]}"
+    headers = tuple(headers)
+    if call_id is not None and from_tag is not None and (authorization is None or isinstance(authorization, str)):
+        # a refresh or a load generator's next REGISTER: the same lines but Via, CSeq, Authorization
+        shape = _shape(domain, user, host, transport, call_id, from_tag, expires, contact, uri, aor, headers,
+                       user_agent)  # fmt: skip
+        if shape is not None:
+            return shape.make(branch or new_branch(), cseq, authorization)
     t = transport.upper()
     if aor is None:
         aor = f"<sip:{user}@{domain}>"
@@ -93,3 +101,77 @@ def make_register(
 def register_bytes(domain: str, user: str, *, sent_by: str | tuple[str, int], **kw: object) -> bytes:
     """``to_bytes(make_register(...))``: the same REGISTER as wire bytes (floods, replays, benches)."""
     return to_bytes(make_register(domain, user, sent_by=sent_by, **kw))  # type: ignore[arg-type]
+
+
+class _Shape:
+    """What stays the same between REGISTERs built with the same arguments, made once: the header
+    pairs and the wire text around the branch, the CSeq number and the Authorization. ``make``'s
+    bytes are exactly ``serialize``'s for its pairs (``tests/unit/sip/test_sip_register_builder.py``
+    compares them), remembered on the request so that ``to_bytes`` does not join them again."""
+
+    __slots__ = ("uri", "via", "middle", "after", "start", "mid_text", "after_text")
+
+    def __init__(self, uri: str, via: str, middle: tuple[tuple[str, str], ...], after: tuple[tuple[str, str], ...]):
+        self.uri, self.via, self.middle, self.after = uri, via, middle, after
+        self.start = f"REGISTER {uri} SIP/2.0\r\nVia: {via}"
+        self.mid_text = "".join(f"\r\n{n}: {v}" for n, v in middle) + "\r\nCSeq: "
+        self.after_text = " REGISTER" + "".join(f"\r\n{n}: {v}" for n, v in after if n != "Content-Length")
+
+    def make(self, branch: str, cseq: int, authorization: str | None) -> Request:
+        via = f"{self.via}{branch}"
+        pairs = (("Via", via), *self.middle, ("CSeq", f"{cseq} REGISTER"), *self.after)
+        auth = ""
+        if authorization is not None:
+            pairs += (("Authorization", authorization),)
+            auth = f"\r\nAuthorization: {authorization}"
+        wire = f"{self.start}{branch}{self.mid_text}{cseq}{self.after_text}{auth}\r\nContent-Length: 0\r\n\r\n"
+        request = Request("REGISTER", self.uri, Headers._trusted(pairs, to_send=True), b"")
+        remember_wire(request, wire.encode("utf-8", "surrogateescape"))
+        return remember_client_key(request, branch)
+
+
+_SHAPES: dict[tuple[object, ...], _Shape | None] = {}
+_SHAPES_MAX = 4096
+
+
+def _shape(
+    domain: str,
+    user: str,
+    host: str,
+    transport: str,
+    call_id: str,
+    from_tag: str,
+    expires: int | None,
+    contact: str | NameAddr | None,
+    uri: str | None,
+    aor: str | NameAddr | None,
+    headers: tuple[tuple[str, str], ...],
+    user_agent: str | None,
+) -> _Shape | None:
+    """make_register's lines for these arguments (None: a shape the general path builds, e.g. a
+    NameAddr address of record or a removal's ``*``)."""
+    key = (domain, user, host, transport, call_id, from_tag, expires, contact, uri, aor, headers, user_agent)
+    try:
+        return _SHAPES[key]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable header value
+        return None
+    shape: _Shape | None = None
+    if not isinstance(aor, NameAddr) and not isinstance(contact, NameAddr) and contact != "*":
+        t = transport.upper()
+        aor = aor if aor is not None else f"<sip:{user}@{domain}>"
+        if contact is None:
+            contact = f"<sip:{user}@{host};transport={t.lower()}>"
+        middle = (("Max-Forwards", "70"), ("From", f"{aor};tag={from_tag}"), ("To", aor), ("Call-ID", call_id))
+        after: list[tuple[str, str]] = [("Contact", contact)] if contact else []
+        if user_agent:
+            after.append(("User-Agent", user_agent))
+        after.extend((canonical_name(n), v) for n, v in headers)
+        if expires is not None:
+            after.append(("Expires", str(expires)))
+        shape = _Shape(uri or f"sip:{domain}", f"SIP/2.0/{t} {host};rport;branch=", middle, tuple(after))
+    if len(_SHAPES) >= _SHAPES_MAX:
+        _SHAPES.clear()  # a long run's refreshes keep few distinct shapes; junk never grows it
+    _SHAPES[key] = shape
+    return shape

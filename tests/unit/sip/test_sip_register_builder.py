@@ -1,7 +1,15 @@
 """sip.register.make_register: the one REGISTER builder (RFC 3261 §10.2)."""
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pbxcheck.sip import register
+from pbxcheck.sip.message import to_bytes
 from pbxcheck.sip.parser import parse_message
 from pbxcheck.sip.register import make_register, register_bytes
+from pbxcheck.sip.serializer import serialize
+from pbxcheck.sip.transaction import client_key
 
 
 def test_register_fields_and_refresh_reuse() -> None:
@@ -38,3 +46,50 @@ def test_register_bytes_parse_back_and_options() -> None:
     msg = parse_message(raw)
     assert msg.contact_star and msg.expires == 0 and "User-Agent" not in msg.headers
     assert msg.headers.get("Proxy-Authorization") == "Digest x=1" and msg.top_via.transport == "WSS"
+
+
+_TEXT = st.text(
+    alphabet=st.characters(min_codepoint=33, max_codepoint=0x2FF, exclude_characters="\x7f"), min_size=1, max_size=12
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    user=_TEXT,
+    domain=_TEXT,
+    transport=st.sampled_from(["UDP", "tcp", "WSS"]),
+    cseq=st.integers(1, 2**31 - 1),
+    expires=st.none() | st.integers(0, 7200),
+    contact=st.none() | st.just("") | _TEXT,
+    authorization=st.none() | _TEXT,
+    headers=st.lists(
+        st.tuples(st.sampled_from(["Allow", "supported", "k", "Content-Length", "X-Test"]), _TEXT), max_size=3
+    ),
+    user_agent=st.none() | _TEXT,
+)
+def test_the_remembered_shape_builds_what_the_general_path_builds(
+    user: str,
+    domain: str,
+    transport: str,
+    cseq: int,
+    expires: int | None,
+    contact: str | None,
+    authorization: str | None,
+    headers: list[tuple[str, str]],
+    user_agent: str | None,
+) -> None:
+    kw = {
+        "sent_by": ("192.0.2.7", 5062), "transport": transport, "call_id": "cid-shape", "cseq": cseq, "from_tag": "ft",
+        "expires": expires, "contact": contact, "authorization": authorization, "branch": "z9hG4bK-shape",
+        "headers": headers, "user_agent": user_agent,
+    }  # fmt: skip
+    fast = make_register(domain, user, **kw)  # type: ignore[arg-type]
+    assert "_wire" in fast.__dict__  # the shape path ran
+    with pytest.MonkeyPatch.context() as m:  # one per example (the fixture would span them all)
+        m.setattr(register, "_shape", lambda *a: None)
+        general = make_register(domain, user, **kw)  # type: ignore[arg-type]
+    assert "_wire" not in general.__dict__
+    assert (fast.method, fast.uri, fast.headers.items, fast.body) == (
+        general.method, general.uri, general.headers.items, general.body)  # fmt: skip
+    assert to_bytes(fast) == to_bytes(general) == serialize(fast.start_line, fast.headers.items, fast.body)
+    assert client_key(fast) == client_key(general) == ("z9hG4bK-shape", "REGISTER")
