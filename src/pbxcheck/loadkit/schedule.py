@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 
 @dataclass(frozen=True)
@@ -29,17 +30,22 @@ class Schedule:
             return self.rate * t * t / (2 * self.ramp)
         return self.rate * self.ramp / 2 + self.rate * (t - self.ramp)
 
-    @property
+    # computed once: at() runs once per request of the open model
+    @cached_property
     def total(self) -> int:
         """How many slots the whole schedule issues."""
         return math.ceil(self.due(self.duration) - 1e-9)
+
+    @cached_property
+    def _ramp_slots(self) -> float:
+        return self.rate * self.ramp / 2
 
     def at(self, k: int) -> float | None:
         """Seconds after the start at which slot ``k`` (0-based) is due; None past the end."""
         if k < 0 or k >= self.total:
             return None
-        ramp_slots = self.rate * self.ramp / 2
-        if self.ramp and k < ramp_slots:
+        ramp_slots = self._ramp_slots
+        if k < ramp_slots:  # (no ramp: 0 slots)
             return math.sqrt(2 * self.ramp * k / self.rate)
         return self.ramp + (k - ramp_slots) / self.rate
 
