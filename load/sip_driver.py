@@ -28,7 +28,7 @@ from pbxcheck.sip.engine import ClientHandle, ClientTimedOut, Engine, Event, Inc
 from pbxcheck.sip.flow import Flow
 from pbxcheck.sip.ids import new_call_id, new_tag
 from pbxcheck.sip.message import Request, Response
-from pbxcheck.sip.register import make_register
+from pbxcheck.sip.register import register_maker
 
 __all__ = ["Binding", "Multiplexer", "RegistrationFailed", "authorization", "challenge_of", "register_options"]
 
@@ -203,7 +203,7 @@ class Binding:
     and the next nonce count (nc), as a phone refreshing its binding does."""
 
     __slots__ = (
-        "mux", "number", "password", "domain", "uri", "fixed", "refresh", "cseq",
+        "mux", "number", "password", "domain", "uri", "make", "refresh", "cseq",
         "challenge", "offered", "nc", "stage", "done", "sent_at",
     )  # fmt: skip
 
@@ -215,7 +215,7 @@ class Binding:
         self.mux = mux
         self.number, self.password, self.domain = number, password, domain
         self.uri = f"sip:{domain}"
-        self.fixed = register_options(number, domain, mux.local, "udp", expires)
+        self.make = register_maker(domain, number, **register_options(number, domain, mux.local, "udp", expires))
         self.refresh = refresh
         self.cseq = 0
         self.challenge: Challenge | None = None  # refresh: the nonce in use
@@ -273,8 +273,7 @@ class Binding:
 
     def _register(self, authorization: str | None) -> None:
         self.cseq += 1
-        req = make_register(self.domain, self.number, cseq=self.cseq, authorization=authorization, **self.fixed)
-        self.mux.send(self, req)
+        self.mux.send(self, self.make(self.cseq, authorization))
 
     def _end(self, exc: Exception | None) -> None:
         done, self.done, self.offered = self.done, None, None

@@ -297,6 +297,10 @@ class Engine:
         self._out: list[tuple[bytes, Flow]] = []
         # (deadline, entry): Timer K of the short path's Completed client transactions, in order
         self._timer_k_fifo: deque[tuple[float, _Entry]] = deque()
+        # (deadline, entry): the first Timer E of the short path's client transactions over UDP, in
+        # order (each is T1 from a later now); nearly all are cancelled by the answer, and a heap
+        # slot each cost a push, a pop and a bucket (the load generator sends thousands a second)
+        self._timer_e_fifo: deque[tuple[float, _Entry]] = deque()
         self._events: list[Event] = []
         self._now = 0.0
 
@@ -373,9 +377,11 @@ class Engine:
         assert entry.handle is not None
         reliable = entry.flow.reliable
         started = {name: self._timer_e[reliable] if name == "E" else self._timer_f[reliable] for name in entry.timers}
-        f = entry.timers.get("F")
-        if f is not None and not reliable:  # over UDP Timer F was only noted at the send: it runs from now on
-            self._schedule(entry, "F", f)
+        if not reliable:  # over UDP E waited in its FIFO and F was only noted: the heap runs both from now on
+            for name in ("E", "F"):
+                deadline = entry.timers.get(name)
+                if deadline is not None:
+                    self._schedule(entry, name, deadline)
         tx = ClientTransaction.trying(
             entry.handle.request, entry.key, started, reliable=reliable, t1=self.t1, t2=self.t2, t4=self.t4
         )
@@ -467,7 +473,8 @@ class Engine:
             # Over UDP, Timer F's deadline is only noted: Timer E comes first, and a transaction still
             # without its final answer then leaves the short path, which schedules F. Nearly every
             # one is answered before, and its F never enters the heap (nor its cancelled slot).
-            self._set_timer(entry, "E", e)
+            deadline = entry.timers["E"] = self._deadline("E", e)
+            self._timer_e_fifo.append((deadline, entry))
             entry.timers["F"] = self._deadline("F", f)
         return handle
 
@@ -581,6 +588,9 @@ class Engine:
         while fifo and not (fifo[0][1].alive and fifo[0][1].client_lite is State.COMPLETED):
             fifo.popleft()
         k = fifo[0][0] if fifo else None
+        e = self._e_fifo_head()
+        if e is not None and (k is None or e < k):
+            k = e
         heap, buckets = self._heap, self._buckets
         while heap:
             deadline = heap[0]
@@ -610,9 +620,30 @@ class Engine:
         events, self._events = self._events, []
         return events
 
+    def _e_fifo_head(self) -> float | None:
+        """The first live deadline of the Timer E FIFO (stale ones dropped)."""
+        fifo = self._timer_e_fifo
+        while fifo:
+            deadline, entry = fifo[0]
+            if entry.alive and entry.client_lite is State.TRYING and entry.timers.get("E") == deadline:
+                return deadline
+            fifo.popleft()
+        return None
+
     def _advance(self, now: float) -> None:
-        heap, buckets = self._heap, self._buckets
-        while heap and heap[0] <= now:
+        heap, buckets, e_fifo = self._heap, self._buckets, self._timer_e_fifo
+        while True:
+            # the heap's timers and the E FIFO's in one deadline order (a retransmission before a
+            # later time-out, as with one heap)
+            e = self._e_fifo_head() if e_fifo else None
+            if e is not None and e <= now and (not heap or e <= heap[0]):
+                self._now = e
+                entry = e_fifo.popleft()[1]
+                del entry.timers["E"]
+                self._fire(entry, "E")
+                continue
+            if not heap or heap[0] > now:
+                break
             deadline = heapq.heappop(heap)
             self._now = deadline  # timers it restarts count from when it was due, not from now
             for entry in buckets.pop(deadline):

@@ -12,7 +12,7 @@ From with a tag, one Call-ID and increasing CSeq numbers for every REGISTER to o
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from pbxcheck.sip.grammar import canonical_name
 from pbxcheck.sip.headers import NameAddr
@@ -20,7 +20,7 @@ from pbxcheck.sip.ids import new_branch, new_call_id, new_tag
 from pbxcheck.sip.message import Headers, Request, make_request, remember_wire, to_bytes
 from pbxcheck.sip.transaction import remember_client_key
 
-__all__ = ["make_register", "register_bytes"]
+__all__ = ["make_register", "register_bytes", "register_maker"]
 
 Auth = str | Iterable[tuple[str, str]] | None
 
@@ -96,6 +96,30 @@ def make_register(
     )
     # the branch is the Via's last parameter, as written: the engine's matching needs no parse of it
     return remember_client_key(request, branch)
+
+
+def register_maker(
+    domain: str,
+    user: str,
+    *,
+    sent_by: str | tuple[str, int],
+    call_id: str,
+    from_tag: str,
+    transport: str = "UDP",
+    expires: int | None = 90,
+    contact: str | None = None,
+    uri: str | None = None,
+    aor: str | None = None,
+    user_agent: str | None = "pbxcheck",
+) -> Callable[[int, str | None], Request]:
+    """``make(cseq, authorization)``: ``make_register`` with these arguments and a fresh branch, its
+    lines looked up once here instead of once per REGISTER (a load generator's extension)."""
+    host = sent_by if isinstance(sent_by, str) else f"{sent_by[0]}:{sent_by[1]}"
+    shape = _shape(domain, user, host, transport, call_id, from_tag, expires, contact, uri, aor, (), user_agent)
+    if shape is None:
+        raise ValueError("register_maker: a removal (Contact: *) is made by make_register")
+    make = shape.make
+    return lambda cseq, authorization: make(new_branch(), cseq, authorization)
 
 
 def register_bytes(domain: str, user: str, *, sent_by: str | tuple[str, int], **kw: object) -> bytes:

@@ -13,7 +13,7 @@ from engine_scripts import register, steps  # tests/unit/sip is on sys.path (as 
 from pbxcheck.sip import engine as engine_module
 from pbxcheck.sip.engine import ClientHandle, ClientTimedOut, Engine, Event, IncomingResponse
 from pbxcheck.sip.flow import Flow
-from pbxcheck.sip.message import Request, make_response, to_bytes
+from pbxcheck.sip.message import Request, make_request, make_response, to_bytes
 
 T1 = 0.5
 
@@ -108,3 +108,24 @@ def test_client_short_path_turns_itself_off_when_figure_6_changes(monkeypatch: p
     table[(S.COMPLETED, K.FINAL)] = (S.COMPLETED, ())  # a row the short path does not know of
     monkeypatch.setattr(engine_module, "CLIENT_NON_INVITE", table)
     assert not engine_module._answered_rows()
+
+
+@pytest.mark.parametrize("short_path", [True, False])
+def test_timers_of_short_and_table_transactions_fire_in_one_deadline_order(short_path: bool) -> None:
+    """The short path's Timer E waits in a FIFO of its own, the table's timers in the heap: one
+    ``timer_fired`` late enough for several still runs them by deadline, whichever holds them."""
+    eng = Engine(t1=T1, short_path=short_path)
+    flow = Flow("UDP", ("10.0.0.1", 5060), ("10.0.0.2", 7048), lambda d: None)
+
+    def request(method: str, branch: str) -> Request:
+        return make_request(
+            method, "sip:2002@pbx.example", from_="<sip:2001@pbx.example>;tag=ft", to="<sip:2002@pbx.example>",
+            call_id=f"cid-{branch}", cseq=1, via=f"SIP/2.0/UDP 10.0.0.1:5060;branch={branch}",
+        )  # fmt: skip
+
+    eng.send_request(request("INVITE", "z9hG4bK-inv"), flow, 0.0)  # Timer A at 0.5, 1.5, 3.5 (heap)
+    eng.send_request(request("OPTIONS", "z9hG4bK-opt"), flow, 0.2)  # Timer E at 0.7, then 1.7 (FIFO, then heap)
+    eng.data_to_send()
+    eng.timer_fired(2.0)
+    sent = [data.split(b" ", 1)[0].decode() for data, _ in eng.data_to_send()]
+    assert sent == ["INVITE", "OPTIONS", "INVITE", "OPTIONS"]  # 0.5 A, 0.7 E, 1.5 A, 1.7 E

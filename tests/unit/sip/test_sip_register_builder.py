@@ -93,3 +93,14 @@ def test_the_remembered_shape_builds_what_the_general_path_builds(
         general.method, general.uri, general.headers.items, general.body)  # fmt: skip
     assert to_bytes(fast) == to_bytes(general) == serialize(fast.start_line, fast.headers.items, fast.body)
     assert client_key(fast) == client_key(general) == ("z9hG4bK-shape", "REGISTER")
+
+
+def test_a_maker_builds_what_make_register_builds() -> None:
+    kw = {"sent_by": ("192.0.2.7", 5062), "call_id": "cid-maker", "from_tag": "ft", "expires": 300}
+    make = register.register_maker("pbx.test", "2001", **kw)  # type: ignore[arg-type]
+    made = make(3, 'Digest username="2001"')
+    same = make_register("pbx.test", "2001", cseq=3, authorization='Digest username="2001"', branch=made.branch, **kw)  # type: ignore[arg-type]
+    assert made.headers.items == same.headers.items and to_bytes(made) == to_bytes(same)
+    assert make(4, None).branch != made.branch  # a fresh branch each time
+    with pytest.raises(ValueError):
+        register.register_maker("pbx.test", "2001", contact="*", **kw)  # type: ignore[arg-type]
