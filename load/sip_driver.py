@@ -3,9 +3,11 @@
 
 One greenlet reads the socket in batches (non-blocking ``recv`` until EAGAIN or ``BATCH``
 datagrams, then one wait for readability on a reused watcher: no gevent Timeout per message) and
-feeds ``engine.receive``; a second sleeps until ``engine.next_deadline()`` and calls
-``engine.timer_fired`` (a send whose first retransmission would come before that wake-up wakes it
-sooner), a few times a second under load.
+feeds ``engine.receive``; what the batch's answers started (the next REGISTERs) goes out at the
+batch's end, back to back (a datagram into a registrar that went idle pays its wake-up in the
+sender's system call; in a burst only the first does). A second greenlet sleeps until
+``engine.next_deadline()`` (at least ``TICK_MIN_S``) and calls ``engine.timer_fired`` (a send whose
+first retransmission would come before that wake-up wakes it sooner).
 Each extension is a :class:`Binding`, a callback state machine for one registration at a time::
 
     fresh:   sent REGISTER -> 401 -> sent REGISTER with Authorization -> 200 -> done(None)
@@ -36,7 +38,8 @@ Done = Callable[[Exception | None], None]
 
 # Datagrams read per turn: at saturation the socket is never empty (each answer sends the next
 # request), and a reader that drained it to EAGAIN would starve every other greenlet (Locust's
-# time limit and stats, the open model's dispatcher) for seconds; 16 is ~1.5 ms of work.
+# time limit and stats, the open model's dispatcher) for seconds; 64 is ~4 ms of work, and the
+# burst of sends at its end is the bench's 64 registrations in flight (16: ~10 % more CPU each).
 BATCH = 64
 GIVE_UP_EVERY_S = 1.0  # the timer greenlet's longest sleep: transactions past the caller's bound are given up
 # Its shortest: under load the engine's deadlines are the Timer E of every transaction in flight
