@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from pbxcheck.sip.grammar import canonical_name
 from pbxcheck.sip.headers import NameAddr
 from pbxcheck.sip.ids import new_branch, new_call_id, new_tag
-from pbxcheck.sip.message import Headers, Request, make_request, remember_wire, to_bytes
+from pbxcheck.sip.message import Headers, Request, remember_wire, to_bytes
 from pbxcheck.sip.transaction import remember_client_key
 
 __all__ = ["make_register", "register_bytes", "register_maker"]
@@ -58,44 +58,12 @@ def make_register(
       ``headers``: extra pairs written after Contact (Allow, Supported...).
     """
     host = sent_by if isinstance(sent_by, str) else f"{sent_by[0]}:{sent_by[1]}"
-    headers = tuple(headers)
-    if call_id is not None and from_tag is not None and (authorization is None or isinstance(authorization, str)):
-        # a refresh or a load generator's next REGISTER: the same lines but Via, CSeq, Authorization
-        shape = _shape(domain, user, host, transport, call_id, from_tag, expires, contact, uri, aor, headers,
-                       user_agent)  # fmt: skip
-        if shape is not None:
-            return shape.make(branch or new_branch(), cseq, authorization)
-    t = transport.upper()
-    if aor is None:
-        aor = f"<sip:{user}@{domain}>"
-    if contact is None:
-        contact = f"<sip:{user}@{host};transport={t.lower()}>"
-    extra: list[tuple[str, str]] = []
-    if user_agent:
-        extra.append(("User-Agent", user_agent))
-    extra.extend(headers)
-    if expires is not None:
-        extra.append(("Expires", str(expires)))
-    if isinstance(authorization, str):
-        extra.append(("Authorization", authorization))
-    elif authorization is not None:
-        extra.extend(authorization)
-    tag = from_tag or new_tag()
-    from_ = aor.with_tag(tag) if isinstance(aor, NameAddr) else f"{aor};tag={tag}"
-    branch = branch or new_branch()
-    request = make_request(
-        "REGISTER",
-        uri or f"sip:{domain}",
-        from_=from_,
-        to=aor,
-        call_id=call_id or new_call_id(),
-        cseq=cseq,
-        via=f"SIP/2.0/{t} {host};rport;branch={branch}",
-        contact=contact or None,
-        headers=extra,
-    )
-    # the branch is the Via's last parameter, as written: the engine's matching needs no parse of it
-    return remember_client_key(request, branch)
+    # Given Call-ID and tag (a refresh, a load generator's next REGISTER): the lines are the same as
+    # last time but for Via, CSeq and Authorization, and the shape made then is used again.
+    remembered = call_id is not None and from_tag is not None
+    shape = _shape(domain, user, host, transport, call_id or new_call_id(), from_tag or new_tag(), expires, contact,
+                   uri, aor, tuple(headers), user_agent, remember=remembered)  # fmt: skip
+    return shape.make(branch or new_branch(), cseq, authorization)
 
 
 def register_maker(
@@ -115,10 +83,9 @@ def register_maker(
     """``make(cseq, authorization)``: ``make_register`` with these arguments and a fresh branch, its
     lines looked up once here instead of once per REGISTER (a load generator's extension)."""
     host = sent_by if isinstance(sent_by, str) else f"{sent_by[0]}:{sent_by[1]}"
-    shape = _shape(domain, user, host, transport, call_id, from_tag, expires, contact, uri, aor, (), user_agent)
-    if shape is None:
+    if contact == "*":
         raise ValueError("register_maker: a removal (Contact: *) is made by make_register")
-    make = shape.make
+    make = _shape(domain, user, host, transport, call_id, from_tag, expires, contact, uri, aor, (), user_agent).make
     return lambda cseq, authorization: make(new_branch(), cseq, authorization)
 
 
@@ -128,33 +95,43 @@ def register_bytes(domain: str, user: str, *, sent_by: str | tuple[str, int], **
 
 
 class _Shape:
-    """What stays the same between REGISTERs built with the same arguments, made once: the header
-    pairs and the wire text around the branch, the CSeq number and the Authorization. ``make``'s
-    bytes are exactly ``serialize``'s for its pairs (``tests/unit/sip/test_sip_register_builder.py``
-    compares them), remembered on the request so that ``to_bytes`` does not join them again."""
+    """A REGISTER's lines but Via, CSeq and Authorization, made once: the header pairs and the wire
+    text around the branch, the CSeq number and the Authorization. ``make``'s bytes are exactly
+    ``serialize``'s for its pairs (``tests/unit/sip/test_sip_register_builder.py`` compares them
+    with ``make_request`` + ``serialize``), remembered on the request so that ``to_bytes`` does not
+    join them again."""
 
     __slots__ = ("uri", "via", "middle", "after", "start", "mid_text", "after_text")
 
     def __init__(self, uri: str, via: str, middle: tuple[tuple[str, str], ...], after: tuple[tuple[str, str], ...]):
         self.uri, self.via, self.middle, self.after = uri, via, middle, after
         self.start = f"REGISTER {uri} SIP/2.0\r\nVia: {via}"
-        self.mid_text = "".join(f"\r\n{n}: {v}" for n, v in middle) + "\r\nCSeq: "
-        self.after_text = " REGISTER" + "".join(f"\r\n{n}: {v}" for n, v in after if n != "Content-Length")
+        self.mid_text = _lines(middle) + "\r\nCSeq: "
+        self.after_text = " REGISTER" + _lines(after)
 
-    def make(self, branch: str, cseq: int, authorization: str | None) -> Request:
-        via = f"{self.via}{branch}"
-        pairs = (("Via", via), *self.middle, ("CSeq", f"{cseq} REGISTER"), *self.after)
-        auth = ""
-        if authorization is not None:
-            pairs += (("Authorization", authorization),)
-            auth = f"\r\nAuthorization: {authorization}"
-        wire = f"{self.start}{branch}{self.mid_text}{cseq}{self.after_text}{auth}\r\nContent-Length: 0\r\n\r\n"
-        request = Request("REGISTER", self.uri, Headers._trusted(pairs, to_send=True), b"")
+    def make(self, branch: str, cseq: int, authorization: Auth) -> Request:
+        pairs = (("Via", f"{self.via}{branch}"), *self.middle, ("CSeq", f"{cseq} REGISTER"), *self.after)
+        auth: tuple[tuple[str, str], ...] = ()
+        auth_text = ""
+        if isinstance(authorization, str):  # the common case, written without a loop
+            auth = (("Authorization", authorization),)
+            auth_text = f"\r\nAuthorization: {authorization}"
+        elif authorization is not None:
+            auth = tuple((canonical_name(n), v) for n, v in authorization)
+            auth_text = _lines(auth)
+        wire = f"{self.start}{branch}{self.mid_text}{cseq}{self.after_text}{auth_text}\r\nContent-Length: 0\r\n\r\n"
+        request = Request("REGISTER", self.uri, Headers._trusted(pairs + auth, to_send=True), b"")
         remember_wire(request, wire.encode("utf-8", "surrogateescape"))
+        # the branch is the Via's last parameter, as written: the engine's matching needs no parse of it
         return remember_client_key(request, branch)
 
 
-_SHAPES: dict[tuple[object, ...], _Shape | None] = {}
+def _lines(pairs: tuple[tuple[str, str], ...]) -> str:
+    # as serialize writes them; a Content-Length among them is dropped (the body's is written last)
+    return "".join(f"\r\n{n}: {v}" for n, v in pairs if n != "Content-Length")
+
+
+_SHAPES: dict[tuple[object, ...], _Shape] = {}
 _SHAPES_MAX = 4096
 
 
@@ -171,31 +148,35 @@ def _shape(
     aor: str | NameAddr | None,
     headers: tuple[tuple[str, str], ...],
     user_agent: str | None,
-) -> _Shape | None:
-    """make_register's lines for these arguments (None: a shape the general path builds, e.g. a
-    NameAddr address of record or a removal's ``*``)."""
+    *,
+    remember: bool = True,
+) -> _Shape:
+    """make_register's lines for these arguments, remembered (``remember``) for the next call with
+    the same ones."""
     key = (domain, user, host, transport, call_id, from_tag, expires, contact, uri, aor, headers, user_agent)
-    try:
-        return _SHAPES[key]
-    except KeyError:
-        pass
-    except TypeError:  # an unhashable header value
-        return None
-    shape: _Shape | None = None
-    if not isinstance(aor, NameAddr) and not isinstance(contact, NameAddr) and contact != "*":
-        t = transport.upper()
-        aor = aor if aor is not None else f"<sip:{user}@{domain}>"
-        if contact is None:
-            contact = f"<sip:{user}@{host};transport={t.lower()}>"
-        middle = (("Max-Forwards", "70"), ("From", f"{aor};tag={from_tag}"), ("To", aor), ("Call-ID", call_id))
-        after: list[tuple[str, str]] = [("Contact", contact)] if contact else []
-        if user_agent:
-            after.append(("User-Agent", user_agent))
-        after.extend((canonical_name(n), v) for n, v in headers)
-        if expires is not None:
-            after.append(("Expires", str(expires)))
-        shape = _Shape(uri or f"sip:{domain}", f"SIP/2.0/{t} {host};rport;branch=", middle, tuple(after))
-    if len(_SHAPES) >= _SHAPES_MAX:
-        _SHAPES.clear()  # a long run's refreshes keep few distinct shapes; junk never grows it
-    _SHAPES[key] = shape
+    if remember:
+        try:
+            return _SHAPES[key]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable header value: made each time
+            remember = False
+    t = transport.upper()
+    if aor is None:
+        aor = f"<sip:{user}@{domain}>"
+    from_ = aor.with_tag(from_tag) if isinstance(aor, NameAddr) else f"{aor};tag={from_tag}"
+    if contact is None:
+        contact = f"<sip:{user}@{host};transport={t.lower()}>"
+    middle = (("Max-Forwards", "70"), ("From", str(from_)), ("To", str(aor)), ("Call-ID", call_id))
+    after: list[tuple[str, str]] = [("Contact", str(contact))] if contact else []  # "": none (a fetch)
+    if user_agent:
+        after.append(("User-Agent", user_agent))
+    after.extend((canonical_name(n), v) for n, v in headers)
+    if expires is not None:
+        after.append(("Expires", str(expires)))
+    shape = _Shape(uri or f"sip:{domain}", f"SIP/2.0/{t} {host};rport;branch=", middle, tuple(after))
+    if remember:
+        if len(_SHAPES) >= _SHAPES_MAX:
+            _SHAPES.clear()  # a long run's refreshes keep few distinct shapes; junk never grows it
+        _SHAPES[key] = shape
     return shape

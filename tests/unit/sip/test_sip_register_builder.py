@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pbxcheck.sip import register
-from pbxcheck.sip.message import to_bytes
+from pbxcheck.sip.message import make_request, to_bytes
 from pbxcheck.sip.parser import parse_message
 from pbxcheck.sip.register import make_register, register_bytes
 from pbxcheck.sip.serializer import serialize
@@ -67,7 +67,7 @@ _TEXT = st.text(
     ),
     user_agent=st.none() | _TEXT,
 )
-def test_the_remembered_shape_builds_what_the_general_path_builds(
+def test_the_remembered_shape_builds_what_make_request_builds(
     user: str,
     domain: str,
     transport: str,
@@ -78,21 +78,43 @@ def test_the_remembered_shape_builds_what_the_general_path_builds(
     headers: list[tuple[str, str]],
     user_agent: str | None,
 ) -> None:
+    """make_register writes its lines and bytes from a remembered shape; the oracle is §10.2's
+    layout assembled with the generic ``make_request`` and ``serialize``."""
     kw = {
         "sent_by": ("192.0.2.7", 5062), "transport": transport, "call_id": "cid-shape", "cseq": cseq, "from_tag": "ft",
         "expires": expires, "contact": contact, "authorization": authorization, "branch": "z9hG4bK-shape",
         "headers": headers, "user_agent": user_agent,
     }  # fmt: skip
     fast = make_register(domain, user, **kw)  # type: ignore[arg-type]
-    assert "_wire" in fast.__dict__  # the shape path ran
-    with pytest.MonkeyPatch.context() as m:  # one per example (the fixture would span them all)
-        m.setattr(register, "_shape", lambda *a: None)
-        general = make_register(domain, user, **kw)  # type: ignore[arg-type]
+    again = make_register(domain, user, **kw)  # type: ignore[arg-type]  # the same shape, remembered
+    assert "_wire" in fast.__dict__
+    t = transport.upper()
+    aor = f"<sip:{user}@{domain}>"
+    extra = [("User-Agent", user_agent)] if user_agent else []
+    extra += headers
+    extra += [("Expires", str(expires))] if expires is not None else []
+    extra += [("Authorization", authorization)] if authorization is not None else []
+    general = make_request(
+        "REGISTER", f"sip:{domain}", from_=f"{aor};tag=ft", to=aor, call_id="cid-shape", cseq=cseq,
+        via=f"SIP/2.0/{t} 192.0.2.7:5062;rport;branch=z9hG4bK-shape",
+        contact=(f"<sip:{user}@192.0.2.7:5062;transport={t.lower()}>" if contact is None else contact) or None,
+        headers=extra,
+    )  # fmt: skip
     assert "_wire" not in general.__dict__
-    assert (fast.method, fast.uri, fast.headers.items, fast.body) == (
-        general.method, general.uri, general.headers.items, general.body)  # fmt: skip
-    assert to_bytes(fast) == to_bytes(general) == serialize(fast.start_line, fast.headers.items, fast.body)
+    for made in (fast, again):
+        assert (made.method, made.uri, made.headers.items, made.body) == (
+            general.method, general.uri, general.headers.items, general.body)  # fmt: skip
+        assert to_bytes(made) == to_bytes(general) == serialize(made.start_line, made.headers.items, made.body)
     assert client_key(fast) == client_key(general) == ("z9hG4bK-shape", "REGISTER")
+
+
+def test_authorization_pairs_and_fresh_identifiers_take_the_same_path() -> None:
+    pairs = [("proxy-authorization", 'Digest username="2001"'), ("Proxy-Authorization", "Digest x=1")]
+    req = make_register("pbx.test", "2001", sent_by="abc.invalid", transport="WSS", authorization=pairs)
+    assert req.headers.get_raw("Proxy-Authorization") == ['Digest username="2001"', "Digest x=1"]
+    assert to_bytes(req) == serialize(req.start_line, req.headers.items, req.body)
+    other = make_register("pbx.test", "2001", sent_by="abc.invalid", transport="WSS", authorization=pairs)
+    assert other.call_id != req.call_id and other.from_.tag != req.from_.tag  # drawn fresh each time
 
 
 def test_a_maker_builds_what_make_register_builds() -> None:
