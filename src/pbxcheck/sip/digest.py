@@ -147,7 +147,7 @@ class Credentials:
 def compute_ha1(algorithm: str, username: str, realm: str, password: str, nonce: str = "", cnonce: str = "") -> str:
     """H(username:realm:password), and for -sess H(that:nonce:cnonce) (RFC 7616 3.4.2)."""
     algorithm = _canonical_algorithm(algorithm)
-    ha1 = _h(algorithm, f"{username}:{realm}:{password}")
+    ha1 = _plain_ha1(algorithm, username, realm, password)
     if algorithm.endswith("-sess"):
         ha1 = _h(algorithm, f"{ha1}:{nonce}:{cnonce}")
     return ha1
@@ -155,8 +155,8 @@ def compute_ha1(algorithm: str, username: str, realm: str, password: str, nonce:
 
 @functools.lru_cache(maxsize=4096)
 def _plain_ha1(algorithm: str, username: str, realm: str, password: str) -> str:
-    """H(username:realm:password): the same for every challenge of one realm (a load generator's
-    registrations, a registrar's verifications), so hashed once per account."""
+    """H(username:realm:password) for a canonical algorithm: the same for every challenge of one
+    realm (a load generator's registrations, a registrar's verifications), so hashed once per account."""
     return _h(algorithm, f"{username}:{realm}:{password}")
 
 
