@@ -42,6 +42,7 @@ import itertools
 import os
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 from common import dispatcher, options, recorder, target
@@ -177,7 +178,7 @@ class PerUserRegistration:
         Contact names the local port)."""
         conn = ConnectedUdp(self.remote) if TRANSPORT == "udp" else BlockingTcp(self.remote, timeout=ANSWER_TIMEOUT_S)
         self.conn = conn
-        self.fixed = register_options(self.number, self.domain, conn.local, TRANSPORT, EXPIRES)
+        self.fixed = register_options(conn.local, TRANSPORT, EXPIRES)
         self.sip = BlockingEndpoint(conn, lazy_responses=True)
         return self.sip
 
@@ -283,7 +284,7 @@ class SipRegisterUser(User):
             else:
                 self._start_open(intended)
         if self._in_flight:
-            self._park()  # the last registration's end
+            self._park_until(_nothing)  # the last registration's end
         self.done = True
 
     def _start_open(self, intended: float) -> None:
@@ -292,7 +293,7 @@ class SipRegisterUser(User):
         user whose previous registration is still in flight waits for its end first."""
         assert self.binding is not None
         if self._in_flight:
-            self._park()
+            self._park_until(_nothing)
         self._in_flight = True
         started = time.perf_counter()
         self.binding.start(lambda exc: self._ended_open(started, intended, exc))
@@ -302,10 +303,13 @@ class SipRegisterUser(User):
         self._report(started, intended, exc)
         self._wake(None)
 
-    def _park(self) -> None:
+    def _park_until(self, start: Callable[[], object]) -> Any:
+        """Park this user's greenlet as the waiter ``_wake`` resumes, call ``start`` (whose callback
+        may wake it), and return what ``_wake`` passed; killed while parked, it stops waiting."""
         self._waiter = me = _current()
         try:
-            self._hub.switch()
+            start()
+            return self._hub.switch()
         finally:
             if self._waiter is me:
                 self._waiter = None
@@ -316,14 +320,9 @@ class SipRegisterUser(User):
         if self.per_user is not None:
             exc = self.per_user.attempt()
         else:
-            assert self.binding is not None
-            self._waiter = me = _current()
-            self.binding.start(self._wake)
-            try:
-                exc = self._hub.switch()
-            finally:
-                if self._waiter is me:
-                    self._waiter = None
+            binding = self.binding
+            assert binding is not None
+            exc = self._park_until(lambda: binding.start(self._wake))
         self._report(started, intended, exc)
 
     def _wake(self, exc: Exception | None) -> None:
@@ -336,15 +335,11 @@ class SipRegisterUser(User):
     def _chain(self) -> None:
         """Closed model, no think time, multiplexed: each registration's end starts the next from the
         reader greenlet; this greenlet only waits for the graceful stop (or is killed)."""
-        assert self.binding is not None
-        me = self._waiter = _current()
+        binding = self.binding
+        assert binding is not None
         self._started = time.perf_counter()
-        self.binding.start(self._chained)
-        try:
-            self._hub.switch()
-        finally:
-            if self._waiter is me:  # killed while parked: the chain ends with its registration
-                self._waiter = None
+        # killed while parked: the chain ends with its registration (_chained finds no waiter)
+        self._park_until(lambda: binding.start(self._chained))
 
     def _chained(self, exc: Exception | None) -> None:
         if self._waiter is None:  # the user was killed: nothing to report to
@@ -366,6 +361,10 @@ class SipRegisterUser(User):
             exception=exc,
             context={"pbx_t0": intended} if intended is not None else NO_CONTEXT,
         )
+
+
+def _nothing() -> None:
+    pass
 
 
 def _current() -> Any:

@@ -53,19 +53,16 @@ class RegistrationFailed(Exception):
     """One registration that did not end in 200 (its message names the step, never a nonce)."""
 
 
-def register_options(number: str, domain: str, local: tuple[str, int], transport: str, expires: int) -> dict[str, Any]:
-    """``make_register``'s options constant for one extension on one local address, made once.
-    RFC 3261 §10.2.4: one Call-ID and From tag for every REGISTER to this registrar, CSeq up."""
-    sent_by = f"{local[0]}:{local[1]}"
+def register_options(local: tuple[str, int], transport: str, expires: int) -> dict[str, Any]:
+    """``make_register``'s options constant for one extension on one local address, made once (the
+    Request-URI, address of record and Contact are its defaults). RFC 3261 §10.2.4: one Call-ID and
+    From tag for every REGISTER to this registrar, CSeq up."""
     return {
-        "sent_by": sent_by,
+        "sent_by": local,
         "transport": transport.upper(),
         "call_id": new_call_id(),
         "from_tag": new_tag(),
-        "uri": f"sip:{domain}",
-        "aor": f"<sip:{number}@{domain}>",
         "expires": expires,
-        "contact": f"<sip:{number}@{sent_by};transport={transport.lower()}>",
     }
 
 
@@ -218,7 +215,7 @@ class Binding:
         self.mux = mux
         self.number, self.password, self.domain = number, password, domain
         self.uri = f"sip:{domain}"
-        self.make = register_maker(domain, number, **register_options(number, domain, mux.local, "udp", expires))
+        self.make = register_maker(domain, number, **register_options(mux.local, "udp", expires))
         self.refresh = refresh
         self.cseq = 0
         self.challenge: Challenge | None = None  # refresh: the nonce in use
