@@ -670,9 +670,7 @@ class Engine:
                 self._remove(entry)
         elif entry.lite is not None:  # Timer J in Completed: Terminated
             self._remove(entry)
-        elif entry.client_lite is State.COMPLETED:  # Timer K: Terminated
-            self._remove(entry)
-        elif entry.client_lite is not None:  # Timer E or F in Trying: the table from here
+        elif entry.client_lite is State.TRYING:  # Timer E or F in Trying: the table from here (K: its FIFO)
             self._apply(entry, self._client_machine(entry).handle(ev.TimerFired(name)))
         elif machine is not None:
             self._apply(entry, machine.handle(ev.TimerFired(name)))
